@@ -1,0 +1,383 @@
+//! Pool configuration: every size and timeout, each with a named, documented default.
+//!
+//! Build a [`PoolConfig`] with [`PoolConfig::builder`]; `build()` checks the values and
+//! returns a [`ConfigError`] for a mistake (`min_size > max_size`, `max_size == 0`, a zero
+//! timeout, ...). It never panics. `PoolConfig::default()` is the all-defaults config.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pool_core::PoolConfig;
+//!
+//! let config = PoolConfig::builder()
+//!     .min_size(2)
+//!     .max_size(8)
+//!     .wait_timeout(Duration::from_secs(10))
+//!     .max_lifetime(Some(Duration::from_secs(1800)))
+//!     .build()?;
+//! assert_eq!(config.max_size(), 8);
+//!
+//! assert!(PoolConfig::builder().min_size(9).max_size(8).build().is_err());
+//! # Ok::<(), pool_core::ConfigError>(())
+//! ```
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Default `min_size`: 0, connections are opened lazily.
+pub const DEFAULT_MIN_SIZE: usize = 0;
+/// Default `max_size`: 10 connections.
+pub const DEFAULT_MAX_SIZE: usize = 10;
+/// Default `wait_timeout`: 30 seconds (HikariCP's and r2d2's).
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `connection_timeout`: 10 seconds to open one connection.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `max_lifetime`: 30 minutes (HikariCP's).
+pub const DEFAULT_MAX_LIFETIME: Option<Duration> = Some(Duration::from_secs(30 * 60));
+/// Default `idle_timeout`: 10 minutes (HikariCP's and r2d2's).
+pub const DEFAULT_IDLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(10 * 60));
+/// Default `validation_timeout`: 5 seconds (HikariCP's).
+pub const DEFAULT_VALIDATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `validation_skip_window`: a connection used within the last 500 ms is handed
+/// out without validation (HikariCP's bypass window).
+pub const DEFAULT_VALIDATION_SKIP_WINDOW: Duration = Duration::from_millis(500);
+/// Default `housekeeping_interval`: 30 seconds (HikariCP's).
+pub const DEFAULT_HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default `create_concurrency`: at most 2 connections are opened at the same time.
+pub const DEFAULT_CREATE_CONCURRENCY: usize = 2;
+/// Default `validation_concurrency`: background validation uses at most 2 threads.
+pub const DEFAULT_VALIDATION_CONCURRENCY: usize = 2;
+/// Default first retry delay after a failed create: 25 ms (doubling each failure).
+pub const DEFAULT_CREATE_BACKOFF_MIN: Duration = Duration::from_millis(25);
+/// Default longest retry delay after failed creates: 1 second.
+pub const DEFAULT_CREATE_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Default `fairness_window`: 1 ms (Go's `sync.Mutex` starvation bound).
+///
+/// While the oldest queued caller has waited less than this, a caller arriving when a
+/// connection is free may take it (fast, no sleep); once the oldest has waited longer,
+/// returned connections are handed to queued callers strictly in order.
+pub const DEFAULT_FAIRNESS_WINDOW: Duration = Duration::from_millis(1);
+/// `max_lifetime` jitter: each connection's lifetime is shortened by a random amount of up
+/// to this fraction (2.5 %, as HikariCP) so connections opened together do not all expire
+/// together.
+pub const MAX_LIFETIME_JITTER: f64 = 0.025;
+
+/// The largest `max_size` accepted (far above what any database allows).
+pub const MAX_MAX_SIZE: usize = 1 << 20;
+
+/// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub(crate) name: String,
+    pub(crate) min_size: usize,
+    pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) connection_timeout: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_uses: Option<u64>,
+    pub(crate) validate_on_acquire: bool,
+    pub(crate) validation_timeout: Duration,
+    pub(crate) validation_skip_window: Duration,
+    pub(crate) validation_interval: Option<Duration>,
+    pub(crate) validation_concurrency: usize,
+    pub(crate) leak_detection_threshold: Option<Duration>,
+    pub(crate) housekeeping_interval: Duration,
+    pub(crate) create_concurrency: usize,
+    pub(crate) create_backoff_min: Duration,
+    pub(crate) create_backoff_max: Duration,
+    pub(crate) initialization_fail_timeout: Option<Duration>,
+    pub(crate) fairness_window: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: "pool".to_owned(),
+            min_size: DEFAULT_MIN_SIZE,
+            max_size: DEFAULT_MAX_SIZE,
+            min_idle: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_uses: None,
+            validate_on_acquire: true,
+            validation_timeout: DEFAULT_VALIDATION_TIMEOUT,
+            validation_skip_window: DEFAULT_VALIDATION_SKIP_WINDOW,
+            validation_interval: None,
+            validation_concurrency: DEFAULT_VALIDATION_CONCURRENCY,
+            leak_detection_threshold: None,
+            housekeeping_interval: DEFAULT_HOUSEKEEPING_INTERVAL,
+            create_concurrency: DEFAULT_CREATE_CONCURRENCY,
+            create_backoff_min: DEFAULT_CREATE_BACKOFF_MIN,
+            create_backoff_max: DEFAULT_CREATE_BACKOFF_MAX,
+            initialization_fail_timeout: None,
+            fairness_window: DEFAULT_FAIRNESS_WINDOW,
+        }
+    }
+}
+
+macro_rules! getters {
+    ($($(#[$m:meta])* $name:ident: $ty:ty;)*) => {
+        impl PoolConfig {
+            $($(#[$m])* pub fn $name(&self) -> $ty { self.$name.clone() })*
+        }
+    };
+}
+
+getters! {
+    /// The pool's name, used in logs and thread names.
+    name: String;
+    /// Connections kept open at all times.
+    min_size: usize;
+    /// Hard ceiling on open connections.
+    max_size: usize;
+    /// Idle connections kept ready (on top of what is in use), within `max_size`.
+    min_idle: usize;
+    /// Default time `acquire` waits.
+    wait_timeout: Duration;
+    /// Time allowed to open one connection.
+    connection_timeout: Duration;
+    /// Age after which a connection is retired (None: no limit).
+    max_lifetime: Option<Duration>;
+    /// Idle time after which a connection above the floors is closed (None: never).
+    idle_timeout: Option<Duration>;
+    /// Number of uses after which a connection is retired (None: no limit).
+    max_uses: Option<u64>;
+    /// Whether idle connections are validated before being handed out.
+    validate_on_acquire: bool;
+    /// Time allowed for one validation.
+    validation_timeout: Duration;
+    /// A connection used more recently than this is handed out without validation.
+    validation_skip_window: Duration;
+    /// How often idle connections are validated in the background (None: never).
+    validation_interval: Option<Duration>;
+    /// Threads used for background validation.
+    validation_concurrency: usize;
+    /// Hold time after which a connection is reported as a suspected leak (None: off).
+    leak_detection_threshold: Option<Duration>;
+    /// How often the housekeeping thread enforces timers.
+    housekeeping_interval: Duration;
+    /// Connections opened at the same time, at most.
+    create_concurrency: usize;
+    /// First retry delay after a failed create.
+    create_backoff_min: Duration;
+    /// Longest retry delay after failed creates.
+    create_backoff_max: Duration;
+    /// How long `ConnectionPool::new` waits for its first connections (None: it does not wait).
+    initialization_fail_timeout: Option<Duration>;
+    /// How long the oldest queued caller may be overtaken by newcomers.
+    fairness_window: Duration;
+}
+
+impl PoolConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> PoolConfigBuilder {
+        PoolConfigBuilder {
+            config: PoolConfig::default(),
+        }
+    }
+
+    /// Checks the values; `build()` and `resize` call it.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.max_size == 0 {
+            return Err(ConfigError::ZeroMaxSize);
+        }
+        if self.max_size > MAX_MAX_SIZE {
+            return Err(ConfigError::OutOfRange {
+                name: "max_size",
+                reason: format!("{} is above the limit of {MAX_MAX_SIZE}", self.max_size),
+            });
+        }
+        for (name, value) in [("min_size", self.min_size), ("min_idle", self.min_idle)] {
+            if value > self.max_size {
+                return Err(ConfigError::AboveMaxSize {
+                    name,
+                    value,
+                    max_size: self.max_size,
+                });
+            }
+        }
+        let positive = [
+            ("connection_timeout", Some(self.connection_timeout)),
+            ("validation_timeout", Some(self.validation_timeout)),
+            ("housekeeping_interval", Some(self.housekeeping_interval)),
+            ("create_backoff_min", Some(self.create_backoff_min)),
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
+            ("validation_interval", self.validation_interval),
+            ("leak_detection_threshold", self.leak_detection_threshold),
+        ];
+        for (name, value) in positive {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.max_uses == Some(0) {
+            return Err(ConfigError::ZeroCount("max_uses"));
+        }
+        if self.create_concurrency == 0 {
+            return Err(ConfigError::ZeroCount("create_concurrency"));
+        }
+        if self.validation_concurrency == 0 {
+            return Err(ConfigError::ZeroCount("validation_concurrency"));
+        }
+        if self.create_backoff_min > self.create_backoff_max {
+            return Err(ConfigError::OutOfRange {
+                name: "create_backoff_min",
+                reason: format!(
+                    "{:?} is greater than create_backoff_max ({:?})",
+                    self.create_backoff_min, self.create_backoff_max
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`PoolConfig`]. Every setter documents its default; `build()` checks them all.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PoolConfigBuilder {
+    config: PoolConfig,
+}
+
+impl PoolConfigBuilder {
+    /// A name for logs and background thread names. Default: `"pool"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+    /// Connections kept open at all times, idle or in use; opened in the background when the
+    /// pool starts and re-opened when they close. Default: 0 ([`DEFAULT_MIN_SIZE`], lazy).
+    pub fn min_size(mut self, n: usize) -> Self {
+        self.config.min_size = n;
+        self
+    }
+    /// Hard ceiling on open connections (idle + in use + being opened); never exceeded.
+    /// Default: 10 ([`DEFAULT_MAX_SIZE`]). Must be at least 1.
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.config.max_size = n;
+        self
+    }
+    /// Idle floor (HikariCP's `minimumIdle`): the pool opens connections in the background
+    /// until at least this many are idle, as long as `max_size` allows. Default: 0 (off).
+    pub fn min_idle(mut self, n: usize) -> Self {
+        self.config.min_idle = n;
+        self
+    }
+    /// How long `acquire()` waits for a connection before `AcquireTimeout`.
+    /// Default: 30 s ([`DEFAULT_WAIT_TIMEOUT`]). Zero means "do not wait".
+    pub fn wait_timeout(mut self, d: Duration) -> Self {
+        self.config.wait_timeout = d;
+        self
+    }
+    /// Time allowed to open one connection (passed to `ConnectionFactory::create`, shortened
+    /// to a waiting caller's deadline when that is nearer). Default: 10 s
+    /// ([`DEFAULT_CONNECTION_TIMEOUT`]).
+    pub fn connection_timeout(mut self, d: Duration) -> Self {
+        self.config.connection_timeout = d;
+        self
+    }
+    /// Connections older than this are retired: never handed out, closed when idle or when
+    /// they come back. Each connection's lifetime is shortened by a random jitter of up to
+    /// 2.5 % ([`MAX_LIFETIME_JITTER`]). `None`: no limit. Default: 30 min
+    /// ([`DEFAULT_MAX_LIFETIME`]).
+    pub fn max_lifetime(mut self, d: Option<Duration>) -> Self {
+        self.config.max_lifetime = d;
+        self
+    }
+    /// Idle connections beyond `min_size` and `min_idle` are closed after being idle this
+    /// long. `None`: never. Default: 10 min ([`DEFAULT_IDLE_TIMEOUT`]). Enforced by the
+    /// housekeeping thread, so up to `housekeeping_interval` late.
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.config.idle_timeout = d;
+        self
+    }
+    /// A connection handed out this many times is retired when it comes back. `None`: no
+    /// limit (the default).
+    pub fn max_uses(mut self, n: Option<u64>) -> Self {
+        self.config.max_uses = n;
+        self
+    }
+    /// Validate an idle connection before handing it out (unless it was used within
+    /// `validation_skip_window`). Default: `true`.
+    pub fn validate_on_acquire(mut self, on: bool) -> Self {
+        self.config.validate_on_acquire = on;
+        self
+    }
+    /// Time allowed for one validation. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
+    pub fn validation_timeout(mut self, d: Duration) -> Self {
+        self.config.validation_timeout = d;
+        self
+    }
+    /// Validation on acquire is skipped for a connection returned less than this long ago:
+    /// it was just seen working. Default: 500 ms ([`DEFAULT_VALIDATION_SKIP_WINDOW`]);
+    /// `Duration::ZERO` validates every time.
+    pub fn validation_skip_window(mut self, d: Duration) -> Self {
+        self.config.validation_skip_window = d;
+        self
+    }
+    /// Validate idle connections in the background this often (a keepalive that finds dead
+    /// connections before a caller does). `None`: never (the default).
+    pub fn validation_interval(mut self, d: Option<Duration>) -> Self {
+        self.config.validation_interval = d;
+        self
+    }
+    /// Threads used for one round of background validation. Default: 2
+    /// ([`DEFAULT_VALIDATION_CONCURRENCY`]).
+    pub fn validation_concurrency(mut self, n: usize) -> Self {
+        self.config.validation_concurrency = n;
+        self
+    }
+    /// A connection held longer than this is reported (`log::warn!` with the backtrace of
+    /// where it was acquired, and an observer event), and reported again when it comes
+    /// back. Capturing the backtrace costs microseconds per acquire, so it is off by
+    /// default (`None`).
+    pub fn leak_detection_threshold(mut self, d: Option<Duration>) -> Self {
+        self.config.leak_detection_threshold = d;
+        self
+    }
+    /// How often the housekeeping thread closes expired and idle connections and tops the
+    /// pool up. Default: 30 s ([`DEFAULT_HOUSEKEEPING_INTERVAL`]). It also wakes as often as
+    /// `validation_interval` and `leak_detection_threshold` need.
+    pub fn housekeeping_interval(mut self, d: Duration) -> Self {
+        self.config.housekeeping_interval = d;
+        self
+    }
+    /// Connections opened at the same time, at most (no stampede on a struggling database).
+    /// Default: 2 ([`DEFAULT_CREATE_CONCURRENCY`]).
+    pub fn create_concurrency(mut self, n: usize) -> Self {
+        self.config.create_concurrency = n;
+        self
+    }
+    /// Retry delays after failed creates: starts at `min`, doubles each failure up to `max`,
+    /// resets after a success. Default: 25 ms to 1 s.
+    pub fn create_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.create_backoff_min = min;
+        self.config.create_backoff_max = max;
+        self
+    }
+    /// Fail-fast start: `ConnectionPool::new` waits up to this long for `min_size`
+    /// connections (or one, if `min_size` is 0) and returns the connection error if it cannot
+    /// open them. `None` (the default): `new` returns at once and opens in the background.
+    pub fn initialization_fail_timeout(mut self, d: Option<Duration>) -> Self {
+        self.config.initialization_fail_timeout = d;
+        self
+    }
+    /// How long the oldest queued caller may be overtaken by callers arriving while a
+    /// connection is free; after that, returned connections go to queued callers strictly in
+    /// order. `Duration::ZERO`: strict first come, first served. Default: 1 ms
+    /// ([`DEFAULT_FAIRNESS_WINDOW`]).
+    pub fn fairness_window(mut self, d: Duration) -> Self {
+        self.config.fairness_window = d;
+        self
+    }
+    /// Checks the values and returns the config, or the first mistake found.
+    pub fn build(self) -> Result<PoolConfig, ConfigError> {
+        self.config.check()?;
+        Ok(self.config)
+    }
+}

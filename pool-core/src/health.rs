@@ -1,0 +1,174 @@
+//! Health: alert rules over the statistics, for a `/health` endpoint or a log line.
+//!
+//! [`ConnectionPool::health`](crate::ConnectionPool::health) evaluates four rules against
+//! [`HealthThresholds`]: utilization above 90 %, average wait above 100 ms, cache hit rate
+//! below 80 %, failed validations above 10 %. Each broken rule is an [`Alert`]; no alert
+//! means healthy.
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+//! # struct Nop;
+//! # impl ConnectionFactory for Nop {
+//! #     type Connection = (); type Error = std::io::Error;
+//! #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+//! #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+//! # }
+//! let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(1).build()?)?;
+//! let held = pool.acquire()?;
+//! let report = pool.health();
+//! assert!(!report.is_healthy()); // 100 % of max_size in use
+//! for alert in &report.alerts {
+//!     println!("{alert}");
+//! }
+//! # drop(held);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::PoolStatistics;
+
+/// Alert thresholds. Defaults: utilization 0.9, average wait 100 ms, hit rate 0.8,
+/// validation failure rate 0.1 (over at least 20 validations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthThresholds {
+    /// Alert when `active / max_size` is above this. Default 0.9.
+    pub max_utilization: f64,
+    /// Alert when the average wait is above this. Default 100 ms.
+    pub max_average_wait: Duration,
+    /// Alert when the cache hit rate is below this. Default 0.8.
+    pub min_cache_hit_rate: f64,
+    /// Alert when failed validations / validations is above this. Default 0.1.
+    pub max_validation_failure_rate: f64,
+    /// The validation-failure rule needs at least this many validations. Default 20.
+    pub min_validations: u64,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        HealthThresholds {
+            max_utilization: 0.9,
+            max_average_wait: Duration::from_millis(100),
+            min_cache_hit_rate: 0.8,
+            max_validation_failure_rate: 0.1,
+            min_validations: 20,
+        }
+    }
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Alert {
+    /// Too much of `max_size` in use.
+    HighUtilization {
+        /// Measured.
+        utilization: f64,
+        /// Threshold.
+        threshold: f64,
+    },
+    /// Callers wait too long on average.
+    SlowAcquire {
+        /// Measured.
+        average_wait: Duration,
+        /// Threshold.
+        threshold: Duration,
+    },
+    /// Too many acquisitions had to wait for a new connection.
+    LowCacheHitRate {
+        /// Measured.
+        hit_rate: f64,
+        /// Threshold.
+        threshold: f64,
+    },
+    /// Too many validations fail.
+    ValidationFailures {
+        /// Measured.
+        failure_rate: f64,
+        /// Threshold.
+        threshold: f64,
+    },
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Alert::HighUtilization { utilization, threshold } => write!(
+                f,
+                "utilization {:.0} % is above {:.0} %: raise max_size or hold connections for less time",
+                utilization * 100.0,
+                threshold * 100.0
+            ),
+            Alert::SlowAcquire { average_wait, threshold } => write!(
+                f,
+                "average acquire wait {average_wait:?} is above {threshold:?}: the pool is too small for the load"
+            ),
+            Alert::LowCacheHitRate { hit_rate, threshold } => write!(
+                f,
+                "cache hit rate {:.0} % is below {:.0} %: connections are opened too often (raise min_size or idle_timeout)",
+                hit_rate * 100.0,
+                threshold * 100.0
+            ),
+            Alert::ValidationFailures { failure_rate, threshold } => write!(
+                f,
+                "{:.0} % of validations fail (threshold {:.0} %): the server or network is dropping connections",
+                failure_rate * 100.0,
+                threshold * 100.0
+            ),
+        }
+    }
+}
+
+/// The result of a health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    /// Broken rules; empty when healthy.
+    pub alerts: Vec<Alert>,
+    /// The statistics the report was computed from.
+    pub statistics: PoolStatistics,
+}
+
+impl HealthReport {
+    /// Evaluates the rules.
+    pub fn evaluate(s: &PoolStatistics, t: &HealthThresholds) -> Self {
+        let mut alerts = Vec::new();
+        let utilization = s.utilization();
+        if utilization > t.max_utilization {
+            alerts.push(Alert::HighUtilization {
+                utilization,
+                threshold: t.max_utilization,
+            });
+        }
+        if s.average_wait_time > t.max_average_wait {
+            alerts.push(Alert::SlowAcquire {
+                average_wait: s.average_wait_time,
+                threshold: t.max_average_wait,
+            });
+        }
+        if s.total_acquired > 0 && s.cache_hit_rate < t.min_cache_hit_rate {
+            alerts.push(Alert::LowCacheHitRate {
+                hit_rate: s.cache_hit_rate,
+                threshold: t.min_cache_hit_rate,
+            });
+        }
+        let failure_rate = s.validation_failure_rate();
+        if s.total_validations >= t.min_validations && failure_rate > t.max_validation_failure_rate
+        {
+            alerts.push(Alert::ValidationFailures {
+                failure_rate,
+                threshold: t.max_validation_failure_rate,
+            });
+        }
+        HealthReport {
+            alerts,
+            statistics: s.clone(),
+        }
+    }
+
+    /// Whether no rule is broken.
+    pub fn is_healthy(&self) -> bool {
+        self.alerts.is_empty()
+    }
+}

@@ -1,0 +1,113 @@
+//! # pool-core: a fast, fair, observable blocking connection pool
+//!
+//! `pool-core` pools connections for programs that run blocking I/O on std threads. A
+//! backend (`pool-postgres`, `pool-redis`, `pool-http`, or your own) implements
+//! [`ConnectionFactory`]; the pool opens connections in the background, hands them out
+//! first come first served, checks them, recycles them, and tells you what it is doing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+//!
+//! // A backend: how to open and check one connection.
+//! struct Numbers;
+//! impl ConnectionFactory for Numbers {
+//!     type Connection = u64;
+//!     type Error = std::io::Error;
+//!     fn create(&self, _timeout: Duration) -> Result<u64, std::io::Error> { Ok(42) }
+//!     fn validate(&self, _conn: &mut u64, _timeout: Duration) -> Result<(), std::io::Error> { Ok(()) }
+//! }
+//!
+//! let config = PoolConfig::builder()
+//!     .min_size(1)                            // kept open (warm)
+//!     .max_size(8)                            // never more
+//!     .wait_timeout(Duration::from_secs(5))   // acquire() gives up after this
+//!     .build()?;
+//! let pool = ConnectionPool::new(Numbers, config)?;
+//!
+//! let threads: Vec<_> = (0..4).map(|_| {
+//!     let pool = pool.clone();                // a cheap handle to the same pool
+//!     std::thread::spawn(move || {
+//!         let conn = pool.acquire().expect("a connection");
+//!         assert_eq!(*conn, 42);              // Deref to the backend's connection
+//!     })                                      // dropped: back to the pool
+//! }).collect();
+//! for t in threads { t.join().unwrap(); }
+//!
+//! println!("{}", pool.statistics());          // a table
+//! pool.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## How it works
+//!
+//! * **Acquire** ([`pool`]): take the most recently returned idle connection under a
+//!   short lock; with none free, queue ([`wait_queue`]) and let a background creator
+//!   ([`housekeeping`]) open one if `max_size` allows. Queued callers are served in
+//!   order, by direct hand-off once the oldest has waited past `fairness_window` (1 ms).
+//! * **Release** ([`connection`]): dropping the [`PooledConnection`] runs `is_broken` and
+//!   `reset` on your thread, then returns it (or closes it: broken, panicking thread,
+//!   past `max_lifetime` or `max_uses`).
+//! * **Housekeeping** ([`housekeeping`]): a thread closes expired and idle connections,
+//!   validates idle ones ([`validation`]), reports leaks, and keeps `min_size` open.
+//! * **Observability**: [`statistics`], [`events`], [`health`]. **Errors**: [`error`].
+//! * **Configuration**: [`config`]; every default is a named constant there.
+//!
+//! No pool lock is ever held while a connection is created, validated, reset or closed.
+
+#![warn(missing_docs)]
+// Under loom the background threads are compiled out (see housekeeping::start).
+#![cfg_attr(loom, allow(dead_code))]
+
+mod clock;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod events;
+pub mod factory;
+pub mod health;
+pub mod housekeeping;
+pub mod pool;
+pub mod statistics;
+mod sync;
+pub mod validation;
+pub mod wait_queue;
+
+pub use config::{PoolConfig, PoolConfigBuilder};
+pub use connection::PooledConnection;
+pub use error::{ConfigError, PoolError, SharedError};
+pub use events::PoolObserver;
+pub use factory::ConnectionFactory;
+pub use health::{Alert, HealthReport, HealthThresholds};
+pub use pool::{ConnectionPool, PoolBuilder};
+pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
+pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
+
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::TIMEOUTS_FIRE;
+
+/// The life of a connection, as users see it.
+///
+/// `Idle` (in the pool) → `InUse` (handed out) → back to `Idle`, or `Closed`. On the way
+/// out it may be `Validating` (a health check is running); a connection the user marked
+/// with [`PooledConnection::mark_broken`], or that failed a check, is `Invalid` and will be
+/// closed. [`PoolStatistics::count`] tells how many are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// In the pool, ready to be handed out.
+    Idle,
+    /// Handed out to a caller.
+    InUse,
+    /// Being validated (on acquire or in the background).
+    Validating,
+    /// Closed; it will not be used again.
+    Closed,
+    /// Known bad; it will be closed instead of reused.
+    Invalid,
+}
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,260 @@
+//! The wait queue: first come, first served, with direct hand-off and no lost wake-ups.
+//!
+//! Every caller that cannot get a connection at once queues a `Waiter` (its own condition
+//! variable, so a wake-up reaches exactly one thread: no thundering herd). The queue lives
+//! inside the pool's state and is only touched with the pool lock held.
+//!
+//! ## Two modes, as Go's `sync.Mutex`
+//!
+//! * **Normal mode.** A returned connection goes to the idle list and the *oldest* queued
+//!   caller is woken (`WaitQueue::wake_front`). A thread that arrives at that moment may
+//!   take the idle connection first (it is already running; the woken one still has to be
+//!   scheduled). This keeps throughput high under contention: a thread that releases and
+//!   re-acquires does not sleep. The overtaken caller keeps its place at the front.
+//! * **Strict mode** (`starving`). When the oldest caller wakes, finds nothing and has
+//!   waited at least `fairness_window` (1 ms by default), it switches the queue to strict
+//!   mode: returned connections are handed *directly* to the oldest caller
+//!   (`WaitQueue::grant_front`) and newcomers queue behind everyone. Strict mode ends when
+//!   the queue empties or a caller is served that waited less than the window.
+//!
+//! So a queued caller is overtaken for at most about `fairness_window`, and queued callers
+//! are always served in the order they arrived. A second bound spreads the overtaking
+//! fairly: one thread may overtake queued callers at most [`MAX_CONSECUTIVE_OVERTAKES`]
+//! (64) times in a row; then it queues behind them like everyone else, so under heavy
+//! contention threads take turns in batches (few sleeps, equal shares).
+//!
+//! ## Invariants (pool lock held)
+//!
+//! * At most one waiter is `WOKEN` at a time (`woken`); it is the oldest active one.
+//! * If a connection is free (idle beyond those reserved for granted waiters) and someone
+//!   waits, a waiter is woken: whoever changes either side re-establishes it.
+//! * A waiter that times out is marked `CANCELLED` and left in place (O(1)); stale entries
+//!   are dropped when they reach the front, so nobody loses their turn.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sync::Condvar;
+
+/// Queued, asleep (or about to sleep).
+pub(crate) const WAITING: u8 = 0;
+/// Told to look at the idle list (normal mode); still in the queue.
+pub(crate) const WOKEN: u8 = 1;
+/// A connection in the idle list is reserved for it; out of the queue.
+pub(crate) const GRANTED: u8 = 2;
+/// Gave up (timeout); a stale entry until it reaches the front.
+pub(crate) const CANCELLED: u8 = 3;
+/// The pool shut down.
+pub(crate) const CLOSED: u8 = 4;
+/// Creating connections failed permanently and none is open: fail fast.
+pub(crate) const FAILED: u8 = 5;
+
+/// How many times in a row one thread may overtake queued callers (take a free connection
+/// while others wait, within the fairness window) before it must queue behind them.
+///
+/// The window bounds how long the oldest waiter can be overtaken; this bounds how much one
+/// running thread can take meanwhile, so turns rotate among threads (fairness by count,
+/// not only by time) while most hand-offs still happen without a sleep.
+pub const MAX_CONSECUTIVE_OVERTAKES: u32 = 64;
+
+std::thread_local! {
+    /// Overtakes by this thread since it last got a connection through the queue.
+    static OVERTAKES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread may overtake queued callers once more (and counts it).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn may_overtake() -> bool {
+    OVERTAKES.with(|n| {
+        let v = n.get();
+        if v < MAX_CONSECUTIVE_OVERTAKES {
+            n.set(v + 1);
+            true
+        } else {
+            false
+        }
+    })
+}
+
+/// Under loom the budget is not modelled (loom's threads share std thread-locals): the
+/// window alone decides, which keeps every explored execution deterministic.
+#[cfg(loom)]
+pub(crate) fn may_overtake() -> bool {
+    true
+}
+
+/// This thread got a connection through the queue: its overtaking budget is renewed.
+#[inline]
+pub(crate) fn served_in_turn() {
+    OVERTAKES.with(|n| n.set(0));
+}
+
+/// One queued caller.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) cv: Condvar,
+    /// Read and written only with the pool lock held; an atomic only for interior
+    /// mutability behind the `Arc`, so `Relaxed` suffices (the mutex orders every access).
+    status: AtomicU8,
+    pub(crate) enqueued_at: Instant,
+    pub(crate) deadline: Instant,
+}
+
+impl Waiter {
+    pub(crate) fn new(enqueued_at: Instant, deadline: Instant) -> Self {
+        Waiter {
+            cv: Condvar::new(),
+            status: AtomicU8::new(WAITING),
+            enqueued_at,
+            deadline,
+        }
+    }
+    pub(crate) fn status(&self) -> u8 {
+        self.status.load(Relaxed)
+    }
+    fn set(&self, s: u8) {
+        self.status.store(s, Relaxed);
+    }
+    fn is_active(&self) -> bool {
+        matches!(self.status(), WAITING | WOKEN)
+    }
+}
+
+/// The FIFO of waiters (see the module docs).
+/// `repr(C)`: the counters the hot path reads first, the entries after.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct WaitQueue {
+    /// Waiters still WAITING or WOKEN.
+    active: usize,
+    /// Whether a WOKEN waiter exists.
+    woken: bool,
+    /// Strict mode: connections go to the oldest waiter, newcomers queue.
+    pub(crate) starving: bool,
+    entries: VecDeque<Arc<Waiter>>,
+}
+
+impl WaitQueue {
+    /// Active waiters.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.active
+    }
+
+    pub(crate) fn push_back(&mut self, w: Arc<Waiter>) {
+        self.entries.push_back(w);
+        self.active += 1;
+        self.compact();
+    }
+
+    /// Re-queues a caller that had its turn but whose connection turned out bad: it keeps
+    /// its place at the front.
+    pub(crate) fn push_front(&mut self, w: Arc<Waiter>) {
+        self.entries.push_front(w);
+        self.active += 1;
+    }
+
+    /// Drops stale entries at the front and returns the oldest active waiter.
+    fn front_active(&mut self) -> Option<&Arc<Waiter>> {
+        while let Some(front) = self.entries.front() {
+            if front.is_active() {
+                break;
+            }
+            self.entries.pop_front();
+        }
+        self.entries.front()
+    }
+
+    /// The oldest active waiter's enqueue time.
+    pub(crate) fn oldest(&mut self) -> Option<(Instant, Instant)> {
+        self.front_active().map(|w| (w.enqueued_at, w.deadline))
+    }
+
+    /// Hands a connection to the oldest waiter: it leaves the queue as GRANTED and is
+    /// woken. The caller has put the connection in the idle list and reserves it.
+    pub(crate) fn grant_front(&mut self) -> Option<Arc<Waiter>> {
+        self.front_active()?;
+        let w = self.entries.pop_front()?;
+        if w.status() == WOKEN {
+            self.woken = false;
+        }
+        w.set(GRANTED);
+        self.active -= 1;
+        if self.active == 0 {
+            self.starving = false;
+        }
+        w.cv.notify_one();
+        Some(w)
+    }
+
+    /// Normal mode: makes sure someone is on the way to look at the idle list.
+    pub(crate) fn wake_front(&mut self) {
+        if self.woken {
+            return;
+        }
+        if let Some(w) = self.front_active() {
+            w.set(WOKEN);
+            w.cv.notify_one();
+            self.woken = true;
+        }
+    }
+
+    /// The WOKEN waiter `w` takes a connection and leaves the queue.
+    pub(crate) fn take_woken(&mut self, w: &Arc<Waiter>) {
+        self.front_active();
+        if let Some(pos) = self.entries.iter().position(|e| Arc::ptr_eq(e, w)) {
+            self.entries.remove(pos);
+        }
+        w.set(GRANTED);
+        self.woken = false;
+        self.active -= 1;
+        if self.active == 0 {
+            self.starving = false;
+        }
+    }
+
+    /// The WOKEN waiter `w` found nothing: back to sleep, keeping its place.
+    pub(crate) fn unwake(&mut self, w: &Waiter) {
+        w.set(WAITING);
+        self.woken = false;
+    }
+
+    /// `w` gives up. Returns whether it was the WOKEN one (the caller must then pass the
+    /// wake-up on if a connection is free).
+    pub(crate) fn cancel(&mut self, w: &Waiter) -> bool {
+        let was_woken = w.status() == WOKEN;
+        if was_woken {
+            self.woken = false;
+        }
+        w.set(CANCELLED);
+        self.active -= 1;
+        if self.active == 0 {
+            self.starving = false;
+            self.entries.clear();
+        }
+        was_woken
+    }
+
+    /// Wakes every active waiter with `status` (CLOSED or FAILED) and empties the queue.
+    pub(crate) fn release_all(&mut self, status: u8) {
+        for w in self.entries.drain(..) {
+            if w.is_active() {
+                w.set(status);
+                w.cv.notify_one();
+            }
+        }
+        self.active = 0;
+        self.woken = false;
+        self.starving = false;
+    }
+
+    /// Keeps stale entries from piling up behind a slow front.
+    fn compact(&mut self) {
+        if self.entries.len() > 2 * self.active + 64 {
+            self.entries.retain(|w| w.is_active());
+        }
+    }
+}
