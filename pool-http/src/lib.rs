@@ -1,0 +1,82 @@
+//! HTTP for [`pool_core`]: a pool of keep-alive connections to one origin, on [`ureq`] 3.
+//!
+//! # One pooled connection, one socket
+//!
+//! Each [`HttpConnection`] is a `ureq` agent bound to a single origin (`http://host:port`)
+//! that keeps **at most one** keep-alive TCP connection: its idle cache holds one socket,
+//! redirects are not followed (they could lead elsewhere), no proxy is used, and every
+//! response body is read to its end before the request returns, so the socket is free for
+//! the next request. The pool's `max_size` is therefore exactly the most sockets the
+//! service will ever see from this pool, which is what you want in front of a service with
+//! a connection limit.
+//!
+//! # How the pieces fit
+//!
+//! * [`HttpConfig`] parses the origin (`http://host:port`, or `https://` with the `tls`
+//!   cargo feature; a path, query, fragment, credentials or another scheme is an
+//!   [`HttpPoolError::InvalidOrigin`], never a panic) and holds the connect and read
+//!   timeouts, optional credentials (never shown by `Debug`), the probe path, and the
+//!   response size limit.
+//! * [`HttpConnectionFactory`] opens connections for the pool: `create(timeout)` sends a
+//!   `HEAD` to the probe path within `timeout`, which opens the keep-alive socket and
+//!   proves the server answers; `validate` repeats it; `is_broken` reports connections
+//!   whose last request failed with an I/O error or timeout.
+//! * [`HttpConnection`] is what the pool hands out: `conn.get("/users/123")`,
+//!   `conn.post("/users", "application/json", body)`, or [`HttpRequest`] for anything else.
+//!   Paths are relative to the origin.
+//! * [`PingValidation`] (a health path must answer 2xx), [`QueryValidation`] (a path must
+//!   answer a given status and body) and [`CompositeValidation`] are health checks to plug
+//!   into the pool builder.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_http::{HttpConfig, HttpConnectionFactory, PingValidation};
+//!
+//! let config = HttpConfig::new("http://127.0.0.1:8080")?
+//!     .read_timeout(Duration::from_secs(5))
+//!     .probe_path("/health");
+//! let pool = ConnectionPool::builder(HttpConnectionFactory::new(config))
+//!     .config(PoolConfig::builder().max_size(4).build()?)
+//!     .validation(PingValidation::new("/health"))
+//!     .build()?;
+//!
+//! let mut conn = pool.acquire()?;
+//! let response = conn.get("/users/123")?;
+//! if response.is_success() {
+//!     println!("{}", response.text_lossy());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Failures
+//!
+//! A status code is not an error: `404` comes back as a response. Errors are for requests
+//! that got no response: refused, reset, timed out, unparsable. Those mark the connection
+//! broken and the pool discards it on release; the next caller gets a fresh socket. An
+//! invalid path or header is an [`HttpPoolError::InvalidRequest`] and sends nothing.
+//!
+//! # Secrets
+//!
+//! Credentials set with [`HttpConfig::basic_auth`] or [`HttpConfig::bearer_token`] are sent
+//! in the `Authorization` header, which `ureq` redacts from its logs; `Debug` of the config,
+//! the factory and the errors prints `***` in their place.
+
+#![warn(missing_docs)]
+
+mod config;
+mod connection;
+mod error;
+mod factory;
+mod validation;
+
+pub use config::HttpConfig;
+pub use connection::{HttpConnection, HttpRequest, HttpResponse};
+pub use error::HttpPoolError;
+pub use factory::HttpConnectionFactory;
+pub use validation::{CompositeValidation, PingValidation, QueryValidation};
+
+/// The `ureq` crate this backend is built on (for `ureq::Error`, `ureq::http`).
+pub use ureq;

@@ -1,0 +1,295 @@
+//! `SELECT 1` through pool-core + pool-postgres, side by side with r2d2 + r2d2_postgres, with
+//! pgbench on the same machine as the ceiling.
+//!
+//! Run: `cargo bench -p pool-postgres --bench select1`. Needs the server at
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); without it, prints
+//! why and exits 0. `BENCH_SECS` sets the measured time per row (default 2 s; each row also
+//! has a 0.3 s warm-up).
+//!
+//! Rows: 8 and 32 threads sharing a pool of max_size 8; `simple` (simple query protocol)
+//! and `prepared` (a statement prepared once per connection, then executed). Pools:
+//!
+//! * `pool-core`: defaults (validation on acquire with the 500 ms 'used recently' skip,
+//!   the open-transaction check on every release: one extra round trip);
+//! * `pool-core -txcheck`: the same with `with_transaction_check(false)`, doing the same
+//!   work per query as r2d2 without its checkout test;
+//! * `r2d2`: defaults (`test_on_check_out = true`: an empty query on every checkout);
+//! * `r2d2 -test`: `test_on_check_out(false)`.
+//!
+//! The ceiling is `pgbench -n -c 8 -j 2 -M simple|prepared` running the script `SELECT 1;`:
+//! eight connections, no pool, in C.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use pool_core::{ConnectionPool, PoolConfig};
+use pool_postgres::postgres::{self, NoTls, Statement};
+use pool_postgres::PostgresConnectionFactory;
+use r2d2_postgres::PostgresConnectionManager;
+
+const MAX_SIZE: usize = 8;
+const WARMUP: Duration = Duration::from_millis(300);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Simple,
+    Prepared,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Simple => "simple",
+            Mode::Prepared => "prepared",
+        }
+    }
+}
+
+/// Runs `op` on `threads` threads for WARMUP + `secs`, returns queries per second measured
+/// after the warm-up.
+fn run<F>(threads: usize, secs: Duration, op: F) -> f64
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (op, barrier) = (op.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                while start.elapsed() < WARMUP {
+                    op();
+                }
+                let measure_start = Instant::now();
+                let mut n = 0u64;
+                while measure_start.elapsed() < secs {
+                    op();
+                    n += 1;
+                }
+                (n, measure_start.elapsed())
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            let (n, took) = h.join().expect("bench thread panicked");
+            n as f64 / took.as_secs_f64()
+        })
+        .sum()
+}
+
+thread_local! {
+    /// pool-core: statements prepared by this thread, per pooled connection id.
+    static PREPARED: RefCell<HashMap<u64, Statement>> = RefCell::new(HashMap::new());
+}
+
+fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: Duration) -> f64 {
+    let factory = PostgresConnectionFactory::new(url)
+        .expect("url")
+        .with_application_name("bench-pool-core")
+        .with_transaction_check(tx_check);
+    let config = PoolConfig::builder()
+        .min_size(MAX_SIZE)
+        .max_size(MAX_SIZE)
+        .wait_timeout(Duration::from_secs(30))
+        .build()
+        .expect("config");
+    let pool = ConnectionPool::new(factory, config).expect("pool");
+    let p = pool.clone();
+    let qps = run(threads, secs, move || {
+        let mut conn = p.acquire().expect("acquire");
+        match mode {
+            Mode::Simple => {
+                conn.simple_query("SELECT 1").expect("query");
+            }
+            Mode::Prepared => {
+                let id = conn.id();
+                let stmt = PREPARED.with(|m| m.borrow().get(&id).cloned());
+                let stmt = match stmt {
+                    Some(s) => s,
+                    None => {
+                        let s = conn.prepare("SELECT 1").expect("prepare");
+                        PREPARED.with(|m| m.borrow_mut().insert(id, s.clone()));
+                        s
+                    }
+                };
+                conn.query(&stmt, &[]).expect("query");
+            }
+        }
+    });
+    pool.shutdown();
+    qps
+}
+
+fn bench_r2d2(
+    url: &str,
+    threads: usize,
+    mode: Mode,
+    test_on_check_out: bool,
+    secs: Duration,
+) -> f64 {
+    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
+        .replace("??", "?")
+        .parse()
+        .expect("url");
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    let pool = r2d2::Pool::builder()
+        .max_size(MAX_SIZE as u32)
+        .test_on_check_out(test_on_check_out)
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .expect("r2d2 pool");
+    let p = pool.clone();
+    run(threads, secs, move || {
+        let mut conn = p.get().expect("get");
+        match mode {
+            Mode::Simple => {
+                conn.simple_query("SELECT 1").expect("query");
+            }
+            Mode::Prepared => {
+                let stmt = r2d2::PooledConnection::extensions(&conn)
+                    .get::<Statement>()
+                    .cloned();
+                let stmt = match stmt {
+                    Some(s) => s,
+                    None => {
+                        let s = conn.prepare("SELECT 1").expect("prepare");
+                        r2d2::PooledConnection::extensions_mut(&mut conn).insert(s.clone());
+                        s
+                    }
+                };
+                conn.query(&stmt, &[]).expect("query");
+            }
+        }
+    })
+}
+
+/// pgbench's tps for `SELECT 1;` with 8 clients and 2 threads, or why it could not run.
+fn pgbench(url: &str, mode: Mode, secs: Duration) -> Result<f64, String> {
+    let config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user().unwrap_or("postgres").to_owned();
+    let db = config.get_dbname().unwrap_or("postgres").to_owned();
+    let script =
+        std::env::temp_dir().join(format!("pool-postgres-select1-{}.sql", std::process::id()));
+    std::fs::write(&script, "SELECT 1;\n").map_err(|e| e.to_string())?;
+    let total = WARMUP + secs;
+    let out = Command::new("pgbench")
+        .args([
+            "-n", "-h", &host, "-p", &port, "-U", &user, "-c", "8", "-j", "2",
+        ])
+        .args(["-M", mode.name(), "-T", &total.as_secs().max(1).to_string()])
+        .arg("-f")
+        .arg(&script)
+        .arg(&db)
+        .output();
+    let _ = std::fs::remove_file(&script);
+    let out = out.map_err(|e| format!("pgbench not runnable ({e}); install postgresql-client"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no tps line in pgbench output: {stdout}"))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing special. Either way,
+    // a quick smoke run is enough under `cargo test`.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        // A test runner listing tests (cargo test --list, nextest): this is not a test.
+        return;
+    }
+    let under_test = !args.iter().any(|a| a == "--bench");
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if let Err(e) = postgres::Client::connect(&url, NoTls) {
+        eprintln!("select1 bench: SKIPPED, PostgreSQL at {url} unreachable: {e}");
+        return;
+    }
+    let secs = if under_test {
+        Duration::from_millis(100)
+    } else {
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(2))
+    };
+
+    println!("SELECT 1, max_size {MAX_SIZE}, {secs:?} per row (+{WARMUP:?} warm-up), same machine as the server");
+    let mut ceilings = HashMap::new();
+    for mode in [Mode::Simple, Mode::Prepared] {
+        if under_test {
+            break;
+        }
+        match pgbench(&url, mode, secs) {
+            Ok(tps) => {
+                println!(
+                    "pgbench -c 8 -j 2 -M {:<8}  {:>10.0} q/s  (ceiling)",
+                    mode.name(),
+                    tps
+                );
+                ceilings.insert(mode.name(), tps);
+            }
+            Err(why) => println!("pgbench -M {}: skipped: {why}", mode.name()),
+        }
+    }
+    println!();
+    println!(
+        "{:>7} {:<9} {:<20} {:>10} {:>10} {:>10} {:>9}",
+        "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t", "pgbench%"
+    );
+    for threads in [8usize, 32] {
+        for mode in [Mode::Simple, Mode::Prepared] {
+            let r2d2 = bench_r2d2(&url, threads, mode, true, secs);
+            let r2d2_nt = bench_r2d2(&url, threads, mode, false, secs);
+            let core = bench_pool_core(&url, threads, mode, true, secs);
+            let core_nt = bench_pool_core(&url, threads, mode, false, secs);
+            for (name, qps) in [
+                ("pool-core", core),
+                ("pool-core -txcheck", core_nt),
+                ("r2d2", r2d2),
+                ("r2d2 -test", r2d2_nt),
+            ] {
+                let ceiling = ceilings
+                    .get(mode.name())
+                    .map(|c| format!("{:.0}%", 100.0 * qps / c))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:>7} {:<9} {:<20} {:>10.0} {:>9.2}x {:>9.2}x {:>9}",
+                    threads,
+                    mode.name(),
+                    name,
+                    qps,
+                    qps / r2d2,
+                    qps / r2d2_nt,
+                    ceiling
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The pooled connection: a [`postgres::Client`] that remembers whether it is still fit.
+//!
+//! [`PostgresConnection`] dereferences to [`postgres::Client`], so code written for the
+//! client works unchanged on a pooled connection. It adds two things the pool needs:
+//!
+//! * a **broken** flag. When a query fails with a fatal error (the server terminated the
+//!   session, the socket died), report it with [`check`](PostgresConnection::check) or
+//!   [`observe_error`](PostgresConnection::observe_error) and the pool discards the
+//!   connection when it comes back instead of handing it to the next caller. Errors that
+//!   leave the session usable (a constraint violation, a syntax error) are left alone.
+//! * a **used** flag, set whenever the client is borrowed mutably (every query needs
+//!   `&mut Client`). A connection handed out and returned without being used skips the
+//!   release-time work (the open-transaction check and the session reset): nothing can
+//!   have changed.
+//!
+//! ```no_run
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_postgres::PostgresConnectionFactory;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = PostgresConnectionFactory::new("postgres://postgres@127.0.0.1/test")?;
+//! let pool = ConnectionPool::new(factory, PoolConfig::default())?;
+//!
+//! let mut conn = pool.acquire()?;
+//! // `check` passes the result through, and marks the connection broken if the error
+//! // means the session is gone, so the pool will not reuse it.
+//! let result = conn.query("SELECT 1", &[]);
+//! let rows = conn.check(result)?;
+//! # let _ = rows;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use postgres::error::SqlState;
+use postgres::{Client, SimpleQueryMessage};
+
+use crate::error::is_fatal_error;
+
+/// Where a session stands with respect to transactions, as the server sees it (the same
+/// three states as libpq's `PQtransactionStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// No transaction block is open.
+    Idle,
+    /// A transaction block is open (`BEGIN` was sent and not finished).
+    InTransaction,
+    /// A transaction block is open and failed: the server ignores everything until
+    /// `ROLLBACK`.
+    Failed,
+}
+
+/// A pooled PostgreSQL connection: a [`postgres::Client`] plus a broken flag.
+///
+/// Dereferences to [`Client`]. Get one from a pool built on
+/// [`PostgresConnectionFactory`](crate::PostgresConnectionFactory), or wrap a client you
+/// opened yourself with [`PostgresConnection::new`].
+pub struct PostgresConnection {
+    pub(crate) client: Client,
+    pub(crate) broken: bool,
+    pub(crate) used: bool,
+    /// Opened by a factory for PgBouncer transaction mode.
+    pub(crate) transaction_pooled: bool,
+}
+
+impl PostgresConnection {
+    /// Wraps a client.
+    ///
+    /// ```no_run
+    /// use pool_postgres::PostgresConnection;
+    /// # fn main() -> Result<(), postgres::Error> {
+    /// let client = postgres::Client::connect("host=127.0.0.1 user=postgres", postgres::NoTls)?;
+    /// let conn = PostgresConnection::new(client);
+    /// assert!(!conn.is_broken());
+    /// # Ok(()) }
+    /// ```
+    pub fn new(client: Client) -> Self {
+        PostgresConnection {
+            client,
+            broken: false,
+            used: false,
+            transaction_pooled: false,
+        }
+    }
+
+    /// The client, for read-only calls (`is_closed`, `cancel_token`).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The client, for queries. Same as dereferencing mutably.
+    pub fn client_mut(&mut self) -> &mut Client {
+        self.used = true;
+        &mut self.client
+    }
+
+    /// Takes the client out (the broken flag is lost).
+    pub fn into_client(self) -> Client {
+        self.client
+    }
+
+    /// Marks the connection broken: the pool discards it when it comes back.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Whether the connection was marked broken or its socket is closed. No I/O.
+    pub fn is_broken(&self) -> bool {
+        self.broken || self.client.is_closed()
+    }
+
+    /// Looks at an error from this connection; if it is fatal (see
+    /// [`is_fatal_error`]), marks the connection broken. Returns
+    /// whether it did.
+    ///
+    /// On a connection opened for PgBouncer transaction mode
+    /// ([`PgBouncerMode::Transaction`](crate::PgBouncerMode::Transaction)), SQLSTATE
+    /// `26000` (prepared statement does not exist) and `42P05` (prepared statement already
+    /// exists) count as fatal too: the driver holds named statements (its cached type
+    /// lookup among them) that live on some other server connection, and only a new client
+    /// starts clean. See [`crate::pgbouncer`].
+    ///
+    /// ```no_run
+    /// # use pool_postgres::PostgresConnection;
+    /// # fn demo(conn: &mut PostgresConnection) {
+    /// if let Err(e) = conn.execute("UPDATE t SET x = 1", &[]) {
+    ///     if conn.observe_error(&e) {
+    ///         eprintln!("connection lost: {e}; the pool will replace it");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn observe_error(&mut self, err: &postgres::Error) -> bool {
+        let statement_lost = self.transaction_pooled
+            && err.code().is_some_and(|c| {
+                *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::DUPLICATE_PSTATEMENT
+            });
+        if statement_lost || is_fatal_error(err) {
+            if !self.broken {
+                log::debug!("postgres connection marked broken: {err}");
+            }
+            self.broken = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Passes `result` through, marking the connection broken first if it holds a fatal
+    /// error (see [`observe_error`](Self::observe_error)).
+    ///
+    /// ```no_run
+    /// # use pool_postgres::PostgresConnection;
+    /// # fn demo(conn: &mut PostgresConnection) -> Result<(), postgres::Error> {
+    /// let result = conn.query_one("SELECT 1::int4", &[]);
+    /// let row = conn.check(result)?;
+    /// let one: i32 = row.get(0);
+    /// # let _ = one; Ok(()) }
+    /// ```
+    pub fn check<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
+        if let Err(e) = &result {
+            self.observe_error(e);
+        }
+        result
+    }
+
+    /// Asks the server whether a transaction block is open on this session (one round
+    /// trip, no effect on the session).
+    ///
+    /// The driver does not expose the transaction status the server reports after every
+    /// query, so this asks: `now()` is the start of the current transaction and
+    /// `statement_timestamp()` the start of the current statement, and outside a
+    /// transaction block every statement starts its own transaction, at exactly its own
+    /// start time. In an open block the transaction started earlier, and in a failed block
+    /// the query is refused with SQLSTATE `25P02`. This sees read-only transactions too,
+    /// which `pg_current_xact_id_if_assigned()` does not.
+    ///
+    /// ```no_run
+    /// use pool_postgres::{PostgresConnection, TransactionStatus};
+    /// # fn main() -> Result<(), postgres::Error> {
+    /// # let client = postgres::Client::connect("host=127.0.0.1 user=postgres", postgres::NoTls)?;
+    /// let mut conn = PostgresConnection::new(client);
+    /// assert_eq!(conn.transaction_status()?, TransactionStatus::Idle);
+    /// conn.batch_execute("BEGIN")?;
+    /// assert_eq!(conn.transaction_status()?, TransactionStatus::InTransaction);
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction_status(&mut self) -> Result<TransactionStatus, postgres::Error> {
+        let result = transaction_status(&mut self.client);
+        self.check(result)
+    }
+}
+
+/// The query behind [`PostgresConnection::transaction_status`].
+pub(crate) const TX_STATUS_SQL: &str = "SELECT now() = statement_timestamp()";
+
+pub(crate) fn transaction_status(
+    client: &mut Client,
+) -> Result<TransactionStatus, postgres::Error> {
+    match client.simple_query(TX_STATUS_SQL) {
+        Ok(messages) => Ok(status_from_messages(&messages)),
+        Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
+            Ok(TransactionStatus::Failed)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the answer to [`TX_STATUS_SQL`] from the first row of a simple query's messages.
+pub(crate) fn status_from_messages(messages: &[SimpleQueryMessage]) -> TransactionStatus {
+    let first = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row.get(0) == Some("t")),
+        _ => None,
+    });
+    match first {
+        Some(true) => TransactionStatus::Idle,
+        _ => TransactionStatus::InTransaction,
+    }
+}
+
+impl Deref for PostgresConnection {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PostgresConnection {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.used = true;
+        &mut self.client
+    }
+}
+
+impl From<Client> for PostgresConnection {
+    fn from(client: Client) -> Self {
+        PostgresConnection::new(client)
+    }
+}
+
+impl fmt::Debug for PostgresConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConnection")
+            .field("broken", &self.broken)
+            .field("closed", &self.client.is_closed())
+            .field("transaction_pooled", &self.transaction_pooled)
+            .finish()
+    }
+}

@@ -1,0 +1,370 @@
+//! Errors, and how PostgreSQL errors are classified for the pool.
+//!
+//! Two kinds of error come out of this crate:
+//!
+//! * [`ConfigError`]: the connection string or the factory settings are wrong. Returned
+//!   by the constructors of [`PostgresConnectionFactory`](crate::PostgresConnectionFactory),
+//!   never a panic, and never containing the password.
+//! * [`PostgresError`]: opening, checking or resetting a connection failed. It is the
+//!   factory's `Error` type, so the pool hands it back inside
+//!   [`PoolError::Connection`](pool_core::PoolError::Connection) or as the `last_error` of
+//!   [`PoolError::AcquireTimeout`](pool_core::PoolError::AcquireTimeout), where
+//!   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a downcast
+//!   gets it back.
+//!
+//! Two classifications matter to a pool:
+//!
+//! * **fatal** ([`is_fatal_error`]): the session is gone or unusable: the client is closed,
+//!   or the server sent SQLSTATE class `08` (connection exception) or `57P01`
+//!   (admin shutdown, e.g. `pg_terminate_backend`), `57P02` (crash shutdown), `57P03`
+//!   (cannot connect now). A connection that saw one must be discarded, not reused.
+//! * **permanent** ([`is_permanent_error`]): opening a connection failed in a way that
+//!   waiting cannot fix: `28P01` (password authentication failed), `28000` (invalid
+//!   authorization, e.g. the role does not exist or `pg_hba.conf` rejects it) and `3D000`
+//!   (the database does not exist). The pool then fails `acquire` at once with the real
+//!   error instead of retrying for the whole wait timeout.
+//!
+//! ```
+//! use pool_postgres::{is_fatal_code, is_permanent_code};
+//! use postgres::error::SqlState;
+//!
+//! assert!(is_fatal_code(&SqlState::ADMIN_SHUTDOWN));          // pg_terminate_backend
+//! assert!(is_fatal_code(&SqlState::CONNECTION_FAILURE));      // class 08
+//! assert!(!is_fatal_code(&SqlState::UNIQUE_VIOLATION));       // the session is fine
+//! assert!(is_permanent_code(&SqlState::INVALID_CATALOG_NAME)); // no such database
+//! assert!(!is_permanent_code(&SqlState::TOO_MANY_CONNECTIONS)); // worth retrying
+//! ```
+
+use std::time::Duration;
+
+use postgres::error::{DbError, SqlState};
+
+/// A mistake in the connection string or the factory settings, found when the factory is
+/// built. Its text never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The connection string could not be parsed.
+    #[error("invalid PostgreSQL connection string: {reason}")]
+    Parse {
+        /// What is wrong (never includes the password).
+        reason: String,
+    },
+    /// An option was given a value it does not accept.
+    #[error("invalid value for connection option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS was required (`sslmode=require`, `verify-ca` or `verify-full`) but this build of
+    /// pool-postgres has no TLS support.
+    #[error(
+        "sslmode={sslmode} needs TLS, but pool-postgres was built without the `native-tls` \
+         feature: enable it, or use sslmode=disable/prefer"
+    )]
+    TlsUnavailable {
+        /// The `sslmode` that asked for TLS.
+        sslmode: String,
+    },
+    /// Setting up TLS failed (an unreadable or invalid root certificate, say).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The custom reset SQL would break the client (see
+    /// [`ResetMode::custom`](crate::ResetMode::custom)).
+    #[error("unsafe reset SQL: {0}")]
+    UnsafeResetSql(String),
+}
+
+/// Why opening, checking or resetting a PostgreSQL connection failed.
+///
+/// This is the factory's error type. It keeps the underlying [`postgres::Error`] (reachable
+/// with [`postgres_error`](Self::postgres_error), [`code`](Self::code) and
+/// `std::error::Error::source`), and says whether the pool should give up at once
+/// ([`is_permanent`](Self::is_permanent)) or discard the connection
+/// ([`is_fatal`](Self::is_fatal)). Neither `Display` nor `Debug` ever shows the password.
+///
+/// ```
+/// use pool_postgres::PostgresError;
+/// use std::time::Duration;
+///
+/// let e = PostgresError::ConnectTimeout { target: "db.internal:5432/app".into(), timeout: Duration::from_secs(2) };
+/// assert_eq!(e.to_string(), "connecting to db.internal:5432/app timed out after 2s");
+/// assert!(!e.is_permanent());
+/// assert!(e.code().is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The server refused or could not be reached while opening a connection.
+    #[error("could not connect to {target}: {}", describe(.source))]
+    Connect {
+        /// Where it tried to connect (hosts, ports, database, user; never the password).
+        target: String,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// Opening the connection took longer than the time allowed.
+    #[error("connecting to {target} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// Where it tried to connect.
+        target: String,
+        /// The time allowed.
+        timeout: Duration,
+    },
+    /// No connection was attempted: one that an earlier `create` gave up on is still
+    /// stalled at the server (it accepted the socket but has not finished the startup),
+    /// and a new one could put more connections at the server than `max_size`. The
+    /// pool retries; the stalled attempt ends when the server answers or the socket dies.
+    #[error(
+        "connecting to {target}: an earlier connection attempt is still stalled at the \
+         server; not opening another until it ends (waited {waited:?})"
+    )]
+    ConnectStalled {
+        /// Where it would have connected.
+        target: String,
+        /// How long this call waited for the stalled attempt to end.
+        waited: Duration,
+    },
+    /// The connection opened, but the init SQL failed (the connection was closed).
+    #[error("init SQL failed: {}", describe(.source))]
+    Init {
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// A health check failed.
+    #[error("validation ({check}) failed: {}", describe(.source))]
+    Validation {
+        /// Which check (`ping`, `query`, ...).
+        check: &'static str,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// A health check answered, but not in time or not as expected.
+    #[error("validation ({check}) failed: {reason}")]
+    ValidationFailed {
+        /// Which check.
+        check: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Resetting the session on release failed (the connection is discarded).
+    #[error("session reset failed: {}", describe(.source))]
+    Reset {
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The connection came back inside an open transaction and the factory is set to discard
+    /// such connections ([`OpenTransactionPolicy::Discard`](crate::OpenTransactionPolicy::Discard)).
+    #[error("the connection was returned inside an open transaction")]
+    OpenTransaction,
+    /// The connection is closed, or saw a fatal error earlier.
+    #[error("the connection is broken (closed, or it saw a fatal error)")]
+    Broken,
+    /// Setting up TLS for a new connection failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The driver panicked while connecting (it may, when it cannot start its I/O runtime).
+    #[error("the PostgreSQL driver panicked while connecting: {0}")]
+    DriverPanic(String),
+}
+
+/// `Display` for a driver error, with the server's detail and hint when there are any
+/// (`postgres::Error`'s own text leaves them out).
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            );
+            if let Some(d) = db.detail() {
+                s.push_str("; detail: ");
+                s.push_str(d);
+            }
+            if let Some(h) = db.hint() {
+                s.push_str("; hint: ");
+                s.push_str(h);
+            }
+            s
+        }
+        None => {
+            // The driver's Display gives the kind only ("error connecting to server"); the
+            // cause ("Connection refused (os error 111)") is its source.
+            use std::error::Error as _;
+            let mut s = e.to_string();
+            if let Some(cause) = e.source() {
+                let cause = cause.to_string();
+                if !s.contains(&cause) {
+                    s.push_str(": ");
+                    s.push_str(&cause);
+                }
+            }
+            s
+        }
+    }
+}
+
+impl PostgresError {
+    /// The driver error behind this one, if any.
+    pub fn postgres_error(&self) -> Option<&postgres::Error> {
+        match self {
+            PostgresError::Connect { source, .. }
+            | PostgresError::Init { source }
+            | PostgresError::Validation { source, .. }
+            | PostgresError::Reset { source } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The server's error, if the server sent one.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        self.postgres_error().and_then(|e| e.as_db_error())
+    }
+
+    /// The SQLSTATE code, if the server sent an error.
+    pub fn code(&self) -> Option<&SqlState> {
+        self.postgres_error().and_then(|e| e.code())
+    }
+
+    /// Whether waiting cannot fix this (see [`is_permanent_error`]): a rejected password,
+    /// an unknown role or database, a TLS setup mistake.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PostgresError::Connect { source, .. } => is_permanent_error(source),
+            PostgresError::Tls(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the connection this came from must be discarded (see [`is_fatal_error`]).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            PostgresError::Broken
+            | PostgresError::ConnectTimeout { .. }
+            | PostgresError::ConnectStalled { .. }
+            | PostgresError::OpenTransaction
+            | PostgresError::DriverPanic(_)
+            | PostgresError::ValidationFailed { .. } => true,
+            other => other.postgres_error().is_some_and(is_fatal_error),
+        }
+    }
+}
+
+/// Whether a SQLSTATE means the session is gone: class `08` (connection exception),
+/// `57P01` (admin shutdown: `pg_terminate_backend`), `57P02` (crash shutdown), `57P03`
+/// (cannot connect now).
+pub fn is_fatal_code(code: &SqlState) -> bool {
+    code.code().starts_with("08")
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+}
+
+/// Whether a driver error means the connection must not be used again: the client is
+/// closed, the I/O failed (no SQLSTATE, not a query-level problem), or the server sent a
+/// fatal SQLSTATE (see [`is_fatal_code`]) or a message of severity `FATAL`/`PANIC`.
+///
+/// Query-level errors (a syntax error, a constraint violation, a statement timeout) leave
+/// the session usable and are not fatal.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut client = postgres::Client::connect("host=127.0.0.1 user=postgres", postgres::NoTls)?;
+/// if let Err(e) = client.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())") {
+///     assert!(pool_postgres::is_fatal_error(&e));
+/// }
+/// # Ok(()) }
+/// ```
+pub fn is_fatal_error(err: &postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    match err.as_db_error() {
+        Some(db) => is_fatal_code(db.code()) || matches!(db.severity(), "FATAL" | "PANIC"),
+        // Not a server error: an I/O failure, a protocol error or a timeout leaves the
+        // session in an unknown state (discard it); a value that did not convert or a
+        // column that does not exist never touched the wire (keep it).
+        None => is_wire_error(err),
+    }
+}
+
+/// Driver errors about the wire itself (as opposed to a value that did not convert or a
+/// column that does not exist, which leave the session intact). `postgres::Error` has no
+/// public kind accessor; its `Display` starts with the kind's fixed text.
+fn is_wire_error(err: &postgres::Error) -> bool {
+    const WIRE: [&str; 8] = [
+        "error communicating with the server",
+        "unexpected message from server",
+        "error performing TLS handshake",
+        "connection closed",
+        "error parsing response from server",
+        "error encoding message to server",
+        "timeout waiting for server",
+        "error connecting to server",
+    ];
+    let text = err.to_string();
+    WIRE.iter().any(|w| text.starts_with(w))
+}
+
+/// Whether a SQLSTATE, seen while opening a connection, means waiting cannot help:
+/// `28P01` (password authentication failed), `28000` (invalid authorization: unknown role,
+/// rejected by `pg_hba.conf`), `3D000` (the database does not exist).
+pub fn is_permanent_code(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_PASSWORD
+        || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        || *code == SqlState::INVALID_CATALOG_NAME
+}
+
+/// Whether a driver error from opening a connection means waiting cannot help (see
+/// [`is_permanent_code`]). Refused connections, timeouts and `too many connections` are
+/// not permanent: the server may come back or free a slot.
+pub fn is_permanent_error(err: &postgres::Error) -> bool {
+    err.code().is_some_and(is_permanent_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert!(is_fatal_code(&SqlState::ADMIN_SHUTDOWN));
+        assert!(is_fatal_code(&SqlState::CRASH_SHUTDOWN));
+        assert!(is_fatal_code(&SqlState::CANNOT_CONNECT_NOW));
+        assert!(is_fatal_code(&SqlState::CONNECTION_EXCEPTION));
+        assert!(is_fatal_code(&SqlState::PROTOCOL_VIOLATION));
+        assert!(!is_fatal_code(&SqlState::QUERY_CANCELED));
+        assert!(!is_fatal_code(&SqlState::SYNTAX_ERROR));
+        assert!(is_permanent_code(&SqlState::INVALID_PASSWORD));
+        assert!(is_permanent_code(
+            &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        ));
+        assert!(is_permanent_code(&SqlState::INVALID_CATALOG_NAME));
+        assert!(!is_permanent_code(&SqlState::TOO_MANY_CONNECTIONS));
+        assert!(!is_permanent_code(&SqlState::CANNOT_CONNECT_NOW));
+    }
+
+    #[test]
+    fn variants_classify() {
+        assert!(PostgresError::Broken.is_fatal());
+        assert!(!PostgresError::Broken.is_permanent());
+        assert!(PostgresError::Tls("x".into()).is_permanent());
+        assert!(PostgresError::OpenTransaction.is_fatal());
+        let stalled = PostgresError::ConnectStalled {
+            target: "postgres://app@db:5432/x".into(),
+            waited: Duration::from_millis(200),
+        };
+        assert!(!stalled.is_permanent());
+        assert!(stalled
+            .to_string()
+            .contains("an earlier connection attempt is still stalled at the server"));
+    }
+}

@@ -1,0 +1,1063 @@
+//! The factory: how the pool opens, checks and recycles PostgreSQL connections.
+//!
+//! # Opening
+//!
+//! [`PostgresConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
+//! connection within the time the pool allows: the driver's `connect_timeout` bounds each
+//! TCP connect, and the whole open (TCP, TLS, authentication, init SQL) runs on a helper
+//! thread that the pool stops waiting for at the deadline, so a server that accepts the
+//! socket and then says nothing cannot hold a pool worker. TCP keepalives are on (60 s
+//! idle, 10 s between probes, 3 probes, unless the connection string sets them), so a peer
+//! that vanished is noticed on idle connections too.
+//!
+//! The driver cannot cancel a connect, so a helper thread the pool stopped waiting for
+//! (an *abandoned* attempt) runs on until the server answers or the socket dies, and closes
+//! the connection if it opened. The pool no longer counts it, so while any abandoned
+//! attempt is alive the factory starts no new one: `create` waits for it, up to its own
+//! deadline, and then fails with [`PostgresError::ConnectStalled`] (retried by the pool).
+//! Hence the server never holds more of this factory's connections, open or opening, than
+//! the pool's `max_size`. [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects)
+//! says how many there are.
+//!
+//! Queries, the release-time transaction check and the session reset have no client-side
+//! timeout (the driver has none, and no socket read timeout to set). They are bounded by
+//! `statement_timeout` on the server ([`with_statement_timeout`](PostgresConnectionFactory::with_statement_timeout))
+//! and, on the network, by the TCP user timeout (data unacknowledged for
+//! [`DEFAULT_TCP_USER_TIMEOUT`], 30 s, closes the connection; on Linux it also ends
+//! keepalive probing early, so a vanished idle peer is noticed after about 70 s rather than
+//! 90 s) and the keepalives. A peer that acknowledges the packets but never answers (a hung
+//! proxy) is caught by neither; validation's ping, whose timeout is enforced on the client,
+//! catches it at the next checkout or background check. Closing a connection that still
+//! has a request in flight (a ping that timed out) waits for that answer before the driver
+//! sends `Terminate`, so the thread that drops it waits too: the connection stays counted
+//! until its socket is really gone.
+//!
+//! Session settings given with [`with_application_name`](PostgresConnectionFactory::with_application_name),
+//! [`with_search_path`](PostgresConnectionFactory::with_search_path) and
+//! [`with_statement_timeout`](PostgresConnectionFactory::with_statement_timeout) travel in
+//! the startup packet: no extra round trip, and they are the session's defaults, so a
+//! `RESET ALL` (by the session reset, or by the application) brings them back rather than
+//! losing them. Anything else goes in [`with_init_sql`](PostgresConnectionFactory::with_init_sql).
+//!
+//! # Failover: several hosts and `target_session_attrs`
+//!
+//! A connection string may list several hosts (`postgres://app@db1:5432,db2:5432/orders`
+//! or `host=db1,db2 port=5432,5432`); each new connection tries them in order and takes
+//! the first that answers and qualifies under `target_session_attrs`:
+//!
+//! | `target_session_attrs` | qualifies | supported |
+//! |---|---|---|
+//! | `any` (the default) | any host that answers | yes |
+//! | `read-write` | `SHOW transaction_read_only` is `off`: a primary | yes |
+//! | `read-only` | `SHOW transaction_read_only` is `on`: a hot standby | yes |
+//! | `primary`, `standby`, `prefer-standby` (libpq) | | no: refused as a [`ConfigError`] |
+//!
+//! (The check is the driver's, after login; a primary with
+//! `default_transaction_read_only = on` counts as read-only.) Connections already open stay
+//! where they are: after a failover (the standby promoted, the old primary gone or demoted)
+//! call [`ConnectionPool::soft_evict`](pool_core::ConnectionPool::soft_evict) so idle
+//! connections close now and busy ones when they come back; new connections then go to
+//! whichever host qualifies. While no host qualifies, opening fails (`database does not
+//! allow writes` / `database is not read only`, retried by the pool) and `acquire` ends in
+//! `AcquireTimeout` carrying that error. `tests/failover.rs` measures a promotion:
+//! promoting a standby and reconnecting a read-write pool takes well under a second on a
+//! local pair.
+//!
+//! ```
+//! use pool_postgres::PostgresConnectionFactory;
+//! use pool_postgres::postgres::config::TargetSessionAttrs;
+//!
+//! let rw = PostgresConnectionFactory::new(
+//!     "postgres://app@db1:5432,db2:5432/orders?target_session_attrs=read-write")?;
+//! assert_eq!(rw.config().get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+//! let ro = PostgresConnectionFactory::new(
+//!     "host=db1,db2 port=5432 dbname=orders user=app target_session_attrs=read-only")?;
+//! assert_eq!(ro.config().get_target_session_attrs(), TargetSessionAttrs::ReadOnly);
+//! assert!(PostgresConnectionFactory::new(
+//!     "host=db1,db2 user=app target_session_attrs=prefer-standby").is_err());
+//! # Ok::<(), pool_postgres::ConfigError>(())
+//! ```
+//!
+//! # Returning
+//!
+//! When a connection comes back to the pool, on the releasing thread:
+//!
+//! 1. a connection that is closed or was marked broken is discarded (no I/O);
+//! 2. a connection that was not used since it was handed out is put back as is;
+//! 3. otherwise the factory makes sure no transaction is left open (one round trip, see
+//!    [`PostgresConnection::transaction_status`]): an open or failed transaction is rolled
+//!    back ([`OpenTransactionPolicy::Rollback`], the default) or the connection discarded
+//!    ([`OpenTransactionPolicy::Discard`]). The next caller never gets a connection
+//!    half-way through someone else's transaction;
+//! 4. the session is reset as [`ResetMode`] says: not at all (the default), with the
+//!    safe session reset, or with your SQL. With the session reset, the transaction check
+//!    rides in the same round trip.
+//!
+//! Behind PgBouncer in transaction mode
+//! ([`with_pgbouncer`](PostgresConnectionFactory::with_pgbouncer)), step 4 never happens
+//! (it would reach some other client's server connection) and the driver's type cache is
+//! cleared instead; see [`crate::pgbouncer`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_postgres::{PostgresConnectionFactory, ResetMode};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = PostgresConnectionFactory::new("host=127.0.0.1 user=postgres dbname=test")?
+//!     .with_application_name("billing")
+//!     .with_search_path("billing, public")
+//!     .with_statement_timeout(Duration::from_secs(30))
+//!     .with_reset(ResetMode::session());
+//! let pool = ConnectionPool::new(factory, PoolConfig::default())?;
+//! let mut conn = pool.acquire()?;
+//! conn.batch_execute("SET work_mem = '256MB'")?; // undone when the connection comes back
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use pool_core::ConnectionFactory;
+use postgres::config::Host;
+
+use crate::conn_str::{self, push_startup_setting};
+use crate::connection::{
+    status_from_messages, transaction_status, TransactionStatus, TX_STATUS_SQL,
+};
+use crate::error::{ConfigError, PostgresError};
+use crate::pgbouncer::PgBouncerMode;
+use crate::tls::{Connector, SslMode};
+use crate::PostgresConnection;
+
+/// The safe session reset: `DISCARD ALL` without the `DEALLOCATE ALL` that would drop the
+/// driver's cached statements.
+pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+
+/// What to do to a connection's session when it comes back to the pool.
+///
+/// ```
+/// use pool_postgres::ResetMode;
+///
+/// let none = ResetMode::none(); // the default: keep the session as the last user left it
+/// let session = ResetMode::session(); // DISCARD ALL, minus DEALLOCATE ALL
+/// let custom = ResetMode::custom("RESET ROLE; RESET search_path").unwrap();
+/// // DISCARD ALL would drop the driver's cached type-lookup statement: refused.
+/// assert!(ResetMode::custom("DISCARD ALL").is_err());
+/// assert_eq!(ResetMode::default(), none);
+/// # let _ = (session, custom);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResetMode(ResetKind);
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum ResetKind {
+    #[default]
+    None,
+    Session,
+    Custom(String),
+}
+
+impl ResetMode {
+    /// No reset: settings, temporary tables, prepared statements, `LISTEN`s and advisory
+    /// locks carry over to the next user. The cheapest; right when every user of the pool
+    /// is the same code. (Open transactions are still never carried over.)
+    pub fn none() -> Self {
+        ResetMode(ResetKind::None)
+    }
+
+    /// The safe session reset ([`SESSION_RESET_SQL`]): closes cursors, restores the
+    /// session user and every setting to its connection-time value, drops `LISTEN`s,
+    /// advisory locks, cached plans, temporary tables and sequence state; then drains
+    /// notifications the client already received and re-runs the factory's init SQL.
+    ///
+    /// It is `DISCARD ALL` without `DEALLOCATE ALL`: the driver caches a prepared statement
+    /// for looking up types and would fail the next lookup if it vanished. Statements you
+    /// prepared yourself stay prepared.
+    pub fn session() -> Self {
+        ResetMode(ResetKind::Session)
+    }
+
+    /// Your own SQL, run with the simple query protocol (several statements allowed).
+    ///
+    /// Refused if it contains `DISCARD ALL` or `DEALLOCATE ALL` (use
+    /// [`ResetMode::session`]): dropping every prepared statement would break the driver's
+    /// cached type lookup on that connection.
+    pub fn custom(sql: impl Into<String>) -> Result<Self, ConfigError> {
+        let sql = sql.into();
+        let normalized = sql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        if normalized.contains("DISCARD ALL") || normalized.contains("DEALLOCATE ALL") {
+            return Err(ConfigError::UnsafeResetSql(
+                "DISCARD ALL / DEALLOCATE ALL drop the driver's cached statements; \
+                 use ResetMode::session() instead"
+                    .into(),
+            ));
+        }
+        if normalized.trim().is_empty() {
+            return Ok(ResetMode::none());
+        }
+        Ok(ResetMode(ResetKind::Custom(sql)))
+    }
+
+    /// Whether this is [`ResetMode::none`].
+    pub fn is_none(&self) -> bool {
+        self.0 == ResetKind::None
+    }
+}
+
+/// What to do with a connection that comes back inside an open (or failed) transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OpenTransactionPolicy {
+    /// Roll the transaction back and keep the connection (the default). Logged at `warn`:
+    /// it usually means a code path forgot to commit.
+    #[default]
+    Rollback,
+    /// Discard the connection.
+    Discard,
+}
+
+/// The TCP user timeout set on new connections unless the connection string sets
+/// `tcp_user_timeout` (see
+/// [`with_tcp_user_timeout`](PostgresConnectionFactory::with_tcp_user_timeout)).
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// TCP keepalive settings for new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalives {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is considered dead.
+    pub retries: u32,
+}
+
+impl Default for Keepalives {
+    /// 60 s idle, 10 s interval, 3 retries: a vanished peer is noticed in about 90 s.
+    fn default() -> Self {
+        Keepalives {
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            retries: 3,
+        }
+    }
+}
+
+/// Opens, validates, resets and classifies PostgreSQL connections for a
+/// [`pool_core::ConnectionPool`].
+///
+/// Build it from a connection string (URL or `key=value`, see
+/// [`new`](Self::new)) or a [`postgres::Config`] ([`from_config`](Self::from_config)),
+/// then adjust it with the `with_*` methods. `Display` and `Debug` show where it connects,
+/// never the password.
+///
+/// ```
+/// use pool_postgres::PostgresConnectionFactory;
+///
+/// let factory = PostgresConnectionFactory::new(
+///     "postgres://app:s3cret@db1:5432,db2:5432/orders?target_session_attrs=read-write",
+/// )?;
+/// assert_eq!(factory.to_string(), "postgres://app@db1:5432,db2:5432/orders (sslmode=prefer)");
+/// assert!(!format!("{factory:?}").contains("s3cret"));
+///
+/// // Bad input is a typed error, not a panic.
+/// assert!(PostgresConnectionFactory::new("postgres://app@db1:notaport/orders").is_err());
+/// # Ok::<(), pool_postgres::ConfigError>(())
+/// ```
+pub struct PostgresConnectionFactory {
+    config: postgres::Config,
+    connector: Connector,
+    sslmode: SslMode,
+    target: String,
+    init_sql: Vec<String>,
+    reset: ResetMode,
+    open_transaction: OpenTransactionPolicy,
+    check_transactions: bool,
+    pgbouncer: Option<PgBouncerMode>,
+    abandoned: Arc<Abandoned>,
+}
+
+impl PostgresConnectionFactory {
+    /// A factory from a connection string: a URL
+    /// (`postgres://user:password@host:5432/db?application_name=x`, several `host:port`
+    /// separated by commas) or libpq's `key=value` form
+    /// (`host=a,b port=5432 dbname=db user=u target_session_attrs=read-write`).
+    ///
+    /// Every option the `postgres` crate knows is accepted, plus libpq's `sslmode` values
+    /// `allow`, `verify-ca`, `verify-full` and `sslrootcert` (see [`crate::tls`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a malformed string, an unknown option or value, no host, or
+    /// TLS asked for when this build has none. Never a panic; never the password in the
+    /// message.
+    ///
+    /// ```
+    /// use pool_postgres::{ConfigError, PostgresConnectionFactory};
+    ///
+    /// let f = PostgresConnectionFactory::new("host=127.0.0.1 port=5432 user=postgres dbname=test")?;
+    /// assert_eq!(f.config().get_dbname(), Some("test"));
+    ///
+    /// let err = PostgresConnectionFactory::new("host=127.0.0.1 password='hunter2").unwrap_err();
+    /// assert!(matches!(err, ConfigError::Parse { .. }));
+    /// assert!(!err.to_string().contains("hunter2"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn new(connection_string: &str) -> Result<Self, ConfigError> {
+        let (config, extracted) = conn_str::parse(connection_string)?;
+        let sslmode = extracted
+            .sslmode
+            .unwrap_or_else(|| config.get_ssl_mode().into());
+        Self::build(config, sslmode, extracted.sslrootcert)
+    }
+
+    /// A factory from a [`postgres::Config`] you built. Its `ssl_mode` is honoured
+    /// (`Require` needs the `native-tls` feature).
+    ///
+    /// ```
+    /// use pool_postgres::PostgresConnectionFactory;
+    ///
+    /// let mut config = postgres::Config::new();
+    /// config.host("127.0.0.1").user("postgres").dbname("test");
+    /// let factory = PostgresConnectionFactory::from_config(config)?;
+    /// assert_eq!(factory.to_string(), "postgres://postgres@127.0.0.1:5432/test (sslmode=prefer)");
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
+    pub fn from_config(config: postgres::Config) -> Result<Self, ConfigError> {
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(ConfigError::Parse {
+                reason: "no host given".into(),
+            });
+        }
+        let sslmode = config.get_ssl_mode().into();
+        Self::build(config, sslmode, None)
+    }
+
+    fn build(
+        mut config: postgres::Config,
+        sslmode: SslMode,
+        root_cert: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let connector = Connector::for_mode(sslmode, root_cert.as_deref(), &mut config)?;
+        // The driver's keepalive default is 2 hours idle; use something that notices a
+        // vanished peer in minutes, unless the connection string chose.
+        let defaults = postgres::Config::new();
+        if config.get_keepalives_idle() == defaults.get_keepalives_idle()
+            && config.get_keepalives_interval().is_none()
+            && config.get_keepalives_retries().is_none()
+        {
+            apply_keepalives(&mut config, Keepalives::default());
+        }
+        // The driver sets no TCP user timeout: data the peer never acknowledges (a network
+        // that drops everything) would keep a query or a release-time reset waiting for
+        // the kernel's retransmissions to give up, some 15 minutes.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
+        }
+        let target = describe_target(&config);
+        Ok(PostgresConnectionFactory {
+            config,
+            connector,
+            sslmode,
+            target,
+            init_sql: Vec::new(),
+            reset: ResetMode::none(),
+            open_transaction: OpenTransactionPolicy::default(),
+            check_transactions: true,
+            pgbouncer: None,
+            abandoned: Arc::default(),
+        })
+    }
+
+    /// Sets `application_name` (shown in `pg_stat_activity`), sent at connection start.
+    pub fn with_application_name(mut self, name: &str) -> Self {
+        self.config.application_name(name);
+        self
+    }
+
+    /// Sets `search_path` for every connection (e.g. `"app, public"`), sent at connection
+    /// start, so it survives `RESET ALL`.
+    pub fn with_search_path(mut self, search_path: &str) -> Self {
+        push_startup_setting(&mut self.config, "search_path", search_path);
+        self
+    }
+
+    /// Sets `statement_timeout` for every connection, sent at connection start (rounded
+    /// to milliseconds; zero turns it off).
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        push_startup_setting(
+            &mut self.config,
+            "statement_timeout",
+            &format!("{}ms", timeout.as_millis()),
+        );
+        self
+    }
+
+    /// Adds SQL to run on every new connection (simple query protocol, several statements
+    /// allowed), after the startup settings. A failure closes the connection and fails the
+    /// open with [`PostgresError::Init`]. With [`ResetMode::session`] it runs again after
+    /// each reset.
+    pub fn with_init_sql(mut self, sql: impl Into<String>) -> Self {
+        self.init_sql.push(sql.into());
+        self
+    }
+
+    /// Sets the release-time session reset (default [`ResetMode::none`]).
+    ///
+    /// Behind PgBouncer in transaction mode ([`with_pgbouncer`](Self::with_pgbouncer)) no
+    /// reset is ever sent, whatever this says: it would land on an arbitrary server
+    /// connection, not on the one the last user's session state is on.
+    pub fn with_reset(mut self, reset: ResetMode) -> Self {
+        if self.pgbouncer == Some(PgBouncerMode::Transaction) && !reset.is_none() {
+            log::warn!(
+                "pool-postgres: a session reset was set on a factory for PgBouncer transaction \
+                 mode; it is not sent (see pool_postgres::pgbouncer)"
+            );
+        }
+        self.reset = reset;
+        self
+    }
+
+    /// Declares that this factory connects through PgBouncer in the given pooling mode,
+    /// and adapts the release-time work to it (see [`crate::pgbouncer`] for what works
+    /// in each mode).
+    ///
+    /// * [`PgBouncerMode::Session`]: nothing changes; PgBouncer gives each client
+    ///   connection its own server connection for as long as it stays open, so the pool
+    ///   behaves as with a direct connection.
+    /// * [`PgBouncerMode::Transaction`]: on release, **no session reset** is sent (any
+    ///   [`ResetMode`] is ignored), the driver's cache of looked-up types is cleared (no
+    ///   I/O), and the open-transaction check stays (an open transaction pins its server
+    ///   connection, so the check and the rollback reach the right one). On a used
+    ///   connection, [`PostgresConnection::observe_error`] and
+    ///   [`check`](PostgresConnection::check) also treat SQLSTATE `26000` and `42P05`
+    ///   (a named prepared statement missing or already there) as fatal, so a client
+    ///   whose cached statements point at some other server connection is replaced by a
+    ///   clean one. Validation is the ping (`Client::is_valid`, an empty simple query).
+    ///
+    /// ```
+    /// use pool_postgres::{PgBouncerMode, PostgresConnectionFactory, ResetMode};
+    ///
+    /// let f = PostgresConnectionFactory::new("postgres://app@127.0.0.1:6432/orders")?
+    ///     .with_pgbouncer(PgBouncerMode::Transaction)
+    ///     .with_reset(ResetMode::session()); // ignored in transaction mode (logged)
+    /// assert_eq!(f.pgbouncer_mode(), Some(PgBouncerMode::Transaction));
+    /// assert!(f.reset_mode().is_none());
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
+    pub fn with_pgbouncer(mut self, mode: PgBouncerMode) -> Self {
+        if mode == PgBouncerMode::Transaction && !self.reset.is_none() {
+            log::warn!(
+                "pool-postgres: PgBouncer transaction mode: the configured session reset is \
+                 not sent (see pool_postgres::pgbouncer)"
+            );
+        }
+        self.pgbouncer = Some(mode);
+        self
+    }
+
+    /// Shorthand for [`with_pgbouncer`](Self::with_pgbouncer)`(PgBouncerMode::Transaction)`.
+    pub fn pgbouncer_transaction_mode(self) -> Self {
+        self.with_pgbouncer(PgBouncerMode::Transaction)
+    }
+
+    /// The PgBouncer mode declared with [`with_pgbouncer`](Self::with_pgbouncer) (`None`:
+    /// a direct connection, the default).
+    pub fn pgbouncer_mode(&self) -> Option<PgBouncerMode> {
+        self.pgbouncer
+    }
+
+    fn transaction_pooled(&self) -> bool {
+        self.pgbouncer == Some(PgBouncerMode::Transaction)
+    }
+
+    /// Sets what happens to a connection returned inside a transaction (default
+    /// [`OpenTransactionPolicy::Rollback`]).
+    pub fn with_open_transaction_policy(mut self, policy: OpenTransactionPolicy) -> Self {
+        self.open_transaction = policy;
+        self
+    }
+
+    /// Turns the release-time open-transaction check off (it is on by default).
+    ///
+    /// The check costs one round trip per release of a used connection when
+    /// [`ResetMode`] is none or custom. Turn it off only if no code path ever sends
+    /// `BEGIN` by hand: the `postgres` crate's own [`Transaction`](postgres::Transaction)
+    /// borrows the client and rolls back when dropped, so it cannot leak out. Off, a
+    /// connection released mid-transaction is handed to the next caller as it is.
+    pub fn with_transaction_check(mut self, on: bool) -> Self {
+        self.check_transactions = on;
+        self
+    }
+
+    /// Sets TCP keepalives (the default is [`Keepalives::default`] unless the connection
+    /// string set them).
+    pub fn with_keepalives(mut self, keepalives: Keepalives) -> Self {
+        apply_keepalives(&mut self.config, keepalives);
+        self
+    }
+
+    /// Sets the TCP user timeout (`TCP_USER_TIMEOUT`, Linux): how long data sent may stay
+    /// unacknowledged before the kernel closes the connection, which also ends keepalive
+    /// probing that long after the peer went quiet. Default
+    /// [`DEFAULT_TCP_USER_TIMEOUT`] unless the connection string set `tcp_user_timeout`;
+    /// zero leaves it to the system (no limit beyond retransmission).
+    pub fn with_tcp_user_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tcp_user_timeout(timeout);
+        self
+    }
+
+    /// How many connection attempts `create` gave up waiting for (its deadline passed)
+    /// are still running: typically a server, or something in between, that accepted the
+    /// socket and has not finished the startup. While there is any, `create` opens
+    /// nothing new and fails with [`PostgresError::ConnectStalled`] at its deadline, so
+    /// the server never has more of this factory's connections than the pool's
+    /// `max_size`.
+    /// Each one closes what it opened and ends when the server answers or the socket dies
+    /// (`connect_timeout` bounds only the TCP connect).
+    pub fn abandoned_connects(&self) -> usize {
+        self.abandoned.live()
+    }
+
+    /// Uses your own TLS connector (custom roots, client certificates, or
+    /// `danger_accept_invalid_certs` for a test server). `sslmode` still decides whether
+    /// TLS is used; `disable` becomes `prefer`.
+    #[cfg(feature = "native-tls")]
+    pub fn with_tls_connector(mut self, connector: native_tls::TlsConnector) -> Self {
+        if self.sslmode == SslMode::Disable {
+            self.sslmode = SslMode::Prefer;
+            self.config.ssl_mode(postgres::config::SslMode::Prefer);
+        }
+        self.connector = Connector::Native(postgres_native_tls::MakeTlsConnector::new(connector));
+        self
+    }
+
+    /// The driver configuration (hosts, user, options, timeouts).
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+
+    /// The `sslmode` in force.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.sslmode
+    }
+
+    /// The reset done on release: always [`ResetMode::none`] behind PgBouncer in
+    /// transaction mode.
+    pub fn reset_mode(&self) -> &ResetMode {
+        const NONE: &ResetMode = &ResetMode(ResetKind::None);
+        if self.transaction_pooled() {
+            NONE
+        } else {
+            &self.reset
+        }
+    }
+
+    /// Where this factory connects, as `postgres://user@host:port/db` (no password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Opens a connection and runs the init SQL, on the calling thread, with no deadline
+    /// beyond the driver's `connect_timeout`.
+    fn open(
+        config: &postgres::Config,
+        connector: &Connector,
+        init_sql: &[String],
+        target: &str,
+    ) -> Result<PostgresConnection, PostgresError> {
+        let mut client = connector
+            .connect(config)
+            .map_err(|source| PostgresError::Connect {
+                target: target.to_owned(),
+                source,
+            })?;
+        for sql in init_sql {
+            client
+                .batch_execute(sql)
+                .map_err(|source| PostgresError::Init { source })?;
+        }
+        Ok(PostgresConnection::new(client))
+    }
+
+    fn rollback(
+        &self,
+        conn: &mut PostgresConnection,
+        status: TransactionStatus,
+    ) -> Result<(), PostgresError> {
+        match self.open_transaction {
+            OpenTransactionPolicy::Discard => {
+                log::warn!(
+                    "postgres connection to {} returned inside a transaction ({status:?}); discarding it",
+                    self.target
+                );
+                Err(PostgresError::OpenTransaction)
+            }
+            OpenTransactionPolicy::Rollback => {
+                log::warn!(
+                    "postgres connection to {} returned inside a transaction ({status:?}); rolling back",
+                    self.target
+                );
+                conn.client
+                    .batch_execute("ROLLBACK")
+                    .map_err(|source| PostgresError::Reset { source })
+            }
+        }
+    }
+
+    fn session_reset(
+        &self,
+        conn: &mut PostgresConnection,
+        check: bool,
+    ) -> Result<(), PostgresError> {
+        let reset_err = |source| PostgresError::Reset { source };
+        if check {
+            // The check and the reset in one round trip. Several statements in one simple
+            // query run in one implicit transaction; inside an open block they run in the
+            // user's transaction instead, so after a rollback the reset runs again.
+            let sql = format!("{TX_STATUS_SQL}; {SESSION_RESET_SQL}");
+            let status = match conn.client.simple_query(&sql) {
+                Ok(messages) => status_from_messages(&messages),
+                Err(e)
+                    if e.code() == Some(&postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) =>
+                {
+                    TransactionStatus::Failed
+                }
+                Err(e) => return Err(reset_err(e)),
+            };
+            if status != TransactionStatus::Idle {
+                self.rollback(conn, status)?;
+                conn.client
+                    .batch_execute(SESSION_RESET_SQL)
+                    .map_err(reset_err)?;
+            }
+        } else {
+            conn.client
+                .batch_execute(SESSION_RESET_SQL)
+                .map_err(reset_err)?;
+        }
+        // Notifications that arrived before UNLISTEN are queued in the client: drop them.
+        let mut dropped = 0usize;
+        {
+            let mut notifications = conn.client.notifications();
+            let mut pending = notifications.iter();
+            while let Ok(Some(_)) =
+                postgres::fallible_iterator::FallibleIterator::next(&mut pending)
+            {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            log::debug!("session reset dropped {dropped} pending notifications");
+        }
+        for sql in &self.init_sql {
+            conn.client.batch_execute(sql).map_err(reset_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_keepalives(config: &mut postgres::Config, k: Keepalives) {
+    config
+        .keepalives(true)
+        .keepalives_idle(k.idle)
+        .keepalives_interval(k.interval)
+        .keepalives_retries(k.retries);
+}
+
+/// `postgres://user@host:port,host2:port/db`, from a config (never the password).
+fn describe_target(config: &postgres::Config) -> String {
+    let mut s = String::from("postgres://");
+    if let Some(user) = config.get_user() {
+        s.push_str(user);
+        s.push('@');
+    }
+    let ports = config.get_ports();
+    let port_at = |i: usize| match ports.len() {
+        0 => 5432,
+        1 => ports[0],
+        _ => ports.get(i).copied().unwrap_or(5432),
+    };
+    let hosts: Vec<String> = if config.get_hosts().is_empty() {
+        config
+            .get_hostaddrs()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match a {
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", port_at(i)),
+                std::net::IpAddr::V4(a) => format!("{a}:{}", port_at(i)),
+            })
+            .collect()
+    } else {
+        config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match h {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port_at(i)),
+                Host::Tcp(name) => format!("{name}:{}", port_at(i)),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{}:{}", path.display(), port_at(i)),
+            })
+            .collect()
+    };
+    s.push_str(&hosts.join(","));
+    if let Some(db) = config.get_dbname() {
+        s.push('/');
+        s.push_str(db);
+    }
+    s
+}
+
+impl fmt::Display for PostgresConnectionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (sslmode={})", self.target, self.sslmode)
+    }
+}
+
+impl fmt::Debug for PostgresConnectionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConnectionFactory")
+            .field("target", &self.target)
+            .field(
+                "password",
+                &self.config.get_password().map(|_| "<redacted>"),
+            )
+            .field("application_name", &self.config.get_application_name())
+            .field("options", &self.config.get_options())
+            .field("sslmode", &self.sslmode)
+            .field("tls", &self.connector.name())
+            .field("connect_timeout", &self.config.get_connect_timeout())
+            .field("tcp_user_timeout", &self.config.get_tcp_user_timeout())
+            .field(
+                "target_session_attrs",
+                &self.config.get_target_session_attrs(),
+            )
+            .field("init_sql_statements", &self.init_sql.len())
+            .field("reset", &self.reset)
+            .field("open_transaction", &self.open_transaction)
+            .field("check_transactions", &self.check_transactions)
+            .field("pgbouncer", &self.pgbouncer)
+            .field("abandoned_connects", &self.abandoned.live())
+            .finish()
+    }
+}
+
+impl ConnectionFactory for PostgresConnectionFactory {
+    type Connection = PostgresConnection;
+    type Error = PostgresError;
+
+    /// Opens a connection within `timeout` (TCP connect, TLS, authentication, init SQL).
+    ///
+    /// Never has more connections open or opening at the server than the pool counts:
+    /// while a connect attempt that an earlier call gave up on is still running (see
+    /// [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects)), no new one
+    /// starts; this call waits for it until its own deadline and then fails with
+    /// [`PostgresError::ConnectStalled`].
+    fn create(&self, timeout: Duration) -> Result<PostgresConnection, PostgresError> {
+        let start = Instant::now();
+        let timeout_err = || PostgresError::ConnectTimeout {
+            target: self.target.clone(),
+            timeout,
+        };
+        if timeout.is_zero() {
+            return Err(timeout_err());
+        }
+        let deadline = start + timeout;
+        if !self.abandoned.wait_none_until(deadline) {
+            let err = PostgresError::ConnectStalled {
+                target: self.target.clone(),
+                waited: timeout,
+            };
+            log::debug!("{err}");
+            return Err(err);
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_err());
+        }
+        let mut config = self.config.clone();
+        let connect_timeout = config
+            .get_connect_timeout()
+            .map_or(remaining, |t| (*t).min(remaining));
+        config.connect_timeout(connect_timeout);
+        let connector = self.connector.clone();
+        let init_sql = self.init_sql.clone();
+        let target = self.target.clone();
+        let attempt = Arc::new(Attempt::default());
+        let reporter = Reporter {
+            attempt: Arc::clone(&attempt),
+            abandoned: Arc::clone(&self.abandoned),
+            target: self.target.clone(),
+            delivered: false,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("pg-connect".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Self::open(&config, &connector, &init_sql, &target)
+                }));
+                let result = result.unwrap_or_else(|panic| {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(PostgresError::DriverPanic(msg))
+                });
+                reporter.deliver(result);
+            });
+        let result = match spawned {
+            Ok(_) => attempt
+                .wait_until(deadline, &self.abandoned)
+                .unwrap_or_else(|| Err(timeout_err())),
+            // No thread to be had (the closure, and the reporter in it, are dropped
+            // unrun: nothing was counted): connect here, bounded by connect_timeout only.
+            Err(_) => Self::open(&self.config, &self.connector, &self.init_sql, &self.target),
+        };
+        let mut result = result;
+        if let Ok(conn) = &mut result {
+            conn.transaction_pooled = self.transaction_pooled();
+        }
+        match &result {
+            Ok(_) => log::debug!(
+                "opened postgres connection to {} in {:?}",
+                self.target,
+                start.elapsed()
+            ),
+            Err(e) => log::debug!(
+                "opening postgres connection failed after {:?}: {e}",
+                start.elapsed()
+            ),
+        }
+        result
+    }
+
+    /// Pings the server (`Client::is_valid`: an empty query, bounded by `timeout`).
+    fn validate(
+        &self,
+        conn: &mut PostgresConnection,
+        timeout: Duration,
+    ) -> Result<(), PostgresError> {
+        crate::validation::ping(conn, timeout)
+    }
+
+    /// Rolls back a transaction left open (or discards the connection), then resets the
+    /// session as [`ResetMode`] says. A connection not used since it was handed out is
+    /// left as it is.
+    fn reset(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
+        if conn.is_broken() {
+            return Err(PostgresError::Broken);
+        }
+        let used = std::mem::take(&mut conn.used);
+        if !used {
+            return Ok(());
+        }
+        if self.transaction_pooled() {
+            // Types looked up in this checkout were looked up on whichever server PgBouncer
+            // lent; forget them (no I/O).
+            conn.client.clear_type_cache();
+        }
+        let result = match &self.reset_mode().0 {
+            ResetKind::Session => self.session_reset(conn, self.check_transactions),
+            kind => {
+                if self.check_transactions {
+                    let status = transaction_status(&mut conn.client)
+                        .map_err(|source| PostgresError::Reset { source })?;
+                    if status != TransactionStatus::Idle {
+                        self.rollback(conn, status)?;
+                    }
+                }
+                match kind {
+                    ResetKind::Custom(sql) => conn
+                        .client
+                        .batch_execute(sql)
+                        .map_err(|source| PostgresError::Reset { source }),
+                    _ => Ok(()),
+                }
+            }
+        };
+        if let Err(e) = &result {
+            log::debug!("postgres connection reset failed, discarding it: {e}");
+        }
+        result
+    }
+
+    /// True when the client is closed or the connection was marked broken (no I/O).
+    fn is_broken(&self, conn: &mut PostgresConnection) -> bool {
+        conn.is_broken()
+    }
+
+    /// Rejected passwords (`28P01`), unknown roles (`28000`), unknown databases (`3D000`)
+    /// and TLS setup errors: waiting will not fix them.
+    fn is_permanent(&self, error: &PostgresError) -> bool {
+        error.is_permanent()
+    }
+}
+
+/// Connect attempts that `create` stopped waiting for (its deadline passed) and that are
+/// still running on their `pg-connect` thread, with a condition variable signalled each
+/// time one ends.
+///
+/// The pool counted each of them as pending when its `create` started, and stopped
+/// counting it when that `create` returned; the server still has its socket. So no new
+/// attempt starts while any of them lives ([`wait_none_until`](Self::wait_none_until)):
+/// from the moment the first one is abandoned until the last one ends, the factory's
+/// connections at the server (open + attempts + abandoned) can only go down, and before
+/// and after, every attempt is one the pool counts. Either way the server never sees more
+/// than the pool's `max_size`.
+#[derive(Debug, Default)]
+struct Abandoned {
+    count: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Abandoned {
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live(&self) -> usize {
+        *self.lock()
+    }
+
+    /// Waits until no abandoned attempt is alive; `false` if `deadline` came first.
+    fn wait_none_until(&self, deadline: Instant) -> bool {
+        let mut count = self.lock();
+        while *count > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            count = self
+                .ended
+                .wait_timeout(count, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn add(&self) {
+        *self.lock() += 1;
+    }
+
+    fn end_one(&self) {
+        let mut count = self.lock();
+        *count = count.saturating_sub(1);
+        drop(count);
+        self.ended.notify_all();
+    }
+}
+
+/// One connect attempt, shared by `create` (waiting for it) and its `pg-connect` thread.
+#[derive(Default)]
+struct Attempt {
+    state: Mutex<AttemptState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct AttemptState {
+    /// The thread's answer, while `create` has not taken it.
+    result: Option<Result<PostgresConnection, PostgresError>>,
+    /// `create` gave up on it (and counted it in [`Abandoned`]): the thread closes what it
+    /// opened and uncounts it.
+    abandoned: bool,
+}
+
+impl Attempt {
+    fn lock(&self) -> MutexGuard<'_, AttemptState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The thread's answer, or `None` when `deadline` passed first; then the attempt is
+    /// marked abandoned and counted in `abandoned` before this returns (under the
+    /// attempt's lock, so the thread cannot finish unseen in between).
+    fn wait_until(
+        &self,
+        deadline: Instant,
+        abandoned: &Abandoned,
+    ) -> Option<Result<PostgresConnection, PostgresError>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                return Some(result);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.abandoned = true;
+                abandoned.add();
+                return None;
+            }
+            state = self
+                .done
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// The `pg-connect` thread's end of an [`Attempt`]. It always reports, even if the thread
+/// unwinds past the driver's `catch_unwind` or is never run (its `Drop` reports a panic),
+/// so an abandoned attempt is always uncounted once its thread is done.
+struct Reporter {
+    attempt: Arc<Attempt>,
+    abandoned: Arc<Abandoned>,
+    target: String,
+    delivered: bool,
+}
+
+impl Reporter {
+    fn deliver(mut self, result: Result<PostgresConnection, PostgresError>) {
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<PostgresConnection, PostgresError>) {
+        if self.delivered {
+            return;
+        }
+        self.delivered = true;
+        let mut state = self.attempt.lock();
+        if !state.abandoned {
+            state.result = Some(result);
+            drop(state);
+            self.attempt.done.notify_all();
+            return;
+        }
+        drop(state);
+        // Nobody is waiting: close what was opened (Terminate, then the socket), and only
+        // then let the next attempt start.
+        match result {
+            Ok(conn) => {
+                drop(conn);
+                log::debug!(
+                    "postgres connection to {} opened after its deadline; closed",
+                    self.target
+                );
+            }
+            Err(e) => log::debug!(
+                "abandoned postgres connection attempt to {} ended: {e}",
+                self.target
+            ),
+        }
+        self.abandoned.end_one();
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.finish(Err(PostgresError::DriverPanic(
+            "the connect thread ended without an answer".into(),
+        )));
+    }
+}

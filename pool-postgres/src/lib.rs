@@ -1,0 +1,105 @@
+//! PostgreSQL for [`pool_core`]: a [`ConnectionFactory`](pool_core::ConnectionFactory) over
+//! the synchronous [`postgres`] crate.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_postgres::PostgresConnectionFactory;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = PostgresConnectionFactory::new("postgres://postgres@127.0.0.1:5432/test")?;
+//! let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(8).build()?)?;
+//!
+//! let mut conn = pool.acquire()?;           // a PooledConnection<PostgresConnectionFactory>
+//! let row = conn.query_one("SELECT 40 + 2", &[])?; // derefs to postgres::Client
+//! let answer: i32 = row.get(0);
+//! assert_eq!(answer, 42);
+//! # Ok(()) }
+//! ```
+//!
+//! # What the pool gets from this crate
+//!
+//! * **Opening** ([`PostgresConnectionFactory`]): from a URL or `key=value` string (several
+//!   hosts and `target_session_attrs` included) or a [`postgres::Config`]; within the pool's
+//!   connection timeout, with TCP keepalives, startup settings (`application_name`,
+//!   `search_path`, `statement_timeout`) and optional init SQL. Plain TCP by default; TLS
+//!   with the `native-tls` feature, honouring `sslmode` and verifying certificates whenever TLS is required (see
+//!   [`tls`]).
+//! * **Checking** ([`validation`]): a ping (the default), a query, or age + ping + query.
+//! * **Recycling** ([`factory`]): a connection that comes back inside a transaction is
+//!   rolled back (or discarded), never handed on mid-transaction; the session can be reset
+//!   ([`ResetMode`]); a closed connection, or one that saw a fatal error, is discarded.
+//! * **PgBouncer** ([`pgbouncer`]): declare session or transaction mode with
+//!   [`PostgresConnectionFactory::with_pgbouncer`]; the module has a table of which calls
+//!   work through the pool in each mode.
+//! * **Failover** ([`factory`]): a multi-host URL with `target_session_attrs=read-write`
+//!   or `read-only` picks the primary or a standby; after a promotion, `soft_evict()` makes
+//!   the pool reconnect to whichever host now qualifies.
+//! * **Failing fast** ([`error`]): a rejected password, unknown role or unknown database is
+//!   *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
+//!   retrying until the wait timeout. Everything else (refused, unreachable, too many
+//!   connections) is retried, and a caller that waited its whole timeout gets
+//!   `PoolError::AcquireTimeout` carrying the last connection error.
+//!
+//! # Reporting a dead session
+//!
+//! The pool cannot see the errors your queries get. When one means the session is gone
+//! (the server terminated it, the socket died), tell the connection, and the pool will
+//! replace it rather than hand it to the next caller:
+//!
+//! ```no_run
+//! # use pool_core::ConnectionPool;
+//! # use pool_postgres::PostgresConnectionFactory;
+//! # fn demo(pool: &ConnectionPool<PostgresConnectionFactory>) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut conn = pool.acquire()?;
+//! let result = conn.execute("UPDATE accounts SET balance = balance - 1 WHERE id = 7", &[]);
+//! let updated = conn.check(result)?; // fatal errors mark the connection broken
+//! # let _ = updated; Ok(()) }
+//! ```
+//!
+//! A closed client is noticed without help: every release checks `Client::is_closed`.
+//!
+//! # Secrets
+//!
+//! The password never appears in the `Debug` or `Display` of a factory, a connection or an
+//! error, nor in this crate's log records.
+//!
+//! # Features
+//!
+//! * `native-tls`: TLS through the `native-tls` crate (OpenSSL on Linux; building needs
+//!   `pkg-config` and the OpenSSL headers, e.g. Debian's `libssl-dev`).
+
+#![warn(missing_docs)]
+
+mod conn_str;
+pub mod connection;
+pub mod error;
+pub mod factory;
+pub mod pgbouncer;
+pub mod tls;
+pub mod validation;
+
+pub use connection::{PostgresConnection, TransactionStatus};
+pub use error::{
+    is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError,
+    PostgresError,
+};
+pub use factory::{
+    Keepalives, OpenTransactionPolicy, PostgresConnectionFactory, ResetMode,
+    DEFAULT_TCP_USER_TIMEOUT, SESSION_RESET_SQL,
+};
+pub use pgbouncer::PgBouncerMode;
+pub use tls::SslMode;
+pub use validation::{standard_validation, PingValidation, QueryValidation};
+
+/// Re-exported from [`pool_core::validation`], to compose checks without a second import.
+pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};
+
+/// Re-exported: the driver this crate wraps, so users need not pin a matching version.
+pub use postgres;
+
+/// Re-exported (with the `native-tls` feature), to build a custom connector for
+/// [`PostgresConnectionFactory::with_tls_connector`].
+#[cfg(feature = "native-tls")]
+pub use native_tls;

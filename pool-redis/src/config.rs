@@ -1,0 +1,380 @@
+//! Where and how to connect.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use crate::error::RedisPoolError;
+
+/// Default response timeout: a command whose reply has not arrived after 30 seconds fails
+/// (and the connection is discarded).
+pub(crate) const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bound on the session reset run on release when no response timeout is set.
+pub(crate) const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A password: `Debug` prints `***`, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where and how to connect to Redis.
+///
+/// Made from a URL, then adjusted with the builder-style setters (which never fail):
+///
+/// | URL | meaning |
+/// | --- | --- |
+/// | `redis://127.0.0.1:6379` | TCP, database 0, no password |
+/// | `redis://:secret@host:6379/2` | password only (`requirepass`), database 2 |
+/// | `redis://alice:secret@host/0` | ACL user `alice` |
+/// | `rediss://host:6380` | TLS (needs the `tls` cargo feature) |
+/// | `redis+unix:///run/redis.sock?db=1&user=alice&pass=secret` | Unix socket |
+///
+/// Percent-encode reserved characters in usernames and passwords (`@` is `%40`).
+///
+/// Defaults: port 6379, database 0, no client name, connect timeout limited only by the
+/// pool's `connection_timeout`, response timeout 30 seconds.
+///
+/// `Debug` and `Display` show the URL without the password:
+///
+/// ```
+/// use pool_redis::RedisConfig;
+///
+/// let config = RedisConfig::from_url("redis://alice:s3cret@127.0.0.1:6379/3")?;
+/// assert_eq!(config.to_string(), "redis://alice:***@127.0.0.1:6379/3");
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// assert_eq!(config.database(), 3);
+/// # Ok::<(), pool_redis::RedisPoolError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub(crate) addr: ConnectionAddr,
+    pub(crate) db: i64,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) client_name: Option<String>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) response_timeout: Option<Duration>,
+    pub(crate) info: ConnectionInfo,
+}
+
+impl RedisConfig {
+    /// Parses a Redis URL (see the table above).
+    ///
+    /// A URL that does not parse, has another scheme, a database that is not a number, or
+    /// asks for TLS without the `tls` feature is a [`RedisPoolError::InvalidUrl`], whose
+    /// message never repeats the URL (it may hold a password).
+    ///
+    /// ```
+    /// use pool_redis::{RedisConfig, RedisPoolError};
+    ///
+    /// assert!(RedisConfig::from_url("redis://localhost").is_ok());
+    /// assert!(matches!(
+    ///     RedisConfig::from_url("http://localhost"),
+    ///     Err(RedisPoolError::InvalidUrl(_))
+    /// ));
+    /// assert!(RedisConfig::from_url("redis://localhost/not-a-number").is_err());
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self, RedisPoolError> {
+        let url = url.trim();
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("redis" | "valkey" | "redis+unix" | "valkey+unix" | "unix") => {}
+            Some("rediss" | "valkeys") => {
+                if !cfg!(feature = "tls") {
+                    return Err(RedisPoolError::InvalidUrl(
+                        "rediss:// (TLS) URLs need the `tls` cargo feature of pool-redis".into(),
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(RedisPoolError::InvalidUrl(format!(
+                    "unsupported scheme `{}` (expected redis://, rediss:// or redis+unix://)",
+                    truncate(other, 20)
+                )))
+            }
+            None => {
+                return Err(RedisPoolError::InvalidUrl(
+                    "not a URL (expected redis://host:port/db)".into(),
+                ))
+            }
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(|e| RedisPoolError::InvalidUrl(describe_parse_error(&e)))?;
+        if info.redis_settings().db() < 0 {
+            return Err(RedisPoolError::InvalidUrl(
+                "the database index must not be negative".into(),
+            ));
+        }
+        Ok(Self::from_info(info))
+    }
+
+    fn from_info(info: ConnectionInfo) -> Self {
+        let settings = info.redis_settings();
+        RedisConfig {
+            addr: info.addr().clone(),
+            db: settings.db(),
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(|p| Secret(p.to_owned())),
+            client_name: None,
+            connect_timeout: None,
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            info,
+        }
+    }
+
+    /// Selects database `db` (instead of the URL's) on every connection.
+    pub fn db(mut self, db: u32) -> Self {
+        self.db = i64::from(db);
+        self.sync_info();
+        self
+    }
+
+    /// Authenticates as ACL user `username` (Redis 6+), replacing the URL's.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self.sync_info();
+        self
+    }
+
+    /// Authenticates with `password`, replacing the URL's. Never shown by `Debug`/`Display`.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret(password.into()));
+        self.sync_info();
+        self
+    }
+
+    /// Names every connection with `CLIENT SETNAME` (visible in `CLIENT LIST`).
+    ///
+    /// Redis rejects names with spaces; such a name makes `create` fail with a permanent
+    /// [`RedisPoolError::Rejected`].
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// Caps the time to open one connection (TCP or TLS connect, `AUTH`, `SELECT`,
+    /// `CLIENT SETNAME`). The pool's own `connection_timeout` (the `timeout` passed to
+    /// `create`) always applies; this can only make it shorter. Default: no extra cap.
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may wait for its reply (socket read and write timeouts).
+    ///
+    /// A command that times out fails with an I/O error and marks the connection broken:
+    /// its late reply would otherwise be read by the next command. `None` waits forever.
+    /// Default: 30 seconds.
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The database index connections use.
+    pub fn database(&self) -> i64 {
+        self.db
+    }
+
+    /// The ACL username, if any.
+    pub fn get_username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// Whether a password is set (the password itself is not readable back).
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The client name set with `CLIENT SETNAME`, if any.
+    pub fn get_client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
+    /// The response timeout (see [`response_timeout`](Self::response_timeout)).
+    pub fn get_response_timeout(&self) -> Option<Duration> {
+        self.response_timeout
+    }
+
+    /// The connect timeout cap (see [`connect_timeout`](Self::connect_timeout)).
+    pub fn get_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+    }
+
+    /// The server's address without credentials: `host:port` or the socket path.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The settings as a `redis` crate [`ConnectionInfo`] (which holds the password).
+    pub fn connection_info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn sync_info(&mut self) {
+        let mut settings = self.info.redis_settings().clone().set_db(self.db);
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password.expose());
+        }
+        self.info = self.info.clone().set_redis_settings(settings);
+    }
+}
+
+impl FromStr for RedisConfig {
+    type Err = RedisPoolError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RedisConfig::from_url(s)
+    }
+}
+
+/// The URL without the password: `redis://user:***@host:port/db`.
+impl fmt::Display for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.username.as_deref().unwrap_or("");
+        let creds = match (&self.username, &self.password) {
+            (None, None) => String::new(),
+            (_, Some(_)) => format!("{user}:***@"),
+            (Some(_), None) => format!("{user}@"),
+        };
+        match &self.addr {
+            ConnectionAddr::Tcp(host, port) => {
+                write!(f, "redis://{creds}{}:{port}/{}", bracket(host), self.db)
+            }
+            ConnectionAddr::TcpTls { host, port, .. } => {
+                write!(f, "rediss://{creds}{}:{port}/{}", bracket(host), self.db)
+            }
+            ConnectionAddr::Unix(path) => {
+                write!(f, "redis+unix://{}?db={}", path.display(), self.db)?;
+                if self.username.is_some() {
+                    write!(f, "&user={user}")?;
+                }
+                if self.password.is_some() {
+                    f.write_str("&pass=***")?;
+                }
+                Ok(())
+            }
+            other => write!(f, "redis://{creds}{other}/{}", self.db),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.to_string())
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("client_name", &self.client_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The redis crate's parse error, described without echoing the input.
+fn describe_parse_error(e: &redis::RedisError) -> String {
+    // The redis crate's messages are fixed strings ("Redis URL did not parse", "Invalid
+    // database number", ...), optionally with a detail that is not the password.
+    let mut msg = e.to_string();
+    if msg.is_empty() {
+        msg = "the URL did not parse".into();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_hides_password() {
+        let c = RedisConfig::from_url("redis://:hunter2@localhost:6380/4").unwrap();
+        assert_eq!(c.to_string(), "redis://:***@localhost:6380/4");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let c = c.password("other-secret").username("bob");
+        assert_eq!(c.to_string(), "redis://bob:***@localhost:6380/4");
+        assert!(!format!("{c:?}").contains("other-secret"));
+        assert_eq!(
+            c.connection_info().redis_settings().password(),
+            Some("other-secret")
+        );
+        assert_eq!(c.connection_info().redis_settings().username(), Some("bob"));
+    }
+
+    #[test]
+    fn unix_urls() {
+        let c = RedisConfig::from_url("redis+unix:///tmp/redis.sock?db=2&pass=pw").unwrap();
+        assert_eq!(c.database(), 2);
+        assert_eq!(c.to_string(), "redis+unix:///tmp/redis.sock?db=2&pass=***");
+    }
+
+    #[test]
+    fn bad_urls_are_errors_without_the_url() {
+        for bad in [
+            "",
+            "localhost:6379",
+            "http://localhost",
+            "redis://:pw-in-bad-url@localhost/abc",
+            "redis://",
+            "redis://0.0.0.0",
+            "redis://h/?protocol=9",
+            "redis://[::1",
+        ] {
+            let err = RedisConfig::from_url(bad).expect_err(bad);
+            assert!(
+                matches!(err, RedisPoolError::InvalidUrl(_)),
+                "{bad}: {err:?}"
+            );
+            assert!(!err.to_string().contains("pw-in-bad-url"));
+            assert!(err.is_permanent());
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_needs_feature() {
+        let err = RedisConfig::from_url("rediss://localhost").unwrap_err();
+        assert!(err.to_string().contains("tls"), "{err}");
+    }
+
+    #[test]
+    fn db_override() {
+        let c = RedisConfig::from_url("redis://localhost/1").unwrap().db(5);
+        assert_eq!(c.database(), 5);
+        assert_eq!(c.connection_info().redis_settings().db(), 5);
+    }
+}

@@ -1,0 +1,96 @@
+//! Redis for [`pool_core`]: a [`ConnectionFactory`](pool_core::ConnectionFactory) for the
+//! synchronous [`redis`] crate.
+//!
+//! # How the pieces fit
+//!
+//! * [`RedisConfig`] says where and how to connect: a `redis://`, `rediss://` (with the
+//!   `tls` cargo feature) or `redis+unix://` URL, plus the database index, ACL username and
+//!   password, a client name, and the connect and response timeouts. Its `Debug` and
+//!   `Display` never show the password.
+//! * [`RedisConnectionFactory`] opens connections for the pool. `create(timeout)` connects,
+//!   authenticates and selects the database within `timeout`; `validate` sends `PING`;
+//!   `reset` undoes session state a caller left behind (`MULTI`, `WATCH`, `SELECT`) when the
+//!   connection comes back; `is_broken` discards connections whose reply stream may be out
+//!   of step; `is_permanent` tells the pool that a rejected password or a bad URL will not
+//!   get better by waiting.
+//! * [`RedisConnection`] is what the pool hands out. It implements
+//!   [`redis::ConnectionLike`], so every [`redis::Commands`] method and
+//!   [`redis::Cmd::query`] work on it (and on the pool's `PooledConnection` around it), and
+//!   it watches every reply: an I/O error, a timeout or a protocol error marks it broken, and
+//!   the pool throws it away instead of handing a confused socket to the next caller.
+//! * [`PingValidation`], [`QueryValidation`] and [`CompositeValidation`] are health checks
+//!   to plug into the pool builder.
+//! * With the `cluster` cargo feature (on by default), [`RedisClusterConnectionFactory`]
+//!   pools connections to a Redis Cluster: see the [`cluster`] module for how failovers,
+//!   redirections and session state are handled.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory};
+//! use pool_redis::redis::Commands;
+//!
+//! let config = RedisConfig::from_url("redis://127.0.0.1:6379/0")?
+//!     .client_name("my-service")
+//!     .response_timeout(Some(Duration::from_secs(2)));
+//! let factory = RedisConnectionFactory::new(config);
+//! let pool = ConnectionPool::builder(factory)
+//!     .config(PoolConfig::builder().max_size(8).build()?)
+//!     .validation(PingValidation::new())
+//!     .build()?;
+//!
+//! let mut conn = pool.acquire()?;
+//! let _: () = conn.set("greeting", "hello")?;
+//! let greeting: String = conn.get("greeting")?;
+//! assert_eq!(greeting, "hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # When a connection is thrown away
+//!
+//! Redis answers commands in order on one socket, so a connection is only safe to reuse if
+//! every reply that was asked for has been read. [`RedisConnection`] marks itself broken
+//! when that may not be true: an I/O error (refused, reset, closed), a read or write
+//! timeout, an unparsable reply, or a command that switches the connection into a mode
+//! where replies stop matching requests (`SUBSCRIBE`, `MONITOR`). Error *replies* from the
+//! server (`WRONGTYPE`, `ERR unknown command`, a failed `EXEC`) are read in full and leave
+//! the connection healthy. The pool checks [`RedisConnection::is_broken`] on every release
+//! and closes broken connections.
+//!
+//! # Session state
+//!
+//! A caller may leave a transaction open (`MULTI` without `EXEC`), keys watched (`WATCH`)
+//! or another database selected. The connection notices such commands as they are sent, and
+//! on release [`RedisConnectionFactory`]'s `reset` sends `DISCARD`, `UNWATCH` and `SELECT
+//! <db>` in one round trip. Connections that ran no such command are returned without any
+//! I/O.
+//!
+//! # Secrets
+//!
+//! Passwords are kept in a wrapper whose `Debug` prints `***`. The URL shown in `Debug`,
+//! `Display`, errors and log lines is rebuilt from the parsed parts without the password.
+
+#![warn(missing_docs)]
+
+mod broken;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+mod config;
+mod connection;
+mod error;
+mod factory;
+mod validation;
+
+#[cfg(feature = "cluster")]
+pub use cluster::{RedisClusterConfig, RedisClusterConnection, RedisClusterConnectionFactory};
+pub use config::RedisConfig;
+pub use connection::RedisConnection;
+pub use error::RedisPoolError;
+pub use factory::RedisConnectionFactory;
+pub use validation::{CompositeValidation, PingValidation, QueryValidation};
+
+/// The `redis` crate this backend is built on, re-exported so that callers use the same
+/// version (`pool_redis::redis::Commands`, `pool_redis::redis::cmd`, ...).
+pub use redis;

@@ -1,0 +1,156 @@
+//! Shared test helpers: find Redis (or skip loudly), capture log output.
+#![allow(dead_code)]
+
+pub mod cluster;
+
+use std::net::TcpStream;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The Redis URL tests use: `POOL_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`.
+pub fn redis_url() -> String {
+    std::env::var("POOL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether missing services must fail the tests (`POOL_TEST_REQUIRE_SERVICES=1`).
+pub fn services_required() -> bool {
+    std::env::var("POOL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// `Some(url)` when Redis answers PING. Otherwise prints a loud skip message and returns
+/// `None`, or panics when services are required.
+pub fn redis_or_skip(test: &str) -> Option<String> {
+    let url = redis_url();
+    let reachable = (|| {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()
+    })()
+    .is_some();
+    if reachable {
+        return Some(url);
+    }
+    if services_required() {
+        panic!("{test}: Redis is not reachable at {url} and POOL_TEST_REQUIRE_SERVICES=1");
+    }
+    // Written to the process's stderr directly, not through eprintln!, so that the test
+    // harness's output capture does not swallow it: a skip must be seen.
+    let banner = "!".repeat(72);
+    let msg = format!(
+        "\n{banner}\n!!! SKIPPED {test}: Redis is not reachable at {url}\n\
+         !!! (start redis-server, or set POOL_TEST_REQUIRE_SERVICES=1 to make this fail)\n{banner}\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    None
+}
+
+/// A plain admin connection for test set-up (ACL SETUSER, CLIENT LIST, CLIENT KILL).
+pub fn admin(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .expect("admin client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("admin connection")
+}
+
+/// A name unique to this test run (for client names, keys and ACL users).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `CLIENT LIST` lines whose name is `name`.
+pub fn clients_named(admin: &mut redis::Connection, name: &str) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(admin)
+        .expect("CLIENT LIST");
+    let needle = format!(" name={name} ");
+    list.lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Kills every connection named `name`; returns how many were killed.
+pub fn kill_clients_named(admin: &mut redis::Connection, name: &str) -> usize {
+    let mut killed = 0;
+    for line in clients_named(admin, name) {
+        if let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) {
+            let n: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query(admin)
+                .unwrap_or(0);
+            killed += n as usize;
+        }
+    }
+    killed
+}
+
+/// Every log line written while the process runs (tests filter by content).
+pub fn captured_logs() -> Vec<String> {
+    install_logger();
+    LOGS.get()
+        .map(|m| m.lock().unwrap().clone())
+        .unwrap_or_default()
+}
+
+static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+
+struct Capture;
+
+static CAPTURE: Capture = Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        if let Some(m) = LOGS.get() {
+            m.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger at `Trace` (once per test binary).
+pub fn install_logger() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        LOGS.get_or_init(|| Mutex::new(Vec::new()));
+        if log::set_logger(&CAPTURE).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+}
+
+/// A TCP listener on loopback that accepts connections and never answers.
+pub fn silent_server() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    // make sure
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    port
+}
