@@ -1,0 +1,16 @@
+//! Any string given as an HTTP origin: a typed error or a config, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        match pool_http::HttpConfig::new(s) {
+            Ok(c) => {
+                let _ = format!("{c:?} {}", c.origin());
+            }
+            Err(e) => {
+                let _ = format!("{e} {e:?}");
+            }
+        }
+    }
+});

@@ -1,0 +1,165 @@
+//! The three backends as the chaos runner drives them, each through a [`FaultProxy`].
+
+use std::net::SocketAddr;
+
+use pool_core::{ConnectionPool, PoolConfig, PooledConnection};
+use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, HttpRequest};
+use pool_postgres::PostgresConnectionFactory;
+use pool_redis::redis::{self, Commands};
+use pool_redis::{RedisConfig, RedisConnectionFactory};
+
+use crate::chaos::{Backend, CONNECTION_TIMEOUT, OP_TIMEOUT};
+use crate::proxy::FaultProxy;
+use crate::services;
+
+/// Redis: `INCR <tag>:n`, response timeout [`OP_TIMEOUT`], `PING` validation.
+pub struct Redis {
+    /// The real server.
+    pub addr: SocketAddr,
+}
+
+impl Backend for Redis {
+    type F = RedisConnectionFactory;
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn upstream(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pool(&self, proxy: SocketAddr, tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
+        let cfg = RedisConfig::from_url(&format!("redis://{proxy}"))
+            .expect("redis url")
+            .client_name(tag)
+            .connect_timeout(Some(CONNECTION_TIMEOUT))
+            .response_timeout(Some(OP_TIMEOUT));
+        ConnectionPool::builder(RedisConnectionFactory::new(cfg))
+            .config(config)
+            .validation(pool_redis::PingValidation::new())
+            .build()
+            .expect("redis pool")
+    }
+    fn op(&self, conn: &mut PooledConnection<Self::F>, tag: &str) -> Result<(), String> {
+        let r: redis::RedisResult<i64> = conn.incr(format!("{tag}:n"), 1);
+        r.map(|_| ()).map_err(|e| {
+            let what = if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connection_dropped() || e.is_connection_refusal() {
+                "connection dropped".to_owned()
+            } else if e.is_io_error() {
+                "i/o error".to_owned()
+            } else {
+                format!("{:?}", e.kind())
+            };
+            format!("redis: {what}")
+        })
+    }
+    fn client_side_timeout(&self) -> bool {
+        true
+    }
+    fn round_trips(&self) -> u32 {
+        2
+    }
+    fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
+        services::redis_kill_by_name(tag)
+    }
+}
+
+/// PostgreSQL: `SELECT 1::int4`, `statement_timeout` [`OP_TIMEOUT`] (server side), ping
+/// validation, the factory's release-time transaction check.
+pub struct Postgres {
+    /// The real server.
+    pub addr: SocketAddr,
+}
+
+impl Backend for Postgres {
+    type F = PostgresConnectionFactory;
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    fn upstream(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pool(&self, proxy: SocketAddr, tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
+        let factory = PostgresConnectionFactory::new(&format!(
+            "host=127.0.0.1 port={} user=postgres dbname=test sslmode=disable",
+            proxy.port()
+        ))
+        .expect("postgres connection string")
+        .with_application_name(tag)
+        .with_statement_timeout(OP_TIMEOUT);
+        ConnectionPool::builder(factory)
+            .config(config)
+            .validation(pool_postgres::PingValidation)
+            .build()
+            .expect("postgres pool")
+    }
+    fn op(&self, conn: &mut PooledConnection<Self::F>, _tag: &str) -> Result<(), String> {
+        let r = conn.query_one("SELECT 1::int4", &[]);
+        match conn.check(r) {
+            Ok(row) if row.get::<_, i32>(0) == 1 => Ok(()),
+            Ok(_) => Err("postgres: wrong answer".into()),
+            Err(e) => Err(match e.code() {
+                Some(code) => format!("postgres: SQLSTATE {}", code.code()),
+                None if e.is_closed() => "postgres: connection closed".into(),
+                None => "postgres: i/o or protocol error".into(),
+            }),
+        }
+    }
+    fn client_side_timeout(&self) -> bool {
+        false
+    }
+    fn round_trips(&self) -> u32 {
+        // validation ping, prepare, execute, release-time transaction check
+        4
+    }
+    fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
+        services::postgres_kill_by_app(tag)
+    }
+}
+
+/// HTTP: `GET /work` with a [`OP_TIMEOUT`] request timeout, `HEAD /health` probe.
+pub struct Http {
+    /// The real server.
+    pub addr: SocketAddr,
+}
+
+impl Backend for Http {
+    type F = HttpConnectionFactory;
+    fn name(&self) -> &'static str {
+        "http"
+    }
+    fn upstream(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pool(&self, proxy: SocketAddr, _tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
+        let cfg = HttpConfig::new(&format!("http://{proxy}"))
+            .expect("origin")
+            .connect_timeout(CONNECTION_TIMEOUT)
+            .read_timeout(OP_TIMEOUT)
+            .probe_path("/health");
+        ConnectionPool::builder(HttpConnectionFactory::new(cfg))
+            .config(config)
+            .validation(pool_http::PingValidation::new("/health"))
+            .build()
+            .expect("http pool")
+    }
+    fn op(&self, conn: &mut PooledConnection<Self::F>, _tag: &str) -> Result<(), String> {
+        match conn.send(HttpRequest::get("/work").timeout(OP_TIMEOUT)) {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => Err(format!("http: status {}", r.status())),
+            Err(e) if e.is_timeout() => Err("http: timeout".into()),
+            Err(HttpPoolError::Request { .. }) => Err("http: request failed".into()),
+            Err(HttpPoolError::Broken(_)) => Err("http: broken".into()),
+            Err(_) => Err("http: other error".into()),
+        }
+    }
+    fn client_side_timeout(&self) -> bool {
+        true
+    }
+    fn round_trips(&self) -> u32 {
+        2
+    }
+    fn kill_server_side(&self, _tag: &str, proxy: &FaultProxy) -> usize {
+        proxy.reset_all()
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared support for the workspace's integration tests: a fault-injecting TCP proxy
+//! ([`proxy`]), the services behind it ([`services`], [`http_server`]), process gauges
+//! ([`sys`]) and the chaos scenario runner ([`chaos`]).
+
+pub mod backends;
+pub mod chaos;
+pub mod http_server;
+pub mod proxy;
+pub mod services;
+pub mod sys;
+
+pub use proxy::FaultProxy;
+
+/// Writes to the process's stderr directly (not through `eprintln!`), so the test
+/// harness's output capture does not swallow it: reports and skips must be seen.
+pub fn loud(msg: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(msg.as_bytes());
+    let _ = err.write_all(b"\n");
+    let _ = err.flush();
+}

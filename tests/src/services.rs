@@ -1,0 +1,141 @@
+//! The real services the chaos suite talks to, and the skip rule when they are absent.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use pool_postgres::postgres;
+use pool_redis::redis;
+
+/// Whether missing services must fail the tests (`POOL_TEST_REQUIRE_SERVICES=1`).
+pub fn services_required() -> bool {
+    std::env::var("POOL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// PostgreSQL: 127.0.0.1:5432, trust auth, user `postgres`, database `test`.
+pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+/// Redis: 127.0.0.1:6379.
+pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+
+/// Prints a loud skip banner (bypassing output capture), or panics when services are
+/// required.
+pub fn skip(test: &str, service: &str, addr: &str) {
+    if services_required() {
+        panic!("{test}: {service} is not reachable at {addr} and POOL_TEST_REQUIRE_SERVICES=1");
+    }
+    let banner = "!".repeat(72);
+    crate::loud(&format!(
+        "\n{banner}\n!!! SKIPPED {test}: {service} is not reachable at {addr}\n\
+         !!! (start it, or set POOL_TEST_REQUIRE_SERVICES=1 to make this a failure)\n{banner}"
+    ));
+}
+
+/// A direct (not proxied) admin connection to PostgreSQL.
+pub fn postgres_admin() -> Result<postgres::Client, postgres::Error> {
+    let mut config: postgres::Config = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+        .parse()
+        .expect("admin connection string");
+    config.connect_timeout(Duration::from_secs(2));
+    config.application_name("cx-admin");
+    config.connect(postgres::NoTls)
+}
+
+/// `Some(address)` when PostgreSQL answers; otherwise skips loudly (or panics).
+pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
+    let addr: SocketAddr = POSTGRES_ADDR.parse().unwrap();
+    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        && postgres_admin()
+            .and_then(|mut c| c.simple_query("SELECT 1"))
+            .is_ok();
+    if ok {
+        Some(addr)
+    } else {
+        skip(test, "PostgreSQL (user postgres, db test)", POSTGRES_ADDR);
+        None
+    }
+}
+
+/// A direct (not proxied) admin connection to Redis.
+pub fn redis_admin() -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(format!("redis://{REDIS_ADDR}"))?
+        .get_connection_with_timeout(Duration::from_secs(2))
+}
+
+/// `Some(address)` when Redis answers PING; otherwise skips loudly (or panics).
+pub fn redis_or_skip(test: &str) -> Option<SocketAddr> {
+    let addr: SocketAddr = REDIS_ADDR.parse().unwrap();
+    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        && redis_admin()
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok();
+    if ok {
+        Some(addr)
+    } else {
+        skip(test, "Redis", REDIS_ADDR);
+        None
+    }
+}
+
+/// Terminates every PostgreSQL session whose `application_name` is `name` (server side).
+/// Returns how many.
+pub fn postgres_kill_by_app(name: &str) -> usize {
+    let Ok(mut admin) = postgres_admin() else {
+        return 0;
+    };
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .map(|rows| rows.iter().filter(|r| r.get::<_, bool>(0)).count())
+        .unwrap_or(0)
+}
+
+/// PostgreSQL sessions whose `application_name` is `name`.
+pub fn postgres_sessions(name: &str) -> usize {
+    let Ok(mut admin) = postgres_admin() else {
+        return 0;
+    };
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .map(|r| r.get::<_, i64>(0) as usize)
+        .unwrap_or(0)
+}
+
+/// Kills every Redis client named `name` (`CLIENT KILL ID`, server side). Returns how many.
+pub fn redis_kill_by_name(name: &str) -> usize {
+    let Ok(mut admin) = redis_admin() else {
+        return 0;
+    };
+    let Ok(list) = redis::cmd("CLIENT").arg("LIST").query::<String>(&mut admin) else {
+        return 0;
+    };
+    let needle = format!(" name={name} ");
+    let mut killed = 0;
+    for line in list.lines().filter(|l| l.contains(&needle)) {
+        if let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) {
+            let n: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query(&mut admin)
+                .unwrap_or(0);
+            killed += n as usize;
+        }
+    }
+    killed
+}
+
+/// A name unique to this process and call (client names, application names, keys).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

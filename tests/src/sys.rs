@@ -1,0 +1,63 @@
+//! Process gauges from `/proc/self`: resident memory and threads.
+
+use std::time::{Duration, Instant};
+
+/// Resident set size in KiB (`VmRSS` in `/proc/self/status`), 0 if unknown.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Threads of this process (`/proc/self/task`), not counting those whose name starts with
+/// one of `exclude` (test infrastructure such as the HTTP server, `cx-httpd`).
+///
+/// Threads inherit their creator's name on Linux unless they set one, so everything an
+/// infrastructure thread spawns carries its prefix too.
+pub fn threads_excluding(exclude: &[&str]) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let comm = comm.trim_end();
+            !exclude.iter().any(|p| comm.starts_with(p))
+        })
+        .count()
+}
+
+/// Names of this process's threads (for a report when the count is off).
+pub fn thread_names() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(Result::ok)
+        .map(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits up to `limit` for `threads_excluding(exclude) <= target`; returns the last count.
+pub fn wait_threads_at_most(target: usize, exclude: &[&str], limit: Duration) -> usize {
+    let end = Instant::now() + limit;
+    loop {
+        let n = threads_excluding(exclude);
+        if n <= target || Instant::now() >= end {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

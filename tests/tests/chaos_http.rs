@@ -1,0 +1,29 @@
+//! Chaos scenarios for pool-http behind the fault-injecting proxy, in front of a
+//! tiny_http service on loopback (see `chaos`).
+
+use std::sync::Arc;
+
+use integration_tests::backends::Http;
+use integration_tests::chaos::{check, run, selected, serial, Scenario};
+use integration_tests::http_server::HttpServer;
+
+#[test]
+fn http_chaos_scenarios() {
+    let _one_at_a_time = serial();
+    let server = HttpServer::start();
+    let backend = Arc::new(Http {
+        addr: server.addr(),
+    });
+    let scenarios = [
+        Scenario::Restart,
+        Scenario::KillServerSide,
+        Scenario::Blackhole,
+        Scenario::Flapping,
+    ];
+    let reports: Vec<_> = scenarios
+        .into_iter()
+        .filter(|s| selected(*s))
+        .map(|s| run(backend.clone(), s, true))
+        .collect();
+    check(&reports);
+}
