@@ -383,6 +383,8 @@ pub fn run<B: Backend>(backend: Arc<B>, scenario: Scenario, measure: bool) -> Re
     let label = format!("{}/{}", backend.name(), scenario.name());
     let tag = crate::services::unique(&format!("cx-{}", backend.name()));
     let exclude = [HTTPD_THREADS];
+    // The first printed backtrace of the process would otherwise land in this run's RSS.
+    sys::warm_backtrace_cache();
     let rss0 = sys::rss_kib();
     let threads0 = sys::threads_excluding(&exclude);
 

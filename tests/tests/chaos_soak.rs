@@ -28,6 +28,7 @@ fn soak_mixed_faults() {
     let started = Instant::now();
     let exclude = [HTTPD_THREADS];
     let server = HttpServer::start();
+    sys::warm_backtrace_cache();
     let rss0 = sys::rss_kib();
     let threads0 = sys::threads_excluding(&exclude);
 
