@@ -54,7 +54,7 @@
 //!
 //! | Release-time step | Direct / session mode | Transaction mode ([`PgBouncerMode::Transaction`]) |
 //! |---|---|---|
-//! | open-transaction check (`SELECT now() = statement_timestamp()`) and rollback | yes | yes: an open transaction keeps its server connection, so the check and the `ROLLBACK` reach the right one, and PgBouncer gets that server back |
+//! | open-transaction check (`BEGIN; ROLLBACK`, or `SELECT now() = statement_timestamp()` with the `Discard` policy) and rollback | yes | yes: an open transaction keeps its server connection, so the check and the `ROLLBACK` reach the right one, and PgBouncer gets that server back |
 //! | session reset ([`ResetMode`](crate::ResetMode)) | as configured | **never sent**: it would reset some other client's server connection, not this one's |
 //! | driver's type cache | kept | cleared (no I/O) |
 //! | `26000`/`42P05` seen by [`check`](crate::PostgresConnection::check) | not fatal | fatal: the client holds statements that live elsewhere; the pool replaces it |
@@ -79,6 +79,11 @@
 //! * Init SQL ([`with_init_sql`](crate::PostgresConnectionFactory::with_init_sql)) runs
 //!   once per client connection, in transaction mode on whichever server connection
 //!   PgBouncer lends: session settings made there do not stick.
+//! * **Statement mode** (`pool_mode = statement`) is not supported: it refuses
+//!   multi-statement transactions, and with them the default release check
+//!   (`BEGIN; ROLLBACK`), so every used connection would be discarded on release. If you
+//!   must, turn the check off with
+//!   [`with_transaction_check(false)`](crate::PostgresConnectionFactory::with_transaction_check).
 
 /// Which PgBouncer pooling mode sits between the pool and PostgreSQL; see
 /// [`PostgresConnectionFactory::with_pgbouncer`](crate::PostgresConnectionFactory::with_pgbouncer)

@@ -215,6 +215,13 @@ fn open_transactions_are_rolled_back_on_release() {
     let mut conn = f.create(T).unwrap();
     conn.batch_execute("CREATE TEMP TABLE t (x int)").unwrap();
 
+    // Outside a transaction the check (`BEGIN; ROLLBACK`) changes nothing: a session
+    // setting made before it stays (the reset mode is none).
+    conn.batch_execute("SET work_mem = '9MB'").unwrap();
+    f.reset(&mut conn).unwrap();
+    assert_eq!(conn.transaction_status().unwrap(), TransactionStatus::Idle);
+    assert_eq!(show(&mut conn, "work_mem"), "9MB");
+
     // A read-only transaction (no xid assigned) is seen too.
     conn.batch_execute("BEGIN; SELECT 1").unwrap();
     assert_eq!(
