@@ -46,6 +46,9 @@ use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError, PoolObserver};
 
+mod report;
+use report::Report;
+
 /// Worker threads sharing the pool.
 const THREADS: usize = 32;
 /// The pool's ceiling (and what the server should never exceed).
@@ -64,7 +67,7 @@ fn main() {
         _ => run_loopback_demo(),
     };
     if let Err(e) = result {
-        eprintln!("demo failed: {e}");
+        eprintln!("demo failed: {}", Report(&*e));
         std::process::exit(1);
     }
 }
@@ -282,7 +285,7 @@ fn show_validation_on_acquire(pool: &ConnectionPool<LineFactory>, server: &DemoS
                 conn.id()
             );
         }
-        Err(e) => println!("  acquire() failed: {e}"),
+        Err(e) => println!("  acquire() failed: {}", Report(&e)),
     }
 }
 
@@ -475,11 +478,17 @@ impl PoolObserver for Narrator {
     }
     fn on_create_failed(&self, error: &(dyn StdError + 'static), _permanent: bool) {
         if self.failing.fetch_add(1, Relaxed) == 0 {
-            println!("  [event] opening a connection failed: {error} (retrying with backoff)");
+            println!(
+                "  [event] opening a connection failed: {} (retrying with backoff)",
+                Report(error)
+            );
         }
     }
     fn on_validation_failed(&self, id: u64, error: &(dyn StdError + 'static)) {
-        println!("  [event] connection #{id} failed validation ({error}): discarded");
+        println!(
+            "  [event] connection #{id} failed validation ({}): discarded",
+            Report(error)
+        );
     }
 }
 
@@ -556,7 +565,7 @@ impl Workload {
                             Err(e @ PoolError::AcquireTimeout { .. }) => {
                                 tally.timeouts.fetch_add(1, Relaxed);
                                 if !reported_timeout.swap(true, Relaxed) {
-                                    println!("  [worker] acquire gave up: {e}");
+                                    println!("  [worker] acquire gave up: {}", Report(&e));
                                 }
                             }
                             Err(PoolError::Closed) => break,

@@ -22,7 +22,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
+
+mod report;
 use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, PingValidation};
+use report::Report;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The service: a real HTTP/1.1 server that remembers which client sockets it served.
@@ -122,7 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut conn = pool.acquire()?;
         match conn.get("/slow") {
             Err(e) => println!(
-                "GET /slow: {e} (timeout: {}); connection broken: {}",
+                "GET /slow: {} (timeout: {}); connection broken: {}",
+                Report(&e),
                 e.is_timeout(),
                 conn.is_broken()
             ),
@@ -147,12 +151,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     match nowhere.acquire_timeout(Duration::from_millis(300)) {
         Err(e @ PoolError::AcquireTimeout { .. }) => {
+            // The timeout describes the pool; the factory's error is its source.
             println!("unreachable port: {e}");
             if let Some(cause) = e.connection_error() {
-                println!("  cause: {cause}");
+                println!("  cause: {}", Report(cause));
             }
         }
-        Err(e) => println!("unreachable port: {e}"),
+        Err(e) => println!("unreachable port: {}", Report(&e)),
         Ok(_) => println!("unreachable port: unexpectedly connected"),
     }
 

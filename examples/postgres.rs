@@ -23,7 +23,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
+
+mod report;
 use pool_postgres::{standard_validation, PostgresConnectionFactory, PostgresError, ResetMode};
+use report::Report;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
@@ -84,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             sum += row.get::<_, i64>(0);
                             peak.fetch_max(row.get(1), Ordering::SeqCst);
                         }
-                        Err(e) => eprintln!("query failed: {e}"),
+                        Err(e) => eprintln!("query failed: {}", Report(&e)),
                     }
                 }
                 Ok(sum)
@@ -154,8 +157,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|c| c.downcast_ref::<PostgresError>())
                 .is_some_and(|pg| pg.is_permanent());
             println!(
-                "unknown database, after {:?}: {e} (permanent: {permanent})",
-                t.elapsed()
+                "unknown database, after {:?}: {} (permanent: {permanent})",
+                t.elapsed(),
+                Report(&e)
             );
         }
         Ok(_) => println!("unexpected: connected to no_such_database"),
@@ -166,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         PostgresConnectionFactory::new("postgres://postgres:not-printed@127.0.0.1:1/test")?;
     let bad = ConnectionPool::new(unreachable, PoolConfig::default())?;
     match bad.acquire_timeout(Duration::from_millis(500)) {
-        Err(e) => println!("unreachable port: {e}"),
+        Err(e) => println!("unreachable port: {}", Report(&e)),
         Ok(_) => println!("unexpected: connected to port 1"),
     }
     bad.shutdown();

@@ -19,11 +19,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
+
+mod report;
 use pool_redis::redis::{self, Commands};
 use pool_redis::{
     CompositeValidation, PingValidation, QueryValidation, RedisConfig, RedisConnectionFactory,
     RedisPoolError,
 };
+use report::Report;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -55,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut first = match pool.acquire() {
         Ok(conn) => conn,
         Err(e) => {
-            eprintln!("cannot reach Redis at {url}: {e}");
+            eprintln!("cannot reach Redis at {url}: {}", Report(&e));
             eprintln!("start redis-server, or set REDIS_URL");
             std::process::exit(1);
         }
@@ -150,11 +153,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|c| c.downcast_ref::<RedisPoolError>())
                 .is_some_and(RedisPoolError::is_permanent);
             println!(
-                "wrong password: failed after {:?} (permanent: {permanent}): {e}",
-                start.elapsed()
+                "wrong password: failed after {:?} (permanent: {permanent}): {}",
+                start.elapsed(),
+                Report(&e)
             );
         }
-        Err(e) => println!("wrong password: {e}"),
+        Err(e) => println!("wrong password: {}", Report(&e)),
         Ok(_) => println!("wrong password: unexpectedly accepted"),
     }
 

@@ -62,6 +62,32 @@ pub const DEFAULT_FAIRNESS_WINDOW: Duration = Duration::from_millis(1);
 /// together.
 pub const MAX_LIFETIME_JITTER: f64 = 0.025;
 
+/// Default `close_timeout`: 5 seconds. A close (dropping a discarded connection, on the
+/// background closer) still running after this gives its place back, so a close that hangs
+/// on the network cannot eat the pool's capacity.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `close_concurrency`: at most 2 closer threads (started when there is something
+/// to close, ended after two idle seconds).
+pub const DEFAULT_CLOSE_CONCURRENCY: usize = 2;
+/// Default `circuit_breaker_threshold`: after 5 failed connection attempts in a row with
+/// nothing open, callers fail fast until a background probe opens a connection.
+pub const DEFAULT_CIRCUIT_BREAKER_THRESHOLD: Option<u32> = Some(5);
+/// Default `permanent_error_retry_interval`: after a permanent error (a rejected password),
+/// at most one attempt per second.
+pub const DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long `try_acquire` may spend validating an idle connection (it never waits for one
+/// to be returned or opened): 50 ms. A check that takes longer is left to finish in the
+/// background and `try_acquire` returns `PoolExhausted`.
+pub const TRY_ACQUIRE_BUDGET: Duration = Duration::from_millis(50);
+/// How long `shutdown()` and dropping the last handle wait for the pool's threads and the
+/// idle connections' closes: 1 second. Threads still running user code then are left to
+/// end on their own.
+pub const SHUTDOWN_JOIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest `max_lifetime` accepted: 50 ms. Connection ages are judged with a coarse
+/// clock (up to 10 ms early), so a shorter lifetime would retire connections as soon as
+/// they open.
+pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
+
 /// The largest `max_size` accepted (far above what any database allows).
 pub const MAX_MAX_SIZE: usize = 1 << 20;
 
@@ -89,6 +115,11 @@ pub struct PoolConfig {
     pub(crate) create_backoff_max: Duration,
     pub(crate) initialization_fail_timeout: Option<Duration>,
     pub(crate) fairness_window: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) close_concurrency: usize,
+    pub(crate) circuit_breaker_threshold: Option<u32>,
+    pub(crate) permanent_error_retry_interval: Duration,
+    pub(crate) validate_new_connections: bool,
 }
 
 impl Default for PoolConfig {
@@ -115,6 +146,11 @@ impl Default for PoolConfig {
             create_backoff_max: DEFAULT_CREATE_BACKOFF_MAX,
             initialization_fail_timeout: None,
             fairness_window: DEFAULT_FAIRNESS_WINDOW,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            close_concurrency: DEFAULT_CLOSE_CONCURRENCY,
+            circuit_breaker_threshold: DEFAULT_CIRCUIT_BREAKER_THRESHOLD,
+            permanent_error_retry_interval: DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL,
+            validate_new_connections: false,
         }
     }
 }
@@ -170,6 +206,16 @@ getters! {
     initialization_fail_timeout: Option<Duration>;
     /// How long the oldest queued caller may be overtaken by newcomers.
     fairness_window: Duration;
+    /// How long a close keeps its place before giving it back.
+    close_timeout: Duration;
+    /// Closer threads, at most.
+    close_concurrency: usize;
+    /// Failed attempts in a row (nothing open) that open the circuit breaker (None: off).
+    circuit_breaker_threshold: Option<u32>;
+    /// Shortest interval between attempts after a permanent error.
+    permanent_error_retry_interval: Duration;
+    /// Whether a new connection is validated before its first use.
+    validate_new_connections: bool;
 }
 
 impl PoolConfig {
@@ -182,6 +228,12 @@ impl PoolConfig {
 
     /// Checks the values; `build()` and `resize` call it.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.name.contains('\0') {
+            return Err(ConfigError::OutOfRange {
+                name: "name",
+                reason: "it contains a NUL byte (it names the pool's threads)".to_owned(),
+            });
+        }
         if self.max_size == 0 {
             return Err(ConfigError::ZeroMaxSize);
         }
@@ -214,6 +266,24 @@ impl PoolConfig {
             if value == Some(Duration::ZERO) {
                 return Err(ConfigError::ZeroDuration(name));
             }
+        }
+        if self.max_lifetime.is_some_and(|d| d < MIN_MAX_LIFETIME) {
+            return Err(ConfigError::OutOfRange {
+                name: "max_lifetime",
+                reason: format!(
+                    "{:?} is below the minimum of {MIN_MAX_LIFETIME:?}",
+                    self.max_lifetime.unwrap_or_default()
+                ),
+            });
+        }
+        if self.close_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration("close_timeout"));
+        }
+        if self.close_concurrency == 0 {
+            return Err(ConfigError::ZeroCount("close_concurrency"));
+        }
+        if self.circuit_breaker_threshold == Some(0) {
+            return Err(ConfigError::ZeroCount("circuit_breaker_threshold"));
         }
         if self.max_uses == Some(0) {
             return Err(ConfigError::ZeroCount("max_uses"));
@@ -373,6 +443,48 @@ impl PoolConfigBuilder {
     /// ([`DEFAULT_FAIRNESS_WINDOW`]).
     pub fn fairness_window(mut self, d: Duration) -> Self {
         self.config.fairness_window = d;
+        self
+    }
+    /// How long a close (dropping a discarded connection, on the background closer) keeps
+    /// its place in `max_size`. A close still running after this gives its place back and
+    /// goes on uncounted, so a close that hangs on the network cannot eat capacity; while it
+    /// runs, the server may see one connection more than `max_size`
+    /// (`PoolStatistics::total_close_overruns` counts them). Default: 5 s
+    /// ([`DEFAULT_CLOSE_TIMEOUT`]).
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.config.close_timeout = d;
+        self
+    }
+    /// Closer threads, at most (started when there is something to close). Default: 2
+    /// ([`DEFAULT_CLOSE_CONCURRENCY`]).
+    pub fn close_concurrency(mut self, n: usize) -> Self {
+        self.config.close_concurrency = n;
+        self
+    }
+    /// The circuit breaker: after this many failed connection attempts in a row with no
+    /// connection open, the database is taken to be down, and `acquire` fails at once with
+    /// [`PoolError::Connection`](crate::PoolError::Connection) (the latest error as its
+    /// cause) instead of waiting its whole timeout. A background probe keeps trying, with
+    /// the create backoff; the first connection that opens closes the breaker. `None`: off
+    /// (callers wait, and time out with the latest error). Default: 5
+    /// ([`DEFAULT_CIRCUIT_BREAKER_THRESHOLD`]).
+    pub fn circuit_breaker_threshold(mut self, n: Option<u32>) -> Self {
+        self.config.circuit_breaker_threshold = n;
+        self
+    }
+    /// After a permanent error (the factory's `is_permanent`: a rejected password), the
+    /// shortest time between two attempts, so a wrong password does not hammer the server
+    /// or lock the account. A caller arriving after it, with nothing open, starts an attempt
+    /// and waits for its result. Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
+    pub fn permanent_error_retry_interval(mut self, d: Duration) -> Self {
+        self.config.permanent_error_retry_interval = d;
+        self
+    }
+    /// Validate every new connection before its first use (as HikariCP does), so a check
+    /// that cannot pass is found at once (a fail-fast start reports it). A new connection
+    /// that fails counts as a failed create. Default: `false`.
+    pub fn validate_new_connections(mut self, on: bool) -> Self {
+        self.config.validate_new_connections = on;
         self
     }
     /// Checks the values and returns the config, or the first mistake found.

@@ -7,11 +7,12 @@
 //! [`PooledConnection::mark_broken`].
 
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::{release_guard_ref, Conn, Shared};
+use crate::shared::Shared;
+use crate::state::Conn;
 use crate::{ConnectionFactory, ConnectionState};
 
 /// A connection borrowed from a [`ConnectionPool`](crate::ConnectionPool); returned on drop.
@@ -35,54 +36,47 @@ use crate::{ConnectionFactory, ConnectionState};
 /// # Ok::<(), pool_core::PoolError>(())
 /// ```
 pub struct PooledConnection<F: ConnectionFactory> {
-    /// The pool. Kept alive not by this guard's own `Arc` (one contended reference count
-    /// per acquire and release) but by the one reference all guards share, taken when the
-    /// first connection goes out and given up when the last comes back (see
-    /// `Shared::check_out_one`).
-    pool: *const Shared<F>,
-    conn: ManuallyDrop<Conn<F::Connection>>,
+    /// The pool: a real reference count, so the pool outlives every guard, also when the
+    /// last `ConnectionPool` handle is dropped while connections are still out.
+    pool: Arc<Shared<F>>,
+    /// `Some` until the guard is dropped or detached.
+    conn: Option<Conn<F::Connection>>,
     /// When it was handed out (only read when an observer or leak detection needs it).
     tracked_at: Option<Instant>,
     broken: bool,
 }
 
-// SAFETY: a guard is the pool pointer plus the connection. The pool (`Shared<F>`) is
-// Send + Sync (its factory is, and its state sits behind a mutex), so sending or sharing
-// the guard is as safe as sending or sharing the connection itself.
-unsafe impl<F: ConnectionFactory> Send for PooledConnection<F> {}
-// SAFETY: as above; `&PooledConnection` only gives `&F::Connection`.
-unsafe impl<F: ConnectionFactory> Sync for PooledConnection<F> where F::Connection: Sync {}
-
 impl<F: ConnectionFactory> PooledConnection<F> {
-    /// # Safety
-    /// `pool` comes from `Arc::as_ptr`, and the connection was counted in `in_use` by
-    /// `Shared::check_out_one`, so the guards' shared reference covers this guard.
-    pub(crate) unsafe fn new(
-        pool: *const Shared<F>,
+    pub(crate) fn new(
+        pool: Arc<Shared<F>>,
         conn: Conn<F::Connection>,
         tracked_at: Option<Instant>,
     ) -> Self {
         PooledConnection {
             pool,
-            conn: ManuallyDrop::new(conn),
+            conn: Some(conn),
             tracked_at,
             broken: false,
         }
     }
 
+    fn record(&self) -> &Conn<F::Connection> {
+        self.conn.as_ref().expect("present until dropped")
+    }
+
     /// The pool-unique id of this connection (as in logs and events).
     pub fn id(&self) -> u64 {
-        self.conn.id
+        self.record().id
     }
 
     /// How long ago this connection was opened.
     pub fn age(&self) -> Duration {
-        self.conn.created_at.elapsed()
+        self.record().created_at.elapsed()
     }
 
     /// How many times it has been handed out, this time included.
     pub fn uses(&self) -> u64 {
-        self.conn.uses
+        self.record().uses
     }
 
     /// `InUse`, or `Invalid` once [`mark_broken`](Self::mark_broken) was called.
@@ -101,19 +95,9 @@ impl<F: ConnectionFactory> PooledConnection<F> {
 
     /// Takes the connection out of the pool for good. The pool forgets it (freeing its
     /// place for a new one); closing it is now the caller's business.
-    pub fn detach(self) -> F::Connection {
-        let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never used again and its destructor does not run (ManuallyDrop),
-        // so the connection is moved out exactly once; `pool` is moved out the same way.
-        let conn = unsafe { ManuallyDrop::take(&mut this.conn) };
-        // SAFETY: the guards' shared reference keeps the pool alive until it is given up
-        // below, after the last use.
-        let last = unsafe { &*this.pool }.forget_in_use(conn.id, this.tracked_at);
-        if last {
-            // SAFETY: `forget_in_use` said this was the last guard out; nothing touches
-            // the pool after this.
-            unsafe { release_guard_ref(this.pool) };
-        }
+    pub fn detach(mut self) -> F::Connection {
+        let conn = self.conn.take().expect("present until dropped");
+        self.pool.forget_in_use(conn.id, self.tracked_at);
         conn.raw
     }
 }
@@ -121,27 +105,20 @@ impl<F: ConnectionFactory> PooledConnection<F> {
 impl<F: ConnectionFactory> Deref for PooledConnection<F> {
     type Target = F::Connection;
     fn deref(&self) -> &F::Connection {
-        &self.conn.raw
+        &self.record().raw
     }
 }
 
 impl<F: ConnectionFactory> DerefMut for PooledConnection<F> {
     fn deref_mut(&mut self) -> &mut F::Connection {
-        &mut self.conn.raw
+        &mut self.conn.as_mut().expect("present until dropped").raw
     }
 }
 
 impl<F: ConnectionFactory> Drop for PooledConnection<F> {
     fn drop(&mut self) {
-        // SAFETY: drop runs once, and `conn` is not touched after this.
-        let conn = unsafe { ManuallyDrop::take(&mut self.conn) };
-        // SAFETY: the guards' shared reference keeps the pool alive until it is given up
-        // below, after the last use.
-        let last = unsafe { &*self.pool }.release(conn, self.broken, self.tracked_at);
-        if last {
-            // SAFETY: `release` said this was the last guard out; nothing touches the
-            // pool after this.
-            unsafe { release_guard_ref(self.pool) };
+        if let Some(conn) = self.conn.take() {
+            self.pool.release(conn, self.broken, self.tracked_at);
         }
     }
 }
@@ -151,8 +128,8 @@ impl<F: ConnectionFactory> Drop for PooledConnection<F> {
 impl<F: ConnectionFactory> fmt::Debug for PooledConnection<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledConnection")
-            .field("id", &self.conn.id)
-            .field("uses", &self.conn.uses)
+            .field("id", &self.record().id)
+            .field("uses", &self.record().uses)
             .field("state", &self.state())
             .finish_non_exhaustive()
     }

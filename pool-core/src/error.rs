@@ -5,6 +5,11 @@
 //! reachable through [`std::error::Error::source`] and [`PoolError::connection_error`], where
 //! it can be downcast to the backend's own error type.
 //!
+//! Like every error in this workspace, a `PoolError`'s `Display` says only what the pool
+//! knows; it does not repeat the text of its cause, which is its `source()`. To show the
+//! whole story, print the chain: `{:#}` with `anyhow`, the report of `eyre`, or walk
+//! `source()` yourself:
+//!
 //! ```
 //! use std::time::Duration;
 //! use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
@@ -22,10 +27,22 @@
 //! let pool = ConnectionPool::new(Refused, PoolConfig::default()).unwrap();
 //! match pool.acquire_timeout(Duration::from_millis(100)) {
 //!     Err(e @ PoolError::AcquireTimeout { .. }) => {
-//!         // "timed out after 100ms waiting for a connection (0 open: ...); last connection error: refused"
+//!         // Display: "timed out after 100ms waiting for a connection (0 open of max 10: ...);
+//!         // opening a connection failed (see the cause)"; the cause is "refused".
+//!         assert!(!e.to_string().contains("refused"));
 //!         let cause = e.connection_error().unwrap();
 //!         let io = cause.downcast_ref::<std::io::Error>().unwrap();
 //!         assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+//!
+//!         // The whole chain, one message per error, outermost first.
+//!         let mut chain = vec![e.to_string()];
+//!         let mut next = std::error::Error::source(&e);
+//!         while let Some(cause) = next {
+//!             chain.push(cause.to_string());
+//!             next = cause.source();
+//!         }
+//!         assert_eq!(chain.len(), 2);
+//!         assert_eq!(chain[1], "refused");
 //!     }
 //!     other => panic!("unexpected: {other:?}"),
 //! }
@@ -50,6 +67,9 @@ pub enum PoolError {
     /// The fields say how long it waited and what the pool looked like at that moment. When
     /// creating connections was failing, `last_error` holds the factory's latest error (also
     /// the error's `source()`), for every caller that timed out, not only the first.
+    ///
+    /// `Display` describes the pool (and says when opening connections was failing) but not
+    /// the factory's error itself: print the `source()` chain to see it.
     AcquireTimeout {
         /// How long the caller waited.
         waited: Duration,
@@ -73,7 +93,8 @@ pub enum PoolError {
     },
     /// Opening a connection failed in a way waiting cannot fix (the factory marked the error
     /// permanent: a rejected password, an unknown database), or `ConnectionPool::new` was
-    /// told to fail fast and could not open its first connections. The cause is `source()`.
+    /// told to fail fast and could not open its first connections. The cause is `source()`;
+    /// `Display` does not repeat it (print the `source()` chain to see it).
     Connection(SharedError),
     /// The pool is shut down.
     Closed,
@@ -126,7 +147,8 @@ impl fmt::Display for PoolError {
                     f.write_str("; the pool is suspended")?;
                 }
                 match last_error {
-                    Some(e) => write!(f, "; last connection error: {e}"),
+                    // The factory's error is `source()`: say that it exists, not what it says.
+                    Some(_) => f.write_str("; opening a connection failed (see the cause)"),
                     None if *total >= *max_size => f.write_str(
                         "; every connection was in use: raise max_size, hold connections for \
                          less time, or look for leaks (leak_detection_threshold)",
@@ -134,7 +156,7 @@ impl fmt::Display for PoolError {
                     None => Ok(()),
                 }
             }
-            PoolError::Connection(e) => write!(f, "could not open a connection: {e}"),
+            PoolError::Connection(_) => f.write_str("could not open a connection (see the cause)"),
             PoolError::Closed => f.write_str("the pool is shut down"),
         }
     }
@@ -164,12 +186,34 @@ impl fmt::Debug for PoolError {
                 .field("pending", pending)
                 .field("max_size", max_size)
                 .field("suspended", suspended)
-                .field("last_error", &last_error.as_ref().map(|e| e.to_string()))
+                .field("last_error", &last_error.as_ref().map(|e| chain_text(&**e)))
                 .finish(),
-            PoolError::Connection(e) => f.debug_tuple("Connection").field(&e.to_string()).finish(),
+            PoolError::Connection(e) => f
+                .debug_tuple("Connection")
+                .field(&chain_text(&**e))
+                .finish(),
             PoolError::Closed => f.write_str("Closed"),
         }
     }
+}
+
+/// The messages of `e` and of its causes, joined with ": ", for `Debug` and logs (where the
+/// whole story belongs on one line). A cause whose text equals its parent's (a wrapper that
+/// displays its inner error and returns it as `source()`) is shown once.
+pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let msg = cause.to_string();
+        if !msg.is_empty() && msg != last {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        last = msg;
+        next = cause.source();
+    }
+    text
 }
 
 impl StdError for PoolError {
@@ -217,4 +261,173 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No message in `e`'s chain contains the text of a message after it (so a report that
+    /// prints the chain says each thing once).
+    fn assert_no_repeated_causes(e: &(dyn StdError + 'static)) {
+        let mut chain = Vec::new();
+        let mut next = Some(e);
+        while let Some(err) = next {
+            chain.push(err.to_string());
+            next = err.source();
+        }
+        for (i, outer) in chain.iter().enumerate() {
+            for inner in &chain[i + 1..] {
+                assert!(
+                    !inner.is_empty() && !outer.contains(inner.as_str()),
+                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
+                );
+            }
+        }
+    }
+
+    /// A factory error with a cause of its own, like a backend's "could not connect to
+    /// db:5432" around the driver's I/O error.
+    #[derive(Debug)]
+    struct ConnectFailed(std::io::Error);
+    impl fmt::Display for ConnectFailed {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("could not connect to db:5432")
+        }
+    }
+    impl StdError for ConnectFailed {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn refused() -> SharedError {
+        Arc::new(ConnectFailed(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )))
+    }
+
+    fn timeout(last_error: Option<SharedError>, total: usize, suspended: bool) -> PoolError {
+        PoolError::AcquireTimeout {
+            waited: Duration::from_millis(250),
+            total,
+            active: total,
+            idle: 0,
+            waiting: 3,
+            pending: 1,
+            max_size: 4,
+            suspended,
+            last_error,
+        }
+    }
+
+    /// The messages of `e`'s chain, outermost first.
+    fn chain(e: &(dyn StdError + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(err) = next {
+            out.push(err.to_string());
+            next = err.source();
+        }
+        out
+    }
+
+    #[test]
+    fn connection_does_not_repeat_its_cause() {
+        let e = PoolError::Connection(refused());
+        assert_eq!(e.to_string(), "could not open a connection (see the cause)");
+        assert_no_repeated_causes(&e);
+        assert_eq!(
+            chain(&e),
+            [
+                "could not open a connection (see the cause)",
+                "could not connect to db:5432",
+                "Connection refused (os error 111)",
+            ]
+        );
+        let cause = e.source().expect("the factory's error is the source");
+        assert!(cause.is::<ConnectFailed>());
+        assert!(e.connection_error().unwrap().is::<ConnectFailed>());
+        // Debug (what unwrap() prints) still tells the whole story, once.
+        let debug = format!("{e:?}");
+        assert_eq!(
+            debug,
+            "Connection(\"could not connect to db:5432: Connection refused (os error 111)\")"
+        );
+    }
+
+    #[test]
+    fn acquire_timeout_does_not_repeat_its_cause() {
+        let e = timeout(Some(refused()), 0, false);
+        assert_eq!(
+            e.to_string(),
+            "timed out after 250ms waiting for a connection (0 open of max 4: 0 in use, 0 idle; \
+             1 being opened; 3 callers waiting); opening a connection failed (see the cause)"
+        );
+        assert_no_repeated_causes(&e);
+        let cause = e.source().expect("last_error is the source");
+        assert!(cause.is::<ConnectFailed>());
+        assert_eq!(
+            cause.source().map(|io| io.to_string()).as_deref(),
+            Some("Connection refused (os error 111)")
+        );
+        assert!(format!("{e:?}").contains("Connection refused (os error 111)"));
+
+        // Suspended, with a cause: both said, the cause not repeated.
+        let e = timeout(Some(refused()), 4, true);
+        let text = e.to_string();
+        assert!(text.contains("; the pool is suspended"), "{text}");
+        assert!(
+            text.ends_with("; opening a connection failed (see the cause)"),
+            "{text}"
+        );
+        assert_no_repeated_causes(&e);
+    }
+
+    #[test]
+    fn acquire_timeout_without_a_cause_keeps_its_advice() {
+        let e = timeout(None, 4, false);
+        assert!(e.source().is_none());
+        assert_eq!(
+            e.to_string(),
+            "timed out after 250ms waiting for a connection (4 open of max 4: 4 in use, 0 idle; \
+             1 being opened; 3 callers waiting); every connection was in use: raise max_size, \
+             hold connections for less time, or look for leaks (leak_detection_threshold)"
+        );
+        let e = timeout(None, 2, true);
+        assert!(e.to_string().ends_with("; the pool is suspended"), "{e}");
+    }
+
+    #[test]
+    fn variants_without_a_cause() {
+        for e in [PoolError::PoolExhausted, PoolError::Closed] {
+            assert!(e.source().is_none());
+            assert!(e.connection_error().is_none());
+            assert_no_repeated_causes(&e);
+        }
+    }
+
+    #[test]
+    fn chain_text_shows_a_pass_through_wrapper_once() {
+        /// Displays its inner error and returns it as source (as some drivers' errors do).
+        #[derive(Debug)]
+        struct PassThrough(std::io::Error);
+        impl fmt::Display for PassThrough {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl StdError for PassThrough {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = PassThrough(std::io::Error::other("reset"));
+        assert_eq!(chain_text(&e), "reset");
+        assert_eq!(
+            chain_text(&ConnectFailed(std::io::Error::other("reset"))),
+            "could not connect to db:5432: reset"
+        );
+    }
 }

@@ -46,32 +46,45 @@
 //!   ([`housekeeping`]) open one if `max_size` allows. Queued callers are served in
 //!   order, by direct hand-off once the oldest has waited past `fairness_window` (1 ms).
 //! * **Release** ([`connection`]): dropping the [`PooledConnection`] runs `is_broken` and
-//!   `reset` on your thread, then returns it (or closes it: broken, panicking thread,
-//!   past `max_lifetime` or `max_uses`).
+//!   `reset` on your thread, then returns it, or retires it (broken, panicking thread,
+//!   past `max_lifetime` or `max_uses`): a background closer drops it, so a close that
+//!   hangs on the network holds up nobody.
 //! * **Housekeeping** ([`housekeeping`]): a thread closes expired and idle connections,
 //!   validates idle ones ([`validation`]), reports leaks, and keeps `min_size` open.
 //! * **Observability**: [`statistics`], [`events`], [`health`]. **Errors**: [`error`].
 //! * **Configuration**: [`config`]; every default is a named constant there.
 //!
-//! No pool lock is ever held while a connection is created, validated, reset or closed.
+//! No pool lock is ever held while a connection is created, validated, reset or closed,
+//! nor while an observer runs. Every call that waits is bounded by its deadline whatever
+//! user code does (see [`pool`]); a guard holds a real `Arc` of the pool, so there is no
+//! `unsafe` in the pool's bookkeeping.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 // Under loom the background threads are compiled out (see housekeeping::start).
 #![cfg_attr(loom, allow(dead_code))]
 
+mod acquire;
+mod admin;
 mod clock;
 pub mod config;
 pub mod connection;
+mod create;
 pub mod error;
 pub mod events;
 pub mod factory;
 pub mod health;
 pub mod housekeeping;
 pub mod pool;
+mod release;
+mod shared;
+mod state;
 pub mod statistics;
 mod sync;
 pub mod validation;
 pub mod wait_queue;
+mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::PooledConnection;

@@ -152,6 +152,14 @@ pub struct PoolStatistics {
     /// Of those, idle connections being validated in the background (counted in
     /// `idle_connections`; the others are counted in `active_connections`).
     pub validating_idle_connections: usize,
+    /// Connections handed to the background closer whose close has not finished (they
+    /// still count toward `max_size` until `close_timeout`).
+    pub closing_connections: usize,
+    /// Whether the circuit breaker is open: the database is known to be down, `acquire`
+    /// fails fast (see `PoolConfigBuilder::circuit_breaker_threshold`).
+    pub circuit_breaker_open: bool,
+    /// Closes that were still running after `close_timeout` (their place was given back).
+    pub total_close_overruns: u64,
     /// The current `max_size`.
     pub max_size: usize,
     /// The current `min_size`.
@@ -195,8 +203,11 @@ impl PoolStatistics {
         match state {
             ConnectionState::Idle => self
                 .idle_connections
-                .saturating_sub(self.validating_connections),
-            ConnectionState::InUse => self.active_connections,
+                .saturating_sub(self.validating_idle_connections),
+            ConnectionState::InUse => self.active_connections.saturating_sub(
+                self.validating_connections
+                    .saturating_sub(self.validating_idle_connections),
+            ),
             ConnectionState::Validating => self.validating_connections,
             ConnectionState::Closed | ConnectionState::Invalid => 0,
         }
@@ -221,7 +232,7 @@ impl PoolStatistics {
 
 impl fmt::Display for PoolStatistics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, String); 18] = [
+        let rows: [(&str, String); 20] = [
             (
                 "connections (open/max)",
                 format!("{}/{}", self.total_connections, self.max_size),
@@ -229,6 +240,7 @@ impl fmt::Display for PoolStatistics {
             ("  in use", self.active_connections.to_string()),
             ("  idle", self.idle_connections.to_string()),
             ("  being opened", self.pending_connections.to_string()),
+            ("  being closed", self.closing_connections.to_string()),
             ("waiting callers", self.waiting_requests.to_string()),
             ("acquired", self.total_acquired.to_string()),
             ("released", self.total_released.to_string()),
@@ -254,6 +266,15 @@ impl fmt::Display for PoolStatistics {
             ),
             ("timeouts", self.total_timeouts.to_string()),
             ("create failures", self.total_create_failures.to_string()),
+            (
+                "circuit breaker",
+                if self.circuit_breaker_open {
+                    "open"
+                } else {
+                    "closed"
+                }
+                .to_owned(),
+            ),
             (
                 "validations (failed)",
                 format!(
@@ -309,7 +330,13 @@ pub(crate) struct Stats {
     /// Under the pool lock.
     pub(crate) min_size: AtomicUsize,
     // ---- second line on: bumped with fetch_add, from any thread
-    pub(crate) validating: AtomicUsize,
+    /// Validations on acquire running (their connections count as in use).
+    pub(crate) validating_in_use: AtomicUsize,
+    /// Under the pool lock: closes counted in `max_size` (and those past their bound).
+    pub(crate) closing: AtomicUsize,
+    /// Under the pool lock.
+    pub(crate) breaker_open: std::sync::atomic::AtomicBool,
+    pub(crate) close_overruns: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) created: AtomicU64,
     pub(crate) closed: [AtomicU64; 8],
@@ -350,6 +377,7 @@ impl Stats {
         let idle = (g >> 32) as usize;
         let active = (g & 0xffff_ffff) as usize;
         let acquired = self.acquired.load(Relaxed);
+        let validating_idle = self.validating_idle.load(Relaxed);
         let c = |r: CloseReason| self.closed[r.index()].load(Relaxed);
         let closed = ClosedCounts {
             lifetime: c(CloseReason::Lifetime),
@@ -368,8 +396,11 @@ impl Stats {
             active_connections: active,
             waiting_requests: self.waiting.load(Relaxed),
             pending_connections: self.pending.load(Relaxed),
-            validating_connections: self.validating.load(Relaxed),
-            validating_idle_connections: self.validating_idle.load(Relaxed),
+            validating_connections: validating_idle + self.validating_in_use.load(Relaxed),
+            validating_idle_connections: validating_idle,
+            closing_connections: self.closing.load(Relaxed),
+            circuit_breaker_open: self.breaker_open.load(Relaxed),
+            total_close_overruns: self.close_overruns.load(Relaxed),
             max_size: self.max_size.load(Relaxed),
             min_size: self.min_size.load(Relaxed),
             total_acquired: acquired,

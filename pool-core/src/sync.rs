@@ -138,6 +138,30 @@ mod imp {
 
 pub(crate) use imp::{Condvar, Mutex, MutexGuard};
 
+#[cfg(not(loom))]
+pub(crate) use std::thread::JoinHandle;
+
+/// Spawns a named thread.
+#[cfg(not(loom))]
+pub(crate) fn spawn(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+#[cfg(loom)]
+pub(crate) use loom::thread::JoinHandle;
+
+/// Under loom: a model thread (names are not modelled).
+#[cfg(loom)]
+pub(crate) fn spawn(
+    _name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    Ok(loom::thread::spawn(f))
+}
+
 #[cfg(loom)]
 pub use imp::TIMEOUTS_FIRE;
 

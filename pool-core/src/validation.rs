@@ -96,7 +96,8 @@ impl<C, S: ValidationStrategy<C> + ?Sized> ValidationStrategy<C> for Box<S> {
 
 /// Runs several strategies in order; the first failure fails the connection.
 ///
-/// The timeout is shared: each step gets what is left of it.
+/// The timeout is shared: each step gets what is left of it. A failure's message names the
+/// step (`validation step 'ping' failed`); the step's own error is its `source()`.
 pub struct CompositeValidation<C> {
     steps: Vec<Box<dyn ValidationStrategy<C>>>,
 }
@@ -168,13 +169,14 @@ impl<C> ValidationStrategy<C> for CompositeValidation<C> {
     }
 }
 
-/// The error of one failed step of a [`CompositeValidation`]: names the step, keeps the cause.
+/// The error of one failed step of a [`CompositeValidation`]: names the step, keeps the cause
+/// as its `source()` (and so does not repeat the cause's text).
 #[derive(Debug)]
 struct StepFailed(String, ValidationError);
 
 impl fmt::Display for StepFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "validation step '{}' failed: {}", self.0, self.1)
+        write!(f, "validation step '{}' failed", self.0)
     }
 }
 
@@ -257,5 +259,64 @@ where
     }
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No message in `e`'s chain contains the text of a message after it.
+    fn assert_no_repeated_causes(e: &(dyn StdError + 'static)) {
+        let mut chain = Vec::new();
+        let mut next = Some(e);
+        while let Some(err) = next {
+            chain.push(err.to_string());
+            next = err.source();
+        }
+        for (i, outer) in chain.iter().enumerate() {
+            for inner in &chain[i + 1..] {
+                assert!(
+                    !inner.is_empty() && !outer.contains(inner.as_str()),
+                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_step_names_the_step_and_keeps_the_cause_as_source() {
+        let strategy = CompositeValidation::new()
+            .with(FnValidation::new(
+                "ok",
+                |_: &mut u32, _: &ConnectionInfo, _: Duration| Ok(()),
+            ))
+            .with(FnValidation::new(
+                "below-100",
+                |_: &mut u32, _: &ConnectionInfo, _: Duration| -> Result<(), ValidationError> {
+                    Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "counter too high",
+                    )))
+                },
+            ));
+        let now = Instant::now();
+        let info = ConnectionInfo {
+            id: 7,
+            created_at: now,
+            last_used: now,
+            uses: 0,
+        };
+        let err = strategy
+            .validate(&mut 100, &info, Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "validation step 'below-100' failed");
+        assert_no_repeated_causes(&*err);
+        let cause = err.source().expect("the step's error is the source");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("the step's own error, unchanged");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        assert_eq!(io.to_string(), "counter too high");
     }
 }

@@ -36,20 +36,40 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::error::SharedError;
 use crate::sync::Condvar;
 
-/// Queued, asleep (or about to sleep).
-pub(crate) const WAITING: u8 = 0;
-/// Told to look at the idle list (normal mode); still in the queue.
-pub(crate) const WOKEN: u8 = 1;
-/// A connection in the idle list is reserved for it; out of the queue.
-pub(crate) const GRANTED: u8 = 2;
-/// Gave up (timeout); a stale entry until it reaches the front.
-pub(crate) const CANCELLED: u8 = 3;
-/// The pool shut down.
-pub(crate) const CLOSED: u8 = 4;
-/// Creating connections failed permanently and none is open: fail fast.
-pub(crate) const FAILED: u8 = 5;
+/// Where a queued caller stands. Read and written only with the pool lock held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Status {
+    /// Queued, asleep (or about to sleep).
+    Waiting = 0,
+    /// Told to look at the idle list (normal mode); still in the queue.
+    Woken = 1,
+    /// A connection in the idle list is reserved for it; out of the queue.
+    Granted = 2,
+    /// Gave up (timeout); a stale entry until it reaches the front.
+    Cancelled = 3,
+    /// The pool shut down.
+    Closed = 4,
+    /// Opening connections failed in a way waiting cannot fix: fail fast with the error
+    /// the waiter carries.
+    Failed = 5,
+}
+
+impl Status {
+    fn from_u8(v: u8) -> Status {
+        match v {
+            0 => Status::Waiting,
+            1 => Status::Woken,
+            2 => Status::Granted,
+            3 => Status::Cancelled,
+            4 => Status::Closed,
+            _ => Status::Failed,
+        }
+    }
+}
 
 /// How many times in a row one thread may overtake queued callers (take a free connection
 /// while others wait, within the fairness window) before it must queue behind them.
@@ -99,6 +119,9 @@ pub(crate) struct Waiter {
     /// Read and written only with the pool lock held; an atomic only for interior
     /// mutability behind the `Arc`, so `Relaxed` suffices (the mutex orders every access).
     status: AtomicU8,
+    /// The cause, when `Failed`: kept with the waiter so it is the error that failed it,
+    /// whatever the pool records later. Written under the pool lock before the wake-up.
+    error: parking_lot::Mutex<Option<SharedError>>,
     pub(crate) enqueued_at: Instant,
     pub(crate) deadline: Instant,
 }
@@ -107,19 +130,25 @@ impl Waiter {
     pub(crate) fn new(enqueued_at: Instant, deadline: Instant) -> Self {
         Waiter {
             cv: Condvar::new(),
-            status: AtomicU8::new(WAITING),
+            status: AtomicU8::new(Status::Waiting as u8),
+            error: parking_lot::Mutex::new(None),
             enqueued_at,
             deadline,
         }
     }
-    pub(crate) fn status(&self) -> u8 {
-        self.status.load(Relaxed)
+    pub(crate) fn status(&self) -> Status {
+        Status::from_u8(self.status.load(Relaxed))
     }
-    fn set(&self, s: u8) {
-        self.status.store(s, Relaxed);
+    fn set(&self, s: Status) {
+        self.status.store(s as u8, Relaxed);
     }
-    fn is_active(&self) -> bool {
-        matches!(self.status(), WAITING | WOKEN)
+    /// Still queued (waiting or woken).
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self.status(), Status::Waiting | Status::Woken)
+    }
+    /// The error a `Failed` waiter was failed with.
+    pub(crate) fn error(&self) -> Option<SharedError> {
+        self.error.lock().clone()
     }
 }
 
@@ -178,10 +207,10 @@ impl WaitQueue {
     pub(crate) fn grant_front(&mut self) -> Option<Arc<Waiter>> {
         self.front_active()?;
         let w = self.entries.pop_front()?;
-        if w.status() == WOKEN {
+        if w.status() == Status::Woken {
             self.woken = false;
         }
-        w.set(GRANTED);
+        w.set(Status::Granted);
         self.active -= 1;
         if self.active == 0 {
             self.starving = false;
@@ -196,7 +225,7 @@ impl WaitQueue {
             return;
         }
         if let Some(w) = self.front_active() {
-            w.set(WOKEN);
+            w.set(Status::Woken);
             w.cv.notify_one();
             self.woken = true;
         }
@@ -208,7 +237,7 @@ impl WaitQueue {
         if let Some(pos) = self.entries.iter().position(|e| Arc::ptr_eq(e, w)) {
             self.entries.remove(pos);
         }
-        w.set(GRANTED);
+        w.set(Status::Granted);
         self.woken = false;
         self.active -= 1;
         if self.active == 0 {
@@ -218,18 +247,18 @@ impl WaitQueue {
 
     /// The WOKEN waiter `w` found nothing: back to sleep, keeping its place.
     pub(crate) fn unwake(&mut self, w: &Waiter) {
-        w.set(WAITING);
+        w.set(Status::Waiting);
         self.woken = false;
     }
 
     /// `w` gives up. Returns whether it was the WOKEN one (the caller must then pass the
     /// wake-up on if a connection is free).
     pub(crate) fn cancel(&mut self, w: &Waiter) -> bool {
-        let was_woken = w.status() == WOKEN;
+        let was_woken = w.status() == Status::Woken;
         if was_woken {
             self.woken = false;
         }
-        w.set(CANCELLED);
+        w.set(Status::Cancelled);
         self.active -= 1;
         if self.active == 0 {
             self.starving = false;
@@ -238,10 +267,22 @@ impl WaitQueue {
         was_woken
     }
 
-    /// Wakes every active waiter with `status` (CLOSED or FAILED) and empties the queue.
-    pub(crate) fn release_all(&mut self, status: u8) {
+    /// Wakes every active waiter with `Closed` and empties the queue.
+    pub(crate) fn close_all(&mut self) {
+        self.release_all(Status::Closed, None);
+    }
+
+    /// Wakes every active waiter with `Failed` and `error`, and empties the queue.
+    pub(crate) fn fail_all(&mut self, error: &SharedError) {
+        self.release_all(Status::Failed, Some(error));
+    }
+
+    fn release_all(&mut self, status: Status, error: Option<&SharedError>) {
         for w in self.entries.drain(..) {
             if w.is_active() {
+                if let Some(e) = error {
+                    *w.error.lock() = Some(e.clone());
+                }
                 w.set(status);
                 w.cv.notify_one();
             }

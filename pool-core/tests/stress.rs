@@ -278,7 +278,7 @@ fn stress_strict_fifo_with_lifetimes_and_min_size() {
         .max_size(6)
         .fairness_window(Duration::ZERO)
         .max_uses(Some(40))
-        .max_lifetime(Some(Duration::from_millis(30)))
+        .max_lifetime(Some(Duration::from_millis(50)))
         .idle_timeout(Some(Duration::from_millis(10)))
         .housekeeping_interval(Duration::from_millis(5))
         .build()

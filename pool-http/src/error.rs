@@ -8,6 +8,10 @@ use std::fmt;
 /// `PoolError::AcquireTimeout`; get it back with `PoolError::connection_error()` and
 /// `downcast_ref::<HttpPoolError>()`. Nothing here ever shows credentials.
 ///
+/// `Display` says what failed but does not repeat the `ureq` error, which is `source()` (for
+/// `Connect` and `Request`): print the chain to see it (`{:#}` with `anyhow`, the report of
+/// `eyre`, or a loop over `source()`).
+///
 /// ```
 /// use pool_http::{HttpConfig, HttpPoolError};
 ///
@@ -113,16 +117,13 @@ impl fmt::Display for HttpPoolError {
         match self {
             HttpPoolError::InvalidOrigin(why) => write!(f, "invalid HTTP origin: {why}"),
             HttpPoolError::InvalidRequest(why) => write!(f, "invalid HTTP request: {why}"),
-            HttpPoolError::Connect { origin, source } => {
-                write!(f, "could not connect to {origin}: {source}")
-            }
+            // The ureq error is `source()`: its text is not repeated here.
+            HttpPoolError::Connect { origin, .. } => write!(f, "could not connect to {origin}"),
             HttpPoolError::Unauthorized { origin, status } => write!(
                 f,
                 "{origin} rejected the configured credentials (status {status})"
             ),
-            HttpPoolError::Request { origin, source } => {
-                write!(f, "request to {origin} failed: {source}")
-            }
+            HttpPoolError::Request { origin, .. } => write!(f, "request to {origin} failed"),
             HttpPoolError::Status {
                 path,
                 status,
@@ -185,5 +186,120 @@ impl std::error::Error for HttpPoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.ureq_error()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The messages of `e` and of its causes, joined with ": ", for logs (where the whole story
+/// belongs on one line). A cause whose text equals its parent's (a wrapper that displays its
+/// inner error and returns it as `source()`) is shown once.
+pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let msg = cause.to_string();
+        if !msg.is_empty() && msg != last {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        last = msg;
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The messages of `e`'s chain, outermost first.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(err) = next {
+            out.push(err.to_string());
+            next = err.source();
+        }
+        out
+    }
+
+    /// No message in `e`'s chain contains the text of a message after it.
+    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
+        let chain = chain(e);
+        for (i, outer) in chain.iter().enumerate() {
+            for inner in &chain[i + 1..] {
+                assert!(
+                    !inner.is_empty() && !outer.contains(inner.as_str()),
+                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
+                );
+            }
+        }
+    }
+
+    fn refused() -> ureq::Error {
+        ureq::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ))
+    }
+
+    #[test]
+    fn no_variant_repeats_the_ureq_error() {
+        let cases = [
+            (
+                HttpPoolError::Connect {
+                    origin: "http://127.0.0.1:9".into(),
+                    source: refused(),
+                },
+                "could not connect to http://127.0.0.1:9",
+            ),
+            (
+                HttpPoolError::Request {
+                    origin: "http://127.0.0.1:9".into(),
+                    source: ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+                },
+                "request to http://127.0.0.1:9 failed",
+            ),
+        ];
+        for (e, want) in &cases {
+            assert_eq!(e.to_string(), *want);
+            assert_no_repeated_causes(e);
+            let source = e.source().expect("the ureq error is the source");
+            let ureq = source
+                .downcast_ref::<ureq::Error>()
+                .expect("source is ureq's error");
+            assert!(std::ptr::eq(ureq, e.ureq_error().unwrap()));
+        }
+        assert_eq!(
+            chain(&cases[0].0)[1],
+            "io: Connection refused (os error 111)"
+        );
+        assert!(cases[1].0.is_timeout());
+    }
+
+    #[test]
+    fn variants_without_a_source() {
+        for e in [
+            HttpPoolError::InvalidOrigin("no host".into()),
+            HttpPoolError::InvalidRequest("bad header name".into()),
+            HttpPoolError::Unauthorized {
+                origin: "http://h".into(),
+                status: 401,
+            },
+            HttpPoolError::Status {
+                path: "/health".into(),
+                status: 503,
+                expected: "200".into(),
+            },
+            HttpPoolError::UnexpectedBody {
+                path: "/health".into(),
+                expected: "a body containing \"ok\"".into(),
+            },
+            HttpPoolError::Broken("read timed out".into()),
+        ] {
+            assert!(e.source().is_none(), "{e:?}");
+            assert_no_repeated_causes(&e);
+        }
     }
 }

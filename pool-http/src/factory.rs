@@ -153,8 +153,9 @@ impl ConnectionFactory for HttpConnectionFactory {
             }
             Err(e) => {
                 log::debug!(
-                    "could not open an HTTP connection to {}: {e}",
-                    self.config.origin
+                    "could not open an HTTP connection to {}: {}",
+                    self.config.origin,
+                    crate::error::chain_text(&e)
                 );
                 Err(e)
             }

@@ -234,6 +234,15 @@ fn unreachable_port_times_out_with_the_connection_error() {
         .downcast_ref::<HttpPoolError>()
         .expect("an HttpPoolError");
     assert!(matches!(cause, HttpPoolError::Connect { .. }), "{cause:?}");
+    // timeout -> HttpPoolError::Connect -> ureq::Error: each says its part once.
+    assert_no_repeated_causes(&err);
+    let chain = error_chain(&err);
+    assert_eq!(chain.len(), 3, "{chain:?}");
+    assert_eq!(
+        chain[1],
+        format!("could not connect to http://127.0.0.1:{port}")
+    );
+    assert_eq!(chain[2], direct.ureq_error().unwrap().to_string());
 }
 
 #[test]
@@ -302,7 +311,8 @@ fn wrong_credentials_are_fast_typed_and_permanent() {
         start.elapsed()
     );
     assert!(matches!(err, PoolError::Connection(_)), "{err:?}");
-    let shown = format!("{err} {err:?}");
+    assert_no_repeated_causes(&err);
+    let shown = format!("{err} {err:?} {}", chain_text(&err));
     assert!(!shown.contains("wrong-pw-1d93"), "{shown}");
 
     let right = HttpConnectionFactory::new(
@@ -380,7 +390,11 @@ fn validators_check_status_and_body() {
         .with(PingValidation::new("/health"))
         .with(QueryValidation::new("/missing").status(200));
     let err = ok(&composite, &mut conn).unwrap_err();
-    assert!(err.to_string().contains("/missing"), "{err}");
+    // "validation step '...' failed", caused by the step's own error naming the path.
+    assert_no_repeated_causes(&*err);
+    let chain = error_chain(&*err);
+    assert!(chain[0].starts_with("validation step '"), "{chain:?}");
+    assert!(chain[1].contains("/missing"), "{chain:?}");
     assert!(!conn.is_broken());
 }
 

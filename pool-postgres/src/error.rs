@@ -12,6 +12,12 @@
 //!   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a downcast
 //!   gets it back.
 //!
+//! Their `Display` says what failed (and, for a server error, the SQLSTATE and what to
+//! check) but never repeats the text of the cause, which is `source()`: the driver's
+//! [`postgres::Error`], whose own source is the server's [`DbError`] (message, detail, hint)
+//! or the I/O error. Print the whole chain to see everything: `{:#}` with `anyhow`, the
+//! report of `eyre`, or a loop over `source()`.
+//!
 //! Two classifications matter to a pool:
 //!
 //! * **fatal** ([`is_fatal_error`]): the session is gone or unusable: the client is closed,
@@ -85,6 +91,8 @@ pub enum ConfigError {
 /// ([`is_permanent`](Self::is_permanent)) or discard the connection
 /// ([`is_fatal`](Self::is_fatal)). Neither `Display` nor `Debug` ever shows the password.
 ///
+/// `Display` does not repeat the driver's error: print the `source()` chain to see it.
+///
 /// ```
 /// use pool_postgres::PostgresError;
 /// use std::time::Duration;
@@ -98,7 +106,7 @@ pub enum ConfigError {
 #[non_exhaustive]
 pub enum PostgresError {
     /// The server refused or could not be reached while opening a connection.
-    #[error("could not connect to {target}: {}", describe(.source))]
+    #[error("could not connect to {target}{}", server_error(.source, CONNECT_ADVICE))]
     Connect {
         /// Where it tried to connect (hosts, ports, database, user; never the password).
         target: String,
@@ -129,14 +137,14 @@ pub enum PostgresError {
         waited: Duration,
     },
     /// The connection opened, but the init SQL failed (the connection was closed).
-    #[error("init SQL failed: {}", describe(.source))]
+    #[error("init SQL failed{}; the new connection was closed", server_error(.source, &[]))]
     Init {
         /// The driver's error.
         #[source]
         source: postgres::Error,
     },
     /// A health check failed.
-    #[error("validation ({check}) failed: {}", describe(.source))]
+    #[error("validation ({check}) failed{}", server_error(.source, &[]))]
     Validation {
         /// Which check (`ping`, `query`, ...).
         check: &'static str,
@@ -153,7 +161,10 @@ pub enum PostgresError {
         reason: String,
     },
     /// Resetting the session on release failed (the connection is discarded).
-    #[error("session reset failed: {}", describe(.source))]
+    #[error(
+        "session reset failed{}; the connection is discarded",
+        server_error(.source, &[])
+    )]
     Reset {
         /// The driver's error.
         #[source]
@@ -174,41 +185,28 @@ pub enum PostgresError {
     DriverPanic(String),
 }
 
-/// `Display` for a driver error, with the server's detail and hint when there are any
-/// (`postgres::Error`'s own text leaves them out).
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            );
-            if let Some(d) = db.detail() {
-                s.push_str("; detail: ");
-                s.push_str(d);
-            }
-            if let Some(h) = db.hint() {
-                s.push_str("; hint: ");
-                s.push_str(h);
-            }
-            s
-        }
-        None => {
-            // The driver's Display gives the kind only ("error connecting to server"); the
-            // cause ("Connection refused (os error 111)") is its source.
-            use std::error::Error as _;
-            let mut s = e.to_string();
-            if let Some(cause) = e.source() {
-                let cause = cause.to_string();
-                if !s.contains(&cause) {
-                    s.push_str(": ");
-                    s.push_str(&cause);
-                }
-            }
-            s
-        }
+/// What to check when opening a connection fails with one of these SQLSTATEs (the ones
+/// [`is_permanent_code`] lists).
+const CONNECT_ADVICE: &[(SqlState, &str)] = &[
+    (SqlState::INVALID_PASSWORD, "check the password"),
+    (
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+        "check the user name and pg_hba.conf",
+    ),
+    (SqlState::INVALID_CATALOG_NAME, "check the database name"),
+];
+
+/// For `Display`: the SQLSTATE of a server error (and what to check, if `advice` knows the
+/// code), as ` (SQLSTATE 28P01: check the password)`; empty for other driver errors. Only
+/// what the cause's own text does not say: the server's message, detail and hint are the
+/// [`DbError`] at the end of the `source()` chain.
+fn server_error(e: &postgres::Error, advice: &[(SqlState, &str)]) -> String {
+    match e.code() {
+        Some(code) => match advice.iter().find(|(c, _)| c == code) {
+            Some((_, what)) => format!(" (SQLSTATE {}: {what})", code.code()),
+            None => format!(" (SQLSTATE {})", code.code()),
+        },
+        None => String::new(),
     }
 }
 
@@ -330,9 +328,148 @@ pub fn is_permanent_error(err: &postgres::Error) -> bool {
     err.code().is_some_and(is_permanent_code)
 }
 
+/// The messages of `e` and of its causes, joined with ": ", for logs (where the whole story
+/// belongs on one line). A cause whose text equals its parent's (a wrapper that displays its
+/// inner error and returns it as `source()`) is shown once.
+pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let msg = cause.to_string();
+        if !msg.is_empty() && msg != last {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        last = msg;
+        next = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    /// No message in `e`'s chain contains the text of a message after it (so a report that
+    /// prints the chain says each thing once).
+    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
+        let chain = chain(e);
+        for (i, outer) in chain.iter().enumerate() {
+            for inner in &chain[i + 1..] {
+                assert!(
+                    !inner.is_empty() && !outer.contains(inner.as_str()),
+                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
+                );
+            }
+        }
+    }
+
+    /// The messages of `e`'s chain, outermost first.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(err) = next {
+            out.push(err.to_string());
+            next = err.source();
+        }
+        out
+    }
+
+    /// A real driver error with a cause: connecting to a closed port (no server needed).
+    fn refused() -> postgres::Error {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .password("S3cret-never-shown")
+            .connect_timeout(Duration::from_secs(2))
+            .connect(postgres::NoTls)
+            .map(|_| ())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn no_variant_repeats_the_driver_error() {
+        let target = "127.0.0.1:5432/test (user postgres)".to_owned();
+        let errors = [
+            PostgresError::Connect {
+                target: target.clone(),
+                source: refused(),
+            },
+            PostgresError::Init { source: refused() },
+            PostgresError::Validation {
+                check: "ping",
+                source: refused(),
+            },
+            PostgresError::Reset { source: refused() },
+        ];
+        let expected = [
+            format!("could not connect to {target}"),
+            "init SQL failed; the new connection was closed".to_owned(),
+            "validation (ping) failed".to_owned(),
+            "session reset failed; the connection is discarded".to_owned(),
+        ];
+        for (e, want) in errors.iter().zip(expected) {
+            assert_eq!(e.to_string(), want);
+            assert_no_repeated_causes(e);
+            // The driver's error is the source, and the I/O error behind it is still there.
+            let driver = e.source().expect("the driver's error is the source");
+            assert!(driver.is::<postgres::Error>(), "{driver:?}");
+            assert!(std::ptr::eq(
+                driver.downcast_ref::<postgres::Error>().unwrap(),
+                e.postgres_error().unwrap()
+            ));
+            let chain = chain(e);
+            assert_eq!(chain.len(), 3, "{chain:?}");
+            assert_eq!(chain[1], "error connecting to server");
+            let io = driver.source().expect("the I/O error");
+            assert!(io.is::<std::io::Error>(), "{io:?}");
+            for text in chain.iter().chain([&format!("{e:?}")]) {
+                assert!(!text.contains("S3cret-never-shown"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn variants_without_a_source() {
+        let errors = [
+            PostgresError::ConnectTimeout {
+                target: "db:5432/app".into(),
+                timeout: Duration::from_secs(2),
+            },
+            PostgresError::ConnectStalled {
+                target: "db:5432/app".into(),
+                waited: Duration::from_millis(200),
+            },
+            PostgresError::ValidationFailed {
+                check: "query",
+                reason: "expected 1 row, got 0".into(),
+            },
+            PostgresError::OpenTransaction,
+            PostgresError::Broken,
+            PostgresError::Tls("bad root certificate".into()),
+            PostgresError::DriverPanic("no runtime".into()),
+        ];
+        for e in &errors {
+            assert!(e.source().is_none(), "{e:?}");
+            assert_no_repeated_causes(e);
+        }
+        let config = [
+            ConfigError::Parse {
+                reason: "unterminated quote".into(),
+            },
+            ConfigError::Tls("bad root certificate".into()),
+            ConfigError::UnsafeResetSql("COMMIT".into()),
+        ];
+        for e in &config {
+            assert!(e.source().is_none(), "{e:?}");
+        }
+    }
 
     #[test]
     fn codes() {

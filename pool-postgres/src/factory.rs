@@ -866,8 +866,9 @@ impl ConnectionFactory for PostgresConnectionFactory {
                 start.elapsed()
             ),
             Err(e) => log::debug!(
-                "opening postgres connection failed after {:?}: {e}",
-                start.elapsed()
+                "opening postgres connection failed after {:?}: {}",
+                start.elapsed(),
+                crate::error::chain_text(e)
             ),
         }
         result
@@ -923,7 +924,10 @@ impl ConnectionFactory for PostgresConnectionFactory {
             }
         };
         if let Err(e) = &result {
-            log::debug!("postgres connection reset failed, discarding it: {e}");
+            log::debug!(
+                "postgres connection reset failed, discarding it: {}",
+                crate::error::chain_text(e)
+            );
         }
         result
     }
@@ -1083,8 +1087,9 @@ impl Reporter {
                 );
             }
             Err(e) => log::debug!(
-                "abandoned postgres connection attempt to {} ended: {e}",
-                self.target
+                "abandoned postgres connection attempt to {} ended: {}",
+                self.target,
+                crate::error::chain_text(&e)
             ),
         }
         self.abandoned.end_one();

@@ -103,6 +103,11 @@ fn refused_port_is_a_retryable_connect_error() {
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
+    // The driver's error and the I/O error behind it are the chain, said once each.
+    common::assert_no_repeated_causes(&err);
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    assert!(source.is::<pool_postgres::postgres::Error>());
+    assert_eq!(common::error_chain(&err).len(), 3);
 }
 
 #[test]
@@ -113,7 +118,16 @@ fn unknown_database_is_permanent() {
     let err = f.create(T).unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME), "{err}");
     assert!(f.is_permanent(&err));
-    assert!(err.to_string().contains("does not exist"), "{err}");
+    // PostgresError -> postgres::Error ("db error") -> DbError (the server's message).
+    common::assert_no_repeated_causes(&err);
+    let chain = common::error_chain(&err);
+    assert_eq!(chain.len(), 3, "{chain:?}");
+    assert!(
+        chain[0].ends_with("(SQLSTATE 3D000: check the database name)"),
+        "{chain:?}"
+    );
+    assert!(chain[2].contains("does not exist"), "{chain:?}");
+    assert!(!chain[0].contains("does not exist"), "{chain:?}");
 }
 
 #[test]
@@ -134,6 +148,8 @@ fn unknown_role_is_permanent() {
     );
     assert!(f.is_permanent(&err));
     assert!(!format!("{err} {err:?}").contains("whatever"));
+    common::assert_no_repeated_causes(&err);
+    assert!(!common::chain_text(&err).contains("whatever"));
 }
 
 #[test]
@@ -143,6 +159,13 @@ fn bad_init_sql_fails_the_open() {
     let err = f.create(T).unwrap_err();
     assert!(matches!(err, PostgresError::Init { .. }), "{err:?}");
     assert_eq!(err.code(), Some(&SqlState::SYNTAX_ERROR));
+    common::assert_no_repeated_causes(&err);
+    let chain = common::error_chain(&err);
+    assert_eq!(
+        chain[0],
+        "init SQL failed (SQLSTATE 42601); the new connection was closed"
+    );
+    assert!(chain[2].contains("syntax error"), "{chain:?}");
 }
 
 #[test]
@@ -160,6 +183,7 @@ fn validation_ping_and_query() {
         .unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
+    common::assert_no_repeated_causes(&err);
     // The statement_timeout was for that statement only; the session is fine.
     assert_eq!(show(&mut conn, "statement_timeout"), "0");
     assert!(!f.is_broken(&mut conn));

@@ -402,10 +402,11 @@ fn startup_options_are_refused_by_pgbouncer() {
     // search_path travels in the startup packet's `options`, which PgBouncer refuses.
     let err = f.create(Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("08P01"), "{err}");
+    common::assert_no_repeated_causes(&err);
+    let chain = common::chain_text(&err);
     assert!(
-        err.to_string()
-            .contains("unsupported startup parameter: options"),
-        "{err}"
+        chain.contains("unsupported startup parameter: options"),
+        "{chain}"
     );
     // application_name alone is fine: PgBouncer tracks it.
     let f = factory(&b, TX_DB, PgBouncerMode::Transaction).with_application_name("pgb-app");

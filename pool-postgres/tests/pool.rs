@@ -140,7 +140,16 @@ fn unknown_database_fails_fast_with_the_real_error() {
         .and_then(|e| e.downcast_ref::<PostgresError>())
         .expect("a PostgresError inside");
     assert_eq!(pg.code(), Some(&SqlState::INVALID_CATALOG_NAME));
-    assert!(err.to_string().contains("does not exist"), "{err}");
+    // The server's message is the end of the source chain; no link repeats another.
+    common::assert_no_repeated_causes(&err);
+    let chain = common::chain_text(&err);
+    assert!(chain.contains("does not exist"), "{chain}");
+    assert!(!err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        pg.to_string()
+            .contains("SQLSTATE 3D000: check the database name"),
+        "{pg}"
+    );
     pool.shutdown();
 }
 
@@ -169,6 +178,8 @@ fn rejected_role_fails_fast_and_permanent() {
         Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
     );
     assert!(!format!("{err} {err:?}").contains("Wr0ngPassw0rd"));
+    common::assert_no_repeated_causes(&err);
+    assert!(!common::chain_text(&err).contains("Wr0ngPassw0rd"));
     pool.shutdown();
 }
 
@@ -199,8 +210,13 @@ fn unreachable_port_times_out_carrying_the_connection_error() {
         .expect("a PostgresError inside");
     assert!(matches!(pg, PostgresError::Connect { .. }), "{pg:?}");
     assert!(!pg.is_permanent());
-    let text = format!("{err} | {err:?}");
-    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    common::assert_no_repeated_causes(&err);
+    let chain = common::error_chain(&err);
+    // timeout -> PostgresError::Connect -> postgres::Error -> the I/O error
+    assert_eq!(chain.len(), 4, "{chain:?}");
+    assert!(chain[1].contains(&format!("127.0.0.1:{port}")), "{chain:?}");
+    assert_eq!(chain[2], "error connecting to server");
+    let text = format!("{} | {err:?}", chain.join(": "));
     assert!(!text.contains("S3cretPw"), "{text}");
     pool.shutdown();
 }

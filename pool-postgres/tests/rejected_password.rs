@@ -131,6 +131,14 @@ fn assert_rejected_password(what: &str, err: &PoolError) {
     assert_eq!(source.to_string(), pg.to_string());
 
     assert_clean(&format!("{what}: PoolError Display"), &err.to_string());
+    // Each message says its own part once; the server's message is at the end of the chain.
+    common::assert_no_repeated_causes(err);
+    let chain = common::chain_text(err);
+    assert_clean(&format!("{what}: the source chain"), &chain);
+    assert!(
+        chain.contains("password authentication failed"),
+        "{what}: {chain}"
+    );
     assert_clean(&format!("{what}: PoolError Debug"), &format!("{err:?}"));
     assert_clean(
         &format!("{what}: PoolError Debug (pretty)"),

@@ -62,7 +62,10 @@ fn password_never_appears_in_debug_display_errors_or_logs() {
         format!("host=127.0.0.1 password={SECRET} port=x"),
     ] {
         let err = PostgresConnectionFactory::new(&bad).unwrap_err();
-        assert_clean("config error", &format!("{err} {err:?}"));
+        assert_clean(
+            "config error",
+            &format!("{err} {err:?} {}", common::chain_text(&err)),
+        );
     }
 
     // Connection errors: refused port, and (with the server) a rejected role and an
@@ -73,13 +76,19 @@ fn password_never_appears_in_debug_display_errors_or_logs() {
     ))
     .unwrap();
     let err = refused.create(Duration::from_secs(2)).unwrap_err();
-    assert_clean("connect error", &format!("{err} {err:?}"));
+    assert_clean(
+        "connect error",
+        &format!("{err} {err:?} {}", common::chain_text(&err)),
+    );
     let pool = ConnectionPool::new(refused, PoolConfig::default()).unwrap();
     let err = pool
         .acquire_timeout(Duration::from_millis(300))
         .err()
         .unwrap();
-    assert_clean("pool error", &format!("{err} {err:?}"));
+    assert_clean(
+        "pool error",
+        &format!("{err} {err:?} {}", common::chain_text(&err)),
+    );
     pool.shutdown();
 
     if common::server_available("password_never_appears (server part)") {
@@ -90,7 +99,10 @@ fn password_never_appears_in_debug_display_errors_or_logs() {
             let f = PostgresConnectionFactory::new(&url).unwrap();
             let pool = ConnectionPool::new(f, PoolConfig::default()).unwrap();
             let err = pool.acquire().err().unwrap();
-            assert_clean("permanent error", &format!("{err} {err:?}"));
+            assert_clean(
+                "permanent error",
+                &format!("{err} {err:?} {}", common::chain_text(&err)),
+            );
             pool.shutdown();
         }
         // A working pool: open, use, reset, validate, shut down, all logged at trace.

@@ -789,8 +789,9 @@ impl ConnectionFactory for RedisClusterConnectionFactory {
             }
             Err(e) => {
                 log::debug!(
-                    "could not open a Redis Cluster connection to {}: {e}",
-                    self.display
+                    "could not open a Redis Cluster connection to {}: {}",
+                    self.display,
+                    crate::error::chain_text(&e)
                 );
                 Err(e)
             }

@@ -10,6 +10,10 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 /// `PoolError::AcquireTimeout`; get it back with `PoolError::connection_error()` and
 /// `downcast_ref::<RedisPoolError>()`. No variant's `Display` or `Debug` shows a password.
 ///
+/// `Display` says what failed and what to check, but does not repeat the `redis` crate's
+/// error, which is `source()` (for `Auth`, `Rejected`, `Connect` and `Command`): print the
+/// chain to see it (`{:#}` with `anyhow`, the report of `eyre`, or a loop over `source()`).
+///
 /// ```
 /// use pool_redis::{RedisConfig, RedisPoolError};
 ///
@@ -120,14 +124,18 @@ impl fmt::Display for RedisPoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisPoolError::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
-            RedisPoolError::Auth(e) => write!(f, "Redis rejected the credentials: {e}"),
-            RedisPoolError::Rejected(e) => {
-                write!(f, "Redis rejected the connection setup: {e}")
+            // The `RedisError` is `source()`: its text is not repeated here.
+            RedisPoolError::Auth(_) => {
+                f.write_str("Redis rejected the credentials (check the user name and password)")
             }
-            RedisPoolError::Connect { addr, source } => {
-                write!(f, "could not connect to Redis at {addr}: {source}")
+            RedisPoolError::Rejected(_) => f.write_str(
+                "Redis rejected the connection setup (check the database number, the client \
+                 name and the user's ACL permissions)",
+            ),
+            RedisPoolError::Connect { addr, .. } => {
+                write!(f, "could not connect to Redis at {addr}")
             }
-            RedisPoolError::Command(e) => write!(f, "Redis command failed: {e}"),
+            RedisPoolError::Command(_) => f.write_str("a Redis command failed"),
             RedisPoolError::UnexpectedReply {
                 command,
                 expected,
@@ -172,5 +180,140 @@ impl std::error::Error for RedisPoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.redis_error()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The messages of `e` and of its causes, joined with ": ", for logs (where the whole story
+/// belongs on one line). A cause whose text equals its parent's (a wrapper that displays its
+/// inner error and returns it as `source()`) is shown once.
+pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let msg = cause.to_string();
+        if !msg.is_empty() && msg != last {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        last = msg;
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The messages of `e`'s chain, outermost first.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(err) = next {
+            out.push(err.to_string());
+            next = err.source();
+        }
+        out
+    }
+
+    /// No message in `e`'s chain contains the text of a message after it.
+    ///
+    /// One exception, upstream: the `redis` crate's `RedisError` around an I/O (or server)
+    /// error displays that inner error's text and also returns it as `source()`; such a
+    /// pass-through link is allowed to equal its cause.
+    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
+        let mut links = Vec::new();
+        let mut next = Some(e);
+        while let Some(err) = next {
+            links.push(err);
+            next = err.source();
+        }
+        for (i, outer) in links.iter().enumerate() {
+            let outer_text = outer.to_string();
+            for (j, inner) in links.iter().enumerate().skip(i + 1) {
+                let inner_text = inner.to_string();
+                let upstream_pass_through =
+                    j == i + 1 && outer.is::<RedisError>() && outer_text == inner_text;
+                assert!(
+                    !inner_text.is_empty()
+                        && (upstream_pass_through || !outer_text.contains(&inner_text)),
+                    "{outer_text:?} repeats its cause {inner_text:?} (chain: {:?})",
+                    chain(e)
+                );
+            }
+        }
+    }
+
+    fn io_refused() -> RedisError {
+        std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )
+        .into()
+    }
+
+    #[test]
+    fn no_variant_repeats_the_redis_error() {
+        let cases = [
+            (
+                RedisPoolError::from_setup("127.0.0.1:6390", io_refused()),
+                "could not connect to Redis at 127.0.0.1:6390",
+            ),
+            (
+                RedisPoolError::from_setup(
+                    "127.0.0.1:6379",
+                    RedisError::from((
+                        ErrorKind::AuthenticationFailed,
+                        "Password authentication failed",
+                        "WRONGPASS invalid username-password pair".to_owned(),
+                    )),
+                ),
+                "Redis rejected the credentials (check the user name and password)",
+            ),
+            (
+                RedisPoolError::Rejected(RedisError::from((
+                    ErrorKind::Extension,
+                    "An error was signalled by the server",
+                    "ERR DB index is out of range".to_owned(),
+                ))),
+                "Redis rejected the connection setup (check the database number, the client \
+                 name and the user's ACL permissions)",
+            ),
+            (
+                RedisPoolError::Command(io_refused()),
+                "a Redis command failed",
+            ),
+        ];
+        for (e, want) in &cases {
+            assert_eq!(e.to_string(), *want, "{e:?}");
+            assert_no_repeated_causes(e);
+            let source = e.source().expect("the RedisError is the source");
+            let redis = source
+                .downcast_ref::<RedisError>()
+                .expect("source is the redis crate's error");
+            assert!(std::ptr::eq(redis, e.redis_error().unwrap()));
+        }
+        // The I/O error is still at the end of the chain.
+        let chain = chain(&cases[0].0);
+        assert_eq!(chain.last().unwrap(), "Connection refused (os error 111)");
+        assert!(matches!(cases[1].0, RedisPoolError::Auth(_)));
+    }
+
+    #[test]
+    fn variants_without_a_source() {
+        for e in [
+            RedisPoolError::InvalidUrl("unknown scheme `rediss+x`".into()),
+            RedisPoolError::UnexpectedReply {
+                command: "PING".into(),
+                expected: "PONG".into(),
+                got: "LOADING".into(),
+            },
+            RedisPoolError::Broken("replies out of step".into()),
+        ] {
+            assert!(e.source().is_none(), "{e:?}");
+            assert_no_repeated_causes(&e);
+        }
     }
 }

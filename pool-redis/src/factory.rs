@@ -114,7 +114,11 @@ impl ConnectionFactory for RedisConnectionFactory {
                 Ok(conn)
             }
             Err(e) => {
-                log::debug!("could not open a Redis connection to {}: {e}", self.display);
+                log::debug!(
+                    "could not open a Redis connection to {}: {}",
+                    self.display,
+                    crate::error::chain_text(&e)
+                );
                 Err(e)
             }
         }

@@ -215,6 +215,13 @@ fn unreachable_port_is_a_transient_connect_error() {
     assert!(matches!(err, RedisPoolError::Connect { .. }), "{err:?}");
     assert!(!f.is_permanent(&err));
     assert!(err.to_string().contains(&port.to_string()), "{err}");
+    // The redis crate's error (and the I/O error inside it) is the cause, not repeated.
+    assert_no_repeated_causes(&err);
+    let source = std::error::Error::source(&err).expect("the RedisError");
+    assert!(source.is::<redis::RedisError>());
+    let chain = error_chain(&err);
+    assert!(chain.len() >= 2, "{chain:?}");
+    assert!(!chain[0].contains(&chain[1]), "{chain:?}");
 }
 
 #[test]
@@ -306,8 +313,14 @@ fn wrong_password_is_fast_typed_and_permanent() {
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(matches!(err, RedisPoolError::Auth(_)), "{err:?}");
     assert!(bad.is_permanent(&err));
+    assert_no_repeated_causes(&err);
+    assert!(
+        std::error::Error::source(&err).is_some_and(|s| s.is::<redis::RedisError>()),
+        "{err:?}"
+    );
     for text in [
         err.to_string(),
+        chain_text(&err),
         format!("{err:?}"),
         format!("{bad:?}"),
         bad.to_string(),
@@ -322,6 +335,7 @@ fn wrong_password_is_fast_typed_and_permanent() {
     let err = bad.create(T).unwrap_err();
     assert!(bad.is_permanent(&err));
     assert!(!format!("{err} {err:?} {bad} {bad:?}").contains(wrong));
+    assert!(!chain_text(&err).contains(wrong));
 }
 
 #[test]

@@ -172,7 +172,8 @@ fn wrong_password_fails_acquire_fast_with_a_typed_error() {
         .and_then(|e| e.downcast_ref::<RedisPoolError>())
         .expect("a RedisPoolError");
     assert!(matches!(cause, RedisPoolError::Auth(_)), "{cause:?}");
-    let shown = format!("{err} {err:?}");
+    assert_no_repeated_causes(&err);
+    let shown = format!("{err} {err:?} {}", chain_text(&err));
     assert!(!shown.contains("pool-wrong-pw"), "{shown}");
 }
 
@@ -193,6 +194,16 @@ fn unreachable_port_times_out_with_the_connection_error() {
         .and_then(|e| e.downcast_ref::<RedisPoolError>())
         .expect("carries the RedisPoolError");
     assert!(matches!(cause, RedisPoolError::Connect { .. }), "{cause:?}");
+    // timeout -> RedisPoolError::Connect -> RedisError (-> the I/O error): no link of
+    // ours repeats the text of what follows.
+    assert_no_repeated_causes(&err);
+    let chain = error_chain(&err);
+    assert!(
+        chain[1].starts_with("could not connect to Redis at ")
+            && chain[1].contains(&port.to_string()),
+        "{chain:?}"
+    );
+    assert!(chain.len() >= 3, "{chain:?}");
 }
 
 #[test]

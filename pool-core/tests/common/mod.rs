@@ -53,6 +53,37 @@ impl fmt::Display for FakeError {
 
 impl StdError for FakeError {}
 
+/// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
+/// anyhow) shows, one message per error.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(err) = next {
+        out.push(err.to_string());
+        next = err.source();
+    }
+    out
+}
+
+/// The chain, joined with ": " (for `contains` checks and failure messages).
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    error_chain(e).join(": ")
+}
+
+/// No message in `e`'s chain contains the text of a message after it: an error that returns
+/// its cause from `source()` does not repeat the cause in its `Display`.
+pub fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
+    let chain = error_chain(e);
+    for (i, outer) in chain.iter().enumerate() {
+        for inner in &chain[i + 1..] {
+            assert!(
+                !inner.is_empty() && !outer.contains(inner.as_str()),
+                "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
+            );
+        }
+    }
+}
+
 /// Switches and counters shared by the factory and every connection it made.
 #[derive(Default)]
 pub struct FakeState {
@@ -89,6 +120,21 @@ pub struct FakeState {
     pub panic_in: AtomicU8,
     /// The timeouts `create` was given.
     pub create_timeouts: Mutex<Vec<Duration>>,
+    /// `FakeConn::drop` panics (after its counting), unless the thread is already
+    /// unwinding (a second panic would abort the whole test binary).
+    pub drop_panics: AtomicBool,
+    /// `FakeConn::drop` sleeps this long first (a hung close), in microseconds. Read when
+    /// the drop starts. The per-connection `FakeConn::close_latency` adds to it.
+    pub drop_latency_us: AtomicU64,
+    /// `validate` honours its timeout: it sleeps `min(validate_latency, timeout)` and fails
+    /// with "fake: validation timed out" if the latency is longer. Default (false): it
+    /// ignores the timeout and sleeps the whole latency (a check stuck in the kernel).
+    pub validate_honours_timeout: AtomicBool,
+    /// The next this-many `create` calls fail with the permanent error, whatever
+    /// `create_mode` says (decremented by each of them).
+    pub permanent_failures_next: AtomicU64,
+    /// Calls of `FakeConn::drop` that have started (`dropped` counts those that finished).
+    pub drops_started: AtomicU64,
 }
 
 impl FakeState {
@@ -121,6 +167,9 @@ pub struct FakeConn {
     pub resets: u64,
     /// Session state that `reset` clears.
     pub dirty: bool,
+    /// Extra time this connection's close (`Drop`) takes, on top of
+    /// `FakeState::drop_latency_us`.
+    pub close_latency: Duration,
     state: Arc<FakeState>,
 }
 
@@ -132,8 +181,20 @@ impl fmt::Debug for FakeConn {
 
 impl Drop for FakeConn {
     fn drop(&mut self) {
-        self.state.live.fetch_sub(1, SeqCst);
-        self.state.dropped.fetch_add(1, SeqCst);
+        let s = &self.state;
+        s.drops_started.fetch_add(1, SeqCst);
+        let latency = Duration::from_micros(s.drop_latency_us.load(SeqCst)) + self.close_latency;
+        if !latency.is_zero() {
+            thread::sleep(latency);
+        }
+        s.live.fetch_sub(1, SeqCst);
+        s.dropped.fetch_add(1, SeqCst);
+        if s.drop_panics.load(SeqCst) && !thread::panicking() {
+            panic!(
+                "fake: deliberate panic in FakeConn::drop (connection {})",
+                self.id
+            );
+        }
     }
 }
 
@@ -169,7 +230,16 @@ impl ConnectionFactory for Fake {
         }
         maybe_panic(s, PANIC_IN_CREATE);
         sleep_us(s.create_latency_us.load(SeqCst));
-        match s.create_mode.load(SeqCst) {
+        let forced_permanent = s
+            .permanent_failures_next
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let mode = if forced_permanent {
+            CREATE_PERMANENT
+        } else {
+            s.create_mode.load(SeqCst)
+        };
+        match mode {
             CREATE_TRANSIENT => {
                 return Err(FakeError {
                     message: "fake: connection refused".into(),
@@ -195,15 +265,24 @@ impl ConnectionFactory for Fake {
             fail_reset: false,
             resets: 0,
             dirty: false,
+            close_latency: Duration::ZERO,
             state: s.clone(),
         })
     }
 
-    fn validate(&self, conn: &mut FakeConn, _timeout: Duration) -> Result<(), FakeError> {
+    fn validate(&self, conn: &mut FakeConn, timeout: Duration) -> Result<(), FakeError> {
         let s = &self.state;
         s.validate_calls.fetch_add(1, SeqCst);
         maybe_panic(s, PANIC_IN_VALIDATE);
-        sleep_us(s.validate_latency_us.load(SeqCst));
+        let latency = s.validate_latency_us.load(SeqCst);
+        if s.validate_honours_timeout.load(SeqCst) && Duration::from_micros(latency) > timeout {
+            thread::sleep(timeout);
+            return Err(FakeError {
+                message: format!("fake: validation timed out (connection {})", conn.id),
+                permanent: false,
+            });
+        }
+        sleep_us(latency);
         if conn.fail_validate || s.fail_validate.load(SeqCst) {
             Err(FakeError {
                 message: format!("fake: connection {} does not answer", conn.id),
@@ -396,4 +475,13 @@ impl PoolObserver for Recorder {
     fn on_leak_suspected(&self, id: u64, held: Duration, _acquired_at: &Backtrace) {
         self.push(Event::Leak(id, held));
     }
+}
+
+/// Waits until every connection the pool retired has been closed: closes run on the pool's
+/// background closer, so a test that checks `live()` or the close counters after a
+/// discard calls this first.
+pub fn closes_done<F: ConnectionFactory>(pool: &ConnectionPool<F>) {
+    eventually(PATIENCE, "retired connections closed", || {
+        pool.statistics().closing_connections == 0
+    });
 }

@@ -1,0 +1,463 @@
+//! Acquire: the hot path, the wait queue, and the check on the way out.
+//!
+//! `acquire` with an idle connection available is: lock, pop the most recently returned
+//! connection (LIFO keeps the warm ones busy and lets the cold ones time out), unlock, one
+//! coarse clock read to check its lifetime, generation and the "used very recently" window,
+//! one reference count for the guard, done. No allocation, no I/O under the lock.
+//!
+//! ## The deadline
+//!
+//! A call's deadline is fixed when it starts (read when first needed, a few microseconds
+//! in at most, so the fast path pays nothing for it) and bounds everything it does: waiting in
+//! the queue, validating the connection it got (the validator is given what is left of the
+//! deadline, and runs on a checker thread so the caller can give up on time even if the
+//! validator ignores its timeout), and retrying after a connection fails its check (the
+//! caller keeps its place and its deadline). `try_acquire` has no wait, but validating an
+//! idle connection may take up to [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET).
+
+use std::backtrace::Backtrace;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::connection::PooledConnection;
+use crate::error::{PoolError, SharedError};
+use crate::shared::{LeakRecord, Shared};
+use crate::state::{Conn, State};
+use crate::statistics::{bump_locked, CloseReason};
+use crate::sync::{deadline_after, Condvar, Mutex, MutexGuard};
+use crate::wait_queue::{Status, Waiter};
+use crate::ConnectionFactory;
+
+/// How `wait` ended.
+enum Wait<C> {
+    Got(Conn<C>),
+    Failed(PoolError),
+}
+
+/// Why `check_out` did not return a guard.
+enum Rejected<C> {
+    /// Retire it and try again.
+    Retire(Conn<C>, CloseReason, Option<SharedError>),
+    /// Its validation outlived the caller's deadline; the checker thread owns it now.
+    Abandoned,
+}
+
+/// A call's clock. The start is read when first needed (to wait, to validate, or to
+/// retry), a few microseconds into the call at most (the lock taken before is never held
+/// across user code), so the fast path reads no fine clock; the deadline follows from it.
+#[derive(Clone, Copy)]
+struct Clock {
+    start: Option<Instant>,
+    /// `None` for `try_acquire`.
+    timeout: Option<Duration>,
+}
+
+impl Clock {
+    fn start(&mut self) -> Instant {
+        *self.start.get_or_insert_with(Instant::now)
+    }
+    fn deadline(&mut self) -> Instant {
+        let budget = self.timeout.unwrap_or(crate::config::TRY_ACQUIRE_BUDGET);
+        deadline_after(self.start(), budget)
+    }
+}
+
+impl<F: ConnectionFactory> Shared<F> {
+    /// `timeout`: `None` for `try_acquire` (never waits for a connection).
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
+    ) -> Result<PooledConnection<F>, PoolError> {
+        let mut clock = Clock {
+            start: None,
+            timeout,
+        };
+        // Set once this caller has queued: a retry after a failed check re-queues at the
+        // front, keeping its place (and, always, its deadline).
+        let mut queued = false;
+        let mut retries = 0u32;
+        let mut st = self.state.lock();
+        loop {
+            if st.closed {
+                return Err(PoolError::Closed);
+            }
+            if retries > 0 && Instant::now() >= clock.deadline() {
+                let e = match timeout {
+                    Some(_) => self.timeout_error(&st, clock.start()),
+                    None => PoolError::PoolExhausted,
+                };
+                self.stats.timeouts.fetch_add(1, Relaxed);
+                drop(st);
+                self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
+                return Err(e);
+            }
+            let conn = if !st.suspended
+                && st.free() > 0
+                && (st.queue.len() == 0
+                    || (!st.queue.starving && crate::wait_queue::may_overtake()))
+            {
+                // Fast path: a free connection, and nobody queued has waited past the
+                // window (nor has this thread overtaken them too many times in a row).
+                let conn = st.idle.pop().expect("free() > 0 means idle is not empty");
+                st.in_use += 1;
+                bump_locked(&self.stats.acquired);
+                // Only the idle/in-use pair changed.
+                self.stats
+                    .set_gauges(st.idle.len() + st.validating, st.in_use);
+                if st.free() < st.min_idle {
+                    self.request_create(&st); // keep the idle floor
+                }
+                conn
+            } else {
+                if timeout.is_none() {
+                    // try_acquire: ask for one connection in the background if none is
+                    // on its way and there is room; never wait for it.
+                    if st.pending == 0 && st.open < st.max_size {
+                        st.asked = 1;
+                        self.request_create(&st);
+                    }
+                    return Err(PoolError::PoolExhausted);
+                }
+                let (start, deadline) = (clock.start(), clock.deadline());
+                match self.wait(&mut st, start, deadline, queued) {
+                    Wait::Got(conn) => {
+                        crate::wait_queue::served_in_turn();
+                        queued = true;
+                        conn
+                    }
+                    Wait::Failed(e) => {
+                        drop(st);
+                        if e.is_timeout() {
+                            self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
+                        }
+                        return Err(e);
+                    }
+                }
+            };
+            drop(st);
+            let (conn, reason, error) = match self.check_out(conn, &mut clock, queued) {
+                Ok(guard) => return Ok(guard),
+                Err(Rejected::Retire(conn, reason, error)) => (conn, reason, error),
+                Err(Rejected::Abandoned) => {
+                    let st = self.state.lock();
+                    let e = match timeout {
+                        Some(_) => self.timeout_error(&st, clock.start()),
+                        None => PoolError::PoolExhausted,
+                    };
+                    self.stats.timeouts.fetch_add(1, Relaxed);
+                    drop(st);
+                    self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
+                    return Err(e);
+                }
+            };
+            // Expired, evicted or failed its check: hand it to the closer and, in the same
+            // locked section that frees its place, try again. A queued caller re-queues at
+            // the front, so the replacement its place triggers cannot go to anyone else.
+            retries += 1;
+            st = self.state.lock();
+            st.in_use -= 1;
+            let acquired = self.stats.acquired.load(Relaxed);
+            self.stats
+                .acquired
+                .store(acquired.saturating_sub(1), Relaxed); // under the lock
+            if let Some(error) = error {
+                self.note_check_failure(&mut st, error);
+            }
+            let closing = self.retire(&mut st, conn, reason);
+            self.publish(&st);
+            drop(st);
+            self.close_later(Some(closing));
+            st = self.state.lock();
+        }
+    }
+
+    /// Queues the caller and sleeps until it gets a connection, the pool closes, opening
+    /// connections fails for good, or `deadline`.
+    fn wait(
+        &self,
+        st: &mut MutexGuard<'_, State<F::Connection>>,
+        start: Instant,
+        deadline: Instant,
+        retry: bool,
+    ) -> Wait<F::Connection> {
+        if st.breaker_open {
+            // The database is known to be down: say so now, not after the whole timeout.
+            let e = st.last_error.clone().expect("an open breaker has an error");
+            return Wait::Failed(PoolError::Connection(e));
+        }
+        if st.last_error_permanent && st.open == 0 && st.pending == 0 {
+            // Nothing open and the last attempt failed in a way waiting cannot fix. Within
+            // the retry interval that error is fresh: fail with it now. Past it, start an
+            // attempt and wait for its result (so the first call after a fix succeeds).
+            let now = Instant::now();
+            if st.not_before().is_some_and(|t| t > now) {
+                let e = st.last_error.clone().expect("permanent error is recorded");
+                return Wait::Failed(PoolError::Connection(e));
+            }
+            st.asked = 1;
+        }
+        let w = Arc::new(Waiter::new(start, deadline));
+        if retry {
+            st.queue.push_front(w.clone());
+        } else {
+            st.queue.push_back(w.clone());
+        }
+        if st.free() > 0 && !st.suspended {
+            // A free connection this caller may not take (strict mode, or its overtaking
+            // budget is spent): make sure the oldest waiter is on its way to it.
+            st.queue.wake_front();
+        }
+        self.request_create(st);
+        self.publish(st);
+        loop {
+            if st.closed {
+                return Wait::Failed(PoolError::Closed);
+            }
+            match w.status() {
+                Status::Granted => {
+                    st.reserved -= 1;
+                    let conn = st.idle.pop().expect("a reserved connection is idle");
+                    st.in_use += 1;
+                    bump_locked(&self.stats.acquired);
+                    self.publish(st);
+                    return Wait::Got(conn);
+                }
+                Status::Closed => return Wait::Failed(PoolError::Closed),
+                Status::Failed => {
+                    let e = w.error().expect("a failed waiter carries its error");
+                    self.publish(st);
+                    return Wait::Failed(PoolError::Connection(e));
+                }
+                Status::Woken => {
+                    if !st.suspended && st.free() > 0 {
+                        st.queue.take_woken(&w);
+                        let conn = st.idle.pop().expect("free() > 0");
+                        st.in_use += 1;
+                        bump_locked(&self.stats.acquired);
+                        if st.free() > 0 && st.queue.len() > 0 {
+                            st.queue.wake_front(); // pass it on: no lost wake-up
+                        }
+                        self.publish(st);
+                        return Wait::Got(conn);
+                    }
+                    // Overtaken by a newcomer: back to sleep at the front. Past the window,
+                    // switch to strict hand-off so it cannot happen again.
+                    st.queue.unwake(&w);
+                    if w.enqueued_at.elapsed() >= self.config.fairness_window {
+                        st.queue.starving = true;
+                    }
+                }
+                Status::Waiting | Status::Cancelled => {}
+            }
+            // Sleeps with the pool lock released; woken by a grant, a wake-up, a failure
+            // or shutdown (each under the lock, so none is lost), or by the deadline.
+            let timed_out = w.cv.wait_until(st, deadline);
+            if timed_out && w.is_active() && !st.closed {
+                if st.queue.cancel(&w) && st.free() > 0 && !st.suspended {
+                    st.queue.wake_front();
+                }
+                self.stats.timeouts.fetch_add(1, Relaxed);
+                self.publish(st);
+                return Wait::Failed(self.timeout_error(st, start));
+            }
+        }
+    }
+
+    /// Checks a connection just taken from the idle list (no lock held): lifetime, use
+    /// count, generation (`soft_evict`), validation within the caller's deadline. Returns
+    /// the guard, or why not.
+    fn check_out(
+        self: &Arc<Self>,
+        mut conn: Conn<F::Connection>,
+        clock: &mut Clock,
+        queued: bool,
+    ) -> Result<PooledConnection<F>, Rejected<F::Connection>> {
+        let now_ns = crate::clock::now_ns();
+        if conn.expired(now_ns, self.slack_ns) {
+            return Err(Rejected::Retire(conn, CloseReason::Lifetime, None));
+        }
+        if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
+            return Err(Rejected::Retire(conn, CloseReason::MaxUses, None));
+        }
+        if conn.generation != self.generation.load(Relaxed) {
+            return Err(Rejected::Retire(conn, CloseReason::Evicted, None));
+        }
+        if self.config.validate_on_acquire
+            && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns
+        {
+            let deadline = clock.deadline();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = self
+                .config
+                .validation_timeout
+                .min(left.max(Duration::from_millis(1)));
+            conn = match self.check_on_acquire(conn, timeout, deadline) {
+                Checked::Passed(conn) => conn,
+                Checked::Failed(conn, e) => {
+                    return Err(Rejected::Retire(
+                        conn,
+                        CloseReason::ValidationFailed,
+                        Some(e),
+                    ))
+                }
+                Checked::Abandoned => return Err(Rejected::Abandoned),
+            };
+        }
+        let waited = if queued {
+            let start = clock.start();
+            if conn.uses == 0 && conn.created_at >= start {
+                self.stats.misses.fetch_add(1, Relaxed);
+            }
+            let waited = start.elapsed();
+            self.stats.record_wait(waited);
+            waited
+        } else {
+            Duration::ZERO
+        };
+        conn.uses += 1;
+        let tracked_at = if self.observer.is_some() || self.leaks.is_some() {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        self.observe(|obs| obs.on_acquire(conn.id, waited));
+        if let (Some(leaks), Some(at)) = (&self.leaks, tracked_at) {
+            let backtrace = Arc::new(Backtrace::force_capture());
+            leaks.lock().insert(
+                conn.id,
+                LeakRecord {
+                    acquired_at: at,
+                    backtrace,
+                    reported: false,
+                },
+            );
+        }
+        Ok(PooledConnection::new(Arc::clone(self), conn, tracked_at))
+    }
+
+    /// Validates a connection for an acquiring caller on a checker thread, waiting for the
+    /// answer until `deadline`. Past it the caller gives up; the checker then returns the
+    /// connection to the pool (or closes it) when the validator finally answers.
+    fn check_on_acquire(
+        self: &Arc<Self>,
+        conn: Conn<F::Connection>,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Checked<F::Connection> {
+        let slot = Arc::new(Slot::<F::Connection>::default());
+        let job = {
+            let shared = Arc::clone(self);
+            let slot = Arc::clone(&slot);
+            let mut conn = conn;
+            Box::new(move || {
+                shared.stats.validating_in_use.fetch_add(1, Relaxed);
+                let result = shared.validate(&mut conn, timeout);
+                shared.stats.validating_in_use.fetch_sub(1, Relaxed);
+                if let Some((conn, result)) = slot.fill(conn, result) {
+                    shared.finish_abandoned_check(conn, result);
+                }
+            })
+        };
+        if let Err(job) = self.checkers.submit(job) {
+            job(); // no checker thread could be started: check on this thread
+        }
+        slot.wait_until(deadline)
+    }
+
+    /// A check whose caller gave up has finished: the connection, counted in use by that
+    /// caller, goes back to the pool if it passed, to the closer if not.
+    fn finish_abandoned_check(
+        self: &Arc<Self>,
+        conn: Conn<F::Connection>,
+        result: Result<(), SharedError>,
+    ) {
+        let mut st = self.state.lock();
+        st.in_use -= 1;
+        let acquired = self.stats.acquired.load(Relaxed);
+        self.stats
+            .acquired
+            .store(acquired.saturating_sub(1), Relaxed); // under the lock
+        let closing = match result {
+            Ok(()) => self.put_back(&mut st, conn),
+            Err(e) => {
+                self.note_check_failure(&mut st, e);
+                Some(self.retire(&mut st, conn, CloseReason::ValidationFailed))
+            }
+        };
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.close_later(closing);
+        self.changed.notify_all();
+    }
+}
+
+/// The answer of a check on acquire.
+enum Checked<C> {
+    Passed(Conn<C>),
+    Failed(Conn<C>, SharedError),
+    /// The deadline passed first; the checker keeps the connection.
+    Abandoned,
+}
+
+/// Where a checker leaves its answer for the waiting caller.
+struct Slot<C> {
+    /// The answer, or whether the caller gave up. Lock rule: held only to hand over.
+    inner: Mutex<SlotState<C>>,
+    /// Notified when the answer is left.
+    filled: Condvar,
+}
+
+struct SlotState<C> {
+    answer: Option<(Conn<C>, Result<(), SharedError>)>,
+    abandoned: bool,
+}
+
+impl<C> Default for Slot<C> {
+    fn default() -> Self {
+        Slot {
+            inner: Mutex::new(SlotState {
+                answer: None,
+                abandoned: false,
+            }),
+            filled: Condvar::new(),
+        }
+    }
+}
+
+impl<C> Slot<C> {
+    /// Leaves the answer; gives it back if the caller has already gone.
+    fn fill(
+        &self,
+        conn: Conn<C>,
+        result: Result<(), SharedError>,
+    ) -> Option<(Conn<C>, Result<(), SharedError>)> {
+        let mut s = self.inner.lock();
+        if s.abandoned {
+            return Some((conn, result));
+        }
+        s.answer = Some((conn, result));
+        drop(s);
+        self.filled.notify_one();
+        None
+    }
+
+    /// Waits for the answer until `deadline`; then gives up (the checker keeps it).
+    fn wait_until(&self, deadline: Instant) -> Checked<C> {
+        let mut s = self.inner.lock();
+        loop {
+            if let Some((conn, result)) = s.answer.take() {
+                return match result {
+                    Ok(()) => Checked::Passed(conn),
+                    Err(e) => Checked::Failed(conn, e),
+                };
+            }
+            // Woken by `fill` (under this lock, so not lost) or by the deadline.
+            if self.filled.wait_until(&mut s, deadline) && s.answer.is_none() {
+                s.abandoned = true;
+                return Checked::Abandoned;
+            }
+        }
+    }
+}

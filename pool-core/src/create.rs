@@ -1,0 +1,237 @@
+//! Creating connections: the creator threads, backoff, the circuit breaker.
+//!
+//! Creators (`create_concurrency` threads) sleep until the pool wants a connection, claim
+//! it under the lock (`pending += 1`, so `max_size` counts it), open it with no lock held,
+//! and file it (straight to the oldest waiter in strict mode).
+//!
+//! ## When opening fails
+//!
+//! * **Backoff.** After a failure every creator waits, exponentially longer (between
+//!   `create_backoff_min` and `create_backoff_max`, less a random quarter at most), so a
+//!   struggling database is not stampeded. A connection that fails its check counts too:
+//!   its replacement waits the same way, so a check that always fails is no reconnect storm.
+//! * **Permanent errors** (the factory's `is_permanent`: a rejected password) fail waiting
+//!   callers at once. Attempts are then rate-limited to one per
+//!   `permanent_error_retry_interval`; a caller arriving after that interval with nothing
+//!   open starts an attempt and waits for it, so the first call after the fix succeeds.
+//! * **The circuit breaker.** After `circuit_breaker_threshold` failures in a row with
+//!   nothing open, the database is known to be down: callers fail at once with the cause
+//!   instead of waiting their whole timeout, while one background probe keeps trying (with
+//!   the backoff). The first connection that opens closes the breaker.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::MAX_LIFETIME_JITTER;
+use crate::error::SharedError;
+use crate::shared::{guarded, jitter_fraction, Shared};
+use crate::state::{ConnData, State};
+use crate::sync::deadline_after;
+use crate::ConnectionFactory;
+
+impl<F: ConnectionFactory> Shared<F> {
+    /// Opens one connection (a creator calls it after claiming a slot with `pending += 1`)
+    /// and files the result. Returns false if it failed.
+    pub(crate) fn create_one(self: &Arc<Self>, generation: u64, timeout: Duration) -> bool {
+        let started = Instant::now();
+        let result = guarded(|| self.factory.create(timeout));
+        let failure: (SharedError, bool) = match result {
+            Ok(Ok(raw)) => {
+                let now = Instant::now();
+                let id = self.next_id.fetch_add(1, Relaxed);
+                let expires_ns = self.config.max_lifetime.map_or(u64::MAX, |life| {
+                    let jitter = life.mul_f64(MAX_LIFETIME_JITTER * jitter_fraction(id));
+                    crate::clock::ns_of(deadline_after(now, life.saturating_sub(jitter)))
+                });
+                let now_ns = crate::clock::ns_of(now);
+                let mut conn = Box::new(ConnData {
+                    raw,
+                    id,
+                    created_at: now,
+                    expires_ns,
+                    last_used_ns: now_ns,
+                    last_validated_ns: now_ns,
+                    uses: 0,
+                    generation,
+                });
+                if self.config.validate_new_connections {
+                    if let Err(e) = self.validate(&mut conn, self.config.validation_timeout) {
+                        // A connection that opens but fails its check is a failed create.
+                        let mut st = self.state.lock();
+                        // Counted open so that `retire` can uncount it; `failed` below takes
+                        // the creator's claim (`pending`) back.
+                        st.open += 1;
+                        let closing =
+                            self.retire(&mut st, conn, crate::CloseReason::ValidationFailed);
+                        drop(st);
+                        self.close_later(Some(closing));
+                        self.failed(e, false, now);
+                        return false;
+                    }
+                }
+                self.stats.created.fetch_add(1, Relaxed);
+                log::debug!(
+                    "{}: opened connection {id} in {:?}",
+                    self.config.name,
+                    now - started
+                );
+                self.observe(|obs| obs.on_create(id, now - started));
+                let mut st = self.state.lock();
+                st.pending -= 1;
+                st.open += 1;
+                st.consecutive_failures = 0;
+                st.backoff_until = None;
+                st.last_error = None;
+                st.last_error_permanent = false;
+                if st.breaker_open {
+                    st.breaker_open = false;
+                    log::info!(
+                        "{}: a connection opened; the circuit breaker is closed",
+                        self.config.name
+                    );
+                }
+                let closing = self.put_back(&mut st, conn);
+                self.request_create(&st);
+                self.publish(&st);
+                drop(st);
+                self.changed.notify_all();
+                self.close_later(closing);
+                return true;
+            }
+            Ok(Err(e)) => {
+                let permanent = guarded(|| self.factory.is_permanent(&e)).unwrap_or(false);
+                (Arc::new(e), permanent)
+            }
+            Err(panicked) => (Arc::new(panicked), false),
+        };
+        let (error, permanent) = failure;
+        self.failed(error, permanent, Instant::now());
+        false
+    }
+
+    /// Files a failed create (the creator's claim, `pending`, is given back): backoff,
+    /// permanent errors, the circuit breaker.
+    fn failed(&self, error: SharedError, permanent: bool, now: Instant) {
+        self.stats.create_failures.fetch_add(1, Relaxed);
+        if permanent {
+            log::error!(
+                "{}: could not open a connection (permanent): {}",
+                self.config.name,
+                crate::error::chain_text(&*error)
+            );
+        } else {
+            log::warn!(
+                "{}: could not open a connection: {}",
+                self.config.name,
+                crate::error::chain_text(&*error)
+            );
+        }
+        self.observe(|obs| obs.on_create_failed(&*error, permanent));
+        let mut st = self.state.lock();
+        st.pending -= 1;
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        let mut delay = self.backoff_delay(st.consecutive_failures);
+        if permanent {
+            // Waiting cannot fix it: retry rarely, so a wrong password does not hammer the
+            // server (or lock the account).
+            delay = delay.max(self.config.permanent_error_retry_interval);
+        }
+        st.backoff_until = Some(deadline_after(now, delay));
+        st.last_error = Some(error.clone());
+        st.last_error_permanent = permanent;
+        if st.open == 0 && st.pending == 0 {
+            if permanent {
+                // Nothing open, nothing coming: waiting cannot help anyone queued.
+                st.queue.fail_all(&error);
+            } else if self
+                .config
+                .circuit_breaker_threshold
+                .is_some_and(|t| st.consecutive_failures >= t)
+            {
+                if !st.breaker_open {
+                    log::error!(
+                        "{}: {} connection attempts in a row failed and none is open: the \
+                         circuit breaker is open, callers fail fast until one opens",
+                        self.config.name,
+                        st.consecutive_failures
+                    );
+                }
+                st.breaker_open = true;
+                st.queue.fail_all(&error);
+            }
+        }
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// The timeout for the next create: `connection_timeout`, or less when the oldest
+    /// waiter's deadline is nearer (never below 1 ms).
+    pub(crate) fn create_timeout(&self, st: &mut State<F::Connection>, now: Instant) -> Duration {
+        let mut t = self.config.connection_timeout;
+        if let Some((_, deadline)) = st.queue.oldest() {
+            let left = deadline.saturating_duration_since(now);
+            if !left.is_zero() {
+                t = t.min(left.max(Duration::from_millis(1)));
+            }
+        }
+        t
+    }
+
+    /// Gives back the places of closes past `close_timeout` (lock held).
+    pub(crate) fn expire_closes(&self, st: &mut State<F::Connection>, now: Instant) {
+        let n = st.expire_closes(now);
+        if n > 0 {
+            self.stats.close_overruns.fetch_add(n as u64, Relaxed);
+            log::warn!(
+                "{}: {n} connection close(s) still running after close_timeout ({:?}); \
+                 their places are given back",
+                self.config.name,
+                self.config.close_timeout
+            );
+            self.publish(st);
+        }
+    }
+}
+
+/// A creator thread: claim, open, file, repeat; sleep while nothing is wanted.
+pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
+    loop {
+        let mut st = shared.state.lock();
+        let (generation, timeout) = loop {
+            if st.closed {
+                return;
+            }
+            let now = Instant::now();
+            shared.expire_closes(&mut st, now);
+            // The next close bound, if any: its expiry may make room.
+            let next_bound = st.closing.front().map(|&(_, b)| b);
+            if let Some(until) = st.not_before() {
+                if until > now {
+                    // Backing off after a failure; a request cannot cut this short.
+                    let wake = next_bound.map_or(until, |b| b.min(until));
+                    shared.work.wait_until(&mut st, wake);
+                    continue;
+                }
+            }
+            if st.wanted() > 0 && st.pending < shared.config.create_concurrency {
+                break (st.generation, shared.create_timeout(&mut st, now));
+            }
+            // Sleep with the pool lock released until request_create, shutdown or the
+            // next close bound.
+            match next_bound {
+                Some(b) => {
+                    shared.work.wait_until(&mut st, b);
+                }
+                None => shared.work.wait(&mut st),
+            }
+        };
+        st.pending += 1;
+        st.asked = 0; // a caller's request is being served
+        shared.publish(&st);
+        drop(st);
+        shared.create_one(generation, timeout);
+    }
+}

@@ -1,0 +1,211 @@
+//! Release and closing.
+//!
+//! `release` (a `PooledConnection` dropped) runs `is_broken` and `reset` on the releasing
+//! thread, then, under a short lock, puts the connection back (or hands it straight to the
+//! oldest waiter in strict mode). A connection the pool will not keep is **retired**: in
+//! the same locked section it leaves `open` and joins `closing`, and after the lock is
+//! dropped it goes to the closer, a small set of background threads that drop it (so a
+//! close that waits on the network holds up nobody: not the caller, not the housekeeper,
+//! not `shutdown`).
+//!
+//! A close's place counts toward `max_size` until the close finishes, or until
+//! `close_timeout` has passed, whichever comes first: so a hung close cannot eat capacity
+//! for ever. Past the bound the close goes on uncounted, and the server may briefly see one
+//! connection more than `max_size` for each such close (counted in
+//! `PoolStatistics::total_close_overruns`).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crate::shared::{guarded, Shared};
+use crate::state::{Conn, State};
+use crate::statistics::{bump_locked, CloseReason};
+use crate::ConnectionFactory;
+
+/// A retired connection on its way to the closer: already out of `open`, counted in
+/// `closing`. Hand it to `Shared::close_later` once the pool lock is dropped.
+#[must_use = "a retired connection must be handed to close_later"]
+pub(crate) struct ToClose<C> {
+    conn: Conn<C>,
+    reason: CloseReason,
+}
+
+impl<F: ConnectionFactory> Shared<F> {
+    /// Takes a connection back from a `PooledConnection` (on the releasing thread).
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        mut conn: Conn<F::Connection>,
+        broken: bool,
+        tracked_at: Option<Instant>,
+    ) {
+        // A panicking is_broken or reset discards the connection; the pool's books stay right.
+        let reason = if broken
+            || thread::panicking()
+            || guarded(|| self.factory.is_broken(&mut conn.raw)).unwrap_or(true)
+        {
+            Some(CloseReason::Broken)
+        } else if !matches!(guarded(|| self.factory.reset(&mut conn.raw)), Ok(Ok(()))) {
+            Some(CloseReason::ResetFailed)
+        } else if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
+            Some(CloseReason::MaxUses)
+        } else {
+            None
+        };
+        let now_ns = crate::clock::now_ns();
+        conn.last_used_ns = now_ns;
+        let reason = reason.or_else(|| {
+            conn.expired(now_ns, self.slack_ns)
+                .then_some(CloseReason::Lifetime)
+        });
+        if let Some(at) = tracked_at {
+            self.untrack(conn.id, at);
+        }
+        let mut st = self.state.lock();
+        st.in_use -= 1;
+        bump_locked(&self.stats.released);
+        let closing = match reason {
+            Some(reason) => {
+                let closing = self.retire(&mut st, conn, reason);
+                self.request_create(&st);
+                self.publish(&st);
+                Some(closing)
+            }
+            None => {
+                let had_waiters = st.queue.len() > 0;
+                let closing = self.put_back(&mut st, conn);
+                if had_waiters || closing.is_some() {
+                    self.publish(&st);
+                } else {
+                    // Nobody queued: only the idle/in-use pair changed (one store).
+                    self.stats
+                        .set_gauges(st.idle.len() + st.validating, st.in_use);
+                }
+                closing
+            }
+        };
+        drop(st);
+        if closing.is_some() {
+            self.close_later(closing);
+        }
+    }
+
+    /// Reports the end of a hold to the observer and the leak detector.
+    fn untrack(&self, id: u64, acquired_at: Instant) {
+        let held = acquired_at.elapsed();
+        self.observe(|obs| obs.on_release(id, held));
+        if let Some(leaks) = &self.leaks {
+            let record = leaks.lock().remove(&id); // nothing else under this lock
+            if record.is_some_and(|r| r.reported) {
+                log::warn!(
+                    "{}: connection {id}, reported as a possible leak, came back after {held:?}",
+                    self.config.name
+                );
+            }
+        }
+    }
+
+    /// Puts an open connection into the pool (pool lock held): hands it to the oldest
+    /// waiter in strict mode, else makes it idle and wakes the oldest waiter. Retires it
+    /// when the pool must not keep it (closed, evicted, shrinking).
+    #[inline]
+    pub(crate) fn put_back(
+        &self,
+        st: &mut State<F::Connection>,
+        conn: Conn<F::Connection>,
+    ) -> Option<ToClose<F::Connection>> {
+        if st.closed {
+            return Some(self.retire(st, conn, CloseReason::Shutdown));
+        }
+        if conn.generation != st.generation || st.open > st.max_size {
+            let closing = self.retire(st, conn, CloseReason::Evicted);
+            self.request_create(st);
+            return Some(closing);
+        }
+        st.idle.push(conn);
+        if st.suspended || st.queue.len() == 0 {
+            return None;
+        }
+        if st.queue.starving || self.config.fairness_window.is_zero() {
+            if let Some(w) = st.queue.grant_front() {
+                st.reserved += 1;
+                // Go's rule: leave strict mode once a waiter is served that waited less
+                // than the window (the queue is short again).
+                if w.enqueued_at.elapsed() < self.config.fairness_window {
+                    st.queue.starving = false;
+                }
+            }
+        } else {
+            st.queue.wake_front();
+        }
+        None
+    }
+
+    /// Retires an open connection (pool lock held): out of `open`, into `closing` until
+    /// its close finishes or `close_timeout` passes. The one path every discard takes.
+    pub(crate) fn retire(
+        &self,
+        st: &mut State<F::Connection>,
+        conn: Conn<F::Connection>,
+        reason: CloseReason,
+    ) -> ToClose<F::Connection> {
+        st.open -= 1;
+        let bound = crate::sync::deadline_after(Instant::now(), self.config.close_timeout);
+        st.closing.push_back((conn.id, bound));
+        ToClose { conn, reason }
+    }
+
+    /// Hands retired connections to the closer (no lock held). Where no closer thread can
+    /// be started, closes them here.
+    pub(crate) fn close_later(
+        self: &Arc<Self>,
+        retired: impl IntoIterator<Item = ToClose<F::Connection>>,
+    ) {
+        for t in retired {
+            let shared = Arc::clone(self);
+            let job = Box::new(move || shared.finish_close(t));
+            if let Err(job) = self.closer.submit(job) {
+                job();
+            }
+        }
+    }
+
+    /// Drops (closes) a retired connection, contained: a panicking `Drop` is logged and the
+    /// books are still put right. Runs on the closer.
+    fn finish_close(&self, t: ToClose<F::Connection>) {
+        let ToClose { conn, reason } = t;
+        let id = conn.id;
+        if let Err(p) = guarded(move || drop(conn)) {
+            log::error!(
+                "{}: closing connection {id} panicked ({p}); it is forgotten",
+                self.config.name
+            );
+        }
+        self.stats.closed(reason);
+        log::debug!("{}: closed connection {id} ({reason})", self.config.name);
+        self.observe(|obs| obs.on_close(id, reason));
+        let mut st = self.state.lock();
+        st.close_finished(id);
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Takes a connection out of the pool for good (`PooledConnection::detach`).
+    pub(crate) fn forget_in_use(&self, id: u64, tracked_at: Option<Instant>) {
+        if let Some(at) = tracked_at {
+            self.untrack(id, at);
+        }
+        self.stats.detached.fetch_add(1, Relaxed);
+        let mut st = self.state.lock();
+        st.open -= 1;
+        st.in_use -= 1;
+        bump_locked(&self.stats.released);
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.changed.notify_all();
+    }
+}
