@@ -143,10 +143,11 @@ fn run_loopback_demo() -> Result<(), Box<dyn StdError>> {
     println!("\n== Summary ==");
     println!(
         "  requests: {} ok, {} failed on a dead connection (discarded by is_broken), \
-         {} acquire timeouts, {} other errors",
+         {} acquire timeouts, {} failed fast while it was down, {} other errors",
         tally.ok.load(Relaxed),
         tally.io_errors.load(Relaxed),
         tally.timeouts.load(Relaxed),
+        tally.failed_fast.load(Relaxed),
         tally.other.load(Relaxed)
     );
     println!(
@@ -239,10 +240,12 @@ fn run_postgres_demo(url: &str) -> Result<(), Box<dyn StdError>> {
     monitor.stop();
     println!("\n== Summary ==");
     println!(
-        "  requests: {} ok, {} failed on a dead session (discarded), {} acquire timeouts, {} other errors",
+        "  requests: {} ok, {} failed on a dead session (discarded), {} acquire timeouts, \
+         {} failed fast while it was down, {} other errors",
         tally.ok.load(Relaxed),
         tally.io_errors.load(Relaxed),
         tally.timeouts.load(Relaxed),
+        tally.failed_fast.load(Relaxed),
         tally.other.load(Relaxed)
     );
     print_final_report(&pool, || {
@@ -500,6 +503,8 @@ struct Tally {
     ok: AtomicU64,
     io_errors: AtomicU64,
     timeouts: AtomicU64,
+    /// `PoolError::Connection`: the server known down (circuit breaker) or a permanent error.
+    failed_fast: AtomicU64,
     other: AtomicU64,
 }
 
@@ -526,6 +531,7 @@ impl Workload {
         let request = Arc::new(request);
         let reported_io = Arc::new(AtomicBool::new(false));
         let reported_timeout = Arc::new(AtomicBool::new(false));
+        let reported_fast = Arc::new(AtomicBool::new(false));
         let threads = (0..threads)
             .map(|index| {
                 let (pool, stop, active, tally, request) = (
@@ -535,8 +541,11 @@ impl Workload {
                     tally.clone(),
                     request.clone(),
                 );
-                let (reported_io, reported_timeout) =
-                    (reported_io.clone(), reported_timeout.clone());
+                let (reported_io, reported_timeout, reported_fast) = (
+                    reported_io.clone(),
+                    reported_timeout.clone(),
+                    reported_fast.clone(),
+                );
                 thread::spawn(move || {
                     let mut rng = XorShift::new(index as u64 + 1);
                     while !stop.load(Relaxed) {
@@ -569,6 +578,18 @@ impl Workload {
                                 }
                             }
                             Err(PoolError::Closed) => break,
+                            Err(e @ PoolError::Connection(_)) => {
+                                tally.failed_fast.fetch_add(1, Relaxed);
+                                if !reported_fast.swap(true, Relaxed) {
+                                    println!(
+                                        "  [worker] acquire failed fast, the server is known \
+                                         down (circuit breaker): {}",
+                                        Report(&e)
+                                    );
+                                }
+                                // A real worker would back off too; here, a short pause.
+                                thread::sleep(Duration::from_millis(20));
+                            }
                             Err(_) => {
                                 tally.other.fetch_add(1, Relaxed);
                             }

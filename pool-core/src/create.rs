@@ -120,6 +120,13 @@ impl<F: ConnectionFactory> Shared<F> {
                 self.config.name,
                 crate::error::chain_text(&*error)
             );
+        } else if self.stats.breaker_open.load(Relaxed) {
+            // The breaker's probe failing again: said once when it opened, not every try.
+            log::debug!(
+                "{}: the circuit breaker's probe failed: {}",
+                self.config.name,
+                crate::error::chain_text(&*error)
+            );
         } else {
             log::warn!(
                 "{}: could not open a connection: {}",

@@ -728,6 +728,47 @@ fn initialization_fail_timeout_succeeds_when_create_works() {
     assert!(state.live() >= 1, "new() waited for one connection");
 }
 
+#[test]
+fn validate_new_connections_makes_a_fail_fast_start_catch_a_broken_check() {
+    // Connections open, but the check can never pass (a "must be the primary" check
+    // against a standby): with validate_new_connections the start fails, with the check's
+    // error as the cause, and no unchecked connection is ever handed out.
+    let fake = Fake::new();
+    let state = fake.state.clone();
+    state.fail_validate.store(true, SeqCst);
+    let config = cfg("valnew")
+        .min_size(1)
+        .max_size(2)
+        .validate_new_connections(true)
+        .create_backoff(ms(5), ms(20))
+        .initialization_fail_timeout(Some(ms(300)))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let err = ConnectionPool::new(fake, config).expect_err("the check fails");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let cause = err
+        .connection_error()
+        .expect("the check's error is the cause");
+    let fe = cause.downcast_ref::<FakeError>().expect("the fake's error");
+    assert!(fe.message.contains("does not answer"), "{}", fe.message);
+    assert!(state.validate_calls.load(SeqCst) >= 1);
+    eventually(PATIENCE, "checked-and-failed connections closed", || {
+        state.live() == 0
+    });
+
+    // Off (the default): the same start succeeds, nothing is checked before first use.
+    let fake = Fake::new();
+    fake.state.fail_validate.store(true, SeqCst);
+    let config = cfg("valnew0")
+        .min_size(1)
+        .initialization_fail_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    assert!(ConnectionPool::new(fake.clone(), config).is_ok());
+    assert_eq!(fake.state.validate_calls.load(SeqCst), 0);
+}
+
 // ------------------------------------------------------------------------- validation
 
 #[test]

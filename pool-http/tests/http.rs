@@ -217,7 +217,15 @@ fn unreachable_port_times_out_with_the_connection_error() {
     );
     assert!(!factory.is_permanent(&direct));
 
-    let pool = ConnectionPool::new(factory, pool_config(2)).unwrap();
+    // The timeout path: with the circuit breaker on (the default), the caller would fail
+    // fast with `PoolError::Connection` once the port is known dead.
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(2))
+        .circuit_breaker_threshold(None)
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(factory, config).unwrap();
     let start = Instant::now();
     let err = pool
         .acquire_timeout(Duration::from_millis(400))

@@ -190,7 +190,10 @@ fn unreachable_port_times_out_carrying_the_connection_error() {
         "postgres://postgres:S3cretPw@127.0.0.1:{port}/test"
     ))
     .unwrap();
-    let pool = ConnectionPool::new(f, config(2).build().unwrap()).unwrap();
+    // The timeout path: with the circuit breaker on (the default) the caller would fail
+    // fast with `PoolError::Connection` once the port is known dead.
+    let config = config(2).circuit_breaker_threshold(None).build().unwrap();
+    let pool = ConnectionPool::new(f, config).unwrap();
     let start = Instant::now();
     let err = pool
         .acquire_timeout(Duration::from_millis(600))

@@ -225,8 +225,14 @@ fn cluster_pool_routes_keys_follows_moved_and_ask_and_bounds_server_connections(
     // Session state: an atomic pipeline leaves nothing behind and the connection is kept;
     // WATCH cannot be undone on every node, so that connection is closed on release;
     // SUBSCRIBE marks it broken at once.
-    let closed =
-        |pool: &ConnectionPool<RedisClusterConnectionFactory>| pool.statistics().closed.total();
+    // Closes run on the pool's background closer: wait for them before counting.
+    let closed = |pool: &ConnectionPool<RedisClusterConnectionFactory>| {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while pool.statistics().closing_connections > 0 && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pool.statistics().closed.total()
+    };
     let before = closed(&pool);
     let mut conn = pool.acquire().unwrap();
     let (n,): (i64,) = redis::pipe()

@@ -181,7 +181,13 @@ fn wrong_password_fails_acquire_fast_with_a_typed_error() {
 fn unreachable_port_times_out_with_the_connection_error() {
     let port = closed_port();
     let factory = RedisConnectionFactory::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
-    let pool = ConnectionPool::new(factory, PoolConfig::default()).unwrap();
+    // The timeout path: with the circuit breaker on (the default) the caller would fail
+    // fast with `PoolError::Connection` once the port is known dead.
+    let config = PoolConfig::builder()
+        .circuit_breaker_threshold(None)
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(factory, config).unwrap();
     let start = Instant::now();
     let err = pool
         .acquire_timeout(Duration::from_millis(400))
