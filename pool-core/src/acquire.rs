@@ -3,7 +3,8 @@
 //! `acquire` with an idle connection available is: lock, pop the most recently returned
 //! connection (LIFO keeps the warm ones busy and lets the cold ones time out), unlock, one
 //! coarse clock read to check its lifetime, generation and the "used very recently" window,
-//! one reference count for the guard, done. No allocation, no I/O under the lock.
+//! one reference count for the guard (this thread's `PoolRef`, a line no other core
+//! writes), done. No allocation, no I/O under the lock.
 //!
 //! ## The deadline
 //!
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::PooledConnection;
 use crate::error::{PoolError, SharedError};
-use crate::shared::{LeakRecord, Shared};
+use crate::shared::{LeakRecord, PoolRef, Shared};
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::sync::{deadline_after, Condvar, Mutex, MutexGuard};
@@ -67,6 +68,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// `timeout`: `None` for `try_acquire` (never waits for a connection).
     pub(crate) fn acquire(
         self: &Arc<Self>,
+        pool_ref: &Arc<PoolRef<F>>,
         timeout: Option<Duration>,
     ) -> Result<PooledConnection<F>, PoolError> {
         let mut clock = Clock {
@@ -136,7 +138,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 }
             };
             drop(st);
-            let (conn, reason, error) = match self.check_out(conn, &mut clock, queued) {
+            let (conn, reason, error) = match self.check_out(conn, pool_ref, &mut clock, queued) {
                 Ok(guard) => return Ok(guard),
                 Err(Rejected::Retire(conn, reason, error)) => (conn, reason, error),
                 Err(Rejected::Abandoned) => {
@@ -270,6 +272,7 @@ impl<F: ConnectionFactory> Shared<F> {
     fn check_out(
         self: &Arc<Self>,
         mut conn: Conn<F::Connection>,
+        pool_ref: &Arc<PoolRef<F>>,
         clock: &mut Clock,
         queued: bool,
     ) -> Result<PooledConnection<F>, Rejected<F::Connection>> {
@@ -333,7 +336,11 @@ impl<F: ConnectionFactory> Shared<F> {
                 },
             );
         }
-        Ok(PooledConnection::new(Arc::clone(self), conn, tracked_at))
+        Ok(PooledConnection::new(
+            Arc::clone(pool_ref),
+            conn,
+            tracked_at,
+        ))
     }
 
     /// Validates a connection for an acquiring caller on a checker thread, waiting for the

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::shared::Shared;
+use crate::shared::PoolRef;
 use crate::state::Conn;
 use crate::{ConnectionFactory, ConnectionState};
 
@@ -36,9 +36,10 @@ use crate::{ConnectionFactory, ConnectionState};
 /// # Ok::<(), pool_core::PoolError>(())
 /// ```
 pub struct PooledConnection<F: ConnectionFactory> {
-    /// The pool: a real reference count, so the pool outlives every guard, also when the
-    /// last `ConnectionPool` handle is dropped while connections are still out.
-    pool: Arc<Shared<F>>,
+    /// The pool, through one of its `PoolRef`s: a real reference count, so the pool
+    /// outlives every guard, also when the last `ConnectionPool` handle is dropped while
+    /// connections are still out.
+    pool: Arc<PoolRef<F>>,
     /// `Some` until the guard is dropped or detached.
     conn: Option<Conn<F::Connection>>,
     /// When it was handed out (only read when an observer or leak detection needs it).
@@ -48,7 +49,7 @@ pub struct PooledConnection<F: ConnectionFactory> {
 
 impl<F: ConnectionFactory> PooledConnection<F> {
     pub(crate) fn new(
-        pool: Arc<Shared<F>>,
+        pool: Arc<PoolRef<F>>,
         conn: Conn<F::Connection>,
         tracked_at: Option<Instant>,
     ) -> Self {
@@ -97,7 +98,7 @@ impl<F: ConnectionFactory> PooledConnection<F> {
     /// place for a new one); closing it is now the caller's business.
     pub fn detach(mut self) -> F::Connection {
         let conn = self.conn.take().expect("present until dropped");
-        self.pool.forget_in_use(conn.id, self.tracked_at);
+        self.pool.shared.forget_in_use(conn.id, self.tracked_at);
         conn.raw
     }
 }
@@ -118,7 +119,7 @@ impl<F: ConnectionFactory> DerefMut for PooledConnection<F> {
 impl<F: ConnectionFactory> Drop for PooledConnection<F> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.release(conn, self.broken, self.tracked_at);
+            self.pool.shared.release(conn, self.broken, self.tracked_at);
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::connection::PooledConnection;
 use crate::error::{ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
-use crate::shared::Shared;
+use crate::shared::{PoolRef, Shared};
 use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
 use crate::validation::ValidationStrategy;
@@ -75,6 +75,8 @@ pub struct ConnectionPool<F: ConnectionFactory> {
 /// that dropping the last `ConnectionPool` shuts the pool down.
 struct Handle<F: ConnectionFactory> {
     shared: Arc<Shared<F>>,
+    /// The references guards hold (see `PoolRef`).
+    refs: Box<[Arc<PoolRef<F>>]>,
 }
 
 impl<F: ConnectionFactory> Drop for Handle<F> {
@@ -135,13 +137,16 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// connection error, if opening was failing), [`PoolError::Connection`] at once when
     /// opening failed permanently and nothing is open, [`PoolError::Closed`] after shutdown.
     pub fn acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.shared()
-            .acquire(Some(self.shared().config.wait_timeout))
+        self.shared().acquire(
+            PoolRef::pick(&self.handle.refs),
+            Some(self.shared().config.wait_timeout),
+        )
     }
 
     /// Gets a connection, waiting up to `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnection<F>, PoolError> {
-        self.shared().acquire(Some(timeout))
+        self.shared()
+            .acquire(PoolRef::pick(&self.handle.refs), Some(timeout))
     }
 
     /// Gets an idle connection without waiting, or fails with [`PoolError::PoolExhausted`].
@@ -149,7 +154,8 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// When there is room, it asks the background to open a connection (it does not wait
     /// for it). It does not overtake callers queued past the fairness window.
     pub fn try_acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.shared().acquire(None)
+        self.shared()
+            .acquire(PoolRef::pick(&self.handle.refs), None)
     }
 
     /// Gives a connection back; the same as dropping it.
@@ -296,6 +302,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         ));
         let pool = ConnectionPool {
             handle: Arc::new(Handle {
+                refs: PoolRef::set(&shared),
                 shared: shared.clone(),
             }),
         };

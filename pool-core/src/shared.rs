@@ -287,3 +287,48 @@ impl fmt::Display for Panicked {
 }
 
 impl StdError for Panicked {}
+
+/// How many [`PoolRef`]s a pool hands its guards out of (a power of two).
+pub(crate) const POOL_REFS: usize = 32;
+
+/// A strong reference to the pool, one of [`POOL_REFS`], each on its own cache lines.
+///
+/// Every guard holds an `Arc<PoolRef>` (so, through it, the pool): a real reference count,
+/// no unsafe. Guards of one thread share one `PoolRef` (picked by a per-thread index), so
+/// acquire and release touch a reference count no other core writes, instead of one count
+/// every thread contends on (measured in `benches/compare.rs`: W2 lost half its throughput
+/// with a single `Arc<Shared>` count).
+#[repr(align(128))]
+pub(crate) struct PoolRef<F: ConnectionFactory> {
+    pub(crate) shared: Arc<Shared<F>>,
+}
+
+impl<F: ConnectionFactory> PoolRef<F> {
+    /// The refs a handle owns.
+    pub(crate) fn set(shared: &Arc<Shared<F>>) -> Box<[Arc<PoolRef<F>>]> {
+        (0..POOL_REFS)
+            .map(|_| {
+                Arc::new(PoolRef {
+                    shared: Arc::clone(shared),
+                })
+            })
+            .collect()
+    }
+
+    /// This thread's ref out of `refs`.
+    #[inline]
+    pub(crate) fn pick(refs: &[Arc<PoolRef<F>>]) -> &Arc<PoolRef<F>> {
+        &refs[thread_index() & (POOL_REFS - 1)]
+    }
+}
+
+/// A small number fixed per thread: consecutive threads get consecutive numbers.
+#[inline]
+fn thread_index() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed); // only a spread, no ordering
+    }
+    INDEX.with(|i| *i)
+}
