@@ -56,9 +56,21 @@ fuzz_target!(|data: &[u8]| {
         .create_concurrency(size(12) % 4)
         .create_backoff(dur(n(13)), dur(n(14)))
         .fairness_window(dur(n(15)))
+        .close_timeout(dur(n(18)))
+        .close_concurrency(size(19) % 4)
+        .circuit_breaker_threshold(if n(20) % 2 == 0 {
+            None
+        } else {
+            Some((n(20) >> 1) as u32 % 8)
+        })
+        .permanent_error_retry_interval(dur(n(21)))
+        .validate_new_connections(n(22) % 2 == 0)
+        .name(if n(23) % 5 == 0 { "fuzz\0pool" } else { "fuzz" })
         .build();
     let Ok(config) = built else { return };
-    let Ok(pool) = ConnectionPool::new(Nop, config) else { return };
+    let Ok(pool) = ConnectionPool::new(Nop, config) else {
+        return;
+    };
     if let Ok(c) = pool.try_acquire() {
         drop(c);
     }
