@@ -65,7 +65,8 @@ pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::R
         })
     })();
     if let Err(e) = result {
-        shared.shutdown(None);
+        // Do not wait for the threads that did start: `new` returns the error now.
+        shared.shutdown(Some(Duration::ZERO));
         return Err(e);
     }
     let st = shared.state.lock();

@@ -300,17 +300,19 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
             self.validator,
             self.observer,
         ));
-        let pool = ConnectionPool {
-            handle: Arc::new(Handle {
-                refs: PoolRef::set(&shared),
-                shared: shared.clone(),
-            }),
-        };
+        // The handle is made only once the start succeeded: a failed start has already shut
+        // the pool down without waiting, and a handle dropped here would wait again (up to
+        // SHUTDOWN_JOIN_TIMEOUT) past `new`'s deadline.
         crate::housekeeping::start(&shared).map_err(|e| PoolError::Connection(Arc::new(e)))?;
         if let Some(timeout) = init {
             wait_for_start(&shared, timeout)?;
         }
-        Ok(pool)
+        Ok(ConnectionPool {
+            handle: Arc::new(Handle {
+                refs: PoolRef::set(&shared),
+                shared,
+            }),
+        })
     }
 }
 

@@ -7,12 +7,14 @@
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Once};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use pool_core::config::{SHUTDOWN_JOIN_TIMEOUT, TRY_ACQUIRE_BUDGET};
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,16 +24,46 @@ const OPS_PER_THREAD: usize = 4_000; // 64 * 4000 = 256_000 operations per test
 
 const DELIBERATE: &str = "stress: deliberate panic";
 
-/// Keeps the thousands of deliberate panics out of the output; real failures still print.
+/// The start of the message of `FakeConn::drop`'s deliberate panic (`drop_panics`).
+const DROP_PANIC: &str = "fake: deliberate panic in FakeConn::drop";
+/// Deliberate `FakeConn::drop` panics seen by the hook (they happen on the pool's closer
+/// threads, which catch them).
+static DROP_PANICS: AtomicU64 = AtomicU64::new(0);
+/// Other panics on threads whose name starts with `CLOSE_STORM` (the pools of
+/// `stress_panicking_and_slow_closes_with_concurrent_last_handle_drops`): a pool thread
+/// that panics may be caught and go unnoticed, so the hook notes it.
+static UNEXPECTED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Name prefix of that test's pools (and so of their threads) and of its own threads.
+const CLOSE_STORM: &str = "stk";
+
+/// Keeps the thousands of deliberate panics out of the output (the stress tests' own and
+/// the fake's `Drop` panics, which are counted); real failures still print.
 fn quiet_deliberate_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let deliberate = info.payload().downcast_ref::<&str>() == Some(&DELIBERATE);
-            if !deliberate {
-                default(info);
+            let payload = info.payload();
+            if payload.downcast_ref::<&str>() == Some(&DELIBERATE) {
+                return;
             }
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if message.starts_with(DROP_PANIC) {
+                DROP_PANICS.fetch_add(1, SeqCst);
+                return;
+            }
+            let thread = thread::current();
+            let name = thread.name().unwrap_or("");
+            if name.starts_with(CLOSE_STORM) {
+                if let Ok(mut v) = UNEXPECTED_PANICS.lock() {
+                    v.push(format!("thread {name}: {message}"));
+                }
+            }
+            default(info);
         }));
     });
 }
@@ -234,11 +266,14 @@ fn storm(
             })
             .collect();
         let churner = s.spawn(|| churn(&pool, &state, &workers_done));
-        for h in handles {
-            h.join().unwrap();
-        }
+        // Join them all before judging: a panicked worker must still stop the churner, or
+        // the scope would wait for it for ever.
+        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
         workers_done.store(true, SeqCst);
         churner.join().unwrap();
+        for r in results {
+            r.unwrap();
+        }
     });
     stop.store(true, SeqCst);
     let checks = mon.join().expect("monitor found an invariant broken");
@@ -296,6 +331,9 @@ fn stress_with_failures_evictions_and_suspends() {
         .validation_interval(Some(Duration::from_millis(10)))
         .housekeeping_interval(Duration::from_millis(5))
         .create_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        // Invariants while creates fail now and then, for callers that wait: the breaker
+        // (callers failing fast) is covered in trust.rs.
+        .circuit_breaker_threshold(None)
         .build()
         .unwrap();
     storm("stc", config, |pool, fake, done| {
@@ -352,4 +390,383 @@ fn stress_with_resizes() {
         }
         pool.resize(0, 8).unwrap();
     });
+}
+
+// ======================================================================================
+// Panicking and slow closes, close overruns, and concurrent last-handle drops
+// ======================================================================================
+
+/// How long the close storm runs (its checks and drains come after).
+const CLOSE_STORM_RUN: Duration = Duration::from_secs(3);
+/// Allowed lateness of one acquire on top of the measured scheduling delay: 32 threads
+/// plus the pools' on 2 cores.
+const CLOSE_STORM_SLACK: Duration = Duration::from_millis(500);
+/// The most measured scheduling delay added to the slack.
+const MAX_SCHED_EXTRA: Duration = Duration::from_secs(1);
+const CLOSE_STORM_THREADS: usize = 32;
+/// Threads returning connections while the last handle is dropped, per round.
+const RETURNERS: usize = 8;
+
+/// Runs `f` on its own thread; a panic in it is re-raised here; if it does not finish
+/// within `limit`, panics with "HANG" (the stuck thread is leaked).
+fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("{CLOSE_STORM}-body"))
+        .spawn(move || {
+            let r = catch_unwind(AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        })
+        .expect("spawn the test body");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("HANG: did not finish within {limit:?}"),
+    }
+}
+
+/// Measures the scheduling delay until `stop`: sleeps 1 ms in a loop and returns the worst
+/// overshoot.
+fn sched_probe(stop: Arc<AtomicBool>) -> thread::JoinHandle<Duration> {
+    thread::Builder::new()
+        .name(format!("{CLOSE_STORM}-probe"))
+        .spawn(move || {
+            let mut worst = Duration::ZERO;
+            while !stop.load(SeqCst) {
+                let t = Instant::now();
+                thread::sleep(Duration::from_millis(1));
+                worst = worst.max(t.elapsed().saturating_sub(Duration::from_millis(1)));
+            }
+            worst
+        })
+        .expect("spawn the probe")
+}
+
+#[derive(Default)]
+struct CloseTally {
+    acquired: AtomicU64,
+    timeouts: AtomicU64,
+    exhausted: AtomicU64,
+    discarded: AtomicU64,
+    slow_discarded: AtomicU64,
+    /// Worst `elapsed - bound` of one acquire, in microseconds.
+    worst_late_us: AtomicU64,
+    /// The call behind `worst_late_us`.
+    worst_late_call: Mutex<String>,
+    /// Errors of a kind these calls must not return.
+    bad_errors: Mutex<Vec<String>>,
+}
+
+/// One close-storm worker: acquires (try, short or generous timeout) until `until`, each
+/// timed against its bound, and discards some connections (broken; some with a 60 ms close,
+/// beyond the 50 ms close_timeout), at a rate the two closer threads can keep up with.
+fn close_storm_worker(
+    pool: &ConnectionPool<Fake>,
+    seed: u64,
+    start: Instant,
+    until: Instant,
+    tally: &CloseTally,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while Instant::now() < until {
+        let roll: u32 = rng.random_range(0..100);
+        let (bound, what) = if roll < 10 {
+            (TRY_ACQUIRE_BUDGET, "try_acquire()".to_owned())
+        } else if roll < 50 {
+            let t = Duration::from_micros(rng.random_range(0..20_000));
+            (t, format!("acquire_timeout({t:?})"))
+        } else {
+            let t = Duration::from_millis(300);
+            (t, format!("acquire_timeout({t:?})"))
+        };
+        let t0 = Instant::now();
+        let result = if roll < 10 {
+            pool.try_acquire()
+        } else {
+            pool.acquire_timeout(bound)
+        };
+        let late = t0.elapsed().saturating_sub(bound);
+        let late_us = late.as_micros() as u64;
+        if tally.worst_late_us.fetch_max(late_us, SeqCst) < late_us {
+            *tally.worst_late_call.lock().unwrap() = format!("{what}: {result:?}");
+        }
+        let mut conn = match result {
+            Ok(c) => c,
+            Err(PoolError::AcquireTimeout { .. }) if roll >= 10 => {
+                tally.timeouts.fetch_add(1, SeqCst);
+                continue;
+            }
+            Err(PoolError::PoolExhausted) if roll < 10 => {
+                tally.exhausted.fetch_add(1, SeqCst);
+                continue;
+            }
+            Err(e) => {
+                tally
+                    .bad_errors
+                    .lock()
+                    .unwrap()
+                    .push(format!("{what}: {e:?}"));
+                continue;
+            }
+        };
+        tally.acquired.fetch_add(1, SeqCst);
+        if rng.random_range(0..10) == 0 {
+            thread::sleep(Duration::from_micros(rng.random_range(0..300)));
+        }
+        // Rate limits (per run time): ~100 discards a second, of which ~10 slow.
+        let ms_in = start.elapsed().as_millis() as u64;
+        let fate: u32 = rng.random_range(0..100);
+        if fate < 10 && tally.slow_discarded.load(SeqCst) < ms_in / 100 {
+            tally.slow_discarded.fetch_add(1, SeqCst);
+            tally.discarded.fetch_add(1, SeqCst);
+            conn.close_latency = Duration::from_millis(60); // past close_timeout: an overrun
+            conn.mark_broken();
+        } else if fate < 20 && tally.discarded.load(SeqCst) < ms_in / 10 {
+            tally.discarded.fetch_add(1, SeqCst);
+            if fate % 2 == 0 {
+                conn.mark_broken();
+            } else {
+                conn.broken = true; // the factory's is_broken says so on release
+            }
+        }
+        drop(conn);
+    }
+}
+
+/// One round of concurrent last-handle drops: a pool with `RETURNERS` connections out, its
+/// last handle dropped by this thread while `RETURNERS` threads return them. Returns how
+/// long dropping the handle took and the scheduling delay meanwhile.
+fn last_handle_round(round: u64) -> (Duration, Duration) {
+    let fake = Fake::new();
+    let state = fake.state.clone();
+    state.drop_panics.store(round % 2 == 1, SeqCst);
+    let config = PoolConfig::builder()
+        .name(format!("{CLOSE_STORM}l"))
+        .max_size(RETURNERS)
+        .close_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(fake, config).unwrap();
+    let mut conns: Vec<_> = (0..RETURNERS)
+        .map(|i| {
+            pool.acquire_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("round {round}: connection {i}: {e:?}"))
+        })
+        .collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        match (i as u64 + round) % 4 {
+            0 => c.close_latency = Duration::from_millis(20), // a slow close
+            1 => c.mark_broken(),
+            _ => {}
+        }
+    }
+    if round % 3 == 0 {
+        state.drop_latency_us.store(20_000, SeqCst);
+    }
+    let barrier = Barrier::new(RETURNERS + 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = sched_probe(stop.clone());
+    let took = thread::scope(|s| {
+        for (i, c) in conns.into_iter().enumerate() {
+            let barrier = &barrier;
+            thread::Builder::new()
+                .name(format!("{CLOSE_STORM}-ret{i}"))
+                .spawn_scoped(s, move || {
+                    barrier.wait();
+                    drop(c);
+                })
+                .unwrap();
+        }
+        barrier.wait();
+        let t = Instant::now();
+        drop(pool); // the last handle, while the connections come back
+        t.elapsed()
+    }); // every returner has finished (a panic in one re-raises here)
+    stop.store(true, SeqCst);
+    let sched = probe.join().unwrap();
+    state.drop_latency_us.store(0, SeqCst);
+    eventually(PATIENCE, "every connection of the round closed", || {
+        state.live() == 0
+            && state.drops_started.load(SeqCst) == state.dropped()
+            && state.dropped() == state.created()
+    });
+    (took, sched)
+}
+
+#[test]
+fn stress_panicking_and_slow_closes_with_concurrent_last_handle_drops() {
+    quiet_deliberate_panics();
+    bounded(Duration::from_secs(30), close_storm);
+}
+
+fn close_storm() {
+    const MAX: usize = 4;
+    let fake = Fake::new();
+    let state = fake.state.clone();
+    let config = PoolConfig::builder()
+        .name(CLOSE_STORM)
+        .max_size(MAX)
+        .close_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(fake, config).unwrap();
+    let tally = CloseTally::default();
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let probe = sched_probe(probe_stop.clone());
+    let start = Instant::now();
+    let until = start + CLOSE_STORM_RUN;
+    let rounds = AtomicUsize::new(0);
+    let worst_handle_drop = Mutex::new((Duration::ZERO, Duration::ZERO));
+    thread::scope(|s| {
+        let barrier = Arc::new(Barrier::new(CLOSE_STORM_THREADS));
+        let workers: Vec<_> = (0..CLOSE_STORM_THREADS)
+            .map(|i| {
+                let (pool, barrier, tally) = (pool.clone(), barrier.clone(), &tally);
+                thread::Builder::new()
+                    .name(format!("{CLOSE_STORM}-w{i}"))
+                    .spawn_scoped(s, move || {
+                        barrier.wait();
+                        close_storm_worker(&pool, 0xc105e + i as u64, start, until, tally);
+                    })
+                    .unwrap()
+            })
+            .collect();
+        // Drop panics and slow closes, switched on and off.
+        let toggler = thread::Builder::new()
+            .name(format!("{CLOSE_STORM}-toggle"))
+            .spawn_scoped(s, || {
+                let mut rng = StdRng::seed_from_u64(0x7099);
+                while Instant::now() < until {
+                    state.drop_panics.store(rng.random_range(0..2) == 0, SeqCst);
+                    let latency = if rng.random_range(0..2) == 0 {
+                        20_000
+                    } else {
+                        0
+                    };
+                    state.drop_latency_us.store(latency, SeqCst);
+                    thread::sleep(Duration::from_millis(rng.random_range(2..15)));
+                }
+                state.drop_panics.store(false, SeqCst);
+                state.drop_latency_us.store(0, SeqCst);
+            })
+            .unwrap();
+        // Whole pools whose last handle is dropped while connections come back.
+        let dropper = thread::Builder::new()
+            .name(format!("{CLOSE_STORM}-lastdrop"))
+            .spawn_scoped(s, || {
+                let mut round = 0u64;
+                while Instant::now() < until || round < 10 {
+                    let (took, sched) = last_handle_round(round);
+                    let allowed =
+                        SHUTDOWN_JOIN_TIMEOUT + CLOSE_STORM_SLACK + sched.min(MAX_SCHED_EXTRA);
+                    assert!(
+                        took <= allowed,
+                        "round {round}: dropping the last handle took {took:?}, allowed \
+                         {allowed:?} (scheduling delay {sched:?})"
+                    );
+                    let mut w = worst_handle_drop.lock().unwrap();
+                    if took > w.0 {
+                        *w = (took, sched);
+                    }
+                    round += 1;
+                }
+                rounds.store(round as usize, SeqCst);
+            })
+            .unwrap();
+        for (i, w) in workers.into_iter().enumerate() {
+            if let Err(p) = w.join() {
+                panic!("worker {i} panicked: {:?}", p.downcast_ref::<String>());
+            }
+        }
+        toggler.join().expect("the toggler");
+        dropper.join().expect("the last-handle dropper");
+    });
+    probe_stop.store(true, SeqCst);
+    let sched = probe.join().unwrap();
+    let run = start.elapsed();
+
+    // Quiescence: everything back, every close (overrunning ones too) finished.
+    eventually(PATIENCE, "pool at rest", || {
+        let s = pool.statistics();
+        s.active_connections == 0 && s.waiting_requests == 0 && s.pending_connections == 0
+    });
+    closes_done(&pool);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let s = pool.statistics();
+        let ok = state.drops_started.load(SeqCst) == state.dropped()
+            && state.live() == s.total_connections as u64
+            && s.total_created == state.created()
+            && s.total_closed == state.dropped()
+            && s.closing_connections == 0;
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool's books never agreed with the fake's: {s}; fake: {} created, {} \
+             dropped ({} started), {} live",
+            state.created(),
+            state.dropped(),
+            state.drops_started.load(SeqCst),
+            state.live()
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    let s = pool.statistics();
+    let worst_late = Duration::from_micros(tally.worst_late_us.load(SeqCst));
+    let (worst_drop, worst_drop_sched) = *worst_handle_drop.lock().unwrap();
+    eprintln!(
+        "close storm: {run:.1?}; {} acquired, {} timeouts, {} exhausted, {} discarded ({} with \
+         a 60 ms close), {} close overruns, {} drop panics; worst acquire lateness {worst_late:?} \
+         ({}); scheduling delay {sched:?}; {} last-handle rounds, slowest drop {worst_drop:?} \
+         (scheduling delay {worst_drop_sched:?})",
+        tally.acquired.load(SeqCst),
+        tally.timeouts.load(SeqCst),
+        tally.exhausted.load(SeqCst),
+        tally.discarded.load(SeqCst),
+        tally.slow_discarded.load(SeqCst),
+        s.total_close_overruns,
+        DROP_PANICS.load(SeqCst),
+        tally.worst_late_call.lock().unwrap(),
+        rounds.load(SeqCst),
+    );
+    let bad = tally.bad_errors.lock().unwrap();
+    assert!(
+        bad.is_empty(),
+        "unexpected errors: {:?}",
+        &bad[..bad.len().min(10)]
+    );
+    let allowed = CLOSE_STORM_SLACK + sched.min(MAX_SCHED_EXTRA);
+    assert!(
+        worst_late <= allowed,
+        "an acquire returned {worst_late:?} after its bound ({}); allowed {allowed:?}",
+        tally.worst_late_call.lock().unwrap()
+    );
+    assert_eq!(s.total_acquired, tally.acquired.load(SeqCst), "{s}");
+    assert_eq!(s.total_acquired, s.total_released, "{s}");
+    assert!(tally.discarded.load(SeqCst) > 0, "nothing was discarded");
+    assert!(
+        s.total_close_overruns > 0,
+        "no close overran close_timeout: {s}"
+    );
+    assert!(DROP_PANICS.load(SeqCst) > 0, "no FakeConn::drop panicked");
+    let unexpected = UNEXPECTED_PANICS.lock().unwrap();
+    assert!(unexpected.is_empty(), "unexpected panics: {unexpected:?}");
+    drop(unexpected);
+
+    // Still fully usable.
+    let all: Vec<_> = (0..MAX)
+        .map(|i| {
+            pool.acquire_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("connection {i} of {MAX}: {e}"))
+        })
+        .collect();
+    drop(all);
+    assert!(
+        pool.shutdown_timeout(PATIENCE),
+        "shutdown_timeout: {}",
+        pool.statistics()
+    );
+    assert_eq!(state.live(), 0, "shutdown closed everything");
 }
