@@ -197,23 +197,45 @@ impl fmt::Debug for PoolError {
     }
 }
 
-/// The messages of `e` and of its causes, joined with ": ", for `Debug` and logs (where the
-/// whole story belongs on one line). A cause whose text equals its parent's (a wrapper that
-/// displays its inner error and returns it as `source()`) is shown once.
-pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut last = text.clone();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let msg = cause.to_string();
-        if !msg.is_empty() && msg != last {
-            text.push_str(": ");
-            text.push_str(&msg);
+/// Shows an error and its `source()` chain on one line, outermost first, joined with
+/// `": "`: what `{:#}` shows with anyhow. For logs and a program's final error message,
+/// since every error here says only its own part in `Display`.
+///
+/// A cause whose text equals its parent's (a wrapper that displays its inner error and also
+/// returns it as `source()`) is shown once.
+///
+/// ```
+/// use pool_core::error::Report;
+///
+/// let io = std::io::Error::other("connection refused");
+/// let e = pool_core::PoolError::Connection(std::sync::Arc::new(io));
+/// assert_eq!(
+///     Report(&e).to_string(),
+///     "could not open a connection (see the cause): connection refused"
+/// );
+/// ```
+pub struct Report<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut last = self.0.to_string();
+        f.write_str(&last)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !text.is_empty() && text != last {
+                write!(f, ": {text}")?;
+            }
+            last = text;
+            next = cause.source();
         }
-        last = msg;
-        next = cause.source();
+        Ok(())
     }
-    text
+}
+
+/// [`Report`] as a `String` (for `Debug` and logs).
+pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    Report(e).to_string()
 }
 
 impl StdError for PoolError {

@@ -189,23 +189,9 @@ impl std::error::Error for HttpPoolError {
     }
 }
 
-/// The messages of `e` and of its causes, joined with ": ", for logs (where the whole story
-/// belongs on one line). A cause whose text equals its parent's (a wrapper that displays its
-/// inner error and returns it as `source()`) is shown once.
+/// [`pool_core::error::Report`] as a `String`, for this crate's logs.
 pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut last = text.clone();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let msg = cause.to_string();
-        if !msg.is_empty() && msg != last {
-            text.push_str(": ");
-            text.push_str(&msg);
-        }
-        last = msg;
-        next = cause.source();
-    }
-    text
+    pool_core::error::Report(e).to_string()
 }
 
 #[cfg(test)]
