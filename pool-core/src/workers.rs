@@ -123,11 +123,17 @@ impl Threads {
             }
         }
         let all = *running <= own;
-        drop(running); // join without the count locked
+        // Taken with the count locked: a thread spawned from now on is counted first and
+        // its handle pushed later, so every handle taken here belongs to a thread that
+        // was counted before and, when `all`, has uncounted itself since.
         let handles = std::mem::take(&mut *self.handles.lock());
+        drop(running); // join without the count locked
         let mut keep = Vec::new();
         for h in handles {
-            if is_finished(&h) {
+            // With every thread uncounted, each one (but the caller) is past its work and
+            // only returning: join it, so it is gone when this returns. Otherwise join only
+            // those already finished (the others may be stuck in user code).
+            if joinable(&h, all) {
                 let _ = h.join();
             } else {
                 keep.push(h);
@@ -140,12 +146,24 @@ impl Threads {
     }
 }
 
+/// Whether `h` can be joined now without waiting on user code: it finished, or (`all`)
+/// every thread of its group is past its work; never the calling thread itself.
+#[cfg(not(loom))]
+fn joinable(h: &JoinHandle<()>, all: bool) -> bool {
+    h.thread().id() != std::thread::current().id() && (all || h.is_finished())
+}
+
+/// loom's handles cannot say; its threads are short and the models join nothing.
+#[cfg(loom)]
+fn joinable(_: &JoinHandle<()>, _: bool) -> bool {
+    false
+}
+
 #[cfg(not(loom))]
 fn is_finished(h: &JoinHandle<()>) -> bool {
     h.is_finished()
 }
 
-/// loom's handles cannot say; its threads are short and the models join nothing.
 #[cfg(loom)]
 fn is_finished(_: &JoinHandle<()>) -> bool {
     false
