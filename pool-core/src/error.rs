@@ -288,25 +288,7 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// No message in `e`'s chain contains the text of a message after it (so a report that
-    /// prints the chain says each thing once).
-    fn assert_no_repeated_causes(e: &(dyn StdError + 'static)) {
-        let mut chain = Vec::new();
-        let mut next = Some(e);
-        while let Some(err) = next {
-            chain.push(err.to_string());
-            next = err.source();
-        }
-        for (i, outer) in chain.iter().enumerate() {
-            for inner in &chain[i + 1..] {
-                assert!(
-                    !inner.is_empty() && !outer.contains(inner.as_str()),
-                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
-                );
-            }
-        }
-    }
+    use test_support::{assert_no_repeated_causes, error_chain as chain};
 
     /// A factory error with a cause of its own, like a backend's "could not connect to
     /// db:5432" around the driver's I/O error.
@@ -342,17 +324,6 @@ mod tests {
             suspended,
             last_error,
         }
-    }
-
-    /// The messages of `e`'s chain, outermost first.
-    fn chain(e: &(dyn StdError + 'static)) -> Vec<String> {
-        let mut out = vec![e.to_string()];
-        let mut next = e.source();
-        while let Some(err) = next {
-            out.push(err.to_string());
-            next = err.source();
-        }
-        out
     }
 
     #[test]

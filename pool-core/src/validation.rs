@@ -265,24 +265,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// No message in `e`'s chain contains the text of a message after it.
-    fn assert_no_repeated_causes(e: &(dyn StdError + 'static)) {
-        let mut chain = Vec::new();
-        let mut next = Some(e);
-        while let Some(err) = next {
-            chain.push(err.to_string());
-            next = err.source();
-        }
-        for (i, outer) in chain.iter().enumerate() {
-            for inner in &chain[i + 1..] {
-                assert!(
-                    !inner.is_empty() && !outer.contains(inner.as_str()),
-                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
-                );
-            }
-        }
-    }
+    use test_support::assert_no_repeated_causes;
 
     #[test]
     fn a_failed_step_names_the_step_and_keeps_the_cause_as_source() {

@@ -198,30 +198,7 @@ pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
     use std::error::Error as _;
-
-    /// The messages of `e`'s chain, outermost first.
-    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-        let mut out = vec![e.to_string()];
-        let mut next = e.source();
-        while let Some(err) = next {
-            out.push(err.to_string());
-            next = err.source();
-        }
-        out
-    }
-
-    /// No message in `e`'s chain contains the text of a message after it.
-    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
-        let chain = chain(e);
-        for (i, outer) in chain.iter().enumerate() {
-            for inner in &chain[i + 1..] {
-                assert!(
-                    !inner.is_empty() && !outer.contains(inner.as_str()),
-                    "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
-                );
-            }
-        }
-    }
+    use test_support::{assert_no_repeated_causes, error_chain as chain};
 
     fn refused() -> ureq::Error {
         ureq::Error::Io(std::io::Error::new(

@@ -190,47 +190,16 @@ pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use test_support::error_chain as chain;
+
+    /// The workspace's rule, with one exception upstream: the `redis` crate's `RedisError`
+    /// around an I/O (or server) error displays that inner error's text and also returns
+    /// it as `source()`; such a pass-through link may equal its cause.
+    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
+        test_support::assert_no_repeated_causes_except(e, |link| link.is::<RedisError>());
+    }
     use super::*;
     use std::error::Error as _;
-
-    /// The messages of `e`'s chain, outermost first.
-    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-        let mut out = vec![e.to_string()];
-        let mut next = e.source();
-        while let Some(err) = next {
-            out.push(err.to_string());
-            next = err.source();
-        }
-        out
-    }
-
-    /// No message in `e`'s chain contains the text of a message after it.
-    ///
-    /// One exception, upstream: the `redis` crate's `RedisError` around an I/O (or server)
-    /// error displays that inner error's text and also returns it as `source()`; such a
-    /// pass-through link is allowed to equal its cause.
-    fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
-        let mut links = Vec::new();
-        let mut next = Some(e);
-        while let Some(err) = next {
-            links.push(err);
-            next = err.source();
-        }
-        for (i, outer) in links.iter().enumerate() {
-            let outer_text = outer.to_string();
-            for (j, inner) in links.iter().enumerate().skip(i + 1) {
-                let inner_text = inner.to_string();
-                let upstream_pass_through =
-                    j == i + 1 && outer.is::<RedisError>() && outer_text == inner_text;
-                assert!(
-                    !inner_text.is_empty()
-                        && (upstream_pass_through || !outer_text.contains(&inner_text)),
-                    "{outer_text:?} repeats its cause {inner_text:?} (chain: {:?})",
-                    chain(e)
-                );
-            }
-        }
-    }
 
     fn io_refused() -> RedisError {
         std::io::Error::new(

@@ -53,37 +53,6 @@ impl fmt::Display for FakeError {
 
 impl StdError for FakeError {}
 
-/// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
-/// anyhow) shows, one message per error.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(err) = next {
-        out.push(err.to_string());
-        next = err.source();
-    }
-    out
-}
-
-/// The chain, joined with ": " (for `contains` checks and failure messages).
-pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    error_chain(e).join(": ")
-}
-
-/// No message in `e`'s chain contains the text of a message after it: an error that returns
-/// its cause from `source()` does not repeat the cause in its `Display`.
-pub fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
-    let chain = error_chain(e);
-    for (i, outer) in chain.iter().enumerate() {
-        for inner in &chain[i + 1..] {
-            assert!(
-                !inner.is_empty() && !outer.contains(inner.as_str()),
-                "{outer:?} repeats its cause {inner:?} (chain: {chain:?})"
-            );
-        }
-    }
-}
-
 /// Switches and counters shared by the factory and every connection it made.
 #[derive(Default)]
 pub struct FakeState {
@@ -485,3 +454,7 @@ pub fn closes_done<F: ConnectionFactory>(pool: &ConnectionPool<F>) {
         pool.statistics().closing_connections == 0
     });
 }
+
+/// Shared with every crate's tests (each test binary uses some of them).
+#[allow(unused_imports)]
+pub use test_support::{assert_no_repeated_causes, chain_text, error_chain};

@@ -155,23 +155,6 @@ pub fn closed_port() -> u16 {
     port
 }
 
-/// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
-/// anyhow) shows, one message per error.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(err) = next {
-        out.push(err.to_string());
-        next = err.source();
-    }
-    out
-}
-
-/// The chain, joined with ": " (for `contains` checks and failure messages).
-pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    error_chain(e).join(": ")
-}
-
 /// No message in `e`'s chain contains the text of a message after it: an error that returns
 /// its cause from `source()` does not repeat the cause in its `Display`.
 ///
@@ -179,23 +162,9 @@ pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 /// displays that inner error's text and also returns it as `source()`; that link may equal
 /// its cause.
 pub fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
-    let mut links = Vec::new();
-    let mut next = Some(e);
-    while let Some(err) = next {
-        links.push(err);
-        next = err.source();
-    }
-    for (i, outer) in links.iter().enumerate() {
-        let outer_text = outer.to_string();
-        for (j, inner) in links.iter().enumerate().skip(i + 1) {
-            let inner_text = inner.to_string();
-            let pass_through =
-                j == i + 1 && outer.is::<redis::RedisError>() && outer_text == inner_text;
-            assert!(
-                !inner_text.is_empty() && (pass_through || !outer_text.contains(&inner_text)),
-                "{outer_text:?} repeats its cause {inner_text:?} (chain: {:?})",
-                error_chain(e)
-            );
-        }
-    }
+    test_support::assert_no_repeated_causes_except(e, |link| link.is::<redis::RedisError>());
 }
+
+/// Shared with every crate's tests (each test binary uses some of them).
+#[allow(unused_imports)]
+pub use test_support::{chain_text, error_chain};
