@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::PooledConnection;
 use crate::error::{PoolError, SharedError};
+use crate::release::ToClose;
 use crate::shared::{LeakRecord, PoolRef, Shared};
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
@@ -85,14 +86,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 return Err(PoolError::Closed);
             }
             if retries > 0 && Instant::now() >= clock.deadline() {
-                let e = match timeout {
-                    Some(_) => self.timeout_error(&st, clock.start()),
-                    None => PoolError::PoolExhausted,
-                };
-                self.stats.timeouts.fetch_add(1, Relaxed);
-                drop(st);
-                self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
-                return Err(e);
+                return Err(self.give_up(st, &mut clock));
             }
             let conn = if !st.suspended
                 && st.free() > 0
@@ -141,17 +135,7 @@ impl<F: ConnectionFactory> Shared<F> {
             let (conn, reason, error) = match self.check_out(conn, pool_ref, &mut clock, queued) {
                 Ok(guard) => return Ok(guard),
                 Err(Rejected::Retire(conn, reason, error)) => (conn, reason, error),
-                Err(Rejected::Abandoned) => {
-                    let st = self.state.lock();
-                    let e = match timeout {
-                        Some(_) => self.timeout_error(&st, clock.start()),
-                        None => PoolError::PoolExhausted,
-                    };
-                    self.stats.timeouts.fetch_add(1, Relaxed);
-                    drop(st);
-                    self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
-                    return Err(e);
-                }
+                Err(Rejected::Abandoned) => return Err(self.give_up(self.state.lock(), &mut clock)),
             };
             // Expired, evicted or failed its check: hand it to the closer and, in the same
             // locked section that frees its place, try again. A queued caller re-queues at
@@ -171,6 +155,37 @@ impl<F: ConnectionFactory> Shared<F> {
             drop(st);
             self.close_later(Some(closing));
             st = self.state.lock();
+        }
+    }
+
+    /// The caller's deadline passed outside the queue (retrying, or its check still
+    /// running): `AcquireTimeout` (`PoolExhausted` for `try_acquire`), counted and observed.
+    fn give_up(&self, st: MutexGuard<'_, State<F::Connection>>, clock: &mut Clock) -> PoolError {
+        let e = match clock.timeout {
+            Some(_) => self.timeout_error(&st, clock.start()),
+            None => PoolError::PoolExhausted,
+        };
+        self.stats.timeouts.fetch_add(1, Relaxed);
+        drop(st);
+        let waited = clock.start().elapsed();
+        self.observe(|obs| obs.on_timeout(waited));
+        e
+    }
+
+    /// Files a connection whose check has finished (lock held): back to the pool if it
+    /// passed; retired, with the failure noted for the backoff, if not.
+    pub(crate) fn file_checked(
+        &self,
+        st: &mut State<F::Connection>,
+        conn: Conn<F::Connection>,
+        result: Result<(), SharedError>,
+    ) -> Option<ToClose<F::Connection>> {
+        match result {
+            Ok(()) => self.put_back(st, conn),
+            Err(e) => {
+                self.note_check_failure(st, e);
+                Some(self.retire(st, conn, CloseReason::ValidationFailed))
+            }
         }
     }
 
@@ -385,13 +400,7 @@ impl<F: ConnectionFactory> Shared<F> {
         self.stats
             .acquired
             .store(acquired.saturating_sub(1), Relaxed); // under the lock
-        let closing = match result {
-            Ok(()) => self.put_back(&mut st, conn),
-            Err(e) => {
-                self.note_check_failure(&mut st, e);
-                Some(self.retire(&mut st, conn, CloseReason::ValidationFailed))
-            }
-        };
+        let closing = self.file_checked(&mut st, conn, result);
         self.request_create(&st);
         self.publish(&st);
         drop(st);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::SHUTDOWN_JOIN_TIMEOUT;
 use crate::error::ConfigError;
+use crate::release::ToClose;
 use crate::shared::Shared;
+use crate::state::State;
 use crate::statistics::{CloseReason, PoolStatistics};
 use crate::sync::deadline_after;
 use crate::ConnectionFactory;
@@ -70,11 +72,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 self.generation.store(st.generation, Relaxed); // under the lock
             }
             let end = st.idle.len() - st.reserved;
-            let victims: Vec<_> = st.idle.drain(..end).collect();
-            let retired = victims
-                .into_iter()
-                .map(|conn| self.retire(&mut st, conn, CloseReason::Evicted))
-                .collect();
+            let retired = self.retire_idle(&mut st, end);
             self.request_create(&st);
             self.publish(&st);
             retired
@@ -98,18 +96,23 @@ impl<F: ConnectionFactory> Shared<F> {
             self.stats.max_size.store(max, Relaxed);
             self.stats.min_size.store(min, Relaxed);
             let excess = (st.open + st.pending).saturating_sub(max).min(st.free());
-            // The coldest first (the bottom of the stack; the reserved ones are on top).
-            let victims: Vec<_> = st.idle.drain(..excess).collect();
-            let retired = victims
-                .into_iter()
-                .map(|conn| self.retire(&mut st, conn, CloseReason::Evicted))
-                .collect();
+            let retired = self.retire_idle(&mut st, excess);
             self.request_create(&st);
             self.publish(&st);
             retired
         };
         self.close_later(retired);
         Ok(())
+    }
+
+    /// Retires the `n` coldest idle connections as evicted (lock held): the bottom of the
+    /// stack, never the reserved ones on top.
+    fn retire_idle(&self, st: &mut State<F::Connection>, n: usize) -> Vec<ToClose<F::Connection>> {
+        let victims: Vec<_> = st.idle.drain(..n).collect();
+        victims
+            .into_iter()
+            .map(|conn| self.retire(st, conn, CloseReason::Evicted))
+            .collect()
     }
 
     pub(crate) fn set_suspended(&self, suspended: bool) {

@@ -190,13 +190,7 @@ fn validate_later<F: ConnectionFactory>(shared: &Arc<Shared<F>>, conn: Conn<F::C
         let result = s.validate(&mut conn, s.config.validation_timeout);
         let mut st = s.state.lock();
         st.validating -= 1;
-        let closing = match result {
-            Ok(()) => s.put_back(&mut st, conn),
-            Err(e) => {
-                s.note_check_failure(&mut st, e);
-                Some(s.retire(&mut st, conn, CloseReason::ValidationFailed))
-            }
-        };
+        let closing = s.file_checked(&mut st, conn, result);
         s.request_create(&st);
         s.publish(&st);
         drop(st);
