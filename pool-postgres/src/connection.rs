@@ -32,11 +32,29 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, SimpleQueryMessage};
 
 use crate::error::is_fatal_error;
+use crate::io::IoGuard;
+
+/// How long dropping a connection the factory opened may wait for the server to see the
+/// close (the driver sends `Terminate` and waits for the server to hang up). Past it the
+/// socket is closed anyway: a stalled network cannot hold the thread that drops it.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Bounds the client's close: dropped just before the client (see the field order).
+struct CloseBound(Option<IoGuard>);
+
+impl Drop for CloseBound {
+    fn drop(&mut self) {
+        if let Some(guard) = &self.0 {
+            guard.set_deadline(Some(CLOSE_TIMEOUT));
+        }
+    }
+}
 
 /// Where a session stands with respect to transactions, as the server sees it (the same
 /// three states as libpq's `PQtransactionStatus`).
@@ -57,7 +75,11 @@ pub enum TransactionStatus {
 /// [`PostgresConnectionFactory`](crate::PostgresConnectionFactory), or wrap a client you
 /// opened yourself with [`PostgresConnection::new`].
 pub struct PostgresConnection {
+    /// Declared before `client` so it drops first: it bounds the client's close.
+    close_bound: CloseBound,
     pub(crate) client: Client,
+    /// The bounds on this connection's I/O (`None` for a client opened elsewhere).
+    pub(crate) guard: Option<IoGuard>,
     pub(crate) broken: bool,
     pub(crate) used: bool,
     /// Opened by a factory for PgBouncer transaction mode.
@@ -77,10 +99,44 @@ impl PostgresConnection {
     /// ```
     pub fn new(client: Client) -> Self {
         PostgresConnection {
+            close_bound: CloseBound(None),
             client,
+            guard: None,
             broken: false,
             used: false,
             transaction_pooled: false,
+        }
+    }
+
+    /// A client the factory opened, whose streams `guard` bounds.
+    pub(crate) fn bounded(client: Client, guard: IoGuard) -> Self {
+        let mut conn = PostgresConnection::new(client);
+        conn.close_bound = CloseBound(Some(guard.clone()));
+        conn.guard = Some(guard);
+        conn
+    }
+
+    /// Runs `op` on the client with its I/O bounded by `limit` (a connection opened
+    /// elsewhere, with no bounds, runs it as it is).
+    pub(crate) fn within<T>(&mut self, limit: Duration, op: impl FnOnce(&mut Client) -> T) -> T {
+        match self.guard.clone() {
+            Some(guard) => guard.within(limit, || op(&mut self.client)),
+            None => op(&mut self.client),
+        }
+    }
+
+    /// The network timeout in force on this connection (see
+    /// [`with_network_timeout`](crate::PostgresConnectionFactory::with_network_timeout)).
+    pub fn network_timeout(&self) -> Option<Duration> {
+        self.guard.as_ref().and_then(IoGuard::network_timeout)
+    }
+
+    /// Changes the network timeout for this connection only, until it goes back to the
+    /// pool (`None`: off). For one long query on a pool whose timeout is short: the
+    /// factory's setting comes back on release. No effect on a client opened elsewhere.
+    pub fn set_network_timeout(&mut self, timeout: Option<Duration>) {
+        if let Some(guard) = &self.guard {
+            guard.set_network_timeout(timeout);
         }
     }
 
@@ -95,9 +151,15 @@ impl PostgresConnection {
         &mut self.client
     }
 
-    /// Takes the client out (the broken flag is lost).
+    /// Takes the client out (the broken flag is lost; the network timeout stays).
     pub fn into_client(self) -> Client {
-        self.client
+        let PostgresConnection {
+            mut close_bound,
+            client,
+            ..
+        } = self;
+        close_bound.0 = None; // the caller owns the client now: no bound on its close
+        client
     }
 
     /// Marks the connection broken: the pool discards it when it comes back.
@@ -107,7 +169,7 @@ impl PostgresConnection {
 
     /// Whether the connection was marked broken or its socket is closed. No I/O.
     pub fn is_broken(&self) -> bool {
-        self.broken || self.client.is_closed()
+        self.broken || self.client.is_closed() || self.guard.as_ref().is_some_and(IoGuard::is_dead)
     }
 
     /// Looks at an error from this connection; if it is fatal (see
@@ -243,6 +305,7 @@ impl fmt::Debug for PostgresConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConnection")
             .field("broken", &self.broken)
+            .field("network_timeout", &self.network_timeout())
             .field("closed", &self.client.is_closed())
             .field("transaction_pooled", &self.transaction_pooled)
             .finish()

@@ -180,6 +180,10 @@ pub enum PostgresError {
     /// Setting up TLS for a new connection failed.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// No thread could be started to run the connect (the process is out of threads or
+    /// memory). The pool retries.
+    #[error("cannot start a thread to connect on")]
+    ConnectThread(#[source] std::io::Error),
     /// The driver panicked while connecting (it may, when it cannot start its I/O runtime).
     #[error("the PostgreSQL driver panicked while connecting: {0}")]
     DriverPanic(String),
@@ -321,11 +325,59 @@ pub fn is_permanent_code(code: &SqlState) -> bool {
         || *code == SqlState::INVALID_CATALOG_NAME
 }
 
-/// Whether a driver error from opening a connection means waiting cannot help (see
-/// [`is_permanent_code`]). Refused connections, timeouts and `too many connections` are
-/// not permanent: the server may come back or free a slot.
+/// Whether a driver error from opening a connection means waiting cannot help:
+///
+/// * the server refused the login for good (see [`is_permanent_code`]);
+/// * the client cannot even try: the server asks for a password and none was given
+///   (`invalid configuration: password missing`), or an authentication method the
+///   driver does not support, or channel binding it cannot do (`authentication error`);
+/// * TLS failed for a reason other than the network: a certificate that does not
+///   verify, a host name that does not match, a server that does not offer TLS when
+///   `sslmode` requires it.
+///
+/// Refused connections, resets, timeouts (a TLS handshake cut short by the network
+/// included) and `too many connections` are not permanent: the server may come back or
+/// free a slot.
 pub fn is_permanent_error(err: &postgres::Error) -> bool {
-    err.code().is_some_and(is_permanent_code)
+    if let Some(db) = err.as_db_error() {
+        return is_permanent_code(db.code());
+    }
+    let text = err.to_string();
+    if text.starts_with("invalid configuration") || text.starts_with("authentication error") {
+        return true;
+    }
+    text.starts_with("error performing TLS handshake") && !network_failure_in(err)
+}
+
+/// Whether an I/O failure of the network (or a bound this crate put on it) is somewhere in
+/// the error's causes.
+fn network_failure_in(err: &postgres::Error) -> bool {
+    use std::io::ErrorKind::*;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if crate::io::io_timeout(e).is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let network = matches!(
+                io.kind(),
+                ConnectionReset
+                    | ConnectionAborted
+                    | ConnectionRefused
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | TimedOut
+                    | NotConnected
+                    | Interrupted
+                    | WouldBlock
+            );
+            if network {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// [`pool_core::error::Report`] as a `String`, for this crate's logs.

@@ -117,18 +117,19 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pool_core::ConnectionFactory;
 use postgres::config::Host;
 
 use crate::conn_str::{self, push_startup_setting};
+use crate::connect::{open_within, Abandoned, Job};
 use crate::connection::{
     status_from_messages, transaction_status, TransactionStatus, TX_STATUS_SQL,
 };
 use crate::error::{ConfigError, PostgresError};
+use crate::io::IoGuard;
 use crate::pgbouncer::PgBouncerMode;
 use crate::tls::{Connector, SslMode};
 use crate::PostgresConnection;
@@ -261,6 +262,11 @@ fn end_open_transaction(conn: &mut PostgresConnection) -> Result<(), PostgresErr
 /// [`with_tcp_user_timeout`](PostgresConnectionFactory::with_tcp_user_timeout)).
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the release-time work on a connection (transaction check, rollback, session
+/// reset) may take before the connection is closed instead
+/// ([`with_reset_timeout`](PostgresConnectionFactory::with_reset_timeout)).
+pub const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// TCP keepalive settings for new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalives {
@@ -314,6 +320,8 @@ pub struct PostgresConnectionFactory {
     open_transaction: OpenTransactionPolicy,
     check_transactions: bool,
     pgbouncer: Option<PgBouncerMode>,
+    network_timeout: Option<Duration>,
+    reset_timeout: Duration,
     abandoned: Arc<Abandoned>,
 }
 
@@ -348,7 +356,49 @@ impl PostgresConnectionFactory {
         let sslmode = extracted
             .sslmode
             .unwrap_or_else(|| config.get_ssl_mode().into());
-        Self::build(config, sslmode, extracted.sslrootcert)
+        let connector = Connector::for_mode(sslmode, extracted.sslrootcert.as_deref())?;
+        Self::build(config, sslmode, connector)
+    }
+
+    /// A factory from a connection string that opens TLS with your connector: any
+    /// [`MakeTlsConnect`](postgres::tls::MakeTlsConnect) over the crate's
+    /// [`PgSocket`](crate::tls::PgSocket), as r2d2_postgres takes one
+    /// (`postgres_native_tls::MakeTlsConnector`, `postgres_openssl::MakeTlsConnector`,
+    /// `tokio_postgres_rustls::MakeRustlsConnect`, ...). Needs no cargo feature.
+    ///
+    /// `sslmode` still decides whether TLS is used and whether a server that does not
+    /// offer it is refused (`require`, `verify-ca`, `verify-full`); what is verified, and
+    /// against which roots (`sslrootcert` is not read), is up to your connector.
+    ///
+    /// ```
+    /// use pool_postgres::PostgresConnectionFactory;
+    ///
+    /// # #[derive(Clone)] struct MyTls;
+    /// # impl<S> postgres::tls::MakeTlsConnect<S> for MyTls {
+    /// #     type Stream = postgres::tls::NoTlsStream;
+    /// #     type TlsConnect = postgres::NoTls;
+    /// #     type Error = postgres::tls::NoTlsError;
+    /// #     fn make_tls_connect(&mut self, _: &str) -> Result<postgres::NoTls, Self::Error> { Ok(postgres::NoTls) }
+    /// # }
+    /// let f = PostgresConnectionFactory::new_with_tls(
+    ///     "postgres://app@db:5432/orders?sslmode=verify-full",
+    ///     MyTls,
+    /// )?;
+    /// assert!(format!("{f:?}").contains("custom"));
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
+    pub fn new_with_tls<T>(connection_string: &str, tls: T) -> Result<Self, ConfigError>
+    where
+        T: postgres::tls::MakeTlsConnect<crate::tls::PgSocket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as postgres::tls::TlsConnect<crate::tls::PgSocket>>::Future: Send + 'static,
+    {
+        let (config, extracted) = conn_str::parse(connection_string)?;
+        let sslmode = extracted
+            .sslmode
+            .unwrap_or_else(|| config.get_ssl_mode().into());
+        Self::build(config, sslmode, Connector::custom(tls, "custom"))
     }
 
     /// A factory from a [`postgres::Config`] you built. Its `ssl_mode` is honoured
@@ -370,15 +420,15 @@ impl PostgresConnectionFactory {
             });
         }
         let sslmode = config.get_ssl_mode().into();
-        Self::build(config, sslmode, None)
+        let connector = Connector::for_mode(sslmode, None)?;
+        Self::build(config, sslmode, connector)
     }
 
     fn build(
         mut config: postgres::Config,
         sslmode: SslMode,
-        root_cert: Option<PathBuf>,
+        connector: Connector,
     ) -> Result<Self, ConfigError> {
-        let connector = Connector::for_mode(sslmode, root_cert.as_deref(), &mut config)?;
         // The driver's keepalive default is 2 hours idle; use something that notices a
         // vanished peer in minutes, unless the connection string chose.
         let defaults = postgres::Config::new();
@@ -405,6 +455,8 @@ impl PostgresConnectionFactory {
             open_transaction: OpenTransactionPolicy::default(),
             check_transactions: true,
             pgbouncer: None,
+            network_timeout: None,
+            reset_timeout: DEFAULT_RESET_TIMEOUT,
             abandoned: Arc::default(),
         })
     }
@@ -547,6 +599,72 @@ impl PostgresConnectionFactory {
         self
     }
 
+    /// Sets a client-side **network timeout** on every connection (off by default): a
+    /// request that sees no bytes move, either way, for `timeout` fails and the connection
+    /// is closed and marked broken, so the pool replaces it. The analogue of pgjdbc's
+    /// `socketTimeout`; see [`crate::io`] for how it is measured.
+    ///
+    /// Which bound covers what:
+    ///
+    /// | bound | runs on | catches |
+    /// |---|---|---|
+    /// | `statement_timeout` ([`with_statement_timeout`](Self::with_statement_timeout)) | the server | a slow query on a healthy network |
+    /// | the network timeout (this) | the client | a network or server that stops answering without closing: a failover, a dropped NAT entry, a stopped server process, a middlebox that acknowledges and forwards nothing |
+    /// | TCP user timeout ([`with_tcp_user_timeout`](Self::with_tcp_user_timeout), default 30 s) | the kernel | data the peer never acknowledges |
+    /// | TCP keepalives ([`with_keepalives`](Self::with_keepalives)) | the kernel | a peer that vanished while the connection is idle |
+    ///
+    /// Set it above the slowest query you expect to wait on (a query the server is busy
+    /// with sends no bytes until it has rows), e.g. `statement_timeout` plus a margin.
+    /// Zero turns it off. An error it causes carries an [`IoTimeout`](crate::IoTimeout)
+    /// ([`io_timeout`](crate::io_timeout) finds it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_postgres::PostgresConnectionFactory;
+    ///
+    /// let f = PostgresConnectionFactory::new("postgres://app@db:5432/orders")?
+    ///     .with_statement_timeout(Duration::from_secs(30))
+    ///     .with_network_timeout(Duration::from_secs(35));
+    /// assert_eq!(f.network_timeout(), Some(Duration::from_secs(35)));
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
+    pub fn with_network_timeout(mut self, timeout: Duration) -> Self {
+        self.network_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The network timeout set with [`with_network_timeout`](Self::with_network_timeout).
+    pub fn network_timeout(&self) -> Option<Duration> {
+        self.network_timeout
+    }
+
+    /// Bounds the release-time work (the open-transaction check, the rollback, the
+    /// session reset) on each connection: past it, the connection is closed and
+    /// discarded, and the thread that released it goes on. Default
+    /// [`DEFAULT_RESET_TIMEOUT`]; zero is taken as one millisecond.
+    pub fn with_reset_timeout(mut self, timeout: Duration) -> Self {
+        self.reset_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Replaces the TLS connector with yours (see [`new_with_tls`](Self::new_with_tls),
+    /// which a connection string that requires TLS needs when this crate is built without
+    /// a TLS feature). `sslmode` still decides whether TLS is used (`disable` becomes
+    /// `prefer`); what your connector verifies is up to it.
+    pub fn with_tls<T>(mut self, tls: T) -> Self
+    where
+        T: postgres::tls::MakeTlsConnect<crate::tls::PgSocket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as postgres::tls::TlsConnect<crate::tls::PgSocket>>::Future: Send + 'static,
+    {
+        if self.sslmode == SslMode::Disable {
+            self.sslmode = SslMode::Prefer;
+        }
+        self.connector = Connector::custom(tls, "custom");
+        self
+    }
+
     /// How many connection attempts `create` gave up waiting for (its deadline passed)
     /// are still running: typically a server, or something in between, that accepted the
     /// socket and has not finished the startup. While there is any, `create` opens
@@ -566,9 +684,8 @@ impl PostgresConnectionFactory {
     pub fn with_tls_connector(mut self, connector: native_tls::TlsConnector) -> Self {
         if self.sslmode == SslMode::Disable {
             self.sslmode = SslMode::Prefer;
-            self.config.ssl_mode(postgres::config::SslMode::Prefer);
         }
-        self.connector = Connector::Native(postgres_native_tls::MakeTlsConnector::new(connector));
+        self.connector = Connector::native(connector);
         self
     }
 
@@ -596,28 +713,6 @@ impl PostgresConnectionFactory {
     /// Where this factory connects, as `postgres://user@host:port/db` (no password).
     pub fn target(&self) -> &str {
         &self.target
-    }
-
-    /// Opens a connection and runs the init SQL, on the calling thread, with no deadline
-    /// beyond the driver's `connect_timeout`.
-    fn open(
-        config: &postgres::Config,
-        connector: &Connector,
-        init_sql: &[String],
-        target: &str,
-    ) -> Result<PostgresConnection, PostgresError> {
-        let mut client = connector
-            .connect(config)
-            .map_err(|source| PostgresError::Connect {
-                target: target.to_owned(),
-                source,
-            })?;
-        for sql in init_sql {
-            client
-                .batch_execute(sql)
-                .map_err(|source| PostgresError::Init { source })?;
-        }
-        Ok(PostgresConnection::new(client))
     }
 
     fn rollback(
@@ -821,41 +916,20 @@ impl ConnectionFactory for PostgresConnectionFactory {
             .get_connect_timeout()
             .map_or(remaining, |t| (*t).min(remaining));
         config.connect_timeout(connect_timeout);
-        let connector = self.connector.clone();
-        let init_sql = self.init_sql.clone();
-        let target = self.target.clone();
-        let attempt = Arc::new(Attempt::default());
-        let reporter = Reporter {
-            attempt: Arc::clone(&attempt),
-            abandoned: Arc::clone(&self.abandoned),
+        let job = Job {
+            config,
+            connector: self.connector.clone(),
+            sslmode: self.sslmode,
+            init_sql: self.init_sql.clone(),
             target: self.target.clone(),
-            delivered: false,
+            guard: IoGuard::new(self.network_timeout),
         };
-        let spawned = std::thread::Builder::new()
-            .name("pg-connect".into())
-            .spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    Self::open(&config, &connector, &init_sql, &target)
-                }));
-                let result = result.unwrap_or_else(|panic| {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(PostgresError::DriverPanic(msg))
-                });
-                reporter.deliver(result);
-            });
-        let result = match spawned {
-            Ok(_) => attempt
-                .wait_until(deadline, &self.abandoned)
-                .unwrap_or_else(|| Err(timeout_err())),
-            // No thread to be had (the closure, and the reporter in it, are dropped
-            // unrun: nothing was counted): connect here, bounded by connect_timeout only.
-            Err(_) => Self::open(&self.config, &self.connector, &self.init_sql, &self.target),
+        let mut result = match open_within(job, deadline, &self.abandoned) {
+            // The attempt's own deadline cut it short a moment before this call gave up.
+            Some(Err(e)) if crate::io::io_timeout(&e).is_some() => Err(timeout_err()),
+            Some(result) => result,
+            None => Err(timeout_err()),
         };
-        let mut result = result;
         if let Ok(conn) = &mut result {
             conn.transaction_pooled = self.transaction_pooled();
         }
@@ -886,7 +960,32 @@ impl ConnectionFactory for PostgresConnectionFactory {
     /// Rolls back a transaction left open (or discards the connection), then resets the
     /// session as [`ResetMode`] says. A connection not used since it was handed out is
     /// left as it is.
+    ///
+    /// Bounded by the [reset timeout](PostgresConnectionFactory::with_reset_timeout): past
+    /// it the connection is closed (its socket aborted) and discarded.
     fn reset(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
+        match conn.guard.clone() {
+            Some(guard) => guard.within(self.reset_timeout, || self.reset_now(conn)),
+            None => self.reset_now(conn),
+        }
+    }
+
+    /// True when the client is closed or the connection was marked broken (no I/O).
+    fn is_broken(&self, conn: &mut PostgresConnection) -> bool {
+        conn.is_broken()
+    }
+
+    /// Rejected passwords (`28P01`), unknown roles (`28000`), unknown databases (`3D000`),
+    /// a missing password, an unsupported authentication method, a certificate that does
+    /// not verify, a server without TLS when `sslmode` requires it: waiting will not fix
+    /// them (see [`is_permanent_error`](crate::is_permanent_error)).
+    fn is_permanent(&self, error: &PostgresError) -> bool {
+        error.is_permanent()
+    }
+}
+
+impl PostgresConnectionFactory {
+    fn reset_now(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
         if conn.is_broken() {
             return Err(PostgresError::Broken);
         }
@@ -930,176 +1029,5 @@ impl ConnectionFactory for PostgresConnectionFactory {
             );
         }
         result
-    }
-
-    /// True when the client is closed or the connection was marked broken (no I/O).
-    fn is_broken(&self, conn: &mut PostgresConnection) -> bool {
-        conn.is_broken()
-    }
-
-    /// Rejected passwords (`28P01`), unknown roles (`28000`), unknown databases (`3D000`)
-    /// and TLS setup errors: waiting will not fix them.
-    fn is_permanent(&self, error: &PostgresError) -> bool {
-        error.is_permanent()
-    }
-}
-
-/// Connect attempts that `create` stopped waiting for (its deadline passed) and that are
-/// still running on their `pg-connect` thread, with a condition variable signalled each
-/// time one ends.
-///
-/// The pool counted each of them as pending when its `create` started, and stopped
-/// counting it when that `create` returned; the server still has its socket. So no new
-/// attempt starts while any of them lives ([`wait_none_until`](Self::wait_none_until)):
-/// from the moment the first one is abandoned until the last one ends, the factory's
-/// connections at the server (open + attempts + abandoned) can only go down, and before
-/// and after, every attempt is one the pool counts. Either way the server never sees more
-/// than the pool's `max_size`.
-#[derive(Debug, Default)]
-struct Abandoned {
-    count: Mutex<usize>,
-    ended: Condvar,
-}
-
-impl Abandoned {
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.count.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn live(&self) -> usize {
-        *self.lock()
-    }
-
-    /// Waits until no abandoned attempt is alive; `false` if `deadline` came first.
-    fn wait_none_until(&self, deadline: Instant) -> bool {
-        let mut count = self.lock();
-        while *count > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            count = self
-                .ended
-                .wait_timeout(count, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
-    }
-
-    fn add(&self) {
-        *self.lock() += 1;
-    }
-
-    fn end_one(&self) {
-        let mut count = self.lock();
-        *count = count.saturating_sub(1);
-        drop(count);
-        self.ended.notify_all();
-    }
-}
-
-/// One connect attempt, shared by `create` (waiting for it) and its `pg-connect` thread.
-#[derive(Default)]
-struct Attempt {
-    state: Mutex<AttemptState>,
-    done: Condvar,
-}
-
-#[derive(Default)]
-struct AttemptState {
-    /// The thread's answer, while `create` has not taken it.
-    result: Option<Result<PostgresConnection, PostgresError>>,
-    /// `create` gave up on it (and counted it in [`Abandoned`]): the thread closes what it
-    /// opened and uncounts it.
-    abandoned: bool,
-}
-
-impl Attempt {
-    fn lock(&self) -> MutexGuard<'_, AttemptState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The thread's answer, or `None` when `deadline` passed first; then the attempt is
-    /// marked abandoned and counted in `abandoned` before this returns (under the
-    /// attempt's lock, so the thread cannot finish unseen in between).
-    fn wait_until(
-        &self,
-        deadline: Instant,
-        abandoned: &Abandoned,
-    ) -> Option<Result<PostgresConnection, PostgresError>> {
-        let mut state = self.lock();
-        loop {
-            if let Some(result) = state.result.take() {
-                return Some(result);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                state.abandoned = true;
-                abandoned.add();
-                return None;
-            }
-            state = self
-                .done
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-}
-
-/// The `pg-connect` thread's end of an [`Attempt`]. It always reports, even if the thread
-/// unwinds past the driver's `catch_unwind` or is never run (its `Drop` reports a panic),
-/// so an abandoned attempt is always uncounted once its thread is done.
-struct Reporter {
-    attempt: Arc<Attempt>,
-    abandoned: Arc<Abandoned>,
-    target: String,
-    delivered: bool,
-}
-
-impl Reporter {
-    fn deliver(mut self, result: Result<PostgresConnection, PostgresError>) {
-        self.finish(result);
-    }
-
-    fn finish(&mut self, result: Result<PostgresConnection, PostgresError>) {
-        if self.delivered {
-            return;
-        }
-        self.delivered = true;
-        let mut state = self.attempt.lock();
-        if !state.abandoned {
-            state.result = Some(result);
-            drop(state);
-            self.attempt.done.notify_all();
-            return;
-        }
-        drop(state);
-        // Nobody is waiting: close what was opened (Terminate, then the socket), and only
-        // then let the next attempt start.
-        match result {
-            Ok(conn) => {
-                drop(conn);
-                log::debug!(
-                    "postgres connection to {} opened after its deadline; closed",
-                    self.target
-                );
-            }
-            Err(e) => log::debug!(
-                "abandoned postgres connection attempt to {} ended: {}",
-                self.target,
-                crate::error::chain_text(&e)
-            ),
-        }
-        self.abandoned.end_one();
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        self.finish(Err(PostgresError::DriverPanic(
-            "the connect thread ended without an answer".into(),
-        )));
     }
 }

@@ -73,24 +73,27 @@
 #![warn(missing_docs)]
 
 mod conn_str;
+mod connect;
 pub mod connection;
 pub mod error;
 pub mod factory;
+pub mod io;
 pub mod pgbouncer;
 pub mod tls;
 pub mod validation;
 
-pub use connection::{PostgresConnection, TransactionStatus};
+pub use connection::{PostgresConnection, TransactionStatus, CLOSE_TIMEOUT};
 pub use error::{
     is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError,
     PostgresError,
 };
 pub use factory::{
-    Keepalives, OpenTransactionPolicy, PostgresConnectionFactory, ResetMode,
+    Keepalives, OpenTransactionPolicy, PostgresConnectionFactory, ResetMode, DEFAULT_RESET_TIMEOUT,
     DEFAULT_TCP_USER_TIMEOUT, SESSION_RESET_SQL,
 };
+pub use io::{io_timeout, IoTimeout, IoTimeoutKind};
 pub use pgbouncer::PgBouncerMode;
-pub use tls::SslMode;
+pub use tls::{PgSocket, SslMode};
 pub use validation::{standard_validation, PingValidation, QueryValidation};
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.

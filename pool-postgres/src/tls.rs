@@ -17,6 +17,16 @@
 //! | `verify-ca` | always | verified | not checked |
 //! | `verify-full` | always | verified | verified |
 //!
+//! # Your own TLS connector
+//!
+//! [`with_tls`](crate::PostgresConnectionFactory::with_tls) takes any
+//! [`MakeTlsConnect`] you already have, as r2d2_postgres does: `postgres-native-tls`,
+//! `postgres-openssl`, `tokio-postgres-rustls`, or your own. It is handed a [`PgSocket`]
+//! (the connection's socket with the pool's bounds on it, see [`crate::io`]) rather than
+//! the driver's socket; connectors written generically over the stream, as all of those
+//! are, accept it unchanged. `sslmode` still decides whether TLS is used and whether a
+//! server without TLS is refused; what is verified is up to your connector.
+//!
 //! `require` is stricter than libpq's, which encrypts without checking the certificate.
 //! `prefer` matches libpq: it is opportunistic encryption, which an active attacker can
 //! defeat anyway by answering "no TLS", so checking the certificate there would only
@@ -26,9 +36,19 @@
 //! to `PostgresConnectionFactory::with_tls_connector`.
 
 use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use postgres::Socket;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::ConfigError;
+use crate::io::{Bounded, IoGuard};
 
 /// The `sslmode` connection option, with all of libpq's values.
 ///
@@ -77,14 +97,6 @@ impl SslMode {
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
         )
     }
-
-    fn driver_mode(self) -> postgres::config::SslMode {
-        match self {
-            SslMode::Disable => postgres::config::SslMode::Disable,
-            SslMode::Allow | SslMode::Prefer => postgres::config::SslMode::Prefer,
-            _ => postgres::config::SslMode::Require,
-        }
-    }
 }
 
 impl fmt::Display for SslMode {
@@ -126,24 +138,62 @@ impl From<postgres::config::SslMode> for SslMode {
     }
 }
 
-/// How connections are opened: plain, or through a TLS connector.
+/// The stream a TLS connector given to
+/// [`with_tls`](crate::PostgresConnectionFactory::with_tls) wraps: the connection's socket,
+/// with the pool's bounds on it (see [`crate::io`]).
+pub type PgSocket = Bounded<Socket>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Handshake = Pin<Box<dyn Future<Output = Result<Box<dyn TlsIo>, BoxError>> + Send>>;
+
+/// A TLS session on a [`PgSocket`], whatever connector made it.
+pub(crate) trait TlsIo: AsyncRead + AsyncWrite + TlsStream + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
+
+/// A user's `MakeTlsConnect`, with its types erased so the factory stays one type.
+trait ErasedTls: Send + Sync {
+    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError>;
+}
+
+struct Erased<T>(T);
+
+impl<T> ErasedTls for Erased<T>
+where
+    T: MakeTlsConnect<PgSocket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
+{
+    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError> {
+        let connect = self
+            .0
+            .clone()
+            .make_tls_connect(domain)
+            .map_err(Into::into)?;
+        let handshake = connect.connect(socket);
+        Ok(Box::pin(async move {
+            let stream = handshake.await.map_err(Into::into)?;
+            Ok(Box::new(stream) as Box<dyn TlsIo>)
+        }))
+    }
+}
+
+/// How connections are opened: the TLS connector if there is one (none: plain only).
 #[derive(Clone)]
-pub(crate) enum Connector {
-    Plain,
-    #[cfg(feature = "native-tls")]
-    Native(postgres_native_tls::MakeTlsConnector),
+pub(crate) struct Connector {
+    tls: Option<Arc<dyn ErasedTls>>,
+    name: &'static str,
 }
 
 impl Connector {
-    /// Builds the connector for `mode` and sets the driver's own `sslmode` on `config`.
+    /// Builds the connector for `mode` (native-tls, when the feature is on and TLS may be
+    /// used).
     pub(crate) fn for_mode(
         mode: SslMode,
         root_cert: Option<&std::path::Path>,
-        config: &mut postgres::Config,
     ) -> Result<Connector, ConfigError> {
-        config.ssl_mode(mode.driver_mode());
         if mode == SslMode::Disable {
-            return Ok(Connector::Plain);
+            return Ok(Connector::plain());
         }
         #[cfg(feature = "native-tls")]
         {
@@ -177,9 +227,7 @@ impl Connector {
             let connector = builder
                 .build()
                 .map_err(|e| ConfigError::Tls(e.to_string()))?;
-            Ok(Connector::Native(
-                postgres_native_tls::MakeTlsConnector::new(connector),
-            ))
+            Ok(Connector::native(connector))
         }
         #[cfg(not(feature = "native-tls"))]
         {
@@ -189,26 +237,216 @@ impl Connector {
                     sslmode: mode.as_str().into(),
                 });
             }
-            Ok(Connector::Plain)
+            Ok(Connector::plain())
         }
     }
 
+    pub(crate) fn plain() -> Connector {
+        Connector {
+            tls: None,
+            name: "none",
+        }
+    }
+
+    #[cfg(feature = "native-tls")]
+    pub(crate) fn native(connector: native_tls::TlsConnector) -> Connector {
+        Connector::custom(
+            postgres_native_tls::MakeTlsConnector::new(connector),
+            "native-tls",
+        )
+    }
+
+    pub(crate) fn custom<T>(tls: T, name: &'static str) -> Connector
+    where
+        T: MakeTlsConnect<PgSocket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
+    {
+        Connector {
+            tls: Some(Arc::new(Erased(tls))),
+            name,
+        }
+    }
+
+    /// Opens a client with `config`, every byte through streams bounded by `guard`.
+    ///
+    /// The driver is told to hand the socket straight to this crate's connector (direct
+    /// TLS negotiation, TLS "required"), which then does what `sslmode` says: asks the
+    /// server for TLS and runs the user's connector, or carries the protocol in clear.
+    /// That is the only way the driver lets the crate wrap a socket it opened.
+    /// Connections to a Unix-domain socket keep the driver's own plain path.
     pub(crate) fn connect(
         &self,
         config: &postgres::Config,
+        mode: SslMode,
+        guard: &IoGuard,
     ) -> Result<postgres::Client, postgres::Error> {
-        match self {
-            Connector::Plain => config.connect(postgres::NoTls),
-            #[cfg(feature = "native-tls")]
-            Connector::Native(tls) => config.connect(tls.clone()),
+        let unix = config
+            .get_hosts()
+            .iter()
+            .any(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+        if unix {
+            let mut config = config.clone();
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            return config.connect(postgres::NoTls);
         }
+        let mut config = config.clone();
+        let direct = config.get_ssl_negotiation() == postgres::config::SslNegotiation::Direct;
+        config
+            .ssl_mode(postgres::config::SslMode::Require)
+            .ssl_negotiation(postgres::config::SslNegotiation::Direct);
+        if config.get_hosts().is_empty() {
+            // The driver refuses TLS (ours included) without a host name: name each
+            // address after itself.
+            for addr in config.get_hostaddrs().to_vec() {
+                config.host(&addr.to_string());
+            }
+        }
+        config.connect(DriverTls {
+            guard: guard.clone(),
+            mode,
+            direct,
+            tls: self.tls.clone(),
+        })
     }
 
     pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// What the driver talks to: the socket, or a TLS session on it.
+pub(crate) enum PgStream {
+    Plain(PgSocket),
+    Tls(Box<dyn TlsIo>),
+}
+
+impl fmt::Debug for PgStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Connector::Plain => "none",
-            #[cfg(feature = "native-tls")]
-            Connector::Native(_) => "native-tls",
+            PgStream::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            PgStream::Tls(_) => f.write_str("Tls"),
         }
+    }
+}
+
+impl AsyncRead for PgStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PgStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PgStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PgStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PgStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PgStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PgStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            PgStream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PgStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PgStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl TlsStream for Bounded<PgStream> {
+    fn channel_binding(&self) -> ChannelBinding {
+        match self.get_ref() {
+            PgStream::Plain(_) => ChannelBinding::none(),
+            PgStream::Tls(s) => s.channel_binding(),
+        }
+    }
+}
+
+/// The server answered an `SSLRequest` with "no", and `sslmode` requires TLS.
+#[derive(Debug, thiserror::Error)]
+#[error("the server does not offer TLS, and sslmode={0} requires it")]
+pub(crate) struct TlsNotOffered(SslMode);
+
+/// The connector the driver sees (see [`Connector::connect`]).
+#[derive(Clone)]
+struct DriverTls {
+    guard: IoGuard,
+    mode: SslMode,
+    /// `sslnegotiation=direct`: start TLS at once, without asking (PostgreSQL 17+).
+    direct: bool,
+    tls: Option<Arc<dyn ErasedTls>>,
+}
+
+struct DriverTlsConnect {
+    driver: DriverTls,
+    domain: String,
+}
+
+impl MakeTlsConnect<Socket> for DriverTls {
+    type Stream = Bounded<PgStream>;
+    type TlsConnect = DriverTlsConnect;
+    type Error = BoxError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<DriverTlsConnect, BoxError> {
+        Ok(DriverTlsConnect {
+            driver: self.clone(),
+            domain: domain.to_owned(),
+        })
+    }
+}
+
+/// `SSLRequest`: length 8, code 1234.5679.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+impl TlsConnect<Socket> for DriverTlsConnect {
+    type Stream = Bounded<PgStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Bounded<PgStream>, BoxError>> + Send>>;
+
+    fn connect(self, socket: Socket) -> Self::Future {
+        Box::pin(async move {
+            let DriverTls {
+                guard,
+                mode,
+                direct,
+                tls,
+            } = self.driver;
+            let mut socket = Bounded::socket(socket, guard.clone());
+            let tls = match tls {
+                Some(tls) if mode != SslMode::Disable => tls,
+                _ => return Ok(Bounded::outer(PgStream::Plain(socket), guard)),
+            };
+            if !direct {
+                socket.write_all(&SSL_REQUEST).await?;
+                let mut answer = [0u8];
+                socket.read_exact(&mut answer).await?;
+                if answer[0] != b'S' {
+                    if mode.requires_tls() {
+                        return Err(Box::new(TlsNotOffered(mode)) as BoxError);
+                    }
+                    return Ok(Bounded::outer(PgStream::Plain(socket), guard));
+                }
+            }
+            let stream = tls.handshake(&self.domain, socket)?.await?;
+            Ok(Bounded::outer(PgStream::Tls(stream), guard))
+        })
     }
 }

@@ -47,7 +47,13 @@ pub(crate) fn ping(conn: &mut PostgresConnection, timeout: Duration) -> Result<(
     if conn.is_broken() {
         return Err(PostgresError::Broken);
     }
-    conn.client.is_valid(timeout).map_err(|source| {
+    // An empty query, its I/O bounded by the timeout: past it the socket is aborted, so
+    // the connection's close cannot wait on the reply either.
+    let result = match conn.guard.is_some() {
+        true => conn.within(timeout, |client| client.simple_query("").map(drop)),
+        false => conn.client.is_valid(timeout),
+    };
+    result.map_err(|source| {
         conn.broken = true;
         PostgresError::Validation {
             check: "ping",

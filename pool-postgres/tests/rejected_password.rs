@@ -253,3 +253,34 @@ fn rejected_password_fails_fast_with_a_permanent_28p01_error() {
          {rejections} rejected logins in the server log; error: {err}"
     );
 }
+
+/// No password given to a server that asks for one: the driver cannot even answer
+/// (`invalid configuration: password missing`). Waiting cannot fix that, so `acquire`
+/// fails at once instead of retrying for the whole wait timeout (before: the full 10 s).
+#[test]
+fn a_missing_password_fails_fast_as_permanent() {
+    let test = "a_missing_password_fails_fast_as_permanent";
+    let Some((_g, cluster)) = setup(test) else {
+        return;
+    };
+    let factory = PostgresConnectionFactory::new(&format!(
+        "host=127.0.0.1 port={} user={ROLE} dbname=postgres",
+        cluster.port
+    ))
+    .unwrap();
+    let pool = ConnectionPool::new(factory, config(None)).unwrap();
+    let t = Instant::now();
+    let err = pool.acquire().map(drop).unwrap_err();
+    let took = t.elapsed();
+    assert!(took < FAST, "acquire took {took:?}: {err}");
+    assert!(matches!(err, PoolError::Connection(_)), "{err:?}");
+    let pg = err
+        .connection_error()
+        .and_then(|e| e.downcast_ref::<PostgresError>())
+        .expect("a PostgresError");
+    assert!(pg.is_permanent(), "not classified permanent: {pg}");
+    let chain = common::chain_text(&err);
+    assert!(chain.contains("password missing"), "{chain}");
+    eprintln!("{test}: failed in {took:?}: {chain}");
+    pool.shutdown();
+}

@@ -102,6 +102,8 @@ pub fn closed_port() -> u16 {
 }
 
 pub mod services;
+#[allow(dead_code)] // not every test binary uses it
+pub mod stall_proxy;
 
 /// Shared with every crate's tests (each test binary uses some of them).
 #[allow(unused_imports)]

@@ -1,0 +1,227 @@
+//! A network that stops delivering without closing anything (a proxy that keeps reading,
+//! so the kernel acknowledges, and forwards nothing): no call may outlive its bound.
+//!
+//! Each test puts a [`StallProxy`] between the pool and the shared server, warms the pool,
+//! stalls the proxy and measures. Before the factory bounded its I/O, every one of these
+//! calls waited for as long as the stall lasted (the driver has no client-side timeout,
+//! and dropping a connection with a request in flight waits for the reply).
+
+mod common;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::stall_proxy::StallProxy;
+use pool_core::{ConnectionPool, PoolConfig};
+use pool_postgres::{io_timeout, IoTimeoutKind, PostgresConnectionFactory, ResetMode};
+
+/// How late a bounded call may return past its bound (the promise).
+const SLACK: Duration = Duration::from_millis(250);
+/// How long each stall lasts before the proxy heals (unless the test heals it earlier).
+const STALL: Duration = Duration::from_secs(4);
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn factory(proxy: &StallProxy, app: &str) -> PostgresConnectionFactory {
+    PostgresConnectionFactory::new(&format!(
+        "host=127.0.0.1 port={} user=postgres dbname=test sslmode=disable",
+        proxy.addr.port()
+    ))
+    .unwrap()
+    .with_application_name(app)
+}
+
+/// Heals the proxy after `after` unless the test is done first.
+fn heal_later(proxy: &Arc<StallProxy>, after: Duration) -> thread::JoinHandle<()> {
+    let proxy = proxy.clone();
+    thread::spawn(move || {
+        thread::sleep(after);
+        proxy.set_stalled(false);
+    })
+}
+
+fn assert_within(what: &str, took: Duration, bound: Duration) {
+    eprintln!("{what}: {took:?} (bound {bound:?} + {SLACK:?})");
+    assert!(
+        took <= bound + SLACK,
+        "{what} took {took:?}, bound {bound:?}"
+    );
+}
+
+#[test]
+fn acquire_keeps_its_deadline_when_an_idle_pool_stalls() {
+    require_server!("acquire_keeps_its_deadline_when_an_idle_pool_stalls");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_acquire");
+    let wait = Duration::from_secs(1);
+    let config = PoolConfig::builder()
+        .max_size(4)
+        .min_idle(2)
+        .wait_timeout(wait)
+        .connection_timeout(Duration::from_millis(500))
+        .validation_timeout(Duration::from_millis(200))
+        .validation_skip_window(Duration::ZERO)
+        .build()
+        .unwrap();
+    let pool = Arc::new(ConnectionPool::new(factory(&proxy, &app), config).unwrap());
+    drop((pool.acquire().unwrap(), pool.acquire().unwrap()));
+
+    proxy.set_stalled(true);
+    let healer = heal_later(&proxy, STALL);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(3) {
+                    let t = Instant::now();
+                    let _ = pool.acquire();
+                    slowest = slowest.max(t.elapsed());
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = callers
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .max()
+        .unwrap();
+    assert_within("slowest acquire during the stall", slowest, wait);
+
+    let t = Instant::now();
+    pool.shutdown_timeout(Duration::from_millis(500));
+    assert_within(
+        "shutdown_timeout(500ms) while stalled",
+        t.elapsed(),
+        Duration::from_millis(500),
+    );
+    healer.join().unwrap();
+}
+
+#[test]
+fn a_query_with_a_network_timeout_fails_in_time_and_the_connection_is_replaced() {
+    require_server!("a_query_with_a_network_timeout_fails_in_time_and_the_connection_is_replaced");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_query");
+    let timeout = Duration::from_millis(500);
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .wait_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let pool =
+        ConnectionPool::new(factory(&proxy, &app).with_network_timeout(timeout), config).unwrap();
+    let mut conn = pool.acquire().unwrap();
+    assert_eq!(conn.network_timeout(), Some(timeout));
+    conn.query_one("SELECT 1", &[]).unwrap();
+
+    proxy.set_stalled(true);
+    let healer = heal_later(&proxy, STALL);
+    let t = Instant::now();
+    let err = conn.query_one("SELECT 1", &[]).unwrap_err();
+    assert_within("query under a 500 ms network timeout", t.elapsed(), timeout);
+    let cut = io_timeout(&err).unwrap_or_else(|| panic!("no IoTimeout in {err:?}"));
+    assert_eq!(cut.kind(), IoTimeoutKind::NetworkTimeout);
+    assert!(conn.is_broken(), "the connection is not marked broken");
+    let t = Instant::now();
+    drop(conn);
+    assert_within(
+        "releasing the broken connection",
+        t.elapsed(),
+        Duration::ZERO,
+    );
+
+    // After the heal a fresh connection works.
+    healer.join().unwrap();
+    let mut conn = pool.acquire().unwrap();
+    conn.query_one("SELECT 1", &[]).unwrap();
+    drop(conn);
+    assert!(pool.statistics().total_closed >= 1);
+}
+
+#[test]
+fn the_network_timeout_spares_a_slow_server_and_a_slow_reader() {
+    require_server!("the_network_timeout_spares_a_slow_server_and_a_slow_reader");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_spared");
+    let config = PoolConfig::builder().max_size(1).build().unwrap();
+    let factory = factory(&proxy, &app).with_network_timeout(Duration::from_millis(300));
+    let pool = ConnectionPool::new(factory, config).unwrap();
+    let mut conn = pool.acquire().unwrap();
+
+    // A query the server works on longer than the timeout sends nothing meanwhile: it is
+    // cut. (That is what the timeout is for: set it above your slowest query.)
+    let err = conn.execute("SELECT pg_sleep(0.6)", &[]).unwrap_err();
+    assert_eq!(
+        io_timeout(&err).map(|t| t.kind()),
+        Some(IoTimeoutKind::NetworkTimeout)
+    );
+    drop(conn);
+
+    // Idle longer than the timeout between queries, and a reader pausing between rows,
+    // are not stalls: nobody is waiting on the network.
+    let mut conn = pool.acquire().unwrap();
+    conn.query_one("SELECT 1", &[]).unwrap();
+    thread::sleep(Duration::from_millis(700));
+    conn.query_one("SELECT 1", &[]).unwrap();
+    let mut tx = conn.transaction().unwrap();
+    let portal = tx.bind("SELECT generate_series(1, 3)", &[]).unwrap();
+    for _ in 0..3 {
+        let rows = tx.query_portal(&portal, 1).unwrap();
+        assert_eq!(rows.len(), 1);
+        thread::sleep(Duration::from_millis(700));
+    }
+    tx.commit().unwrap();
+    assert!(!conn.is_broken());
+
+    // One long query on such a pool: lift the timeout for this checkout only.
+    conn.set_network_timeout(None);
+    conn.execute("SELECT pg_sleep(0.6)", &[]).unwrap();
+}
+
+#[test]
+fn release_time_work_is_bounded_when_the_network_stalls() {
+    require_server!("release_time_work_is_bounded_when_the_network_stalls");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_release");
+    let reset_timeout = Duration::from_millis(300);
+    let factory = factory(&proxy, &app)
+        .with_reset(ResetMode::session())
+        .with_reset_timeout(reset_timeout);
+    let config = PoolConfig::builder().max_size(2).build().unwrap();
+    let pool = ConnectionPool::new(factory, config).unwrap();
+    let mut conn = pool.acquire().unwrap();
+    conn.batch_execute("SET work_mem = '8MB'").unwrap();
+
+    proxy.set_stalled(true);
+    let healer = heal_later(&proxy, STALL);
+    let t = Instant::now();
+    drop(conn); // the session reset cannot get through
+    assert_within(
+        "release with a stalled session reset",
+        t.elapsed(),
+        reset_timeout,
+    );
+    let stats = pool.statistics();
+    assert_eq!(stats.idle_connections, 0, "{stats:?}");
+
+    // Shutting down while the close of that connection may still be going on.
+    let t = Instant::now();
+    pool.shutdown_timeout(Duration::from_millis(500));
+    assert_within(
+        "shutdown_timeout(500ms)",
+        t.elapsed(),
+        Duration::from_millis(500),
+    );
+    healer.join().unwrap();
+}
