@@ -1,4 +1,4 @@
-//! Opening a connection within a deadline, on a helper thread the caller can walk away
+//! (Internal) Opening a connection within a deadline, on a helper thread the caller can walk away
 //! from.
 //!
 //! `create` runs the driver's connect (TCP, TLS, startup, authentication, init SQL) on a

@@ -3,34 +3,34 @@
 //! # Opening
 //!
 //! [`PostgresConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
-//! connection within the time the pool allows: the driver's `connect_timeout` bounds each
-//! TCP connect, and the whole open (TCP, TLS, authentication, init SQL) runs on a helper
-//! thread that the pool stops waiting for at the deadline, so a server that accepts the
-//! socket and then says nothing cannot hold a pool worker. TCP keepalives are on (60 s
-//! idle, 10 s between probes, 3 probes, unless the connection string sets them), so a peer
-//! that vanished is noticed on idle connections too.
+//! connection within the time the pool allows: TCP connect, TLS, startup,
+//! authentication and init SQL all run inside that deadline, on a helper thread, and an
+//! attempt still running at the deadline is **aborted** (its socket fails at once and is
+//! closed), so a server that accepts the socket and then says nothing holds neither a
+//! pool worker nor a server slot past it. TCP keepalives are on (60 s idle, 10 s between
+//! probes, 3 probes, unless the connection string sets them), so a peer that vanished is
+//! noticed on idle connections too. Only the DNS lookup and the TCP connect cannot be
+//! aborted (`connect_timeout`, capped at the time left, bounds them); see
+//! [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects) for how the
+//! server's count stays within `max_size` meanwhile.
 //!
-//! The driver cannot cancel a connect, so a helper thread the pool stopped waiting for
-//! (an *abandoned* attempt) runs on until the server answers or the socket dies, and closes
-//! the connection if it opened. The pool no longer counts it, so while any abandoned
-//! attempt is alive the factory starts no new one: `create` waits for it, up to its own
-//! deadline, and then fails with [`PostgresError::ConnectStalled`] (retried by the pool).
-//! Hence the server never holds more of this factory's connections, open or opening, than
-//! the pool's `max_size`. [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects)
-//! says how many there are.
+//! # Every call bounded
 //!
-//! Queries, the release-time transaction check and the session reset have no client-side
-//! timeout (the driver has none, and no socket read timeout to set). They are bounded by
-//! `statement_timeout` on the server ([`with_statement_timeout`](PostgresConnectionFactory::with_statement_timeout))
-//! and, on the network, by the TCP user timeout (data unacknowledged for
-//! [`DEFAULT_TCP_USER_TIMEOUT`], 30 s, closes the connection; on Linux it also ends
-//! keepalive probing early, so a vanished idle peer is noticed after about 70 s rather than
-//! 90 s) and the keepalives. A peer that acknowledges the packets but never answers (a hung
-//! proxy) is caught by neither; validation's ping, whose timeout is enforced on the client,
-//! catches it at the next checkout or background check. Closing a connection that still
-//! has a request in flight (a ping that timed out) waits for that answer before the driver
-//! sends `Terminate`, so the thread that drops it waits too: the connection stays counted
-//! until its socket is really gone.
+//! The driver has no client-side timeouts, so every socket goes through a stream this
+//! crate wraps ([`crate::io`]), and each thing the pool does has its bound:
+//!
+//! | work | bound | default |
+//! |---|---|---|
+//! | open | the pool's `connection_timeout` | pool-core's |
+//! | ping (validation) | the pool's `validation_timeout` | pool-core's |
+//! | release-time transaction check and session reset | [`with_reset_timeout`](PostgresConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
+//! | close | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
+//! | your queries | [`with_network_timeout`](PostgresConnectionFactory::with_network_timeout) (no bytes for that long), `statement_timeout` on the server | off, off |
+//!
+//! Past a bound the connection is aborted (closed at once, never gracefully on a thread
+//! anyone waits for), marked broken, and replaced by the pool. Beneath these, the kernel
+//! closes a connection whose data goes unacknowledged for [`DEFAULT_TCP_USER_TIMEOUT`]
+//! (30 s).
 //!
 //! Session settings given with [`with_application_name`](PostgresConnectionFactory::with_application_name),
 //! [`with_search_path`](PostgresConnectionFactory::with_search_path) and
@@ -665,14 +665,15 @@ impl PostgresConnectionFactory {
         self
     }
 
-    /// How many connection attempts `create` gave up waiting for (its deadline passed)
-    /// are still running: typically a server, or something in between, that accepted the
-    /// socket and has not finished the startup. While there is any, `create` opens
-    /// nothing new and fails with [`PostgresError::ConnectStalled`] at its deadline, so
-    /// the server never has more of this factory's connections than the pool's
-    /// `max_size`.
-    /// Each one closes what it opened and ends when the server answers or the socket dies
-    /// (`connect_timeout` bounds only the TCP connect).
+    /// How many connection attempts `create` gave up on (its deadline passed) are still
+    /// running. An attempt is aborted as `create` gives up, so it ends at once, unless it
+    /// is still in the DNS lookup or the TCP connect, which the driver cannot abort
+    /// (`connect_timeout`, capped at the `create`'s time left, bounds those). While there
+    /// is any, `create` waits for it, up to its own deadline, before opening anything new
+    /// (and fails with [`PostgresError::ConnectStalled`] if it is still there), so the
+    /// server never holds more of this factory's connections than the pool's `max_size`;
+    /// since such a wait lasts at most one `connect_timeout`, one stalled server cannot
+    /// hold new connections back for longer.
     pub fn abandoned_connects(&self) -> usize {
         self.abandoned.live()
     }
