@@ -94,7 +94,7 @@ pub use factory::{
 pub use io::{io_timeout, IoTimeout, IoTimeoutKind};
 pub use pgbouncer::PgBouncerMode;
 pub use tls::{PgSocket, SslMode};
-pub use validation::{standard_validation, PingValidation, QueryValidation};
+pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY_CHECK_GRACE};
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.
 pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};

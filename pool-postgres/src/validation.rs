@@ -62,6 +62,10 @@ pub(crate) fn ping(conn: &mut PostgresConnection, timeout: Duration) -> Result<(
     })
 }
 
+/// How long past its timeout a [`QueryValidation`] waits for the server's own
+/// cancellation (`statement_timeout`) before it aborts the connection.
+pub const QUERY_CHECK_GRACE: Duration = Duration::from_millis(100);
+
 /// Checks a connection with an empty query (`postgres::Client::is_valid`), bounded by the
 /// timeout on the client side.
 ///
@@ -97,9 +101,10 @@ impl ValidationStrategy<PostgresConnection> for PingValidation {
 /// The statement runs with the simple query protocol after `SET LOCAL statement_timeout`
 /// in the same round trip, so the server cancels it at the timeout and the setting ends
 /// with it. It must be one statement and must not control transactions. A check that
-/// finishes but took longer than the timeout fails too. (The driver offers no client-side
-/// timeout for queries: a peer that vanished mid-query is caught by TCP keepalives,
-/// or pair this with [`PingValidation`], whose timeout is enforced on the client.)
+/// finishes but took longer than the timeout fails too. On the client, the wait for the
+/// answer is bounded by the timeout plus [`QUERY_CHECK_GRACE`] (for the server's own
+/// cancellation to arrive): past it the connection's socket is aborted, so a network
+/// that stalls cannot hold the check.
 ///
 /// ```
 /// use pool_postgres::QueryValidation;
@@ -140,7 +145,13 @@ impl QueryValidation {
             self.sql.trim().trim_end_matches(';')
         );
         let start = Instant::now();
-        conn.client.simple_query(&sql).map_err(|source| {
+        // The server stops the statement at the timeout; the client stops waiting for
+        // the network a little later (a stalled network sends no error back): past it the
+        // socket is aborted and the connection is broken.
+        let result = conn.within(timeout + QUERY_CHECK_GRACE, |client| {
+            client.simple_query(&sql)
+        });
+        result.map_err(|source| {
             conn.observe_error(&source);
             PostgresError::Validation {
                 check: "query",

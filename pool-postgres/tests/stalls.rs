@@ -13,8 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::stall_proxy::StallProxy;
-use pool_core::{ConnectionPool, PoolConfig};
-use pool_postgres::{io_timeout, IoTimeoutKind, PostgresConnectionFactory, ResetMode};
+use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+use pool_postgres::{
+    io_timeout, IoTimeoutKind, PostgresConnectionFactory, QueryValidation, ResetMode,
+};
 
 /// How late a bounded call may return past its bound (the promise).
 const SLACK: Duration = Duration::from_millis(250);
@@ -222,6 +224,51 @@ fn release_time_work_is_bounded_when_the_network_stalls() {
         "shutdown_timeout(500ms)",
         t.elapsed(),
         Duration::from_millis(500),
+    );
+    healer.join().unwrap();
+}
+
+#[test]
+fn health_checks_are_bounded_when_the_network_stalls() {
+    require_server!("health_checks_are_bounded_when_the_network_stalls");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_checks");
+    let f = factory(&proxy, &app);
+    let timeout = Duration::from_millis(300);
+    let mut ping_conn = f.create(Duration::from_secs(5)).unwrap();
+    let mut query_conn = f.create(Duration::from_secs(5)).unwrap();
+
+    proxy.set_stalled(true);
+    let healer = heal_later(&proxy, STALL);
+    let t = Instant::now();
+    assert!(f.validate(&mut ping_conn, timeout).is_err());
+    assert_within("ping", t.elapsed(), timeout);
+    assert!(ping_conn.is_broken());
+    let t = Instant::now();
+    drop(ping_conn); // the ping's reply never came: the close must not wait for it
+    assert_within(
+        "closing after a ping timed out",
+        t.elapsed(),
+        Duration::ZERO,
+    );
+
+    let t = Instant::now();
+    assert!(QueryValidation::default()
+        .check(&mut query_conn, timeout)
+        .is_err());
+    assert_within(
+        "query check",
+        t.elapsed(),
+        timeout + pool_postgres::QUERY_CHECK_GRACE,
+    );
+    assert!(query_conn.is_broken());
+    let t = Instant::now();
+    drop(query_conn);
+    assert_within(
+        "closing after a query check timed out",
+        t.elapsed(),
+        Duration::ZERO,
     );
     healer.join().unwrap();
 }
