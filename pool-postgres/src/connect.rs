@@ -34,20 +34,21 @@ pub(crate) struct Job {
 impl Job {
     /// Opens the connection and runs the init SQL, every byte bounded by the guard.
     fn open(&self) -> Result<PostgresConnection, PostgresError> {
-        let client = self
+        let (client, cancel) = self
             .connector
             .connect(&self.config, self.sslmode, &self.guard)
             .map_err(|source| PostgresError::Connect {
                 target: self.target.clone(),
                 source,
             })?;
-        let mut conn = PostgresConnection::bounded(client, self.guard.clone());
+        let mut conn = PostgresConnection::bounded(client, self.guard.clone(), cancel);
         for sql in &self.init_sql {
             conn.client
                 .batch_execute(sql)
                 .map_err(|source| PostgresError::Init { source })?;
         }
         self.guard.set_deadline(None); // opened: from now on, each operation sets its own
+        self.guard.connected();
         Ok(conn)
     }
 }

@@ -39,6 +39,33 @@ use postgres::{Client, SimpleQueryMessage};
 
 use crate::error::is_fatal_error;
 use crate::io::IoGuard;
+use crate::tls::CancelTls;
+
+/// Cancels the query running on a pooled connection; see
+/// [`PostgresConnection::cancel_token`]. Cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct CancelToken {
+    token: postgres::CancelToken,
+    tls: Option<CancelTls>,
+}
+
+impl CancelToken {
+    /// Asks the server to cancel the query running on the token's connection, if any.
+    /// Bounded by [`CANCEL_TIMEOUT`](crate::tls::CANCEL_TIMEOUT). The server does not
+    /// say whether it cancelled anything; an error means the request did not reach it.
+    pub fn cancel_query(&self) -> Result<(), postgres::Error> {
+        match &self.tls {
+            Some(tls) => tls.cancel(&self.token),
+            None => self.token.cancel_query(postgres::NoTls),
+        }
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken").finish_non_exhaustive()
+    }
+}
 
 /// How long dropping a connection the factory opened may wait for the server to see the
 /// close (the driver sends `Terminate` and waits for the server to hang up). Past it the
@@ -80,6 +107,8 @@ pub struct PostgresConnection {
     pub(crate) client: Client,
     /// The bounds on this connection's I/O (`None` for a client opened elsewhere).
     pub(crate) guard: Option<IoGuard>,
+    /// How a cancel request reaches the server (`None`: the driver's own way).
+    cancel: Option<CancelTls>,
     pub(crate) broken: bool,
     pub(crate) used: bool,
     /// Opened by a factory for PgBouncer transaction mode.
@@ -102,6 +131,7 @@ impl PostgresConnection {
             close_bound: CloseBound(None),
             client,
             guard: None,
+            cancel: None,
             broken: false,
             used: false,
             transaction_pooled: false,
@@ -109,11 +139,39 @@ impl PostgresConnection {
     }
 
     /// A client the factory opened, whose streams `guard` bounds.
-    pub(crate) fn bounded(client: Client, guard: IoGuard) -> Self {
+    pub(crate) fn bounded(client: Client, guard: IoGuard, cancel: Option<CancelTls>) -> Self {
         let mut conn = PostgresConnection::new(client);
         conn.close_bound = CloseBound(Some(guard.clone()));
         conn.guard = Some(guard);
+        conn.cancel = cancel;
         conn
+    }
+
+    /// A token that cancels the query running on this connection, from another thread
+    /// (the connection's own thread is busy waiting for it). Use it instead of the
+    /// client's `cancel_token()`, which this method shadows: a cancel request must reach
+    /// the server the way the connection did (TLS or not, through the factory's
+    /// connector), and this token knows how.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: &pool_core::ConnectionPool<pool_postgres::PostgresConnectionFactory>)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut conn = pool.acquire()?;
+    /// let token = conn.cancel_token();
+    /// let canceller = std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(100));
+    ///     token.cancel_query()
+    /// });
+    /// let err = conn.execute("SELECT pg_sleep(10)", &[]).unwrap_err();
+    /// assert_eq!(err.code(), Some(&postgres::error::SqlState::QUERY_CANCELED));
+    /// canceller.join().unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken {
+            token: self.client.cancel_token(),
+            tls: self.cancel.clone(),
+        }
     }
 
     /// Runs `op` on the client with its I/O bounded by `limit` (a connection opened

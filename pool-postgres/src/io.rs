@@ -172,6 +172,10 @@ struct GuardState {
     /// Set once the outer (request-counting) stream exists; the socket's own wrapper then
     /// leaves the timers to it. Relaxed: set and read by the polling thread.
     outer_attached: AtomicBool,
+    /// While connecting, `create` may abort from another thread, so a poll that parks
+    /// records its waker. Relaxed: set and read by the polling thread (an abort after it
+    /// is cleared still marks the stream dead; nobody is parked on it then).
+    abortable: AtomicBool,
     /// Held only to read or write these two fields (never across a poll or a wake).
     control: Mutex<Control>,
 }
@@ -197,6 +201,7 @@ impl IoGuard {
             deadline_limit: AtomicU64::new(0),
             network_timeout: AtomicU64::new(network_timeout.map_or(0, nanos)),
             outer_attached: AtomicBool::new(false),
+            abortable: AtomicBool::new(true),
             control: Mutex::new(Control::default()),
         }))
     }
@@ -223,10 +228,22 @@ impl IoGuard {
 
     /// Runs `op` with I/O bounded by `limit`, then lifts the bound.
     pub(crate) fn within<T>(&self, limit: Duration, op: impl FnOnce() -> T) -> T {
+        /// Lifts the bound however `op` ends, a panic included.
+        struct Lift<'a>(&'a IoGuard);
+        impl Drop for Lift<'_> {
+            fn drop(&mut self) {
+                self.0.set_deadline(None);
+            }
+        }
         self.set_deadline(Some(limit));
-        let out = op();
-        self.set_deadline(None);
-        out
+        let _lift = Lift(self);
+        op()
+    }
+
+    /// The connect is over: nobody aborts from another thread any more, so polls stop
+    /// recording their waker.
+    pub(crate) fn connected(&self) {
+        self.0.abortable.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn set_network_timeout(&self, timeout: Option<Duration>) {
@@ -273,6 +290,9 @@ impl IoGuard {
     }
 
     fn park(&self, waker: &Waker) {
+        if !self.0.abortable.load(Ordering::Relaxed) {
+            return;
+        }
         let mut control = self.control();
         if !control.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             control.waker = Some(waker.clone());

@@ -82,7 +82,7 @@ pub mod pgbouncer;
 pub mod tls;
 pub mod validation;
 
-pub use connection::{PostgresConnection, TransactionStatus, CLOSE_TIMEOUT};
+pub use connection::{CancelToken, PostgresConnection, TransactionStatus, CLOSE_TIMEOUT};
 pub use error::{
     is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError,
     PostgresError,

@@ -281,7 +281,7 @@ impl Connector {
         config: &postgres::Config,
         mode: SslMode,
         guard: &IoGuard,
-    ) -> Result<postgres::Client, postgres::Error> {
+    ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
         let unix = config
             .get_hosts()
             .iter()
@@ -289,7 +289,7 @@ impl Connector {
         if unix {
             let mut config = config.clone();
             config.ssl_mode(postgres::config::SslMode::Disable);
-            return config.connect(postgres::NoTls);
+            return Ok((config.connect(postgres::NoTls)?, None));
         }
         let mut config = config.clone();
         let direct = config.get_ssl_negotiation() == postgres::config::SslNegotiation::Direct;
@@ -303,12 +303,18 @@ impl Connector {
                 config.host(&addr.to_string());
             }
         }
-        config.connect(DriverTls {
+        let client = config.connect(DriverTls {
             guard: guard.clone(),
             mode,
             direct,
             tls: self.tls.clone(),
-        })
+        })?;
+        let cancel = CancelTls {
+            mode,
+            direct,
+            tls: self.tls.clone(),
+        };
+        Ok((client, Some(cancel)))
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -377,6 +383,34 @@ impl TlsStream for Bounded<PgStream> {
             PgStream::Plain(_) => ChannelBinding::none(),
             PgStream::Tls(s) => s.channel_binding(),
         }
+    }
+}
+
+/// How long a cancel request may take (connect, TLS, send), see
+/// [`CancelToken`](crate::CancelToken).
+pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a cancel request needs to reach the server the way its connection did: the
+/// driver was told the connection uses direct TLS negotiation (see
+/// [`Connector::connect`]), and a cancel request follows what it was told.
+#[derive(Clone)]
+pub(crate) struct CancelTls {
+    mode: SslMode,
+    direct: bool,
+    tls: Option<Arc<dyn ErasedTls>>,
+}
+
+impl CancelTls {
+    /// Sends a cancel request for `token`'s session, bounded by [`CANCEL_TIMEOUT`].
+    pub(crate) fn cancel(&self, token: &postgres::CancelToken) -> Result<(), postgres::Error> {
+        let guard = IoGuard::new(None);
+        guard.set_deadline(Some(CANCEL_TIMEOUT));
+        token.cancel_query(DriverTls {
+            guard,
+            mode: self.mode,
+            direct: self.direct,
+            tls: self.tls.clone(),
+        })
     }
 }
 

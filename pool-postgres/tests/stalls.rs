@@ -272,3 +272,31 @@ fn health_checks_are_bounded_when_the_network_stalls() {
     );
     healer.join().unwrap();
 }
+
+/// The driver is told each connection uses direct TLS negotiation (so the crate sees the
+/// socket); a cancel request must go the same way, which the connection's own token does.
+#[test]
+fn a_running_query_can_be_cancelled_from_another_thread() {
+    require_server!("a_running_query_can_be_cancelled_from_another_thread");
+    let factory = PostgresConnectionFactory::new("host=127.0.0.1 user=postgres dbname=test")
+        .unwrap()
+        .with_application_name(&common::unique_app("cancel"));
+    let pool = ConnectionPool::new(factory, PoolConfig::default()).unwrap();
+    let mut conn = pool.acquire().unwrap();
+    let token = conn.cancel_token();
+    let canceller = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        token.cancel_query()
+    });
+    let t = Instant::now();
+    let err = conn.execute("SELECT pg_sleep(10)", &[]).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(
+        err.code(),
+        Some(&pool_postgres::postgres::error::SqlState::QUERY_CANCELED),
+        "{err:?}"
+    );
+    canceller.join().unwrap().unwrap();
+    assert!(!conn.is_broken());
+    conn.query_one("SELECT 1", &[]).unwrap();
+}
