@@ -45,6 +45,11 @@ use tokio::time::Sleep;
 /// clock (at most; a quarter of the timeout when that is shorter).
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often a stalled stream under a network timeout of `limit` looks at the clock.
+fn tick(limit: Duration) -> Duration {
+    TICK.min(limit / 4).max(Duration::from_millis(1))
+}
+
 /// Which bound cut an I/O call short (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -402,6 +407,37 @@ impl Watch {
         });
     }
 
+    /// A request just went out. The driver may not poll the socket for reading again
+    /// until something wakes it (it polled for reading before it wrote), so the stall
+    /// clock starts now and a wake-up is booked for the first look at it.
+    fn request_sent(&mut self, cx: &mut Context<'_>) {
+        if !self.outer || self.outstanding == 0 {
+            return;
+        }
+        let Some(limit) = self.guard.network_timeout() else {
+            return;
+        };
+        let now = Instant::now();
+        self.stalled_since = Some(now);
+        self.last_pending = Some(now);
+        self.wake_at(cx, now + tick(limit));
+    }
+
+    /// Makes sure the task is woken at `at` (or at once, if it has passed).
+    fn wake_at(&mut self, cx: &mut Context<'_>, at: Instant) {
+        let deadline = tokio::time::Instant::from_std(at);
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        if sleep.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref(); // already due: look again at once
+        }
+    }
+
     /// The inner stream had nothing to do. Returns the error to fail with if a bound has
     /// passed; otherwise makes sure the task wakes when the next one would.
     fn pending(&mut self, cx: &mut Context<'_>, writing: bool) -> Option<io::Error> {
@@ -421,7 +457,7 @@ impl Watch {
             None
         };
         let soft = timeout.map(|limit| {
-            let tick = TICK.min(limit / 4).max(Duration::from_millis(1));
+            let tick = tick(limit);
             // Polled again within a few ticks: the same stall goes on. Otherwise the
             // caller paused (nobody polled), and the stall starts now.
             let steady = self
@@ -458,17 +494,7 @@ impl Watch {
             (None, Some((s, _, tick))) => s.min(now + tick),
             (Some((h, _)), Some((s, _, tick))) => h.min(s).min(now + tick),
         };
-        let deadline = tokio::time::Instant::from_std(wake_at);
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline);
-                sleep
-            }
-            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        if sleep.as_mut().poll(cx).is_ready() {
-            cx.waker().wake_by_ref(); // already due: look again at once
-        }
+        self.wake_at(cx, wake_at);
         None
     }
 }
@@ -603,6 +629,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     this.watch.sent(&buf[..n]);
+                    this.watch.request_sent(cx);
                 }
                 Poll::Ready(Ok(n))
             }

@@ -300,3 +300,54 @@ fn a_running_query_can_be_cancelled_from_another_thread() {
     assert!(!conn.is_broken());
     conn.query_one("SELECT 1", &[]).unwrap();
 }
+
+/// Queries back to back when the network stalls: the one in flight fails within the
+/// network timeout. (The driver polls the socket for reading before it writes the
+/// request, so the timer must start when the request goes out, not only when a read
+/// finds nothing: an early version waited for some other wake-up, twice the timeout.)
+#[test]
+fn the_network_timeout_catches_a_stall_in_the_middle_of_busy_traffic() {
+    require_server!("the_network_timeout_catches_a_stall_in_the_middle_of_busy_traffic");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_busy");
+    let timeout = Duration::from_millis(500);
+    let f = factory(&proxy, &app).with_network_timeout(timeout);
+    for round in 0..2 {
+        let mut conn = f.create(Duration::from_secs(5)).unwrap();
+        // Stalled from 300 ms, healed at STALL whatever happens (so a query the timeout
+        // misses ends at the heal instead of hanging the test).
+        let stall = {
+            let proxy = proxy.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(300));
+                proxy.set_stalled(true);
+                thread::sleep(STALL);
+                proxy.set_stalled(false);
+            })
+        };
+        let start = Instant::now();
+        let (took, err) = loop {
+            let t = Instant::now();
+            let result = match round {
+                0 => conn.simple_query("SELECT 1").map(drop),
+                _ => conn.query_one("SELECT 1::int4", &[]).map(drop),
+            };
+            if let Err(e) = result {
+                break (t.elapsed(), e);
+            }
+            assert!(start.elapsed() < STALL, "no query failed during the stall");
+        };
+        assert_within(
+            &format!("the query caught by the stall (round {round})"),
+            took,
+            timeout,
+        );
+        assert_eq!(
+            io_timeout(&err).map(|t| t.kind()),
+            Some(IoTimeoutKind::NetworkTimeout)
+        );
+        assert!(conn.is_broken());
+        stall.join().unwrap();
+    }
+}
