@@ -65,10 +65,12 @@ pub enum ConfigError {
         reason: String,
     },
     /// TLS was required (`sslmode=require`, `verify-ca` or `verify-full`) but this build of
-    /// pool-postgres has no TLS support.
+    /// pool-postgres has no TLS support (neither the `rustls` nor the `native-tls` feature)
+    /// and no connector was given.
     #[error(
-        "sslmode={sslmode} needs TLS, but pool-postgres was built without the `native-tls` \
-         feature: enable it, or use sslmode=disable/prefer"
+        "sslmode={sslmode} needs TLS, but pool-postgres was built without a TLS feature: \
+         enable `rustls` or `native-tls`, pass a connector with \
+         PostgresConnectionFactory::new_with_tls, or use sslmode=disable/prefer"
     )]
     TlsUnavailable {
         /// The `sslmode` that asked for TLS.
