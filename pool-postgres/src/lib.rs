@@ -37,9 +37,9 @@
 //! * **Failover** ([`factory`]): a multi-host URL with `target_session_attrs=read-write`
 //!   or `read-only` picks the primary or a standby; after a promotion, `soft_evict()` makes
 //!   the pool reconnect to whichever host now qualifies.
-//! * **Failing fast** ([`error`]): a rejected password, unknown role or unknown database, a
-//!   server certificate that does not verify, a server without TLS when `sslmode` requires
-//!   it, is *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
+//! * **Failing fast** ([`error`]): a rejected password, an unknown role or database, a
+//!   server certificate that does not verify, or a server without TLS when `sslmode`
+//!   requires it is *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
 //!   retrying until the wait timeout. Everything else (refused, unreachable, too many
 //!   connections) is retried, and a caller that waited its whole timeout gets
 //!   `PoolError::AcquireTimeout` carrying the last connection error.
