@@ -531,6 +531,47 @@ fn scram_channel_binding(backend: Backend, test: &str) {
     assert!(connects(test, f, s.cluster), "{test}: not encrypted");
 }
 
+/// A cancel request goes the way its connection went (TLS, verified by the same
+/// connector), and cancels the query.
+fn cancel_over_tls(backend: Backend, test: &str) {
+    let Some(s) = tls_server(test) else { return };
+    let f = factory(
+        backend,
+        &localhost(s.cluster.port),
+        SslMode::VerifyFull,
+        Some(&s.pki.ca),
+    );
+    let pool = pool(f);
+    let mut conn = pool.acquire().unwrap();
+    assert!(ssl_of(&mut conn).0, "{test}: not encrypted");
+    let token = conn.cancel_token();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        token.cancel_query()
+    });
+    let t = Instant::now();
+    let err = conn
+        .batch_execute("SELECT pg_sleep(30)")
+        .expect_err("the query was not cancelled");
+    let took = t.elapsed();
+    canceller
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{test}: cancel request: {}", common::chain_text(&e)));
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::QUERY_CANCELED),
+        "{test}: {err}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "{test}: cancelled after {took:?}"
+    );
+    eprintln!("{test}: cancelled after {took:?}");
+    drop(conn);
+    pool.shutdown();
+}
+
 // ---------------------------------------------------------------------------------------
 // A connector of the user's own, as r2d2_postgres takes one.
 // ---------------------------------------------------------------------------------------
@@ -669,6 +710,11 @@ macro_rules! tls_cases {
                     server_without_tls,
                     "require_against_a_server_without_tls_fails_fast",
                 );
+            }
+
+            #[test]
+            fn a_cancel_request_goes_over_tls() {
+                run(cancel_over_tls, "a_cancel_request_goes_over_tls");
             }
 
             #[test]
