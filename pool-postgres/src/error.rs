@@ -26,9 +26,11 @@
 //!   (cannot connect now). A connection that saw one must be discarded, not reused.
 //! * **permanent** ([`is_permanent_error`]): opening a connection failed in a way that
 //!   waiting cannot fix: `28P01` (password authentication failed), `28000` (invalid
-//!   authorization, e.g. the role does not exist or `pg_hba.conf` rejects it) and `3D000`
-//!   (the database does not exist). The pool then fails `acquire` at once with the real
-//!   error instead of retrying for the whole wait timeout.
+//!   authorization, e.g. the role does not exist or `pg_hba.conf` rejects it), `3D000`
+//!   (the database does not exist), a missing password or an unsupported authentication
+//!   method, a server certificate that does not verify (chain or host name), and a server
+//!   that does not offer TLS when `sslmode` requires it. The pool then fails `acquire` at
+//!   once with the real error instead of retrying for the whole wait timeout.
 //!
 //! ```
 //! use pool_postgres::{is_fatal_code, is_permanent_code};
@@ -65,10 +67,12 @@ pub enum ConfigError {
         reason: String,
     },
     /// TLS was required (`sslmode=require`, `verify-ca` or `verify-full`) but this build of
-    /// pool-postgres has no TLS support.
+    /// pool-postgres has no TLS support (neither the `rustls` nor the `native-tls` feature)
+    /// and no connector was given.
     #[error(
-        "sslmode={sslmode} needs TLS, but pool-postgres was built without the `native-tls` \
-         feature: enable it, or use sslmode=disable/prefer"
+        "sslmode={sslmode} needs TLS, but pool-postgres was built without a TLS feature: \
+         enable `rustls` or `native-tls`, pass a connector with \
+         PostgresConnectionFactory::new_with_tls, or use sslmode=disable/prefer"
     )]
     TlsUnavailable {
         /// The `sslmode` that asked for TLS.

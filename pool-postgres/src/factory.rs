@@ -336,8 +336,9 @@ impl PostgresConnectionFactory {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a malformed string, an unknown option or value, no host, or
-    /// TLS asked for when this build has none. Never a panic; never the password in the
+    /// [`ConfigError`] for a malformed string, an unknown option or value, no host, an
+    /// unreadable `sslrootcert`, or TLS asked for when this build has none (neither the
+    /// `rustls` nor the `native-tls` feature: see [`new_with_tls`](Self::new_with_tls)). Never a panic; never the password in the
     /// message.
     ///
     /// ```
@@ -402,7 +403,7 @@ impl PostgresConnectionFactory {
     }
 
     /// A factory from a [`postgres::Config`] you built. Its `ssl_mode` is honoured
-    /// (`Require` needs the `native-tls` feature).
+    /// (`Require` needs the `rustls` or the `native-tls` feature, see [`crate::tls`]).
     ///
     /// ```
     /// use pool_postgres::PostgresConnectionFactory;
@@ -687,6 +688,22 @@ impl PostgresConnectionFactory {
             self.sslmode = SslMode::Prefer;
         }
         self.connector = Connector::native(connector);
+        self
+    }
+
+    /// Uses your own rustls configuration (custom roots, client certificates, another
+    /// crypto provider), through `tokio-postgres-rustls`. `sslmode` still decides whether
+    /// TLS is used; `disable` becomes `prefer`. [`rustls_client_config`](crate::tls::rustls_client_config)
+    /// builds the one the `rustls` feature uses for an `sslmode`; passing it here picks
+    /// rustls in a build that also has the `native-tls` feature. Set `alpn_protocols` to
+    /// `postgresql` on a config of your own if the server is PostgreSQL 17+ and
+    /// `sslnegotiation=direct`.
+    #[cfg(feature = "rustls")]
+    pub fn with_rustls_config(mut self, config: rustls::ClientConfig) -> Self {
+        if self.sslmode == SslMode::Disable {
+            self.sslmode = SslMode::Prefer;
+        }
+        self.connector = Connector::rustls(config);
         self
     }
 

@@ -24,8 +24,9 @@
 //!   hosts and `target_session_attrs` included) or a [`postgres::Config`]; within the pool's
 //!   connection timeout, with TCP keepalives, startup settings (`application_name`,
 //!   `search_path`, `statement_timeout`) and optional init SQL. Plain TCP by default; TLS
-//!   with the `native-tls` feature, honouring `sslmode` and verifying certificates whenever TLS is required (see
-//!   [`tls`]).
+//!   with the `rustls` or the `native-tls` feature, honouring `sslmode` (and
+//!   `sslrootcert`) and verifying certificates whenever TLS is required, or with any
+//!   `MakeTlsConnect` you pass to [`PostgresConnectionFactory::new_with_tls`] (see [`tls`]).
 //! * **Checking** ([`validation`]): a ping (the default), a query, or age + ping + query.
 //! * **Recycling** ([`factory`]): a connection that comes back inside a transaction is
 //!   rolled back (or discarded), never handed on mid-transaction; the session can be reset
@@ -36,8 +37,9 @@
 //! * **Failover** ([`factory`]): a multi-host URL with `target_session_attrs=read-write`
 //!   or `read-only` picks the primary or a standby; after a promotion, `soft_evict()` makes
 //!   the pool reconnect to whichever host now qualifies.
-//! * **Failing fast** ([`error`]): a rejected password, unknown role or unknown database is
-//!   *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
+//! * **Failing fast** ([`error`]): a rejected password, an unknown role or database, a
+//!   server certificate that does not verify, or a server without TLS when `sslmode`
+//!   requires it is *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
 //!   retrying until the wait timeout. Everything else (refused, unreachable, too many
 //!   connections) is retried, and a caller that waited its whole timeout gets
 //!   `PoolError::AcquireTimeout` carrying the last connection error.
@@ -67,8 +69,14 @@
 //!
 //! # Features
 //!
+//! * `rustls`: TLS through rustls (pure Rust, the `ring` provider, the platform's root
+//!   store); builds with nothing but a Rust toolchain.
 //! * `native-tls`: TLS through the `native-tls` crate (OpenSSL on Linux; building needs
 //!   `pkg-config` and the OpenSSL headers, e.g. Debian's `libssl-dev`).
+//!
+//! Both implement the same `sslmode` table ([`tls`]); with both on, `sslmode` builds
+//! native-tls's connector, and `tls::rustls_client_config` with
+//! `PostgresConnectionFactory::with_rustls_config` picks rustls.
 
 #![warn(missing_docs)]
 
@@ -106,3 +114,20 @@ pub use postgres;
 /// [`PostgresConnectionFactory::with_tls_connector`].
 #[cfg(feature = "native-tls")]
 pub use native_tls;
+
+/// Re-exported (with the `native-tls` feature): its `MakeTlsConnector` is what to pass to
+/// [`PostgresConnectionFactory::new_with_tls`] to use native-tls your own way, as
+/// r2d2_postgres takes it.
+#[cfg(feature = "native-tls")]
+pub use postgres_native_tls;
+
+/// Re-exported (with the `rustls` feature), to build a configuration for
+/// [`PostgresConnectionFactory::with_rustls_config`] with the version this crate uses.
+#[cfg(feature = "rustls")]
+pub use rustls;
+
+/// Re-exported (with the `rustls` feature): its `MakeRustlsConnect` is the connector
+/// [`PostgresConnectionFactory::with_rustls_config`] builds, and what to pass to
+/// [`PostgresConnectionFactory::new_with_tls`] to use rustls your own way.
+#[cfg(feature = "rustls")]
+pub use tokio_postgres_rustls;

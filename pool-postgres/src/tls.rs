@@ -1,13 +1,22 @@
 //! TLS: `sslmode` as libpq spells it, and the connector that implements it.
 //!
-//! Without the `native-tls` cargo feature, connections are plain TCP (or Unix socket):
-//! `sslmode=disable`, `allow` and `prefer` connect without TLS, and `require`,
+//! Three ways to get TLS:
+//!
+//! * the **`rustls`** cargo feature: pure Rust (rustls with the `ring` provider), builds with
+//!   nothing but a Rust toolchain;
+//! * the **`native-tls`** cargo feature: the platform's TLS library (OpenSSL on Linux,
+//!   which needs `pkg-config` and the OpenSSL headers to build, e.g. Debian's `libssl-dev`);
+//! * **your own connector**, with no feature at all:
+//!   [`new_with_tls`](crate::PostgresConnectionFactory::new_with_tls) (see below).
+//!
+//! With neither feature and no connector of yours, connections are plain TCP (or Unix
+//! socket): `sslmode=disable`, `allow` and `prefer` connect without TLS, and `require`,
 //! `verify-ca` and `verify-full` are refused when the factory is built
 //! ([`ConfigError::TlsUnavailable`]), never silently downgraded.
 //!
-//! With `native-tls` (OpenSSL on Linux), TLS is used as `sslmode` asks, and **whenever
-//! TLS is required, the server certificate is verified by default**, against the system's
-//! roots plus the `sslrootcert` file if one is given:
+//! With a feature, TLS is used as `sslmode` asks, and **whenever TLS is required, the
+//! server certificate is verified by default**, against the platform's roots plus the
+//! `sslrootcert` file (PEM) if one is given. Both features implement the same table:
 //!
 //! | `sslmode` | TLS | certificate chain | host name |
 //! |---|---|---|---|
@@ -17,23 +26,67 @@
 //! | `verify-ca` | always | verified | not checked |
 //! | `verify-full` | always | verified | verified |
 //!
-//! # Your own TLS connector
+//! The host name checked is the connection string's `host` (an IP address is checked
+//! against the certificate's IP address entries); with `hostaddr` set too, the socket goes
+//! to `hostaddr` and the certificate is checked against `host`, as with libpq. A server
+//! that does not offer TLS when `sslmode` requires it, and a certificate that does not
+//! verify, fail the connection *permanently*
+//! ([`is_permanent_error`](crate::is_permanent_error)): `acquire` returns the error at once
+//! instead of retrying until its wait timeout. A handshake cut short by the network is
+//! retried like any other network failure.
 //!
-//! [`with_tls`](crate::PostgresConnectionFactory::with_tls) takes any
-//! [`MakeTlsConnect`] you already have, as r2d2_postgres does: `postgres-native-tls`,
-//! `postgres-openssl`, `tokio-postgres-rustls`, or your own. It is handed a [`PgSocket`]
-//! (the connection's socket with the pool's bounds on it, see [`crate::io`]) rather than
-//! the driver's socket; connectors written generically over the stream, as all of those
-//! are, accept it unchanged. `sslmode` still decides whether TLS is used and whether a
-//! server without TLS is refused; what is verified is up to your connector.
+//! | | `rustls` | `native-tls` |
+//! |---|---|---|
+//! | TLS library | rustls 0.23, `ring` provider | OpenSSL (Linux), Secure Transport (macOS), SChannel (Windows) |
+//! | platform roots | read with `rustls-native-certs` (on Linux the OpenSSL locations, `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured) | the TLS library's own |
+//! | `verify-ca` | rustls's verifier, ignoring only its name-mismatch error | `danger_accept_invalid_hostnames` |
+//! | `prefer`, `allow` | any certificate (handshake signatures still checked) | `danger_accept_invalid_certs` |
+//! | SCRAM channel binding | `tls-server-end-point` (from `tokio-postgres-rustls`) | `tls-server-end-point` |
+//! | your own settings | `with_rustls_config` (start from `tls::rustls_client_config`) | `with_tls_connector` |
+//!
+//! **Both features on** (say, two crates in one build each turn on one): the connector
+//! built from `sslmode` is native-tls's, always. To use rustls in such a build, hand the
+//! factory `tls::rustls_client_config(sslmode, sslrootcert)` with
+//! `PostgresConnectionFactory::with_rustls_config` (both there with the `rustls` feature).
 //!
 //! `require` is stricter than libpq's, which encrypts without checking the certificate.
 //! `prefer` matches libpq: it is opportunistic encryption, which an active attacker can
 //! defeat anyway by answering "no TLS", so checking the certificate there would only
 //! break connections to servers with self-signed certificates without protecting anyone.
 //! Ask for `require` or `verify-full` when it matters. To accept any certificate under
-//! `require` (a test server), pass your own connector with `danger_accept_invalid_certs`
-//! to `PostgresConnectionFactory::with_tls_connector`.
+//! `require` (a test server), pass a connector of your own that does (see below).
+//!
+//! # Your own TLS connector
+//!
+//! [`new_with_tls`](crate::PostgresConnectionFactory::new_with_tls) (or
+//! [`with_tls`](crate::PostgresConnectionFactory::with_tls) on a factory already built)
+//! takes any [`MakeTlsConnect`] you already have, as r2d2_postgres does:
+//! `postgres_native_tls::MakeTlsConnector`, `postgres_openssl::MakeTlsConnector`,
+//! `tokio_postgres_rustls::MakeRustlsConnect`, or your own. It needs no cargo feature. It
+//! is handed a [`PgSocket`] (the connection's socket with the pool's bounds on it, see
+//! [`crate::io`]) rather than the driver's socket; connectors written generically over the
+//! stream, as all of those are, accept it unchanged. `sslmode` still decides whether TLS
+//! is used and whether a server without TLS is refused; what is verified, and against which
+//! roots (`sslrootcert` is not read), is up to your connector.
+//!
+//! ```no_run
+//! # #[cfg(feature = "rustls")] {
+//! use pool_postgres::{rustls, tokio_postgres_rustls::MakeRustlsConnect};
+//! use pool_postgres::PostgresConnectionFactory;
+//!
+//! let config = rustls::ClientConfig::builder_with_provider(
+//!         rustls::crypto::ring::default_provider().into())
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(my_roots())
+//!     .with_no_client_auth();
+//! let factory = PostgresConnectionFactory::new_with_tls(
+//!     "postgres://app@db.internal:5432/orders?sslmode=verify-full",
+//!     MakeRustlsConnect::new(config),
+//! )?;
+//! # fn my_roots() -> rustls::RootCertStore { rustls::RootCertStore::empty() }
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::future::Future;
@@ -49,6 +102,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::ConfigError;
 use crate::io::{Bounded, IoGuard};
+
+#[cfg(feature = "rustls")]
+mod rustls_config;
+#[cfg(feature = "rustls")]
+pub use rustls_config::rustls_client_config;
 
 /// The `sslmode` connection option, with all of libpq's values.
 ///
@@ -186,8 +244,8 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    /// Builds the connector for `mode` (native-tls, when the feature is on and TLS may be
-    /// used).
+    /// Builds the connector for `mode`: native-tls's when that feature is on (whether or not
+    /// `rustls` is too), else rustls's when that one is, else none (plain only).
     pub(crate) fn for_mode(
         mode: SslMode,
         root_cert: Option<&std::path::Path>,
@@ -215,6 +273,7 @@ impl Connector {
                     builder.add_root_certificate(cert);
                 }
             }
+            postgres_native_tls::set_postgresql_alpn(&mut builder);
             match mode {
                 SslMode::VerifyCa => {
                     builder.danger_accept_invalid_hostnames(true);
@@ -229,7 +288,11 @@ impl Connector {
                 .map_err(|e| ConfigError::Tls(e.to_string()))?;
             Ok(Connector::native(connector))
         }
-        #[cfg(not(feature = "native-tls"))]
+        #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+        {
+            Ok(Connector::rustls(rustls_client_config(mode, root_cert)?))
+        }
+        #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
         {
             let _ = root_cert;
             if mode.requires_tls() {
@@ -253,6 +316,14 @@ impl Connector {
         Connector::custom(
             postgres_native_tls::MakeTlsConnector::new(connector),
             "native-tls",
+        )
+    }
+
+    #[cfg(feature = "rustls")]
+    pub(crate) fn rustls(config: rustls::ClientConfig) -> Connector {
+        Connector::custom(
+            tokio_postgres_rustls::MakeRustlsConnect::new(config),
+            "rustls",
         )
     }
 

@@ -505,18 +505,20 @@ mod tls {
         let mut conn = plain.create(T).unwrap();
         assert!(!uses_tls(&mut conn));
     }
-
-    #[test]
-    fn unreadable_root_cert_is_a_config_error() {
-        let err = PostgresConnectionFactory::new(
-            "host=localhost sslmode=verify-full sslrootcert=/nonexistent/ca.pem",
-        )
-        .unwrap_err();
-        assert!(matches!(err, pool_postgres::ConfigError::Tls(_)), "{err:?}");
-    }
 }
 
-#[cfg(not(feature = "native-tls"))]
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+#[test]
+fn unreadable_root_cert_is_a_config_error() {
+    let err = PostgresConnectionFactory::new(
+        "host=localhost sslmode=verify-full sslrootcert=/nonexistent/ca.pem",
+    )
+    .unwrap_err();
+    assert!(matches!(err, pool_postgres::ConfigError::Tls(_)), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[cfg(not(any(feature = "native-tls", feature = "rustls")))]
 #[test]
 fn tls_required_without_the_feature_is_a_config_error() {
     let err =
@@ -525,6 +527,11 @@ fn tls_required_without_the_feature_is_a_config_error() {
         matches!(err, pool_postgres::ConfigError::TlsUnavailable { .. }),
         "{err:?}"
     );
+    // The message names both features and the feature-free way.
+    let text = err.to_string();
+    for want in ["`rustls`", "`native-tls`", "new_with_tls"] {
+        assert!(text.contains(want), "{text}");
+    }
     // prefer falls back to plain
     assert!(PostgresConnectionFactory::new("postgres://u@h/db?sslmode=prefer").is_ok());
 }

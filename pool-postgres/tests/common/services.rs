@@ -469,6 +469,38 @@ impl Cluster {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+
+    /// Keeps the cluster for the rest of this process, for a fixture that the tests of one
+    /// binary share through a `static` (whose `Drop` never runs): a watcher (`sh`, as the
+    /// service user, in a process group of its own so that a Ctrl-C spares it) waits for
+    /// this process to end, however it ends (success, failure, abort, kill), then stops
+    /// the cluster (`pg_ctl stop -m immediate`) and removes its directory and `dirs`.
+    pub fn keep_until_exit(self, dirs: Vec<TempDir>) -> &'static Cluster {
+        const WATCH: &str = "pid=$1; pg_ctl=$2; data=$3; shift 3; \
+            while [ -d /proc/$pid ]; do sleep 1; done; \
+            \"$pg_ctl\" -D \"$data\" -w -t 30 -m immediate stop >/dev/null 2>&1; \
+            rm -rf \"$@\"";
+        let mut watcher = command("sh");
+        watcher
+            .args(["-c", WATCH, "sh", &std::process::id().to_string()])
+            .arg(self.bindir.join("pg_ctl"))
+            .arg(self.data())
+            .arg(self.dir.path())
+            .args(dirs.iter().map(|d| d.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let spawned = watcher.spawn();
+        if let Err(e) = spawned {
+            // Without a watcher, stop and remove everything now rather than leak it.
+            drop(dirs);
+            drop(self);
+            panic!("cannot start the watcher that stops the shared cluster: {e}");
+        }
+        // The watcher removes them once the process is gone.
+        std::mem::forget(dirs);
+        Box::leak(Box::new(self))
+    }
 }
 
 impl Drop for Cluster {
