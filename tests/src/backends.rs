@@ -60,7 +60,7 @@ impl Backend for Redis {
         2
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
-        services::redis_kill_by_name(tag)
+        services::redis_kill_by_name(self.addr, tag)
     }
 }
 
@@ -69,6 +69,42 @@ impl Backend for Redis {
 pub struct Postgres {
     /// The real server.
     pub addr: SocketAddr,
+    /// Whether the server is a throwaway cluster the test started
+    /// ([`crate::pg_cluster`]), whose processes a scenario may stop. Never the shared one.
+    pub throwaway: bool,
+}
+
+impl Postgres {
+    /// The shared server (its processes are never touched).
+    pub fn shared(addr: SocketAddr) -> Postgres {
+        Postgres {
+            addr,
+            throwaway: false,
+        }
+    }
+
+    /// A throwaway cluster of the test's own.
+    pub fn throwaway(server: &crate::pg_cluster::ThrowawayPostgres) -> Postgres {
+        Postgres {
+            addr: server.addr(),
+            throwaway: true,
+        }
+    }
+}
+
+/// Whether a `postgres::Error` comes from an I/O timeout on the client (somewhere in its
+/// `source()` chain, an `io::Error` of kind `TimedOut`).
+fn is_client_timeout(e: &pool_postgres::postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl Backend for Postgres {
@@ -100,6 +136,7 @@ impl Backend for Postgres {
             Ok(_) => Err("postgres: wrong answer".into()),
             Err(e) => Err(match e.code() {
                 Some(code) => format!("postgres: SQLSTATE {}", code.code()),
+                None if is_client_timeout(&e) => "postgres: network timeout".into(),
                 None if e.is_closed() => "postgres: connection closed".into(),
                 None => "postgres: i/o or protocol error".into(),
             }),
@@ -113,7 +150,7 @@ impl Backend for Postgres {
         4
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
-        services::postgres_kill_by_app(tag)
+        services::postgres_kill_by_app(self.addr, tag)
     }
 }
 

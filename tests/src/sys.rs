@@ -1,4 +1,5 @@
-//! Process gauges from `/proc/self`: resident memory and threads.
+//! Process gauges from `/proc/self` (resident memory and threads), and stopping other
+//! processes for a while ([`Stopped`]).
 
 use std::time::{Duration, Instant};
 
@@ -77,4 +78,53 @@ pub fn wait_threads_at_most(target: usize, exclude: &[&str], limit: Duration) ->
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Processes stopped with `SIGSTOP` (a server that stops answering without closing a
+/// socket), continued with `SIGCONT` when this is dropped: on success, failure and panic
+/// alike. Signals are sent with `kill(1)`, so no `unsafe` is needed here.
+pub struct Stopped {
+    pids: Vec<u32>,
+}
+
+impl Stopped {
+    /// Stops each of `pids` that can be signalled (one that ended meanwhile is left out).
+    pub fn stop(pids: &[u32]) -> Stopped {
+        Stopped {
+            pids: pids
+                .iter()
+                .copied()
+                .filter(|&pid| signal(pid, "STOP"))
+                .collect(),
+        }
+    }
+
+    /// How many processes are stopped.
+    pub fn len(&self) -> usize {
+        self.pids.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty()
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            signal(pid, "CONT");
+        }
+    }
+}
+
+/// `kill -<signal> <pid>`; whether it was delivered.
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

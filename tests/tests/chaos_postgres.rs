@@ -13,7 +13,7 @@ fn postgres_chaos_scenarios() {
         return;
     };
     let _one_at_a_time = serial();
-    let backend = Arc::new(Postgres { addr });
+    let backend = Arc::new(Postgres::shared(addr));
     let scenarios = [
         Scenario::Restart,
         Scenario::KillServerSide,
