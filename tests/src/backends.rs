@@ -8,7 +8,7 @@ use pool_postgres::PostgresConnectionFactory;
 use pool_redis::redis::{self, Commands};
 use pool_redis::{RedisConfig, RedisConnectionFactory};
 
-use crate::chaos::{Backend, CONNECTION_TIMEOUT, OP_TIMEOUT};
+use crate::chaos::{Backend, SessionLister, CONNECTION_TIMEOUT, OP_TIMEOUT};
 use crate::proxy::FaultProxy;
 use crate::services;
 
@@ -61,6 +61,20 @@ impl Backend for Redis {
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
         services::redis_kill_by_name(self.addr, tag)
+    }
+    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+        let (addr, tag) = (self.addr, tag.to_owned());
+        let mut admin = None;
+        Some(Box::new(move || {
+            if admin.is_none() {
+                admin = Some(services::redis_admin_at(addr).map_err(|e| e.to_string())?);
+            }
+            let conn = admin.as_mut().expect("connected");
+            services::redis_client_ports(conn, &tag).map_err(|e| {
+                admin = None;
+                e.to_string()
+            })
+        }))
     }
 }
 
@@ -151,6 +165,26 @@ impl Backend for Postgres {
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
         services::postgres_kill_by_app(self.addr, tag)
+    }
+    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+        let (addr, tag) = (self.addr, tag.to_owned());
+        let mut admin = None;
+        Some(Box::new(move || {
+            if admin.is_none() {
+                admin = Some(services::postgres_admin_at(addr).map_err(|e| e.to_string())?);
+            }
+            let conn = admin.as_mut().expect("connected");
+            services::postgres_session_ports(conn, &tag).map_err(|e| {
+                admin = None;
+                e.to_string()
+            })
+        }))
+    }
+    fn server_pids(&self, tags: &[&str]) -> Result<Vec<u32>, String> {
+        if !self.throwaway {
+            return Err("the shared PostgreSQL's processes are never stopped".into());
+        }
+        services::postgres_session_pids(self.addr, tags)
     }
 }
 
