@@ -318,6 +318,8 @@ pub struct StallReport {
     pub hit_what: &'static str,
     /// Why the stall could not be applied, if it could not.
     pub error: Option<String>,
+    /// How long applying it took (stopping processes is not instant).
+    pub applying: Duration,
 }
 
 /// The server's own list of the pool's sessions, sampled every [`SESSION_SAMPLE`].
@@ -917,15 +919,21 @@ pub fn run<B: Backend>(backend: Arc<B>, scenario: Scenario, measure: bool) -> Re
                 length,
                 ..StallReport::default()
             };
-            let start = Instant::now();
-            let heals = play_stall(scenario, length, &*backend, &proxy, probe, &tag, &mut st);
-            st.ok_during = live.succeeded_between(start, heals[0]);
-            st.ok_baseline = baseline * 10.0 * heals[0].duration_since(start).as_secs_f64();
+            let (start, heal) =
+                play_stall(scenario, length, &*backend, &proxy, probe, &tag, &mut st);
+            st.ok_during = live.succeeded_between(start, heal);
+            st.ok_baseline = baseline * 10.0 * heal.duration_since(start).as_secs_f64();
             if scenario == Scenario::StallStartups {
                 st.ok_required = Some(st.ok_baseline * STARTUP_MIN_SHARE);
             }
+            if st.applying > Duration::from_millis(100) {
+                notes.push(format!(
+                    "applying the stall took {:?} (the stall is timed from its end)",
+                    st.applying
+                ));
+            }
             stall = Some(st);
-            heals
+            vec![heal]
         }
         _ => play(
             scenario,
@@ -1238,8 +1246,8 @@ fn play<B: Backend>(
 
 /// Plays a stall scenario on the pool's proxy and the probe's (or stops the server
 /// processes of both pools' sessions); at the end of the stall, while it still holds,
-/// times the probe pool's `shutdown_timeout(SHUTDOWN_WAIT)`; then heals. Returns when it
-/// healed.
+/// times the probe pool's `shutdown_timeout(SHUTDOWN_WAIT)`; then heals. Returns when the
+/// stall was in place and when it healed.
 fn play_stall<B: Backend>(
     scenario: Scenario,
     length: Duration,
@@ -1248,9 +1256,9 @@ fn play_stall<B: Backend>(
     probe: &Probe<B>,
     tag: &str,
     st: &mut StallReport,
-) -> Vec<Instant> {
+) -> (Instant, Instant) {
     let proxies = [proxy, &probe.proxy];
-    let start = Instant::now();
+    let applying = Instant::now();
     let mut stopped = None;
     match scenario {
         Scenario::Blackhole => {
@@ -1290,6 +1298,8 @@ fn play_stall<B: Backend>(
         }
         _ => unreachable!("{scenario:?} is not a stall"),
     }
+    let start = Instant::now();
+    st.applying = start - applying;
     let shutdown_at = start + length.saturating_sub(SHUTDOWN_WAIT + SHUTDOWN_LEAD);
     thread::sleep(shutdown_at.saturating_duration_since(Instant::now()));
     let t = Instant::now();
@@ -1301,7 +1311,7 @@ fn play_stall<B: Backend>(
     }
     drop(stopped); // SIGCONT
     proxies.iter().for_each(|p| p.heal());
-    vec![Instant::now()]
+    (start, Instant::now())
 }
 
 /// The shutdown probe of a stall scenario: a second, small pool of the same backend

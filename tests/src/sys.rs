@@ -82,49 +82,72 @@ pub fn wait_threads_at_most(target: usize, exclude: &[&str], limit: Duration) ->
 
 /// Processes stopped with `SIGSTOP` (a server that stops answering without closing a
 /// socket), continued with `SIGCONT` when this is dropped: on success, failure and panic
-/// alike. Signals are sent with `kill(1)`, so no `unsafe` is needed here.
+/// alike. Signals are sent with one `kill(1)` for all of them (no `unsafe` needed here),
+/// and each process's state is read back from `/proc`.
 pub struct Stopped {
     pids: Vec<u32>,
+    stopped: usize,
 }
 
+/// How long [`Stopped::stop`] waits for the processes to show as stopped.
+const STOP_CONFIRM: Duration = Duration::from_secs(2);
+
 impl Stopped {
-    /// Stops each of `pids` that can be signalled (one that ended meanwhile is left out).
+    /// Stops `pids` and waits (up to [`STOP_CONFIRM`]) until `/proc` shows each one
+    /// stopped or gone.
     pub fn stop(pids: &[u32]) -> Stopped {
-        Stopped {
-            pids: pids
-                .iter()
-                .copied()
-                .filter(|&pid| signal(pid, "STOP"))
-                .collect(),
+        let mut s = Stopped {
+            pids: pids.to_vec(),
+            stopped: 0,
+        };
+        // A process that ended meanwhile makes `kill` fail for it alone.
+        signal(pids, "STOP");
+        let end = Instant::now() + STOP_CONFIRM;
+        loop {
+            let states: Vec<Option<char>> = pids.iter().map(|&p| process_state(p)).collect();
+            s.stopped = states.iter().filter(|st| **st == Some('T')).count();
+            if states.iter().all(|st| matches!(st, Some('T') | None)) || Instant::now() >= end {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
-    /// How many processes are stopped.
+    /// How many processes showed as stopped.
     pub fn len(&self) -> usize {
-        self.pids.len()
+        self.stopped
     }
 
-    /// Whether none is.
+    /// Whether none did.
     pub fn is_empty(&self) -> bool {
-        self.pids.is_empty()
+        self.stopped == 0
     }
 }
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        for &pid in &self.pids {
-            signal(pid, "CONT");
-        }
+        signal(&self.pids, "CONT");
     }
 }
 
-/// `kill -<signal> <pid>`; whether it was delivered.
-fn signal(pid: u32, signal: &str) -> bool {
+/// `kill -<signal> <pids>` (whether it could run at all; a pid that is gone makes it fail
+/// after signalling the others).
+fn signal(pids: &[u32], signal: &str) -> bool {
+    if pids.is_empty() {
+        return true;
+    }
     std::process::Command::new("kill")
         .arg(format!("-{signal}"))
-        .arg(pid.to_string())
+        .args(pids.iter().map(u32::to_string))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok()
+}
+
+/// A process's state letter from `/proc/<pid>/stat` (`T`: stopped), `None` if it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ...`: the state follows the last `)` (comm may contain anything).
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
