@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use pool_core::{ConnectionPool, PoolConfig, PooledConnection};
 use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, HttpRequest};
-use pool_postgres::PostgresConnectionFactory;
+use pool_postgres::{IoTimeoutKind, PostgresConnectionFactory};
 use pool_redis::redis::{self, Commands};
 use pool_redis::{RedisConfig, RedisConnectionFactory};
 
@@ -78,8 +78,10 @@ impl Backend for Redis {
     }
 }
 
-/// PostgreSQL: `SELECT 1::int4`, `statement_timeout` [`OP_TIMEOUT`] (server side), ping
-/// validation, the factory's release-time transaction check.
+/// PostgreSQL: `SELECT 1::int4`, `statement_timeout` [`OP_TIMEOUT`] (server side) and the
+/// same network timeout (client side: a request that sees no bytes for that long fails and
+/// the connection is closed), ping validation, the factory's release-time transaction check
+/// (bounded by [`OP_TIMEOUT`] too, as Redis's reset is by its response timeout).
 pub struct Postgres {
     /// The real server.
     pub addr: SocketAddr,
@@ -106,21 +108,6 @@ impl Postgres {
     }
 }
 
-/// Whether a `postgres::Error` comes from an I/O timeout on the client (somewhere in its
-/// `source()` chain, an `io::Error` of kind `TimedOut`).
-fn is_client_timeout(e: &pool_postgres::postgres::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
 impl Backend for Postgres {
     type F = PostgresConnectionFactory;
     fn name(&self) -> &'static str {
@@ -136,7 +123,9 @@ impl Backend for Postgres {
         ))
         .expect("postgres connection string")
         .with_application_name(tag)
-        .with_statement_timeout(OP_TIMEOUT);
+        .with_statement_timeout(OP_TIMEOUT)
+        .with_network_timeout(OP_TIMEOUT)
+        .with_reset_timeout(OP_TIMEOUT);
         ConnectionPool::builder(factory)
             .config(config)
             .validation(pool_postgres::PingValidation)
@@ -150,14 +139,17 @@ impl Backend for Postgres {
             Ok(_) => Err("postgres: wrong answer".into()),
             Err(e) => Err(match e.code() {
                 Some(code) => format!("postgres: SQLSTATE {}", code.code()),
-                None if is_client_timeout(&e) => "postgres: network timeout".into(),
-                None if e.is_closed() => "postgres: connection closed".into(),
-                None => "postgres: i/o or protocol error".into(),
+                None => match pool_postgres::io_timeout(&e).map(|t| t.kind()) {
+                    Some(IoTimeoutKind::NetworkTimeout) => "postgres: network timeout".into(),
+                    Some(kind) => format!("postgres: {kind:?}"),
+                    None if e.is_closed() => "postgres: connection closed".into(),
+                    None => "postgres: i/o or protocol error".into(),
+                },
             }),
         }
     }
     fn client_side_timeout(&self) -> bool {
-        false
+        true // the network timeout
     }
     fn round_trips(&self) -> u32 {
         // validation ping, prepare, execute, release-time transaction check

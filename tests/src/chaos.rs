@@ -61,7 +61,7 @@ pub const VALIDATION_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pool's `validation_interval` (background checks of idle connections).
 pub const VALIDATION_INTERVAL: Duration = Duration::from_secs(1);
 /// Backends' request timeout (Redis response timeout, HTTP request timeout, PostgreSQL
-/// `statement_timeout`).
+/// `statement_timeout` and network timeout).
 pub const OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Grace on top of a call's budget before it counts as late.
 pub const LATE_GRACE: Duration = Duration::from_secs(1);
@@ -124,8 +124,8 @@ pub trait Backend: Send + Sync + 'static {
     /// One request on a pooled connection. The error says what kind of failure it was.
     fn op(&self, conn: &mut PooledConnection<Self::F>, tag: &str) -> Result<(), String>;
     /// Whether a request is bounded on the client side by [`OP_TIMEOUT`] even when the
-    /// network stalls. (PostgreSQL: no, the driver has no client-side query timeout; its
-    /// `statement_timeout` runs on the server.)
+    /// network stalls (PostgreSQL: by the factory's network timeout; its
+    /// `statement_timeout` runs on the server and cannot help when nothing arrives).
     fn client_side_timeout(&self) -> bool;
     /// Round trips one call may make (acquire-time validation, request, release-time
     /// reset), for the call budget under added latency.
