@@ -307,7 +307,8 @@ pub struct StallReport {
     pub sessions: Option<Sessions>,
     /// Calls that succeeded from the start of the stall to the heal.
     pub ok_during: u64,
-    /// What the warm-up's throughput would have done in that time.
+    /// What full throughput would have done in that time (the reference the recovery is
+    /// measured against: the warm-up's, or the last second's if the machine slowed down).
     pub ok_baseline: f64,
     /// The least calls that must succeed during the stall, if the scenario has such a rule
     /// (stalled startups: [`STARTUP_MIN_SHARE`] of `ok_baseline`).
@@ -913,6 +914,7 @@ pub fn run<B: Backend>(backend: Arc<B>, scenario: Scenario, measure: bool) -> Re
     let mut killed = 0;
     let mut fault_starts = Vec::new();
     let mut stall = None;
+    let mut stall_window = None;
     let heals = match (scenario.stall_length(), &probe) {
         (Some(length), Some(probe)) => {
             let mut st = StallReport {
@@ -922,10 +924,7 @@ pub fn run<B: Backend>(backend: Arc<B>, scenario: Scenario, measure: bool) -> Re
             let (start, heal) =
                 play_stall(scenario, length, &*backend, &proxy, probe, &tag, &mut st);
             st.ok_during = live.succeeded_between(start, heal);
-            st.ok_baseline = baseline * 10.0 * heal.duration_since(start).as_secs_f64();
-            if scenario == Scenario::StallStartups {
-                st.ok_required = Some(st.ok_baseline * STARTUP_MIN_SHARE);
-            }
+            stall_window = Some(heal.duration_since(start));
             if st.applying > Duration::from_millis(100) {
                 notes.push(format!(
                     "applying the stall took {:?} (the stall is timed from its end)",
@@ -986,6 +985,14 @@ pub fn run<B: Backend>(backend: Arc<B>, scenario: Scenario, measure: bool) -> Re
         ));
     }
     let baseline = reference;
+    if let (Some(st), Some(window)) = (stall.as_mut(), stall_window) {
+        // Measured against the same reference as the recovery: on a machine that slowed
+        // down since the warm-up, the stall is not blamed for it.
+        st.ok_baseline = baseline * 10.0 * window.as_secs_f64();
+        if scenario == Scenario::StallStartups {
+            st.ok_required = Some(st.ok_baseline * STARTUP_MIN_SHARE);
+        }
+    }
 
     // Stop the clients; a call still running well after its limit is hung.
     live.stop.store(true, SeqCst);
