@@ -323,7 +323,7 @@ pub struct StallReport {
     pub applying: Duration,
 }
 
-/// The server's own list of the pool's sessions, sampled every [`SESSION_SAMPLE`].
+/// The server's own list of the pool's sessions, sampled every 50 ms (`SESSION_SAMPLE`).
 #[derive(Debug, Clone, Default)]
 pub struct Sessions {
     /// Most sessions listed at once.

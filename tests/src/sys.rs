@@ -93,7 +93,7 @@ pub struct Stopped {
 const STOP_CONFIRM: Duration = Duration::from_secs(2);
 
 impl Stopped {
-    /// Stops `pids` and waits (up to [`STOP_CONFIRM`]) until `/proc` shows each one
+    /// Stops `pids` and waits (up to 2 s, `STOP_CONFIRM`) until `/proc` shows each one
     /// stopped or gone.
     pub fn stop(pids: &[u32]) -> Stopped {
         let mut s = Stopped {
