@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 
 use pool_core::{ConnectionPool, PoolConfig, PooledConnection};
 use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, HttpRequest};
-use pool_postgres::PostgresConnectionFactory;
+use pool_postgres::{IoTimeoutKind, PostgresConnectionFactory};
 use pool_redis::redis::{self, Commands};
 use pool_redis::{RedisConfig, RedisConnectionFactory};
 
-use crate::chaos::{Backend, CONNECTION_TIMEOUT, OP_TIMEOUT};
+use crate::chaos::{Backend, SessionLister, CONNECTION_TIMEOUT, OP_TIMEOUT};
 use crate::proxy::FaultProxy;
 use crate::services;
 
@@ -60,15 +60,52 @@ impl Backend for Redis {
         2
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
-        services::redis_kill_by_name(tag)
+        services::redis_kill_by_name(self.addr, tag)
+    }
+    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+        let (addr, tag) = (self.addr, tag.to_owned());
+        let mut admin = None;
+        Some(Box::new(move || {
+            if admin.is_none() {
+                admin = Some(services::redis_admin_at(addr).map_err(|e| e.to_string())?);
+            }
+            let conn = admin.as_mut().expect("connected");
+            services::redis_client_ports(conn, &tag).map_err(|e| {
+                admin = None;
+                e.to_string()
+            })
+        }))
     }
 }
 
-/// PostgreSQL: `SELECT 1::int4`, `statement_timeout` [`OP_TIMEOUT`] (server side), ping
-/// validation, the factory's release-time transaction check.
+/// PostgreSQL: `SELECT 1::int4`, `statement_timeout` [`OP_TIMEOUT`] (server side) and the
+/// same network timeout (client side: a request that sees no bytes for that long fails and
+/// the connection is closed), ping validation, the factory's release-time transaction check
+/// (bounded by [`OP_TIMEOUT`] too, as Redis's reset is by its response timeout).
 pub struct Postgres {
     /// The real server.
     pub addr: SocketAddr,
+    /// Whether the server is a throwaway cluster the test started
+    /// ([`crate::pg_cluster`]), whose processes a scenario may stop. Never the shared one.
+    pub throwaway: bool,
+}
+
+impl Postgres {
+    /// The shared server (its processes are never touched).
+    pub fn shared(addr: SocketAddr) -> Postgres {
+        Postgres {
+            addr,
+            throwaway: false,
+        }
+    }
+
+    /// A throwaway cluster of the test's own.
+    pub fn throwaway(server: &crate::pg_cluster::ThrowawayPostgres) -> Postgres {
+        Postgres {
+            addr: server.addr(),
+            throwaway: true,
+        }
+    }
 }
 
 impl Backend for Postgres {
@@ -86,7 +123,9 @@ impl Backend for Postgres {
         ))
         .expect("postgres connection string")
         .with_application_name(tag)
-        .with_statement_timeout(OP_TIMEOUT);
+        .with_statement_timeout(OP_TIMEOUT)
+        .with_network_timeout(OP_TIMEOUT)
+        .with_reset_timeout(OP_TIMEOUT);
         ConnectionPool::builder(factory)
             .config(config)
             .validation(pool_postgres::PingValidation)
@@ -100,20 +139,44 @@ impl Backend for Postgres {
             Ok(_) => Err("postgres: wrong answer".into()),
             Err(e) => Err(match e.code() {
                 Some(code) => format!("postgres: SQLSTATE {}", code.code()),
-                None if e.is_closed() => "postgres: connection closed".into(),
-                None => "postgres: i/o or protocol error".into(),
+                None => match pool_postgres::io_timeout(&e).map(|t| t.kind()) {
+                    Some(IoTimeoutKind::NetworkTimeout) => "postgres: network timeout".into(),
+                    Some(kind) => format!("postgres: {kind:?}"),
+                    None if e.is_closed() => "postgres: connection closed".into(),
+                    None => "postgres: i/o or protocol error".into(),
+                },
             }),
         }
     }
     fn client_side_timeout(&self) -> bool {
-        false
+        true // the network timeout
     }
     fn round_trips(&self) -> u32 {
         // validation ping, prepare, execute, release-time transaction check
         4
     }
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
-        services::postgres_kill_by_app(tag)
+        services::postgres_kill_by_app(self.addr, tag)
+    }
+    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+        let (addr, tag) = (self.addr, tag.to_owned());
+        let mut admin = None;
+        Some(Box::new(move || {
+            if admin.is_none() {
+                admin = Some(services::postgres_admin_at(addr).map_err(|e| e.to_string())?);
+            }
+            let conn = admin.as_mut().expect("connected");
+            services::postgres_session_ports(conn, &tag).map_err(|e| {
+                admin = None;
+                e.to_string()
+            })
+        }))
+    }
+    fn server_pids(&self, tags: &[&str]) -> Result<Vec<u32>, String> {
+        if !self.throwaway {
+            return Err("the shared PostgreSQL's processes are never stopped".into());
+        }
+        services::postgres_session_pids(self.addr, tags)
     }
 }
 

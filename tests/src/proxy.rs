@@ -9,7 +9,28 @@
 //!   direction and new connections are accepted but not connected upstream, as a network
 //!   that drops every packet. Data the clients send meanwhile is held (the proxy keeps
 //!   reading, so it still sees a client close its socket) and delivered when the
-//!   blackhole heals, as TCP retransmission would; replies stay stalled upstream.
+//!   blackhole heals, as TCP retransmission would; so are the servers' replies.
+//!
+//! Stalls: the network stops delivering but no socket is closed. The proxy keeps reading
+//! from both sides while it holds data back (so each side's kernel acknowledges
+//! everything it sends, as a middlebox that acknowledges and forwards nothing would), up
+//! to [`MAX_HELD`] bytes per direction and connection, and delivers what it held when the
+//! stall heals. A FIN is held like data, in either direction, and so is a reset from the
+//! server; a reset from a client is passed on at once (both sides are reset, as with
+//! [`reset_all`](FaultProxy::reset_all)). A blackhole is a stall of both directions for
+//! every connection, new ones included. [`heal`](FaultProxy::heal) ends every stall.
+//!
+//! * [`set_stall`](FaultProxy::set_stall): one direction stalls (client → server or
+//!   server → client) for every connection, new ones included; the other still flows.
+//! * [`stall_existing`](FaultProxy::stall_existing): the connections open now stall in
+//!   both directions (a blackhole that starts after their handshake); new connections
+//!   flow normally.
+//! * [`stall_next_startups`](FaultProxy::stall_next_startups): the next `n` connections
+//!   accepted are connected upstream, but nothing the server sends them is forwarded (their
+//!   startup never completes); every other connection flows.
+//!
+//! Other faults:
+//!
 //! * [`reset_all`](FaultProxy::reset_all) / [`reset_some`](FaultProxy::reset_some): both
 //!   sides of current connections get an RST (`SO_LINGER` 0, then close).
 //! * [`set_refuse`](FaultProxy::set_refuse): the listening socket is closed, so new
@@ -22,6 +43,10 @@
 //! Counters: [`open`](FaultProxy::open) is the number of accepted connections whose client
 //! side is still open (what the pool holds, handshakes included); [`max_open`] the most
 //! ever open at once (counted at accept); [`accepted`](FaultProxy::accepted) all accepted.
+//! [`OpenCounter::upstream_ports`] lists the proxy's local ports towards the server of the
+//! connections whose client side is open, so that a server's own list of sessions (which
+//! shows those ports as the client's) can be split into sessions a client still holds and
+//! sessions whose client has left while a stall kept the server from learning it.
 //!
 //! Every thread the proxy starts is named `cx-proxy*`.
 //!
@@ -31,7 +56,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst,
+};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -42,8 +69,31 @@ use socket2::{Domain, SockRef, Socket, Type};
 const POLL: Duration = Duration::from_millis(20);
 /// How often the accept loop looks for new connections.
 const ACCEPT_POLL: Duration = Duration::from_millis(1);
-/// Most bytes held from a client during a blackhole before the proxy stops reading it.
-const MAX_HELD: usize = 1 << 20;
+/// Most bytes held per direction of a stalled connection before the proxy stops reading
+/// that side (its kernel then stops acknowledging once its buffers are full).
+pub const MAX_HELD: usize = 1 << 20;
+
+/// Bits of a connection's own stall flags ([`Conn::stall`]).
+const STALL_TO_SERVER: u8 = 1;
+const STALL_TO_CLIENT: u8 = 2;
+
+/// A direction of a proxied connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client → server: requests (and the client's FIN).
+    ToServer,
+    /// Server → client: replies (and the server's FIN or reset).
+    ToClient,
+}
+
+impl Direction {
+    fn bit(self) -> u8 {
+        match self {
+            Direction::ToServer => STALL_TO_SERVER,
+            Direction::ToClient => STALL_TO_CLIENT,
+        }
+    }
+}
 
 /// A fault-injecting TCP proxy in front of one upstream server. Stops when dropped.
 pub struct FaultProxy {
@@ -57,6 +107,14 @@ struct Inner {
     upstream: Option<SocketAddr>,
     latency_us: AtomicU64,
     blackhole: AtomicBool,
+    /// One direction stalled for every connection ([`FaultProxy::set_stall`]).
+    stall_to_server: AtomicBool,
+    stall_to_client: AtomicBool,
+    /// New connections still to be accepted with their server → client direction stalled
+    /// ([`FaultProxy::stall_next_startups`]).
+    startups_to_stall: AtomicU64,
+    /// Connections accepted that way, in total.
+    startups_stalled: AtomicU64,
     refuse: AtomicBool,
     reject_new: AtomicBool,
     /// 0: off.
@@ -88,6 +146,11 @@ struct Conn {
     bytes: AtomicU64,
     /// Pump threads still running for it.
     pumps: AtomicUsize,
+    /// This connection's own stalls (`STALL_TO_SERVER` | `STALL_TO_CLIENT`), on top of the
+    /// proxy-wide ones; cleared by `heal`.
+    stall: AtomicU8,
+    /// The proxy's local port towards the server (0: not connected upstream yet).
+    upstream_port: AtomicU16,
 }
 
 impl Conn {
@@ -161,6 +224,40 @@ impl FaultProxy {
         self.inner.blackhole.store(on, SeqCst);
     }
 
+    /// Stalls one direction of every connection, new ones included, while on (the other
+    /// direction still flows, and new connections are still connected upstream).
+    pub fn set_stall(&self, direction: Direction, on: bool) {
+        match direction {
+            Direction::ToServer => self.inner.stall_to_server.store(on, SeqCst),
+            Direction::ToClient => self.inner.stall_to_client.store(on, SeqCst),
+        }
+    }
+
+    /// Stalls both directions of every connection open now, until [`heal`](Self::heal);
+    /// connections accepted later flow normally. Returns how many were stalled.
+    pub fn stall_existing(&self) -> usize {
+        let victims = self.victims(usize::MAX, true);
+        for c in &victims {
+            c.stall.fetch_or(STALL_TO_SERVER | STALL_TO_CLIENT, SeqCst);
+        }
+        victims.len()
+    }
+
+    /// The next `n` connections accepted are connected upstream and forward what the
+    /// client sends, but nothing the server sends them, until [`heal`](Self::heal): their
+    /// startup (greeting, authentication) never completes. Connections accepted after
+    /// them, and those already open, flow normally.
+    pub fn stall_next_startups(&self, n: u64) {
+        self.inner.startups_to_stall.store(n, SeqCst);
+    }
+
+    /// Connections accepted with a stalled startup ([`stall_next_startups`]), in total.
+    ///
+    /// [`stall_next_startups`]: Self::stall_next_startups
+    pub fn startups_stalled(&self) -> u64 {
+        self.inner.startups_stalled.load(SeqCst)
+    }
+
     /// Refuses new connections (the listening socket is closed) while on.
     pub fn set_refuse(&self, on: bool) {
         self.inner.refuse.store(on, SeqCst);
@@ -178,10 +275,16 @@ impl FaultProxy {
             .store(bytes.map_or(0, |b| b.max(1)), SeqCst);
     }
 
-    /// Turns every fault off.
+    /// Turns every fault off, and ends every stall (held data is delivered).
     pub fn heal(&self) {
         self.set_latency(Duration::ZERO);
         self.set_blackhole(false);
+        self.set_stall(Direction::ToServer, false);
+        self.set_stall(Direction::ToClient, false);
+        self.stall_next_startups(0);
+        for c in self.inner.conns.lock().unwrap().values() {
+            c.stall.store(0, SeqCst);
+        }
         self.set_refuse(false);
         self.set_reject_new(false);
         self.set_cut_after(None);
@@ -295,6 +398,22 @@ impl OpenCounter {
     /// chunk does not read the FIN behind it until it has forwarded the chunk).
     pub fn get(&self) -> usize {
         self.0.open.load(SeqCst)
+    }
+
+    /// The proxy's local ports towards the server of the connections whose client side is
+    /// open right now: a server lists them as its sessions' client ports. A session whose
+    /// port is not listed has no client any more (it left, and a stall or a stopped server
+    /// process kept the server from learning it yet), or is not this proxy's.
+    pub fn upstream_ports(&self) -> HashSet<u16> {
+        self.0
+            .conns
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| c.counted.load(SeqCst) && !c.killed.load(SeqCst))
+            .map(|c| c.upstream_port.load(SeqCst))
+            .filter(|&p| p != 0)
+            .collect()
     }
 
     /// Connections the clients have open to the proxy, as the kernel sees them: the
@@ -457,6 +576,13 @@ fn on_accept(inner: &Arc<Inner>, client: TcpStream) {
     inner.accepted.fetch_add(1, SeqCst);
     let now = inner.open.fetch_add(1, SeqCst) + 1;
     inner.max_open.fetch_max(now, SeqCst);
+    let stall_startup = inner
+        .startups_to_stall
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if stall_startup {
+        inner.startups_stalled.fetch_add(1, SeqCst);
+    }
     let conn = Arc::new(Conn {
         client,
         upstream: Mutex::new(None),
@@ -465,6 +591,8 @@ fn on_accept(inner: &Arc<Inner>, client: TcpStream) {
         counted: AtomicBool::new(true),
         bytes: AtomicU64::new(0),
         pumps: AtomicUsize::new(1),
+        stall: AtomicU8::new(if stall_startup { STALL_TO_CLIENT } else { 0 }),
+        upstream_port: AtomicU16::new(0),
     });
     let id = inner.next_id.fetch_add(1, SeqCst);
     inner.conns.lock().unwrap().insert(id, conn.clone());
@@ -528,8 +656,45 @@ fn latency(inner: &Inner) -> Duration {
     Duration::from_micros(inner.latency_us.load(SeqCst))
 }
 
+/// Whether `direction` of `conn` is stalled now: a blackhole, a proxy-wide stall of that
+/// direction, or the connection's own.
+fn stalled(inner: &Inner, conn: &Conn, direction: Direction) -> bool {
+    inner.blackhole.load(SeqCst)
+        || match direction {
+            Direction::ToServer => inner.stall_to_server.load(SeqCst),
+            Direction::ToClient => inner.stall_to_client.load(SeqCst),
+        }
+        || conn.stall.load(SeqCst) & direction.bit() != 0
+}
+
+/// Writes `data` to `to` after the added latency, counting it against the cut limit.
+fn deliver(conn: &Conn, inner: &Inner, to: &mut &TcpStream, data: &[u8]) -> Delivery {
+    if !carry(conn, inner, data.len()) {
+        return Delivery::Reset;
+    }
+    let lat = latency(inner);
+    if !lat.is_zero() && !hold(conn, inner, lat) {
+        conn.kill();
+        return Delivery::Reset;
+    }
+    if to.write_all(data).is_err() {
+        return Delivery::WriteFailed;
+    }
+    Delivery::Done
+}
+
+/// What became of a chunk handed to `deliver`.
+enum Delivery {
+    Done,
+    /// Cut or killed: the connection is being reset.
+    Reset,
+    /// The receiving side's socket failed.
+    WriteFailed,
+}
+
 /// The connection's first thread: connects upstream (not during a blackhole), starts the
-/// reverse pump, then copies client → upstream.
+/// reverse pump, then copies client → upstream, holding what the client sends while that
+/// direction is stalled.
 fn client_to_upstream(inner: &Arc<Inner>, conn: &Arc<Conn>, id: u64) {
     let _ = conn.client.set_read_timeout(Some(POLL));
     let _ = conn.client.set_write_timeout(Some(Duration::from_secs(2)));
@@ -542,14 +707,16 @@ fn client_to_upstream(inner: &Arc<Inner>, conn: &Arc<Conn>, id: u64) {
             conn.kill();
             return;
         }
-        let blackhole = inner.blackhole.load(SeqCst);
-        if !blackhole && upstream.is_none() {
+        if !inner.blackhole.load(SeqCst) && upstream.is_none() {
             // Connect upstream now (first time, or after a blackhole).
             let target = inner.upstream.expect("upstream address");
             match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
                 Ok(up) => {
                     let _ = up.set_nodelay(true);
                     let _ = up.set_write_timeout(Some(Duration::from_secs(2)));
+                    if let Ok(local) = up.local_addr() {
+                        conn.upstream_port.store(local.port(), SeqCst);
+                    }
                     let Ok(up2) = up.try_clone() else {
                         conn.kill();
                         return;
@@ -588,24 +755,18 @@ fn client_to_upstream(inner: &Arc<Inner>, conn: &Arc<Conn>, id: u64) {
                 }
             }
         }
-        if !blackhole && !held.is_empty() {
-            if let Some(up) = upstream.as_mut() {
-                if !carry(conn, inner, held.len()) {
-                    return;
-                }
-                let lat = latency(inner);
-                if !lat.is_zero() && !hold(conn, inner, lat) {
-                    conn.kill();
-                    return;
-                }
-                if up.write_all(&held).is_err() {
+        let stall = stalled(inner, conn, Direction::ToServer);
+        if !stall && !held.is_empty() {
+            if let Some(up) = upstream.as_ref() {
+                let mut up = up;
+                if !matches!(deliver(conn, inner, &mut up, &held), Delivery::Done) {
                     conn.kill();
                     return;
                 }
                 held.clear();
             }
         }
-        if blackhole && held.len() >= MAX_HELD {
+        if stall && held.len() >= MAX_HELD {
             thread::sleep(POLL);
             continue;
         }
@@ -619,7 +780,7 @@ fn client_to_upstream(inner: &Arc<Inner>, conn: &Arc<Conn>, id: u64) {
                 // The client closed its side: pass the FIN on (after any held data).
                 conn.client_gone.store(true, SeqCst);
                 conn.uncount(inner);
-                wait_out_blackhole(inner, conn);
+                wait_out_stall(inner, conn, Direction::ToServer);
                 if conn.killed.load(SeqCst) {
                     conn.kill();
                     return;
@@ -647,34 +808,34 @@ fn client_to_upstream(inner: &Arc<Inner>, conn: &Arc<Conn>, id: u64) {
             conn.kill();
             return;
         }
-        if inner.blackhole.load(SeqCst) || upstream.is_none() {
+        if stalled(inner, conn, Direction::ToServer) || upstream.is_none() {
             held.extend_from_slice(&buf[..n]);
             continue;
         }
-        if !carry(conn, inner, n) {
-            return;
-        }
-        let lat = latency(inner);
-        if !lat.is_zero() && !hold(conn, inner, lat) {
-            conn.kill();
-            return;
-        }
-        let up = upstream.as_mut().expect("connected");
-        if up.write_all(&buf[..n]).is_err() {
+        let mut up = upstream.as_ref().expect("connected");
+        if !matches!(deliver(conn, inner, &mut up, &buf[..n]), Delivery::Done) {
             conn.kill();
             return;
         }
     }
 }
 
-/// Waits while a blackhole is on (the FIN is delivered when it heals).
-fn wait_out_blackhole(inner: &Inner, conn: &Conn) {
-    while inner.blackhole.load(SeqCst) && !conn.killed.load(SeqCst) && !inner.stop.load(SeqCst) {
+/// Waits while `direction` of `conn` is stalled (a FIN is delivered when it heals).
+fn wait_out_stall(inner: &Inner, conn: &Conn, direction: Direction) {
+    while stalled(inner, conn, direction) && !conn.killed.load(SeqCst) && !inner.stop.load(SeqCst) {
         thread::sleep(POLL);
     }
 }
 
-/// Copies upstream → client; stalls (reads nothing) during a blackhole.
+/// How the server ended its side, while a stall held that back from the client.
+#[derive(Clone, Copy)]
+enum ServerEnd {
+    Fin,
+    Reset,
+}
+
+/// Copies upstream → client, holding what the server sends (and its FIN or reset) while
+/// that direction is stalled.
 fn upstream_to_client(inner: &Inner, conn: &Conn) {
     let Some(up) = conn
         .upstream
@@ -689,53 +850,80 @@ fn upstream_to_client(inner: &Inner, conn: &Conn) {
     let _ = up.set_read_timeout(Some(POLL));
     let mut up = &up;
     let mut client = &conn.client;
+    let mut held: Vec<u8> = Vec::new();
+    let mut ended: Option<ServerEnd> = None;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if conn.killed.load(SeqCst) || inner.stop.load(SeqCst) {
             conn.kill();
             return;
         }
-        if inner.blackhole.load(SeqCst) {
+        let stall = stalled(inner, conn, Direction::ToClient);
+        if !stall {
+            if !held.is_empty() {
+                match deliver(conn, inner, &mut client, &held) {
+                    Delivery::Done => held.clear(),
+                    Delivery::Reset => return,
+                    Delivery::WriteFailed => return client_write_failed(conn),
+                }
+            }
+            match ended {
+                Some(ServerEnd::Fin) => {
+                    let _ = conn.client.shutdown(Shutdown::Write);
+                    return;
+                }
+                Some(ServerEnd::Reset) => {
+                    conn.kill();
+                    return;
+                }
+                None => {}
+            }
+        }
+        if ended.is_some() || (stall && held.len() >= MAX_HELD) {
             thread::sleep(POLL);
             continue;
         }
         let n = match up.read(&mut buf) {
+            Ok(0) if conn.killed.load(SeqCst) => return, // kill() shut our read side
             Ok(0) => {
-                // The server closed (pass the FIN on), or kill() shut our read side.
-                if !conn.killed.load(SeqCst) {
-                    let _ = conn.client.shutdown(Shutdown::Write);
-                }
-                return;
+                // The server closed: pass the FIN on (after any held data).
+                ended = Some(ServerEnd::Fin);
+                continue;
             }
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => {
-                // Reset by the server (or woken by kill()): reset the client too.
+            Err(_) if conn.killed.load(SeqCst) => {
                 conn.kill();
                 return;
+            }
+            Err(_) => {
+                // Reset by the server: reset the client too (once any stall heals).
+                ended = Some(ServerEnd::Reset);
+                continue;
             }
         };
         if conn.killed.load(SeqCst) {
             conn.kill();
             return;
         }
-        if !carry(conn, inner, n) {
-            return;
+        if stalled(inner, conn, Direction::ToClient) {
+            held.extend_from_slice(&buf[..n]);
+            continue;
         }
-        let lat = latency(inner);
-        if !lat.is_zero() && !hold(conn, inner, lat) {
-            conn.kill();
-            return;
+        match deliver(conn, inner, &mut client, &buf[..n]) {
+            Delivery::Done => {}
+            Delivery::Reset => return,
+            Delivery::WriteFailed => return client_write_failed(conn),
         }
-        if client.write_all(&buf[..n]).is_err() {
-            if conn.client_gone.load(SeqCst) {
-                // The client already left: nothing to deliver, close upstream quietly.
-                return;
-            }
-            conn.kill();
-            return;
-        }
+    }
+}
+
+/// A write to the client failed: if the client already left there is nothing to deliver
+/// (close upstream quietly), otherwise reset both sides.
+fn client_write_failed(conn: &Conn) {
+    if !conn.client_gone.load(SeqCst) {
+        conn.kill();
     }
 }
 
@@ -868,6 +1056,135 @@ mod tests {
         assert!(roundtrip(&mut d, b"567890").is_err());
         assert_eq!(proxy.cuts(), 1);
         proxy.heal();
+        stop.store(true, SeqCst);
+    }
+
+    /// Reads what arrives on `c` within `wait` (nothing: empty).
+    fn read_within(c: &mut TcpStream, wait: Duration) -> Vec<u8> {
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 64];
+        match c.read(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// An upstream that records what it receives and answers each chunk with `ack`.
+    fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { return };
+                let g = g.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        g.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if c.write_all(b"ack").is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, got)
+    }
+
+    #[test]
+    fn one_way_stalls() {
+        let (up, got) = recording_server();
+        let proxy = FaultProxy::start(up);
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        c.write_all(b"1").unwrap();
+        assert_eq!(read_within(&mut c, Duration::from_secs(2)), b"ack");
+
+        // Server → client stalled: the request arrives, the reply is held until the heal.
+        proxy.set_stall(Direction::ToClient, true);
+        c.write_all(b"2").unwrap();
+        assert!(eventually(|| got.lock().unwrap().as_slice() == b"12"));
+        assert!(read_within(&mut c, Duration::from_millis(300)).is_empty());
+        proxy.heal();
+        assert_eq!(read_within(&mut c, Duration::from_secs(2)), b"ack");
+
+        // Client → server stalled: the request is held (and acknowledged), delivered at
+        // the heal.
+        proxy.set_stall(Direction::ToServer, true);
+        c.write_all(b"3").unwrap();
+        assert!(read_within(&mut c, Duration::from_millis(300)).is_empty());
+        assert_eq!(got.lock().unwrap().as_slice(), b"12");
+        proxy.heal();
+        assert_eq!(read_within(&mut c, Duration::from_secs(2)), b"ack");
+        assert_eq!(got.lock().unwrap().as_slice(), b"123");
+    }
+
+    #[test]
+    fn stall_existing_then_new_flow() {
+        let (up, stop) = echo_server();
+        let proxy = FaultProxy::start(up);
+        let mut old = TcpStream::connect(proxy.addr()).unwrap();
+        old.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(roundtrip(&mut old, b"a").unwrap(), b"a");
+        assert!(eventually(
+            || proxy.open_counter().upstream_ports().len() == 1
+        ));
+        assert_eq!(proxy.stall_existing(), 1);
+        // The open connection is stalled...
+        assert!(read_within(&mut old, Duration::from_millis(50)).is_empty());
+        old.write_all(b"b").unwrap();
+        assert!(read_within(&mut old, Duration::from_millis(300)).is_empty());
+        // ...a new one flows.
+        let mut new = TcpStream::connect(proxy.addr()).unwrap();
+        new.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(roundtrip(&mut new, b"c").unwrap(), b"c");
+        // The stalled client leaves: its server session is no longer listed as held.
+        drop(old);
+        assert!(eventually(
+            || proxy.open_counter().upstream_ports().len() == 1
+        ));
+        proxy.heal();
+        assert_eq!(roundtrip(&mut new, b"d").unwrap(), b"d");
+        stop.store(true, SeqCst);
+    }
+
+    #[test]
+    fn stalled_startups() {
+        let (up, stop) = echo_server();
+        let proxy = FaultProxy::start(up);
+        let mut before = TcpStream::connect(proxy.addr()).unwrap();
+        before
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(roundtrip(&mut before, b"x").unwrap(), b"x");
+        proxy.stall_next_startups(2);
+        let mut stalled: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(proxy.addr()).unwrap())
+            .collect();
+        for s in &mut stalled {
+            s.write_all(b"hello").unwrap();
+            assert!(read_within(s, Duration::from_millis(200)).is_empty());
+        }
+        // The third new one, and the old one, flow.
+        let mut after = TcpStream::connect(proxy.addr()).unwrap();
+        after
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(roundtrip(&mut after, b"y").unwrap(), b"y");
+        assert_eq!(roundtrip(&mut before, b"z").unwrap(), b"z");
+        assert_eq!(proxy.startups_stalled(), 2);
+        // The stalled ones were connected upstream: their replies come at the heal.
+        proxy.heal();
+        for s in &mut stalled {
+            let mut got = [0u8; 5];
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"hello");
+        }
         stop.store(true, SeqCst);
     }
 }

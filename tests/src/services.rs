@@ -29,13 +29,30 @@ pub fn skip(test: &str, service: &str, addr: &str) {
     ));
 }
 
-/// A direct (not proxied) admin connection to PostgreSQL.
+/// A direct (not proxied) admin connection to the shared PostgreSQL.
 pub fn postgres_admin() -> Result<postgres::Client, postgres::Error> {
-    let mut config: postgres::Config = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-        .parse()
-        .expect("admin connection string");
-    config.connect_timeout(Duration::from_secs(2));
-    config.application_name("cx-admin");
+    postgres_admin_at(POSTGRES_ADDR.parse().unwrap())
+}
+
+/// How long an admin statement may run (server side): reading `pg_stat_activity` while
+/// some backends are stopped must not hang a sampler for good.
+const ADMIN_STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A direct (not proxied) admin connection to the PostgreSQL at `addr` (user `postgres`,
+/// database `test`, trust).
+pub fn postgres_admin_at(addr: SocketAddr) -> Result<postgres::Client, postgres::Error> {
+    let mut config = postgres::Config::new();
+    config
+        .host(&addr.ip().to_string())
+        .port(addr.port())
+        .user("postgres")
+        .dbname("test")
+        .connect_timeout(Duration::from_secs(2))
+        .application_name("cx-admin")
+        .options(&format!(
+            "-c statement_timeout={}",
+            ADMIN_STATEMENT_TIMEOUT.as_millis()
+        ));
     config.connect(postgres::NoTls)
 }
 
@@ -54,10 +71,17 @@ pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
     }
 }
 
-/// A direct (not proxied) admin connection to Redis.
+/// A direct (not proxied) admin connection to the shared Redis.
 pub fn redis_admin() -> redis::RedisResult<redis::Connection> {
-    redis::Client::open(format!("redis://{REDIS_ADDR}"))?
-        .get_connection_with_timeout(Duration::from_secs(2))
+    redis_admin_at(REDIS_ADDR.parse().unwrap())
+}
+
+/// A direct (not proxied) admin connection to the Redis at `addr`.
+pub fn redis_admin_at(addr: SocketAddr) -> redis::RedisResult<redis::Connection> {
+    let conn = redis::Client::open(format!("redis://{addr}"))?
+        .get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(conn)
 }
 
 /// `Some(address)` when Redis answers PING; otherwise skips loudly (or panics).
@@ -75,10 +99,10 @@ pub fn redis_or_skip(test: &str) -> Option<SocketAddr> {
     }
 }
 
-/// Terminates every PostgreSQL session whose `application_name` is `name` (server side).
-/// Returns how many.
-pub fn postgres_kill_by_app(name: &str) -> usize {
-    let Ok(mut admin) = postgres_admin() else {
+/// Terminates every PostgreSQL session at `addr` whose `application_name` is `name`
+/// (server side). Returns how many.
+pub fn postgres_kill_by_app(addr: SocketAddr, name: &str) -> usize {
+    let Ok(mut admin) = postgres_admin_at(addr) else {
         return 0;
     };
     admin
@@ -91,23 +115,66 @@ pub fn postgres_kill_by_app(name: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// PostgreSQL sessions whose `application_name` is `name`.
-pub fn postgres_sessions(name: &str) -> usize {
-    let Ok(mut admin) = postgres_admin() else {
-        return 0;
-    };
-    admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .map(|r| r.get::<_, i64>(0) as usize)
-        .unwrap_or(0)
+/// The client ports of the PostgreSQL sessions whose `application_name` is `name`, as
+/// `admin`'s server lists them (`pg_stat_activity`).
+pub fn postgres_session_ports(
+    admin: &mut postgres::Client,
+    name: &str,
+) -> Result<Vec<u16>, postgres::Error> {
+    let rows = admin.query(
+        "SELECT client_port FROM pg_stat_activity WHERE application_name = $1",
+        &[&name],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.get::<_, Option<i32>>(0)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0)
+        })
+        .collect())
 }
 
-/// Kills every Redis client named `name` (`CLIENT KILL ID`, server side). Returns how many.
-pub fn redis_kill_by_name(name: &str) -> usize {
-    let Ok(mut admin) = redis_admin() else {
+/// The process ids of the PostgreSQL sessions at `addr` whose `application_name` is one
+/// of `names`.
+pub fn postgres_session_pids(addr: SocketAddr, names: &[&str]) -> Result<Vec<u32>, String> {
+    let mut admin = postgres_admin_at(addr).map_err(|e| format!("admin connection: {e}"))?;
+    let rows = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1)",
+            &[&names],
+        )
+        .map_err(|e| format!("pg_stat_activity: {e}"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| u32::try_from(r.get::<_, i32>(0)).ok())
+        .collect())
+}
+
+/// The client ports of the Redis clients named `name`, as `admin`'s server lists them
+/// (`CLIENT LIST`).
+pub fn redis_client_ports(
+    admin: &mut redis::Connection,
+    name: &str,
+) -> redis::RedisResult<Vec<u16>> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(admin)?;
+    let needle = format!(" name={name} ");
+    Ok(list
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("addr="))
+                .and_then(|a| a.rsplit(':').next()?.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect())
+}
+
+/// Kills every Redis client at `addr` named `name` (`CLIENT KILL ID`, server side).
+/// Returns how many.
+pub fn redis_kill_by_name(addr: SocketAddr, name: &str) -> usize {
+    let Ok(mut admin) = redis_admin_at(addr) else {
         return 0;
     };
     let Ok(list) = redis::cmd("CLIENT").arg("LIST").query::<String>(&mut admin) else {

@@ -1,4 +1,5 @@
-//! Process gauges from `/proc/self`: resident memory and threads.
+//! Process gauges from `/proc/self` (resident memory and threads), and stopping other
+//! processes for a while ([`Stopped`]).
 
 use std::time::{Duration, Instant};
 
@@ -77,4 +78,76 @@ pub fn wait_threads_at_most(target: usize, exclude: &[&str], limit: Duration) ->
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Processes stopped with `SIGSTOP` (a server that stops answering without closing a
+/// socket), continued with `SIGCONT` when this is dropped: on success, failure and panic
+/// alike. Signals are sent with one `kill(1)` for all of them (no `unsafe` needed here),
+/// and each process's state is read back from `/proc`.
+pub struct Stopped {
+    pids: Vec<u32>,
+    stopped: usize,
+}
+
+/// How long [`Stopped::stop`] waits for the processes to show as stopped.
+const STOP_CONFIRM: Duration = Duration::from_secs(2);
+
+impl Stopped {
+    /// Stops `pids` and waits (up to 2 s, `STOP_CONFIRM`) until `/proc` shows each one
+    /// stopped or gone.
+    pub fn stop(pids: &[u32]) -> Stopped {
+        let mut s = Stopped {
+            pids: pids.to_vec(),
+            stopped: 0,
+        };
+        // A process that ended meanwhile makes `kill` fail for it alone.
+        signal(pids, "STOP");
+        let end = Instant::now() + STOP_CONFIRM;
+        loop {
+            let states: Vec<Option<char>> = pids.iter().map(|&p| process_state(p)).collect();
+            s.stopped = states.iter().filter(|st| **st == Some('T')).count();
+            if states.iter().all(|st| matches!(st, Some('T') | None)) || Instant::now() >= end {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// How many processes showed as stopped.
+    pub fn len(&self) -> usize {
+        self.stopped
+    }
+
+    /// Whether none did.
+    pub fn is_empty(&self) -> bool {
+        self.stopped == 0
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(&self.pids, "CONT");
+    }
+}
+
+/// `kill -<signal> <pids>` (whether it could run at all; a pid that is gone makes it fail
+/// after signalling the others).
+fn signal(pids: &[u32], signal: &str) -> bool {
+    if pids.is_empty() {
+        return true;
+    }
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(pids.iter().map(u32::to_string))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A process's state letter from `/proc/<pid>/stat` (`T`: stopped), `None` if it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ...`: the state follows the last `)` (comm may contain anything).
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }

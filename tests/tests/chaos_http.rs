@@ -6,6 +6,7 @@ use std::sync::Arc;
 use integration_tests::backends::Http;
 use integration_tests::chaos::{check, run, selected, serial, Scenario};
 use integration_tests::http_server::HttpServer;
+use integration_tests::proxy::Direction;
 
 #[test]
 fn http_chaos_scenarios() {
@@ -19,6 +20,10 @@ fn http_chaos_scenarios() {
         Scenario::KillServerSide,
         Scenario::Blackhole,
         Scenario::Flapping,
+        Scenario::StallOneWay(Direction::ToServer),
+        Scenario::StallOneWay(Direction::ToClient),
+        Scenario::StallExisting,
+        Scenario::StallStartups,
     ];
     let reports: Vec<_> = scenarios
         .into_iter()

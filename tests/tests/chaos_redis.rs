@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use integration_tests::backends::Redis;
 use integration_tests::chaos::{check, run, selected, serial, Scenario};
+use integration_tests::proxy::Direction;
 use integration_tests::services;
 
 #[test]
@@ -22,6 +23,10 @@ fn redis_chaos_scenarios() {
         Scenario::LatencySpike(Duration::from_millis(700)),
         Scenario::Flapping,
         Scenario::CreateFailing,
+        Scenario::StallOneWay(Direction::ToServer),
+        Scenario::StallOneWay(Direction::ToClient),
+        Scenario::StallExisting,
+        Scenario::StallStartups,
     ];
     let reports: Vec<_> = scenarios
         .into_iter()

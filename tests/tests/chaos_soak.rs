@@ -43,7 +43,7 @@ fn soak_mixed_faults() {
     if let Some(addr) = services::postgres_or_skip("soak_mixed_faults (postgres part)") {
         runs.push(spawn(
             "postgres",
-            Box::new(move || run(Arc::new(Postgres { addr }), scenario, false)),
+            Box::new(move || run(Arc::new(Postgres::shared(addr)), scenario, false)),
         ));
     }
     if let Some(addr) = services::redis_or_skip("soak_mixed_faults (redis part)") {
