@@ -614,8 +614,11 @@ impl PostgresConnectionFactory {
     /// | TCP user timeout ([`with_tcp_user_timeout`](Self::with_tcp_user_timeout), default 30 s) | the kernel | data the peer never acknowledges |
     /// | TCP keepalives ([`with_keepalives`](Self::with_keepalives)) | the kernel | a peer that vanished while the connection is idle |
     ///
-    /// Set it above the slowest query you expect to wait on (a query the server is busy
-    /// with sends no bytes until it has rows), e.g. `statement_timeout` plus a margin.
+    /// It measures silence, not the whole call: a call of several round trips (a
+    /// `query` with a SQL string prepares the statement, then runs it) can take up to
+    /// the timeout past the last bytes it saw. Set it above the slowest query you expect
+    /// to wait on (a query the server is busy with sends no bytes until it has rows),
+    /// e.g. `statement_timeout` plus a margin.
     /// Zero turns it off. An error it causes carries an [`IoTimeout`](crate::IoTimeout)
     /// ([`io_timeout`](crate::io_timeout) finds it).
     ///
