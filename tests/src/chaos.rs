@@ -1294,13 +1294,23 @@ fn play_stall<B: Backend>(
         }
         Scenario::FreezeServer => {
             st.hit_what = "server processes stopped";
-            match backend.server_pids(&[tag, &probe.tag]) {
-                Ok(pids) => {
-                    let s = sys::Stopped::stop(&pids);
-                    st.hit = s.len();
-                    stopped = Some(s);
+            // Sessions come and go (the pool replaces what fails): look again, for up to a
+            // second, until some were found and stopped.
+            let give_up = Instant::now() + Duration::from_secs(1);
+            loop {
+                match backend.server_pids(&[tag, &probe.tag]) {
+                    Ok(pids) => {
+                        let s = sys::Stopped::stop(&pids);
+                        st.hit = s.len();
+                        stopped = Some(s);
+                    }
+                    Err(e) => st.error = Some(e),
                 }
-                Err(e) => st.error = Some(e),
+                if st.hit > 0 || st.error.is_some() || Instant::now() >= give_up {
+                    break;
+                }
+                drop(stopped.take()); // SIGCONT whatever was stopped half-way
+                thread::sleep(Duration::from_millis(20));
             }
         }
         _ => unreachable!("{scenario:?} is not a stall"),
