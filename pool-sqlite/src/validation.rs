@@ -5,7 +5,7 @@
 //! connection has no network to lose, so what can go wrong is the file: deleted, replaced,
 //! corrupted, on a filesystem that went away. Pick what "healthy" means:
 //!
-//! * [`PingValidation`]: `SELECT 1` ([`PING_SQL`](crate::PING_SQL)). Touches no file and
+//! * [`PingValidation`]: `SELECT 1` ([`PING_SQL`]). Touches no file and
 //!   takes no lock, so it never waits; it catches a connection that is unusable. What the
 //!   factory's own `validate` does, and the default.
 //! * [`QueryValidation`]: a statement that reads the database (default
