@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use common::config;
 use pool_core::{ConnectionPool, PoolError};
 use pool_mysql::mysql::prelude::Queryable;
-use pool_mysql::{MysqlConnectionFactory, MysqlError, MysqlPool, ResetMode};
+use pool_mysql::{
+    CompositeValidation, MysqlConnectionFactory, MysqlError, MysqlPool, PingValidation,
+    QueryValidation, ResetMode,
+};
 
 fn factory() -> MysqlConnectionFactory {
     MysqlConnectionFactory::new(common::URL).unwrap()
@@ -456,5 +459,65 @@ fn statistics_count_what_happened() {
     assert_eq!(s.total_validation_failures, 0);
     assert!(s.total_connections <= 3);
     eprintln!("{s}");
+    pool.shutdown();
+}
+
+#[test]
+fn ping_and_query_validation_as_strategies() {
+    require_server!("ping_and_query_validation_as_strategies");
+    let pool = ConnectionPool::builder(factory())
+        .config(
+            config(1)
+                .validation_skip_window(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
+        .validation(
+            CompositeValidation::new()
+                .with(PingValidation)
+                .with(QueryValidation::new("SELECT 1 FROM DUAL")),
+        )
+        .build()
+        .unwrap();
+    let mut admin = common::admin();
+    let id = {
+        let mut conn = pool.acquire().unwrap();
+        conn.query_drop("SELECT 1").unwrap();
+        conn.connection_id()
+    };
+    for _ in 0..3 {
+        drop(pool.acquire().unwrap());
+    }
+    let s = pool.statistics();
+    assert!(s.total_validations >= 3, "{s:?}");
+    assert_eq!(s.total_validation_failures, 0);
+    // A query check that fails (the table is not there) fails the connection.
+    let failing = ConnectionPool::builder(factory())
+        .config(
+            config(1)
+                .validation_skip_window(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
+        .validation(QueryValidation::new(
+            "SELECT 1 FROM no_such_table_poolmysql",
+        ))
+        .build()
+        .unwrap();
+    let err = failing
+        .acquire_timeout(Duration::from_millis(500))
+        .expect_err("every connection fails the check");
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        common::chain_text(&err).contains("doesn't exist"),
+        "{err:?}"
+    );
+    assert!(failing.statistics().total_validation_failures >= 1);
+    failing.shutdown();
+    common::kill(&mut admin, id);
+    let mut conn = pool.acquire().unwrap();
+    assert_ne!(conn.connection_id(), id);
+    conn.query_drop("SELECT 1").unwrap();
+    drop(conn);
     pool.shutdown();
 }

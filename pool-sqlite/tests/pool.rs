@@ -35,11 +35,24 @@ fn sqlite_error(err: &PoolError) -> &SqliteError {
 fn defaults_are_in_force_on_new_connections() {
     let dir = TempDir::new("defaults");
     let pool = SqlitePool::new(
-        SqliteConnectionFactory::new(dir.join("app.db")).unwrap(),
+        SqliteConnectionFactory::new(dir.join("app.db"))
+            .unwrap()
+            .with_pragma("synchronous", "NORMAL")
+            .unwrap()
+            .with_pragma("main.cache_size", -4000)
+            .unwrap(),
         config(2).build().unwrap(),
     )
     .unwrap();
     let conn = pool.acquire().unwrap();
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 1, "NORMAL");
+    let cache: i64 = conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cache, -4000);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
