@@ -106,7 +106,14 @@ impl MysqlConnection {
 
     /// Marks the connection broken: the pool discards it when it comes back.
     pub fn mark_broken(&mut self) {
+        self.set_broken();
+    }
+
+    /// Broken: discarded on release, and its socket shut down when dropped (a broken
+    /// session gets no goodbye).
+    pub(crate) fn set_broken(&mut self) {
         self.broken = true;
+        self.close_bound.abort();
     }
 
     /// Whether the connection was marked broken (by [`mark_broken`](Self::mark_broken),
@@ -141,7 +148,7 @@ impl MysqlConnection {
             if !self.broken {
                 log::debug!("mysql connection marked broken: {err}");
             }
-            self.broken = true;
+            self.set_broken();
             true
         } else {
             false

@@ -679,7 +679,7 @@ impl ConnectionFactory for MysqlConnectionFactory {
         }
         let result = self.reset_now(conn);
         if let Err(e) = &result {
-            conn.broken = true;
+            conn.set_broken();
             log::debug!(
                 "mysql connection reset failed, discarding it: {}",
                 crate::error::chain_text(e)
@@ -691,7 +691,11 @@ impl ConnectionFactory for MysqlConnectionFactory {
     /// True when the connection was marked broken or the server closed it (a look at the
     /// socket, no round trip).
     fn is_broken(&self, conn: &mut MysqlConnection) -> bool {
-        conn.is_broken()
+        let broken = conn.is_broken();
+        if broken {
+            conn.set_broken();
+        }
+        broken
     }
 
     /// A refused login (`1045`), an unknown database (`1049`), no access to it (`1044`),

@@ -69,10 +69,13 @@ mod imp {
     }
 
     /// Sets a write timeout on a connection's socket when dropped: the connection's
-    /// goodbye (`COM_QUIT`, statement closes) cannot block its thread past it.
+    /// goodbye (`COM_QUIT`, statement closes) cannot block its thread past it. A broken
+    /// connection's socket is shut down instead, so the goodbye fails at once: nobody is
+    /// listening for it.
     pub(crate) struct CloseBound {
         fd: Option<std::os::fd::RawFd>,
         timeout: Duration,
+        abort: bool,
     }
 
     impl CloseBound {
@@ -80,7 +83,13 @@ mod imp {
             CloseBound {
                 fd: Some(conn.as_raw_fd()),
                 timeout,
+                abort: false,
             }
+        }
+
+        /// Shut the socket down on drop instead of saying goodbye.
+        pub(crate) fn abort(&mut self) {
+            self.abort = true;
         }
 
         /// No bound on the close (the connection leaves the wrapper).
@@ -151,6 +160,8 @@ mod imp {
         }
 
         pub(crate) fn disarm(&mut self) {}
+
+        pub(crate) fn abort(&mut self) {}
     }
 
     pub(crate) fn peer(_conn: &mysql::Conn) -> Peer {

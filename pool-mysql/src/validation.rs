@@ -48,14 +48,14 @@ pub(crate) fn ping(conn: &mut MysqlConnection, timeout: Duration) -> Result<(), 
     match sock::within(&mut conn.conn, timeout, |c| c.ping()) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(source)) => {
-            conn.broken = true;
+            conn.set_broken();
             Err(MysqlError::Validation {
                 check: "ping",
                 source,
             })
         }
         Err(e) => {
-            conn.broken = true;
+            conn.set_broken();
             Err(MysqlError::Socket(e))
         }
     }
@@ -138,7 +138,7 @@ impl QueryValidation {
                 });
             }
             Err(e) => {
-                conn.broken = true;
+                conn.set_broken();
                 return Err(MysqlError::Socket(e));
             }
         }

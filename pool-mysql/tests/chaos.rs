@@ -34,9 +34,17 @@ const SLACK: Duration = Duration::from_millis(250);
 const RESET_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX: usize = 4;
 
+/// The scenarios measure time bounds: run them one at a time, not beside each other.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn blackhole_then_heal() {
     require_server!("blackhole_then_heal");
+    let _one_at_a_time = serial();
     let proxy = FaultProxy::start(common::ADDR.parse().unwrap());
     let url = format!("mysql://root@127.0.0.1:{}/test", proxy.port());
     let factory = MysqlConnectionFactory::new(&url)
@@ -189,6 +197,7 @@ fn blackhole_then_heal() {
 #[test]
 fn a_release_into_a_blackhole_is_bounded_by_the_reset_timeout() {
     require_server!("a_release_into_a_blackhole_is_bounded_by_the_reset_timeout");
+    let _one_at_a_time = serial();
     let proxy = FaultProxy::start(common::ADDR.parse().unwrap());
     let url = format!("mysql://root@127.0.0.1:{}/test", proxy.port());
     let factory = MysqlConnectionFactory::new(&url)
