@@ -1,0 +1,105 @@
+//! MySQL and MariaDB for [`pool_core`]: a [`ConnectionFactory`](pool_core::ConnectionFactory)
+//! over the synchronous [`mysql`] crate.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::PoolConfig;
+//! use pool_mysql::mysql::prelude::Queryable;
+//! use pool_mysql::{MysqlConnectionFactory, MysqlPool};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?;
+//! let config = PoolConfig::builder()
+//!     .max_size(8)
+//!     .wait_timeout(Duration::from_secs(5))
+//!     .build()?;
+//! let pool = MysqlPool::new(factory, config)?;
+//!
+//! let mut conn = pool.acquire()?;           // derefs to mysql::Conn
+//! let answer: Option<i64> = conn.query_first("SELECT 40 + 2")?;
+//! assert_eq!(answer, Some(42));
+//!
+//! let mut tx = conn.start_transaction(Default::default())?;
+//! tx.exec_drop("INSERT INTO visits (page) VALUES (?)", ("/home",))?;
+//! tx.commit()?;                            // without it, the release rolls back
+//! # Ok(()) }
+//! ```
+//!
+//! # What the pool gets from this crate
+//!
+//! * **Opening** ([`MysqlConnectionFactory`]): from a `mysql://` (or `mariadb://`) URL or
+//!   the driver's [`mysql::OptsBuilder`], within the pool's connection timeout (on a
+//!   helper thread, with the driver's timeouts capped at the time left), with TCP
+//!   keepalive and optional init SQL.
+//! * **Every call bounded** ([`factory`]): read and write timeouts on the socket
+//!   ([`DEFAULT_READ_TIMEOUT`], [`DEFAULT_WRITE_TIMEOUT`]); the ping, the release-time
+//!   reset and the close each have their own bound.
+//! * **Checking** ([`validation`]): `COM_PING` (the default), or a query.
+//! * **Recycling** ([`factory`]): a used connection is reset with
+//!   `COM_RESET_CONNECTION` on release (or only rolled back, [`ResetMode`]): never handed
+//!   on inside someone else's transaction, holding their locks or their session settings.
+//! * **Dead sessions** ([`connection`]): a connection the server closed (`KILL`, a
+//!   restart, `wait_timeout`) is seen on release without a round trip and replaced;
+//!   errors your queries get are classified with [`MysqlConnection::check`].
+//! * **Failing fast** ([`error`]): a wrong password (`1045`) or an unknown database
+//!   (`1049`) is *permanent*, so `acquire` returns it at once as
+//!   `PoolError::Connection` instead of retrying until the wait timeout.
+//!
+//! # Secrets
+//!
+//! The password never appears in the `Debug` or `Display` of a factory, a connection or
+//! an error, nor in this crate's log records.
+//!
+//! # Features
+//!
+//! With no features, the crate builds with the Rust toolchain alone (compression through
+//! `miniz_oxide`, no TLS): nothing to install on a fresh Debian.
+//!
+//! * `native-tls`: TLS through the `native-tls` crate (OpenSSL on Linux: building needs
+//!   `pkg-config` and the OpenSSL headers, Debian's `libssl-dev`).
+//! * `rustls`: TLS through `rustls` with the `ring` provider (a C compiler is enough).
+//! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod connect;
+pub mod connection;
+pub mod error;
+pub mod factory;
+mod sock;
+pub mod validation;
+
+pub use connection::{MysqlConnection, CLOSE_TIMEOUT};
+pub use error::{
+    is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError, MysqlError,
+};
+pub use factory::{
+    MysqlConnectionFactory, ResetMode, DEFAULT_READ_TIMEOUT, DEFAULT_RESET_TIMEOUT,
+    DEFAULT_TCP_CONNECT_TIMEOUT, DEFAULT_TCP_KEEPALIVE, DEFAULT_WRITE_TIMEOUT,
+};
+pub use validation::{PingValidation, QueryValidation};
+
+/// Re-exported from [`pool_core::validation`], to compose checks without a second import.
+pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};
+
+/// Re-exported: the driver this crate wraps, so users need not pin a matching version.
+pub use mysql;
+
+/// A pool of MySQL / MariaDB connections.
+///
+/// ```no_run
+/// use pool_core::PoolConfig;
+/// use pool_mysql::{MysqlConnectionFactory, MysqlPool};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool: MysqlPool = MysqlPool::new(
+///     MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?,
+///     PoolConfig::default(),
+/// )?;
+/// # let _ = pool; Ok(()) }
+/// ```
+pub type MysqlPool = pool_core::ConnectionPool<MysqlConnectionFactory>;

@@ -1,0 +1,134 @@
+//! Shared helpers for the integration tests: the server's address, the skip rule, an admin
+//! connection.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use pool_core::{PoolConfig, PoolConfigBuilder};
+use pool_mysql::mysql::prelude::Queryable;
+use pool_mysql::mysql::{self, Conn};
+
+/// The test server: MariaDB (or MySQL) on 127.0.0.1:3306, user `root` with an empty
+/// password, database `test`.
+pub const URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// The server's address.
+pub const ADDR: &str = "127.0.0.1:3306";
+
+/// Whether the server answers. When it does not, the test is skipped with a loud message,
+/// unless `POOL_TEST_REQUIRE_SERVICES=1`, in which case it fails.
+pub fn server_available(test: &str) -> bool {
+    let addr: SocketAddr = ADDR.parse().unwrap();
+    let reachable = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        && admin_conn()
+            .and_then(|mut c| c.query_drop("SELECT 1"))
+            .is_ok();
+    if reachable {
+        return true;
+    }
+    if std::env::var("POOL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!(
+            "{test}: MySQL/MariaDB at {ADDR} (user root, empty password, db test) is required \
+             (POOL_TEST_REQUIRE_SERVICES=1) but unreachable"
+        );
+    }
+    // Written to the process's stderr directly, not through eprintln!, so the test
+    // harness's output capture cannot swallow it: a skip must be seen.
+    let banner = "!".repeat(72);
+    let msg = format!(
+        "\n{banner}\n!!! SKIPPED {test}: MySQL/MariaDB is not reachable at {ADDR} \
+         (user root, empty password, db test)\n!!! (start it, or set \
+         POOL_TEST_REQUIRE_SERVICES=1 to make this a failure)\n{banner}\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    false
+}
+
+/// Skips the calling test (returns) when the server is unreachable.
+#[macro_export]
+macro_rules! require_server {
+    ($name:expr) => {
+        if !common::server_available($name) {
+            return;
+        }
+    };
+}
+
+fn admin_conn() -> Result<Conn, mysql::Error> {
+    let opts = mysql::OptsBuilder::from_opts(mysql::Opts::from_url(URL).unwrap())
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(Duration::from_secs(2)))
+        .read_timeout(Some(Duration::from_secs(10)));
+    Conn::new(opts)
+}
+
+/// A side connection for inspecting and poking the server (not from any pool).
+pub fn admin() -> Conn {
+    admin_conn().expect("admin connection")
+}
+
+/// Kills the session `id` (`KILL CONNECTION`) and waits until the server has let it go.
+pub fn kill(admin: &mut Conn, id: u32) {
+    admin.query_drop(format!("KILL CONNECTION {id}")).unwrap();
+    for _ in 0..200 {
+        if !alive(admin, id) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("session {id} still alive after KILL");
+}
+
+/// Whether the session `id` is alive.
+pub fn alive(admin: &mut Conn, id: u32) -> bool {
+    let n: Option<i64> = admin
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+            (id,),
+        )
+        .unwrap();
+    n == Some(1)
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+/// A table name unique to this process and call.
+pub fn unique_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Pool settings for the tests: `max` connections, 10 s waits.
+pub fn config(max: usize) -> PoolConfigBuilder {
+    PoolConfig::builder()
+        .max_size(max)
+        .wait_timeout(Duration::from_secs(10))
+        .connection_timeout(Duration::from_secs(5))
+}
+
+/// Polls `f` for up to 2 s (closes are counted when the background closer is done).
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    (0..200).any(|_| {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        false
+    })
+}
+
+/// Shared with every crate's tests.
+#[allow(unused_imports)]
+pub use test_support::{assert_no_repeated_causes, chain_text, error_chain};

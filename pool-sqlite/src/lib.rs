@@ -1,0 +1,155 @@
+//! SQLite for [`pool_core`]: a [`ConnectionFactory`](pool_core::ConnectionFactory) over
+//! [`rusqlite`], with SQLite compiled in (the `bundled` feature: nothing to install).
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use pool_core::PoolConfig;
+//! use pool_sqlite::{SqliteConnectionFactory, SqlitePool};
+//!
+//! type Error = Box<dyn std::error::Error + Send + Sync>;
+//!
+//! # fn main() -> Result<(), Error> {
+//! # let dir = std::env::temp_dir().join(format!("pool-sqlite-quickstart-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! // WAL, busy_timeout 5 s and foreign keys are on by default.
+//! let factory = SqliteConnectionFactory::new(dir.join("app.db"))?
+//!     .with_init_sql("CREATE TABLE IF NOT EXISTS visits (page TEXT, at INTEGER)");
+//! let config = PoolConfig::builder()
+//!     .max_size(4)                             // up to 4 readers at once; writes take turns
+//!     .wait_timeout(Duration::from_secs(5))
+//!     .build()?;
+//! let pool = SqlitePool::new(factory, config)?;
+//!
+//! let threads: Vec<_> = (0..8).map(|i| {
+//!     let pool = pool.clone();
+//!     std::thread::spawn(move || -> Result<(), Error> {
+//!         let conn = pool.acquire()?;          // derefs to rusqlite::Connection
+//!         conn.execute("INSERT INTO visits VALUES (?1, ?2)", ("/home", i))?;
+//!         Ok(())                               // dropped: back to the pool
+//!     })
+//! }).collect();
+//! for t in threads { t.join().unwrap()?; }
+//!
+//! let conn = pool.acquire()?;
+//! let n: i64 = conn.query_row("SELECT count(*) FROM visits", [], |r| r.get(0))?;
+//! assert_eq!(n, 8);
+//! # drop(conn); pool.shutdown(); std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+//!
+//! For tests and demos, [`SqliteConnectionFactory::memory`] gives a named in-memory
+//! database that every connection of the pool shares.
+//!
+//! # SQLite and pools
+//!
+//! SQLite is a library, not a server: each connection opens the file itself, and the
+//! file's locks decide who goes when. A pool helps, but it cannot change these rules:
+//!
+//! * **One writer at a time.** However large the pool, one connection holds the write
+//!   lock at any moment. A statement (or `BEGIN IMMEDIATE`) that needs it while another
+//!   connection has it waits up to the busy timeout ([`DEFAULT_BUSY_TIMEOUT`], 5 s; make
+//!   it longer than your longest write transaction), polling, in no particular order,
+//!   then fails with `SQLITE_BUSY` ("database is locked": not fatal, the connection stays
+//!   in the pool, try again).
+//! * **Readers scale.** In WAL mode (the default, [`DEFAULT_JOURNAL_MODE`]) readers never
+//!   wait for the writer and the writer never waits for readers: each reader sees the
+//!   database as of the start of its transaction. So `max_size` is how many statements can
+//!   read at once (up to your core count is useful; each connection also has its own page
+//!   cache, about 2 MB by default); for writes, a larger `max_size` only means more
+//!   connections waiting in the busy handler.
+//! * **Deferred transactions can fail half-way.** `conn.transaction()` is `BEGIN DEFERRED`:
+//!   it takes the write lock only at its first write, and if another connection wrote
+//!   since this transaction first read, that write fails at once with `SQLITE_BUSY` whatever
+//!   the busy timeout (the transaction's snapshot is stale). Begin transactions that will
+//!   write with `BEGIN IMMEDIATE`
+//!   (`conn.transaction_with_behavior(TransactionBehavior::Immediate)`, or
+//!   [`with_transaction_behavior`](SqliteConnectionFactory::with_transaction_behavior) for
+//!   every connection of a pool).
+//! * **`max_size(1)` for writes** when writes are frequent or long: a writer pool of one
+//!   connection makes writers queue in the pool instead, first come first served, each
+//!   wait bounded by the pool's `wait_timeout` and visible in its statistics, and no
+//!   writer ever meets `SQLITE_BUSY` from another writer of the process. Read through a
+//!   second pool of [read-only](SqliteConnectionFactory::with_read_only) connections:
+//!
+//! ```
+//! use pool_core::PoolConfig;
+//! use pool_sqlite::{rusqlite::TransactionBehavior, SqliteConnectionFactory, SqlitePool};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("pool-sqlite-split-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("app.db");
+//! let writer = SqlitePool::new(
+//!     SqliteConnectionFactory::new(&path)?
+//!         .with_transaction_behavior(TransactionBehavior::Immediate),
+//!     PoolConfig::builder().min_size(1).max_size(1).build()?, // creates the file first
+//! )?;
+//! let readers = SqlitePool::new(
+//!     SqliteConnectionFactory::new(&path)?.with_read_only(true),
+//!     PoolConfig::builder().max_size(4).build()?,
+//! )?;
+//! writer.acquire()?.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1)")?;
+//! let x: i64 = readers.acquire()?.query_row("SELECT x FROM t", [], |r| r.get(0))?;
+//! assert_eq!(x, 1);
+//! # writer.shutdown(); readers.shutdown(); std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+//!
+//! * **Keep the database on a local disk.** SQLite's locks are unreliable on network
+//!   filesystems, and a read or write there that hangs cannot be interrupted. Opening is
+//!   bounded anyway (see [`factory`]); statements are not.
+//!
+//! # What the pool gets from this crate
+//!
+//! * **Opening** ([`SqliteConnectionFactory`]): a file (made absolute at construction) or
+//!   a named in-memory database, with busy timeout, WAL, foreign keys, your pragmas and
+//!   init SQL; within the pool's connection timeout, on a helper thread.
+//! * **Checking** ([`validation`]): `SELECT 1` by default, or a query that reads the file.
+//! * **Recycling** ([`factory`]): a connection returned inside a transaction is rolled
+//!   back (or discarded), never handed on holding the write lock; optional reset SQL.
+//! * **Broken connections** ([`SqliteConnection::check`]): an I/O error or corruption
+//!   ("database disk image is malformed") marks the connection broken, and the pool
+//!   replaces it.
+//! * **Failing fast** ([`error`]): a missing directory, a denied permission, a file that
+//!   is not a database fail `acquire` at once with the real cause instead of retrying
+//!   until the wait timeout.
+
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod error;
+pub mod factory;
+mod open;
+pub mod validation;
+
+pub use connection::SqliteConnection;
+pub use error::{is_fatal_error, is_permanent_error, ConfigError, OpenProblem, SqliteError};
+pub use factory::{
+    JournalMode, OpenTransactionPolicy, SqliteConnectionFactory, DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_FOREIGN_KEYS, DEFAULT_JOURNAL_MODE, PING_SQL,
+};
+pub use validation::{PingValidation, QueryValidation, QUERY_CHECK_SQL};
+
+/// Re-exported from [`pool_core::validation`], to compose checks without a second import.
+pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};
+
+/// Re-exported: the driver this crate wraps, so users need not pin a matching version.
+pub use rusqlite;
+
+/// A pool of SQLite connections.
+///
+/// ```
+/// use pool_core::PoolConfig;
+/// use pool_sqlite::{SqliteConnectionFactory, SqlitePool};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool: SqlitePool = SqlitePool::new(
+///     SqliteConnectionFactory::memory("alias-docs")?,
+///     PoolConfig::default(),
+/// )?;
+/// assert_eq!(pool.acquire()?.query_row("SELECT 2 + 2", [], |r| r.get::<_, i64>(0))?, 4);
+/// # Ok(()) }
+/// ```
+pub type SqlitePool = pool_core::ConnectionPool<SqliteConnectionFactory>;
