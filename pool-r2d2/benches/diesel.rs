@@ -1,1 +1,143 @@
-fn main() {}
+//! diesel on pool-core (through pool-r2d2) vs diesel on r2d2: the same manager
+//! (`ConnectionManager<PgConnection>`), the same query (`SELECT 1`), in the same run.
+//!
+//! Run: `cargo bench -p pool-r2d2 --bench diesel`. Needs PostgreSQL at `DATABASE_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`); without it, prints why and exits 0.
+//! `BENCH_SECS` sets the measured time per row (default 1.5 s, plus a 0.3 s warm-up each):
+//! 2 thread counts x 3 pools, about 12 s in all with the default.
+//!
+//! Each thread loops: acquire, `SELECT 1` through diesel, release. 8 and 32 threads share a
+//! pool of max_size 8, opened in full before measuring. Pools:
+//!
+//! * `pool-r2d2`: pool-core defaults (the check on acquire is skipped for a connection
+//!   used in the last 500 ms, so in this loop it never runs);
+//! * `r2d2`: r2d2 defaults (`test_on_check_out = true`: diesel's `SELECT 1` check on
+//!   every checkout, a second round trip per query);
+//! * `r2d2 -test`: `test_on_check_out(false)`: the same round trips per query as
+//!   `pool-r2d2`.
+//!
+//! Printed: queries per second, the ratio of `pool-r2d2` to each r2d2 row, and the
+//! spread between threads (the fewest queries any thread ran / the most: 1.0 is perfectly
+//! even; a low value means some threads were starved).
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::r2d2::ConnectionManager;
+use pool_core::{ConnectionPool, PoolConfig};
+use pool_r2d2::{R2d2Factory, R2d2Pool};
+
+const MAX_SIZE: usize = 8;
+const WARMUP: Duration = Duration::from_millis(300);
+
+type Manager = ConnectionManager<PgConnection>;
+
+/// Runs `op` on `threads` threads for WARMUP + `secs`; returns queries per second measured
+/// after the warm-up, and the spread (min / max queries per thread).
+fn run<F>(threads: usize, secs: Duration, op: F) -> (f64, f64)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (op, barrier) = (op.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                while start.elapsed() < WARMUP {
+                    op();
+                }
+                let measure_start = Instant::now();
+                let mut n = 0u64;
+                while measure_start.elapsed() < secs {
+                    op();
+                    n += 1;
+                }
+                (n, measure_start.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(u64, Duration)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let qps = results
+        .iter()
+        .map(|(n, d)| *n as f64 / d.as_secs_f64())
+        .sum();
+    let min = results.iter().map(|r| r.0).min().unwrap_or(0) as f64;
+    let max = results.iter().map(|r| r.0).max().unwrap_or(1).max(1) as f64;
+    (qps, min / max)
+}
+
+fn ours(url: &str) -> R2d2Pool<Manager> {
+    let config = PoolConfig::builder()
+        .name("bench")
+        .min_size(MAX_SIZE)
+        .max_size(MAX_SIZE)
+        .initialization_fail_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    ConnectionPool::new(R2d2Factory::new(Manager::new(url)), config).expect("pool starts")
+}
+
+fn r2d2(url: &str, test_on_check_out: bool) -> diesel::r2d2::Pool<Manager> {
+    diesel::r2d2::Pool::builder()
+        .max_size(MAX_SIZE as u32) // min_idle defaults to max_size: all 8 opened by build
+        .test_on_check_out(test_on_check_out)
+        .build(Manager::new(url))
+        .expect("r2d2 pool")
+}
+
+fn main() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    if let Err(e) = PgConnection::establish(&url) {
+        println!("skipped: PostgreSQL at {url} is not reachable ({e})");
+        return;
+    }
+    let secs = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(Duration::from_millis(1500), Duration::from_secs_f64);
+
+    println!(
+        "diesel `SELECT 1` on PostgreSQL, max_size {MAX_SIZE}, {secs:?} per row \
+         (+{WARMUP:?} warm-up)\n"
+    );
+    println!(
+        "{:>7}  {:<11} {:>10}  {:>12}  {:>6}",
+        "threads", "pool", "queries/s", "pool-r2d2 /", "spread"
+    );
+    for threads in [8, 32] {
+        let pool = ours(&url);
+        let p = pool.clone();
+        let (ours_qps, ours_spread) = run(threads, secs, move || {
+            let mut conn = p.acquire().expect("acquire");
+            diesel::sql_query("SELECT 1")
+                .execute(&mut **conn)
+                .expect("query");
+        });
+        pool.shutdown_timeout(Duration::from_secs(5));
+        println!(
+            "{threads:>7}  {:<11} {ours_qps:>10.0}  {:>12}  {ours_spread:>6.2}",
+            "pool-r2d2", ""
+        );
+
+        for (name, test) in [("r2d2", true), ("r2d2 -test", false)] {
+            let pool = r2d2(&url, test);
+            let p = pool.clone();
+            let (qps, spread) = run(threads, secs, move || {
+                let mut conn = p.get().expect("get");
+                diesel::sql_query("SELECT 1")
+                    .execute(&mut conn)
+                    .expect("query");
+            });
+            drop(pool);
+            println!(
+                "{threads:>7}  {name:<11} {qps:>10.0}  {:>11.2}x  {spread:>6.2}",
+                ours_qps / qps
+            );
+        }
+    }
+}
