@@ -65,6 +65,21 @@ impl<M: ManageConnection> R2d2Connection<M> {
     /// closing it is now the caller's business. Use it on a connection taken from the pool
     /// with [`PooledConnection::detach`](pool_core::PooledConnection::detach).
     ///
+    /// ```
+    /// use pool_core::{ConnectionPool, PoolConfig};
+    /// use pool_r2d2::R2d2Factory;
+    /// use r2d2_sqlite::SqliteConnectionManager;
+    ///
+    /// let pool = ConnectionPool::new(
+    ///     R2d2Factory::new(SqliteConnectionManager::memory()),
+    ///     PoolConfig::default(),
+    /// )?;
+    /// let conn: r2d2_sqlite::rusqlite::Connection = pool.acquire()?.detach().into_inner();
+    /// assert_eq!(pool.statistics().total_detached, 1); // the pool forgot it
+    /// drop(conn);                                       // closed by us
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Panics
     ///
     /// If the connection was given up with a validation that timed out (see
@@ -76,6 +91,18 @@ impl<M: ManageConnection> R2d2Connection<M> {
     /// Whether the manager's connection is still here: `false` only after a validation
     /// that timed out took it (with `max_abandoned` above 0); the pool discards such a
     /// connection and never hands it out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::ConnectionFactory;
+    /// use pool_r2d2::R2d2Factory;
+    /// use r2d2_sqlite::SqliteConnectionManager;
+    ///
+    /// let factory = R2d2Factory::new(SqliteConnectionManager::memory());
+    /// let conn = factory.create(Duration::from_secs(5))?;
+    /// assert!(conn.is_present());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_present(&self) -> bool {
         self.conn.is_some()
     }

@@ -86,6 +86,13 @@ pub enum R2d2Error<E: StdError + 'static> {
 
 impl<E: StdError + 'static> R2d2Error<E> {
     /// The manager's (or customizer's) own error, for `Connect`, `Customize` and `Invalid`.
+    ///
+    /// ```
+    /// use pool_r2d2::R2d2Error;
+    ///
+    /// let e: R2d2Error<std::io::Error> = R2d2Error::Customize(std::io::Error::other("SET failed"));
+    /// assert_eq!(e.manager_error().unwrap().to_string(), "SET failed");
+    /// ```
     pub fn manager_error(&self) -> Option<&E> {
         match self {
             R2d2Error::Connect(e) | R2d2Error::Customize(e) | R2d2Error::Invalid(e) => Some(e),
@@ -94,6 +101,13 @@ impl<E: StdError + 'static> R2d2Error<E> {
     }
 
     /// The manager's own error, by value.
+    ///
+    /// ```
+    /// use pool_r2d2::R2d2Error;
+    ///
+    /// let e: R2d2Error<std::io::Error> = R2d2Error::Invalid(std::io::Error::other("EOF"));
+    /// assert_eq!(e.into_manager_error().unwrap().to_string(), "EOF");
+    /// ```
     pub fn into_manager_error(self) -> Option<E> {
         match self {
             R2d2Error::Connect(e) | R2d2Error::Customize(e) | R2d2Error::Invalid(e) => Some(e),
@@ -103,6 +117,16 @@ impl<E: StdError + 'static> R2d2Error<E> {
 
     /// Whether this is a bound this crate enforced (`ConnectTimeout`, `ConnectStalled`,
     /// `ValidateTimeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_r2d2::R2d2Error;
+    ///
+    /// let e: R2d2Error<std::io::Error> =
+    ///     R2d2Error::ConnectTimeout { timeout: Duration::from_secs(10) };
+    /// assert!(e.is_timeout());
+    /// assert!(e.manager_error().is_none());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,

@@ -15,6 +15,18 @@ use crate::error::R2d2Error;
 /// Default [`R2d2Factory::with_max_abandoned`]: 0. A connect starts only while no call
 /// given up earlier is still running, so the server never sees more connections from the
 /// pool than its `max_size`; validations run on the pool's checker threads, unabandoned.
+///
+/// ```
+/// # #[derive(Debug)] struct Nop;
+/// # impl r2d2::ManageConnection for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn has_broken(&self, _: &mut ()) -> bool { false }
+/// # }
+/// assert_eq!(pool_r2d2::DEFAULT_MAX_ABANDONED, 0);
+/// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).max_abandoned(), pool_r2d2::DEFAULT_MAX_ABANDONED);
+/// ```
 pub const DEFAULT_MAX_ABANDONED: usize = 0;
 
 /// Which `create` errors waiting cannot fix.

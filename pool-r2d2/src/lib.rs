@@ -56,7 +56,7 @@
 //! |---|---|---|
 //! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
 //! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2Factory::with_max_abandoned`]) |
-//! | `has_broken` | every release | r2d2's contract: it must not block |
+//! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s pings the server: one round trip per release, as under r2d2) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |
 //!
 //! # Bounds
@@ -72,7 +72,8 @@
 //!   Until then the server may hold a connection the pool no longer counts. So, by
 //!   default, no new connect starts while an abandoned call is alive
 //!   ([`R2d2Error::ConnectStalled`] after the caller's deadline instead): the server never
-//!   sees more than `max_size` connections from the pool, as with `pool-postgres`. The
+//!   sees more than `max_size` connections from the pool, as with `pool-postgres` (apart
+//!   from closes still running past pool-core's `close_timeout`, as for every backend). The
 //!   price is that a connect which never ends holds new connections back until it does:
 //!   give the driver its own connect timeout (libpq's `connect_timeout` in a diesel or
 //!   `postgres` URL, `r2d2_postgres`'s `Config::connect_timeout`, mysql's
