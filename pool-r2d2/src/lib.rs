@@ -114,9 +114,12 @@
 //!     fn has_broken(&self, _: &mut ()) -> bool { false }
 //! }
 //!
-//! let pool = ConnectionPool::new(R2d2Factory::new(Down), PoolConfig::default())?;
-//! let err = pool.acquire_timeout(Duration::from_millis(200)).unwrap_err();
-//! assert!(matches!(err, PoolError::AcquireTimeout { .. }));
+//! // Fail fast once a connect fails with nothing open (the default waits for 5 failures).
+//! let config = PoolConfig::builder().circuit_breaker_threshold(Some(1)).build()?;
+//! let pool = ConnectionPool::new(R2d2Factory::new(Down), config)?;
+//! let err = pool.acquire_timeout(Duration::from_secs(5)).unwrap_err();
+//! // `Connection` here; an `AcquireTimeout` carries its last error the same way.
+//! assert!(matches!(err, PoolError::Connection(_)));
 //! let cause = err.connection_error().unwrap().downcast_ref::<R2d2Error<std::io::Error>>().unwrap();
 //! assert_eq!(cause.manager_error().unwrap().kind(), std::io::ErrorKind::ConnectionRefused);
 //! assert_eq!(

@@ -69,8 +69,13 @@ impl Backend for R2d2Mysql {
     const SERVICE: Option<Service> = Some(Service::Mysql);
     fn manager(tag: &str) -> Self::M {
         let opts = Opts::from_url(&user_url(tag)).unwrap();
+        // prefer_socket(false): by default the mysql crate, connected over TCP to a
+        // loopback address, opens a second session over the Unix socket and then drops the
+        // first, so the server briefly sees two sessions per connection.
         MySqlConnectionManager::new(
-            OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(5))),
+            OptsBuilder::from_opts(opts)
+                .prefer_socket(false)
+                .tcp_connect_timeout(Some(Duration::from_secs(5))),
         )
     }
     fn answer(conn: &mut Conn<Self>) -> i64 {
