@@ -16,9 +16,11 @@
 //! * `r2d2 -test`: `test_on_check_out(false)`: the same round trips per query as
 //!   `pool-r2d2`.
 //!
-//! Printed: queries per second, the ratio of `pool-r2d2` to each r2d2 row, and the
-//! spread between threads (the fewest queries any thread ran / the most: 1.0 is perfectly
-//! even; a low value means some threads were starved).
+//! Printed: queries per second, the ratio of `pool-r2d2` to each r2d2 row, the 99th
+//! percentile and longest wait for a connection (for r2d2 with `test_on_check_out`, the
+//! wait includes its check), and the spread between threads (the fewest queries any
+//! thread ran / the most: 1.0 is perfectly even). On a machine with fewer cores than
+//! threads the spread mostly shows the OS scheduler; the waits show the pool.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -33,11 +35,22 @@ const WARMUP: Duration = Duration::from_millis(300);
 
 type Manager = ConnectionManager<PgConnection>;
 
-/// Runs `op` on `threads` threads for WARMUP + `secs`; returns queries per second measured
-/// after the warm-up, and the spread (min / max queries per thread).
-fn run<F>(threads: usize, secs: Duration, op: F) -> (f64, f64)
+/// What one row measured.
+struct Row {
+    /// Queries per second, after the warm-up.
+    qps: f64,
+    /// The fewest queries any thread ran / the most.
+    spread: f64,
+    /// 99th percentile and longest wait for a connection.
+    p99_wait: Duration,
+    max_wait: Duration,
+}
+
+/// Runs `op` on `threads` threads for WARMUP + `secs`. `op` acquires, queries, releases,
+/// and returns how long it waited for the connection.
+fn run<F>(threads: usize, secs: Duration, op: F) -> Row
 where
-    F: Fn() + Send + Sync + 'static,
+    F: Fn() -> Duration + Send + Sync + 'static,
 {
     let op = Arc::new(op);
     let barrier = Arc::new(Barrier::new(threads));
@@ -50,24 +63,37 @@ where
                 while start.elapsed() < WARMUP {
                     op();
                 }
+                let mut waits = Vec::with_capacity(1 << 16);
                 let measure_start = Instant::now();
-                let mut n = 0u64;
                 while measure_start.elapsed() < secs {
-                    op();
-                    n += 1;
+                    waits.push(op());
                 }
-                (n, measure_start.elapsed())
+                (waits, measure_start.elapsed())
             })
         })
         .collect();
-    let results: Vec<(u64, Duration)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results: Vec<(Vec<Duration>, Duration)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
     let qps = results
         .iter()
-        .map(|(n, d)| *n as f64 / d.as_secs_f64())
+        .map(|(w, d)| w.len() as f64 / d.as_secs_f64())
         .sum();
-    let min = results.iter().map(|r| r.0).min().unwrap_or(0) as f64;
-    let max = results.iter().map(|r| r.0).max().unwrap_or(1).max(1) as f64;
-    (qps, min / max)
+    let counts = results.iter().map(|r| r.0.len());
+    let min = counts.clone().min().unwrap_or(0) as f64;
+    let max = counts.max().unwrap_or(1).max(1) as f64;
+    let mut waits: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
+    waits.sort_unstable();
+    let pick = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize];
+    Row {
+        qps,
+        spread: min / max,
+        p99_wait: pick(0.99),
+        max_wait: pick(1.0),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
 fn ours(url: &str) -> R2d2Pool<Manager> {
@@ -106,37 +132,52 @@ fn main() {
          (+{WARMUP:?} warm-up)\n"
     );
     println!(
-        "{:>7}  {:<11} {:>10}  {:>12}  {:>6}",
-        "threads", "pool", "queries/s", "pool-r2d2 /", "spread"
+        "{:>7}  {:<11} {:>10}  {:>12}  {:>12}  {:>12}  {:>6}",
+        "threads", "pool", "queries/s", "pool-r2d2 /", "p99 wait ms", "max wait ms", "spread"
     );
     for threads in [8, 32] {
         let pool = ours(&url);
         let p = pool.clone();
-        let (ours_qps, ours_spread) = run(threads, secs, move || {
+        let mine = run(threads, secs, move || {
+            let start = Instant::now();
             let mut conn = p.acquire().expect("acquire");
+            let waited = start.elapsed();
             diesel::sql_query("SELECT 1")
                 .execute(&mut **conn)
                 .expect("query");
+            waited
         });
         pool.shutdown_timeout(Duration::from_secs(5));
         println!(
-            "{threads:>7}  {:<11} {ours_qps:>10.0}  {:>12}  {ours_spread:>6.2}",
-            "pool-r2d2", ""
+            "{threads:>7}  {:<11} {:>10.0}  {:>12}  {:>12}  {:>12}  {:>6.2}",
+            "pool-r2d2",
+            mine.qps,
+            "",
+            ms(mine.p99_wait),
+            ms(mine.max_wait),
+            mine.spread
         );
 
         for (name, test) in [("r2d2", true), ("r2d2 -test", false)] {
             let pool = r2d2(&url, test);
             let p = pool.clone();
-            let (qps, spread) = run(threads, secs, move || {
+            let theirs = run(threads, secs, move || {
+                let start = Instant::now();
                 let mut conn = p.get().expect("get");
+                let waited = start.elapsed();
                 diesel::sql_query("SELECT 1")
                     .execute(&mut conn)
                     .expect("query");
+                waited
             });
             drop(pool);
             println!(
-                "{threads:>7}  {name:<11} {qps:>10.0}  {:>11.2}x  {spread:>6.2}",
-                ours_qps / qps
+                "{threads:>7}  {name:<11} {:>10.0}  {:>11.2}x  {:>12}  {:>12}  {:>6.2}",
+                theirs.qps,
+                mine.qps / theirs.qps,
+                ms(theirs.p99_wait),
+                ms(theirs.max_wait),
+                theirs.spread
             );
         }
     }
