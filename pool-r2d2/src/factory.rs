@@ -365,6 +365,10 @@ where
                 abandoned: self.abandoned.total(),
             });
         }
+        if Instant::now() >= deadline {
+            // No time left: start nothing that would be abandoned at once.
+            return Err(R2d2Error::ConnectTimeout { timeout });
+        }
         let manager = Arc::clone(&self.manager);
         let customizer = self.customizer.clone();
         let work = move |()| open(&*manager, customizer);

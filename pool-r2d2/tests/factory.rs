@@ -352,6 +352,18 @@ fn a_hung_connect_is_abandoned_and_bounds_the_server_count() {
 }
 
 #[test]
+fn no_time_left_starts_no_connect() {
+    let (server, fake) = setup();
+    let factory = R2d2Factory::new(fake);
+    assert!(matches!(
+        factory.create(Duration::ZERO),
+        Err(R2d2Error::ConnectTimeout { .. })
+    ));
+    assert_eq!(server.connects.load(SeqCst), 0);
+    assert_eq!(factory.abandoned_connects(), 0);
+}
+
+#[test]
 fn max_abandoned_lets_connects_go_on_while_n_are_abandoned() {
     let (server, fake) = setup();
     let factory = R2d2Factory::new(fake).with_max_abandoned(1);
