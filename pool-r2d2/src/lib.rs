@@ -56,7 +56,7 @@
 //! |---|---|---|
 //! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
 //! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2Factory::with_max_abandoned`]) |
-//! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s pings the server: one round trip per release, as under r2d2) |
+//! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |
 //!
 //! # Bounds
@@ -85,7 +85,8 @@
 //!   so the caller is bounded; what a hung `is_valid` still holds is its connection's
 //!   place (and the checker thread) until it returns (for a dead peer, until TCP gives up).
 //!   With `max_abandoned` above 0, `is_valid` runs on a helper thread and is abandoned at
-//!   `validation_timeout`: the pool replaces the connection at once.
+//!   the timeout pool-core passes (`validation_timeout`, or less when the caller's deadline
+//!   is nearer): the pool replaces the connection at once.
 //! * **Your queries** are yours: the pool cannot bound them. Use the server's
 //!   (`statement_timeout`) or the driver's timeouts.
 //!
@@ -94,7 +95,8 @@
 //! The factory's error is [`R2d2Error<M::Error>`](R2d2Error), with the manager's own error
 //! as `source()`. The pool keeps it: `PoolError::AcquireTimeout` carries the last one (as
 //! `source()` and `last_error`), `PoolError::Connection` a permanent one (see
-//! [`R2d2Factory::with_permanent_errors`]). Display texts never repeat their causes: print
+//! [`R2d2Factory::with_permanent_errors`]) or, while the circuit breaker is open, the
+//! latest one. Display texts never repeat their causes: print
 //! the chain ([`pool_core::error::Report`], anyhow's `{:#}`).
 //!
 //! ```
