@@ -23,6 +23,23 @@ use std::time::Duration;
 /// `E` is the manager's `ManageConnection::Error`. The pool hands these to callers inside
 /// [`PoolError`](pool_core::PoolError) (`source()` of `Connection`, or `last_error` of
 /// `AcquireTimeout`): downcast with `e.connection_error()?.downcast_ref::<R2d2Error<E>>()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::ConnectionFactory;
+/// use pool_r2d2::{R2d2Error, R2d2Factory};
+/// use r2d2_sqlite::SqliteConnectionManager;
+///
+/// // A database file in a directory that does not exist: connect fails.
+/// let factory = R2d2Factory::new(SqliteConnectionManager::file("/nonexistent/dir/app.db"));
+/// match factory.create(Duration::from_secs(5)) {
+///     Err(R2d2Error::Connect(e)) => {
+///         // The manager's own error type: rusqlite's.
+///         let _: &r2d2_sqlite::rusqlite::Error = &e;
+///     }
+///     other => panic!("unexpected: {:?}", other.err()),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum R2d2Error<E: StdError + 'static> {

@@ -145,6 +145,16 @@ pub use factory::{R2d2Factory, DEFAULT_MAX_ABANDONED};
 
 /// Re-exported: the r2d2 crate whose traits this adapts (`ManageConnection`,
 /// `CustomizeConnection`), so users need not pin a matching version.
+///
+/// ```
+/// use pool_r2d2::r2d2::ManageConnection;
+///
+/// fn open<M: ManageConnection>(manager: &M) -> Result<M::Connection, M::Error> {
+///     manager.connect()
+/// }
+/// let conn = open(&r2d2_sqlite::SqliteConnectionManager::memory()).unwrap();
+/// # drop(conn);
+/// ```
 pub use r2d2;
 
 /// A pool of connections opened by the r2d2 manager `M`.
