@@ -144,12 +144,14 @@ fn main() {
             r2d2: r2d2(&url, true),
             r2d2_no_test: r2d2(&url, false),
         };
-        // Interleaved slices, so that load from elsewhere on the machine hits every pool
-        // alike; the median slice is reported.
+        // Interleaved slices, in a rotating order, so that load from elsewhere on the
+        // machine hits every pool alike; the median slice is reported.
         let mut rows: [Vec<Row>; 3] = Default::default();
-        for _ in 0..ROUNDS {
-            for (i, rows) in rows.iter_mut().enumerate() {
-                rows.push(pools.run(i, threads, slice));
+        for round in 0..ROUNDS {
+            // Each round starts with another pool, so none always runs first.
+            for k in 0..3 {
+                let i = (round + k) % 3;
+                rows[i].push(pools.run(i, threads, slice));
             }
         }
         let medians: Vec<Row> = rows.into_iter().map(median).collect();
