@@ -98,7 +98,7 @@ impl<F: ConnectionFactory> PooledConnection<F> {
     /// place for a new one); closing it is now the caller's business.
     pub fn detach(mut self) -> F::Connection {
         let conn = self.conn.take().expect("present until dropped");
-        self.pool.shared.forget_in_use(conn.id, self.tracked_at);
+        self.pool.shared.forget_detached(conn.id, self.tracked_at);
         conn.raw
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::shared::Shared;
-use crate::state::Conn;
+use crate::state::{Conn, Sweep, Swept};
 use crate::statistics::CloseReason;
 use crate::workers::Threads;
 use crate::ConnectionFactory;
@@ -79,8 +79,8 @@ pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::R
 #[cfg(loom)]
 pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::Result<()> {
     for _ in 0..shared.config.min_size {
-        shared.state.lock().pending += 1;
-        shared.create_one(0, shared.config.connection_timeout);
+        let generation = shared.state.lock().claim_create();
+        shared.create_one(generation, shared.config.connection_timeout);
     }
     Ok(())
 }
@@ -98,7 +98,7 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
     let tick = tick.max(Duration::from_millis(10));
     loop {
         match stop.recv_timeout(tick) {
-            Err(RecvTimeoutError::Timeout) => housekeep(&shared),
+            Err(RecvTimeoutError::Timeout) => housekeeping_round(&shared),
             // The sender is dropped by shutdown.
             _ => return,
         }
@@ -107,65 +107,46 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
 
 /// One round of housekeeping (see the module docs). Never blocks on user code: closes go
 /// to the closer, validations to the background validators.
-pub(crate) fn housekeep<F: ConnectionFactory>(shared: &Arc<Shared<F>>) {
+pub(crate) fn housekeeping_round<F: ConnectionFactory>(shared: &Arc<Shared<F>>) {
     let cfg = &shared.config;
     let now = Instant::now();
     // Connection timestamps are on the coarse clock's scale; `now` read finely is at
     // most a tick later than the coarse reading, so idle times are judged at most a
     // tick long (a connection may close a few milliseconds early, never late).
     let now_ns = crate::clock::ns_of(now);
-    let mut retired = Vec::new();
-    let mut to_validate: Vec<Conn<F::Connection>> = Vec::new();
-    {
+    let Swept {
+        retired,
+        to_validate,
+    } = {
         let mut st = shared.state.lock();
-        if st.closed {
+        if st.is_closed() {
             return;
         }
-        shared.expire_closes(&mut st, now);
-        // The top `reserved` idle connections are promised to granted waiters: keep them.
-        let split = st.idle.len() - st.reserved;
-        let reserved_tail = st.idle.split_off(split);
-        let candidates = std::mem::take(&mut st.idle);
-        let mut idle_left = candidates.len() + reserved_tail.len();
-        let generation = st.generation;
-        // Oldest-returned first (bottom of the stack), so the coldest ones go first.
-        for conn in candidates {
-            let reason = if conn.generation != generation {
-                Some(CloseReason::Evicted)
+        shared.note_overdue_closes(&mut st, now);
+        let generation = st.generation();
+        let swept = st.sweep_idle(|conn, above_floors| {
+            if conn.generation != generation {
+                Sweep::Retire(CloseReason::Evicted)
             } else if now_ns >= conn.expires_ns {
-                Some(CloseReason::Lifetime)
+                Sweep::Retire(CloseReason::Lifetime)
             } else if cfg.idle_timeout.is_some_and(|t| {
                 Duration::from_nanos(now_ns.saturating_sub(conn.last_used_ns)) >= t
-            }) && st.open > st.min_size
-                && idle_left > st.min_idle
+            }) && above_floors
             {
-                Some(CloseReason::Idle)
+                Sweep::Retire(CloseReason::Idle)
+            } else if cfg.validation_interval.is_some_and(|v| {
+                let last = conn.last_used_ns.max(conn.last_validated_ns);
+                Duration::from_nanos(now_ns.saturating_sub(last)) >= v
+            }) {
+                Sweep::Validate
             } else {
-                None
-            };
-            match reason {
-                Some(r) => {
-                    idle_left -= 1;
-                    retired.push(shared.retire(&mut st, conn, r));
-                }
-                None => {
-                    let due = cfg.validation_interval.is_some_and(|v| {
-                        let last = conn.last_used_ns.max(conn.last_validated_ns);
-                        Duration::from_nanos(now_ns.saturating_sub(last)) >= v
-                    });
-                    if due {
-                        to_validate.push(conn);
-                    } else {
-                        st.idle.push(conn);
-                    }
-                }
+                Sweep::Keep
             }
-        }
-        st.idle.extend(reserved_tail);
-        st.validating += to_validate.len();
+        });
         shared.request_create(&st);
         shared.publish(&st);
-    }
+        swept
+    };
     if !retired.is_empty() {
         log::debug!(
             "{}: housekeeping retires {} idle connections",
@@ -189,7 +170,7 @@ fn validate_later<F: ConnectionFactory>(shared: &Arc<Shared<F>>, conn: Conn<F::C
     let job = Box::new(move || {
         let result = s.validate(&mut conn, s.config.validation_timeout);
         let mut st = s.state.lock();
-        st.validating -= 1;
+        st.uncount_validating();
         let closing = s.file_checked(&mut st, conn, result);
         s.request_create(&st);
         s.publish(&st);

@@ -205,7 +205,7 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
 
     /// Whether the pool is shut down.
     pub fn is_closed(&self) -> bool {
-        self.shared().state.lock().closed
+        self.shared().state.lock().is_closed()
     }
 
     /// Pauses handing out connections: `acquire` waits (up to its timeout) until
@@ -323,26 +323,25 @@ fn wait_for_start<F: ConnectionFactory>(
 ) -> Result<(), PoolError> {
     let deadline = deadline_after(Instant::now(), timeout);
     let mut st = shared.state.lock();
-    let target = st.min_size.max(1);
-    st.init_wanted = target;
+    let target = st.want_for_start();
     shared.request_create(&st);
     loop {
-        if st.open >= target {
-            st.init_wanted = 0;
+        if st.open() >= target {
+            st.start_over();
             return Ok(());
         }
         // A permanent error: waiting longer cannot help. (An open circuit breaker does not
         // end the wait: the start keeps trying until its timeout, as HikariCP's does.)
-        let hopeless = st.last_error_permanent;
-        let failures = st.consecutive_failures;
-        if hopeless || shared.changed.wait_until(&mut st, deadline) && st.open < target {
-            st.init_wanted = 0;
-            let cause = st.last_error.clone().unwrap_or_else(|| {
+        let hopeless = st.failures().is_permanent();
+        let failures = st.failures().consecutive();
+        if hopeless || shared.changed.wait_until(&mut st, deadline) && st.open() < target {
+            st.start_over();
+            let cause = st.failures().last_error().cloned().unwrap_or_else(|| {
                 Arc::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
                         "opened {} of {target} connections within {timeout:?}",
-                        st.open
+                        st.open()
                     ),
                 ))
             });

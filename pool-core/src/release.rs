@@ -20,17 +20,9 @@ use std::thread;
 use std::time::Instant;
 
 use crate::shared::{guarded, Shared};
-use crate::state::{Conn, State};
+use crate::state::{Conn, State, ToClose};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::ConnectionFactory;
-
-/// A retired connection on its way to the closer: already out of `open`, counted in
-/// `closing`. Hand it to `Shared::close_later` once the pool lock is dropped.
-#[must_use = "a retired connection must be handed to close_later"]
-pub(crate) struct ToClose<C> {
-    conn: Conn<C>,
-    reason: CloseReason,
-}
 
 impl<F: ConnectionFactory> Shared<F> {
     /// Takes a connection back from a `PooledConnection` (on the releasing thread).
@@ -63,24 +55,23 @@ impl<F: ConnectionFactory> Shared<F> {
             self.untrack(conn.id, at);
         }
         let mut st = self.state.lock();
-        st.in_use -= 1;
+        st.uncount_in_use();
         bump_locked(&self.stats.released);
         let closing = match reason {
             Some(reason) => {
-                let closing = self.retire(&mut st, conn, reason);
+                let closing = st.retire(conn, reason);
                 self.request_create(&st);
                 self.publish(&st);
                 Some(closing)
             }
             None => {
-                let had_waiters = st.queue.len() > 0;
+                let had_waiters = st.waiting() > 0;
                 let closing = self.put_back(&mut st, conn);
                 if had_waiters || closing.is_some() {
                     self.publish(&st);
                 } else {
                     // Nobody queued: only the idle/in-use pair changed (one store).
-                    self.stats
-                        .set_gauges(st.idle.len() + st.validating, st.in_use);
+                    self.publish_idle_in_use(&st);
                 }
                 closing
             }
@@ -106,54 +97,19 @@ impl<F: ConnectionFactory> Shared<F> {
         }
     }
 
-    /// Puts an open connection into the pool (pool lock held): hands it to the oldest
-    /// waiter in strict mode, else makes it idle and wakes the oldest waiter. Retires it
-    /// when the pool must not keep it (closed, evicted, shrinking).
+    /// Puts an open connection into the pool (pool lock held; see `State::put_back`), and
+    /// asks for a replacement if the pool retired it instead.
     #[inline]
     pub(crate) fn put_back(
         &self,
         st: &mut State<F::Connection>,
         conn: Conn<F::Connection>,
     ) -> Option<ToClose<F::Connection>> {
-        if st.closed {
-            return Some(self.retire(st, conn, CloseReason::Shutdown));
-        }
-        if conn.generation != st.generation || st.open > st.max_size {
-            let closing = self.retire(st, conn, CloseReason::Evicted);
+        let retired = st.put_back(conn);
+        if retired.is_some() {
             self.request_create(st);
-            return Some(closing);
         }
-        st.idle.push(conn);
-        if st.suspended || st.queue.len() == 0 {
-            return None;
-        }
-        if st.queue.starving || self.config.fairness_window.is_zero() {
-            if let Some(w) = st.queue.grant_front() {
-                st.reserved += 1;
-                // Go's rule: leave strict mode once a waiter is served that waited less
-                // than the window (the queue is short again).
-                if w.enqueued_at.elapsed() < self.config.fairness_window {
-                    st.queue.starving = false;
-                }
-            }
-        } else {
-            st.queue.wake_front();
-        }
-        None
-    }
-
-    /// Retires an open connection (pool lock held): out of `open`, into `closing` until
-    /// its close finishes or `close_timeout` passes. The one path every discard takes.
-    pub(crate) fn retire(
-        &self,
-        st: &mut State<F::Connection>,
-        conn: Conn<F::Connection>,
-        reason: CloseReason,
-    ) -> ToClose<F::Connection> {
-        st.open -= 1;
-        let bound = crate::sync::deadline_after(Instant::now(), self.config.close_timeout);
-        st.closing.push_back((conn.id, bound));
-        ToClose { conn, reason }
+        retired
     }
 
     /// Hands retired connections to the closer (no lock held). Where no closer thread can
@@ -164,7 +120,7 @@ impl<F: ConnectionFactory> Shared<F> {
     ) {
         for t in retired {
             let shared = Arc::clone(self);
-            let job = Box::new(move || shared.finish_close(t));
+            let job = Box::new(move || shared.close_retired(t));
             if let Err(job) = self.closer.submit(job) {
                 job();
             }
@@ -173,8 +129,8 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// Drops (closes) a retired connection, contained: a panicking `Drop` is logged and the
     /// books are still put right. Runs on the closer.
-    fn finish_close(&self, t: ToClose<F::Connection>) {
-        let ToClose { conn, reason } = t;
+    fn close_retired(&self, t: ToClose<F::Connection>) {
+        let (conn, reason) = t.into_parts();
         let id = conn.id;
         if let Err(p) = guarded(move || drop(conn)) {
             log::error!(
@@ -194,14 +150,13 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     /// Takes a connection out of the pool for good (`PooledConnection::detach`).
-    pub(crate) fn forget_in_use(&self, id: u64, tracked_at: Option<Instant>) {
+    pub(crate) fn forget_detached(&self, id: u64, tracked_at: Option<Instant>) {
         if let Some(at) = tracked_at {
             self.untrack(id, at);
         }
         self.stats.detached.fetch_add(1, Relaxed);
         let mut st = self.state.lock();
-        st.open -= 1;
-        st.in_use -= 1;
+        st.forget_detached();
         bump_locked(&self.stats.released);
         self.request_create(&st);
         self.publish(&st);

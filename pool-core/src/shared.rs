@@ -55,7 +55,7 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     pub(crate) changed: Condvar,
     pub(crate) next_id: AtomicU64,
     /// A copy of `State::generation`, written under the pool lock, read without it by
-    /// `check_out` (the lock taken to pop the connection orders the read after any
+    /// `hand_out` (the lock taken to pop the connection orders the read after any
     /// `soft_evict` that came before, so `Relaxed` suffices).
     pub(crate) generation: AtomicU64,
     /// Whether `State::check_failures` is non-zero: lets a passing check skip the lock in
@@ -91,11 +91,7 @@ impl<F: ConnectionFactory> Shared<F> {
             .map(|_| parking_lot::Mutex::new(HashMap::new()));
         let name = &config.name;
         Shared {
-            state: Mutex::new(State::new(
-                config.min_size,
-                config.max_size,
-                config.min_idle,
-            )),
+            state: Mutex::new(State::new(&config)),
             factory,
             validator,
             observer,
@@ -126,21 +122,27 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Publishes the gauges (called at the end of locked sections that change them).
     #[inline]
     pub(crate) fn publish(&self, st: &State<F::Connection>) {
+        self.publish_idle_in_use(st);
+        self.stats.waiting.store(st.waiting(), Relaxed);
+        self.stats.pending.store(st.creating(), Relaxed);
+        self.stats.validating_idle.store(st.validating(), Relaxed);
+        self.stats.closing.store(st.closing(), Relaxed);
         self.stats
-            .set_gauges(st.idle.len() + st.validating, st.in_use);
-        self.stats.waiting.store(st.queue.len(), Relaxed);
-        self.stats.pending.store(st.pending, Relaxed);
-        self.stats.validating_idle.store(st.validating, Relaxed);
-        self.stats
-            .closing
-            .store(st.closing.len() + st.overrunning, Relaxed);
-        self.stats.breaker_open.store(st.breaker_open, Relaxed);
+            .breaker_open
+            .store(st.failures().breaker_open(), Relaxed);
+    }
+
+    /// Publishes the idle/in-use pair only: what the hot paths change (one store).
+    #[inline]
+    pub(crate) fn publish_idle_in_use(&self, st: &State<F::Connection>) {
+        let (idle, in_use) = st.idle_and_in_use();
+        self.stats.set_gauges(idle, in_use);
     }
 
     /// Wakes a creator if more connections are wanted.
     #[inline]
     pub(crate) fn request_create(&self, st: &State<F::Connection>) {
-        if st.wanted() > 0 && st.pending < self.config.create_concurrency {
+        if st.wanted() > 0 && st.creating() < self.config.create_concurrency {
             self.work.notify_one();
         }
     }
@@ -148,19 +150,17 @@ impl<F: ConnectionFactory> Shared<F> {
     /// An `AcquireTimeout` describing the pool now (lock held). Its cause is the latest
     /// create error, else the latest check error.
     pub(crate) fn timeout_error(&self, st: &State<F::Connection>, start: Instant) -> PoolError {
+        let (idle, active) = st.idle_and_in_use();
         PoolError::AcquireTimeout {
             waited: start.elapsed(),
-            total: st.open,
-            active: st.in_use,
-            idle: st.idle.len() + st.validating,
-            waiting: st.queue.len() + 1,
-            pending: st.pending,
-            max_size: st.max_size,
-            suspended: st.suspended,
-            last_error: st
-                .last_error
-                .clone()
-                .or_else(|| st.last_check_error.clone()),
+            total: st.open(),
+            active,
+            idle,
+            waiting: st.waiting() + 1,
+            pending: st.creating(),
+            max_size: st.max_size(),
+            suspended: st.is_suspended(),
+            last_error: st.failures().cause(),
         }
     }
 
@@ -186,9 +186,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 conn.last_validated_ns = crate::clock::now_ns();
                 if self.checks_failing.load(Relaxed) {
                     let mut st = self.state.lock();
-                    st.check_failures = 0;
-                    st.check_backoff_until = None;
-                    st.last_check_error = None;
+                    st.check_passed();
                     self.checks_failing.store(false, Relaxed); // under the lock
                 }
                 Ok(())
@@ -210,10 +208,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Records a failed check (lock held): replacements back off like failed creates, so a
     /// check that always fails cannot become a reconnect storm.
     pub(crate) fn note_check_failure(&self, st: &mut State<F::Connection>, error: SharedError) {
-        st.check_failures = st.check_failures.saturating_add(1);
-        let delay = self.backoff_delay(st.check_failures);
-        st.check_backoff_until = Some(crate::sync::deadline_after(Instant::now(), delay));
-        st.last_check_error = Some(error);
+        st.check_failed(error, |failures| self.backoff_delay(failures));
         self.checks_failing.store(true, Relaxed); // under the lock
     }
 
