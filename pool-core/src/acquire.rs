@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use crate::connection::PooledConnection;
 use crate::error::{PoolError, SharedError};
 use crate::shared::{LeakRecord, PoolRef, Shared};
-use crate::state::ToClose;
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::sync::{deadline_after, Condvar, Mutex, MutexGuard};
+use crate::taken::{Holder, Taken};
 use crate::wait_queue::{Status, Waiter};
 use crate::ConnectionFactory;
 
@@ -38,9 +38,9 @@ enum Wait<C> {
 }
 
 /// Why `hand_out` did not return a guard.
-enum Rejected<C> {
-    /// Retire it and try again.
-    Retire(Conn<C>, CloseReason, Option<SharedError>),
+enum Rejected {
+    /// It was retired (expired, evicted, failed its check): try again.
+    Retired,
     /// Its validation outlived the caller's deadline; the checker thread owns it now.
     Abandoned,
 }
@@ -124,28 +124,15 @@ impl<F: ConnectionFactory> Shared<F> {
                 }
             };
             drop(st);
-            let (conn, reason, error) = match self.hand_out(conn, pool_ref, &mut clock, queued) {
+            let taken = Taken::new(self, conn, Holder::Caller);
+            match self.hand_out(taken, pool_ref, &mut clock, queued) {
                 Ok(guard) => return Ok(guard),
-                Err(Rejected::Retire(conn, reason, error)) => (conn, reason, error),
+                // Expired, evicted or failed its check: retired (its place freed, a
+                // replacement asked for). Try again: a queued caller re-queues at the
+                // front, so the replacement its place triggers cannot go to anyone else.
+                Err(Rejected::Retired) => retries += 1,
                 Err(Rejected::Abandoned) => return Err(self.give_up(self.state.lock(), &mut clock)),
-            };
-            // Expired, evicted or failed its check: hand it to the closer and, in the same
-            // locked section that frees its place, try again. A queued caller re-queues at
-            // the front, so the replacement its place triggers cannot go to anyone else.
-            retries += 1;
-            st = self.state.lock();
-            st.uncount_in_use();
-            let acquired = self.stats.acquired.load(Relaxed);
-            self.stats
-                .acquired
-                .store(acquired.saturating_sub(1), Relaxed); // under the lock
-            if let Some(error) = error {
-                self.note_check_failure(&mut st, error);
             }
-            let closing = st.retire(conn, reason);
-            self.publish(&st);
-            drop(st);
-            self.close_later(Some(closing));
             st = self.state.lock();
         }
     }
@@ -162,23 +149,6 @@ impl<F: ConnectionFactory> Shared<F> {
         let waited = clock.start().elapsed();
         self.observe(|obs| obs.on_timeout(waited));
         e
-    }
-
-    /// Files a connection whose check has finished (lock held): back to the pool if it
-    /// passed; retired, with the failure noted for the backoff, if not.
-    pub(crate) fn file_checked(
-        &self,
-        st: &mut State<F::Connection>,
-        conn: Conn<F::Connection>,
-        result: Result<(), SharedError>,
-    ) -> Option<ToClose<F::Connection>> {
-        match result {
-            Ok(()) => self.put_back(st, conn),
-            Err(e) => {
-                self.note_check_failure(st, e);
-                Some(st.retire(conn, CloseReason::ValidationFailed))
-            }
-        }
     }
 
     /// Queues the caller and sleeps until it gets a connection, the pool closes, opening
@@ -240,25 +210,29 @@ impl<F: ConnectionFactory> Shared<F> {
         }
     }
 
-    /// Checks a connection just taken from the idle list (no lock held): lifetime, use
-    /// count, generation (`soft_evict`), validation within the caller's deadline. Returns
-    /// the guard, or why not.
-    fn hand_out(
-        self: &Arc<Self>,
-        mut conn: Conn<F::Connection>,
+    /// Checks a connection just taken for the caller (no lock held): lifetime, use count,
+    /// generation (`soft_evict`), validation within the caller's deadline; then builds the
+    /// guard. A connection that fails is retired here.
+    fn hand_out<'a>(
+        self: &'a Arc<Self>,
+        mut conn: Taken<'a, F>,
         pool_ref: &Arc<PoolRef<F>>,
         clock: &mut Clock,
         queued: bool,
-    ) -> Result<PooledConnection<F>, Rejected<F::Connection>> {
+    ) -> Result<PooledConnection<F>, Rejected> {
         let now_ns = crate::clock::now_ns();
-        if conn.expired(now_ns, self.slack_ns) {
-            return Err(Rejected::Retire(conn, CloseReason::Lifetime, None));
-        }
-        if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
-            return Err(Rejected::Retire(conn, CloseReason::MaxUses, None));
-        }
-        if conn.generation != self.generation.load(Relaxed) {
-            return Err(Rejected::Retire(conn, CloseReason::Evicted, None));
+        let rejected = if conn.expired(now_ns, self.slack_ns) {
+            Some(CloseReason::Lifetime)
+        } else if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
+            Some(CloseReason::MaxUses)
+        } else if conn.generation != self.generation.load(Relaxed) {
+            Some(CloseReason::Evicted)
+        } else {
+            None
+        };
+        if let Some(reason) = rejected {
+            conn.retire(reason, None);
+            return Err(Rejected::Retired);
         }
         if self.config.validate_on_acquire
             && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns
@@ -269,14 +243,12 @@ impl<F: ConnectionFactory> Shared<F> {
                 .config
                 .validation_timeout
                 .min(left.max(Duration::from_millis(1)));
-            conn = match self.validate_for_caller(conn, timeout, deadline) {
-                Checked::Passed(conn) => conn,
-                Checked::Failed(conn, e) => {
-                    return Err(Rejected::Retire(
-                        conn,
-                        CloseReason::ValidationFailed,
-                        Some(e),
-                    ))
+            conn = match self.validate_for_caller(conn.into_conn(), timeout, deadline) {
+                Checked::Passed(c) => Taken::new(self, c, Holder::Caller),
+                Checked::Failed(c, e) => {
+                    Taken::new(self, c, Holder::Caller)
+                        .retire(CloseReason::ValidationFailed, Some(e));
+                    return Err(Rejected::Retired);
                 }
                 Checked::Abandoned => return Err(Rejected::Abandoned),
             };
@@ -312,7 +284,7 @@ impl<F: ConnectionFactory> Shared<F> {
         }
         Ok(PooledConnection::new(
             Arc::clone(pool_ref),
-            conn,
+            conn.into_conn(),
             tracked_at,
         ))
     }
@@ -336,7 +308,9 @@ impl<F: ConnectionFactory> Shared<F> {
                 let result = shared.validate(&mut conn, timeout);
                 shared.stats.validating_in_use.fetch_sub(1, Relaxed);
                 if let Some((conn, result)) = slot.fill(conn, result) {
-                    shared.finish_abandoned_check(conn, result);
+                    // Its caller gave up: the connection, still counted in use for it,
+                    // goes back to the pool if it passed, to the closer if not.
+                    Taken::new(&shared, conn, Holder::Caller).file(result);
                 }
             })
         };
@@ -344,27 +318,6 @@ impl<F: ConnectionFactory> Shared<F> {
             job(); // no checker thread could be started: check on this thread
         }
         slot.wait_until(deadline)
-    }
-
-    /// A check whose caller gave up has finished: the connection, counted in use by that
-    /// caller, goes back to the pool if it passed, to the closer if not.
-    fn finish_abandoned_check(
-        self: &Arc<Self>,
-        conn: Conn<F::Connection>,
-        result: Result<(), SharedError>,
-    ) {
-        let mut st = self.state.lock();
-        st.uncount_in_use();
-        let acquired = self.stats.acquired.load(Relaxed);
-        self.stats
-            .acquired
-            .store(acquired.saturating_sub(1), Relaxed); // under the lock
-        let closing = self.file_checked(&mut st, conn, result);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.close_later(closing);
-        self.changed.notify_all();
     }
 }
 

@@ -56,18 +56,13 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Closes idle connections now; with `soft`, in-use ones too when they come back (and
     /// connections being opened when they arrive), and none opened before is handed out.
     pub(crate) fn evict(self: &Arc<Self>, soft: bool) {
-        let retired: Vec<_> = {
-            let mut st = self.state.lock();
-            if soft {
-                let generation = st.new_generation();
-                self.generation.store(generation, Relaxed); // under the lock
-            }
-            let retired = st.retire_free_idle();
-            self.request_create(&st);
-            self.publish(&st);
-            retired
-        };
-        self.close_later(retired);
+        let mut st = self.state.lock();
+        if soft {
+            let generation = st.new_generation();
+            self.generation.store(generation, Relaxed); // under the lock
+        }
+        let retired = st.retire_free_idle();
+        self.settle(st, retired);
     }
 
     pub(crate) fn resize(self: &Arc<Self>, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -78,16 +73,11 @@ impl<F: ConnectionFactory> Shared<F> {
         // back restores it).
         probe.min_idle = self.config.min_idle.min(max);
         probe.check()?;
-        let retired: Vec<_> = {
-            let mut st = self.state.lock();
-            let retired = st.resize(min, max, probe.min_idle);
-            self.stats.max_size.store(max, Relaxed); // under the lock
-            self.stats.min_size.store(min, Relaxed); // under the lock
-            self.request_create(&st);
-            self.publish(&st);
-            retired
-        };
-        self.close_later(retired);
+        let mut st = self.state.lock();
+        let retired = st.resize(min, max, probe.min_idle);
+        self.stats.max_size.store(max, Relaxed); // under the lock
+        self.stats.min_size.store(min, Relaxed); // under the lock
+        self.settle(st, retired);
         Ok(())
     }
 

@@ -60,10 +60,9 @@ impl<F: ConnectionFactory> Shared<F> {
                         // A connection that opens but fails its check is a failed create.
                         let mut st = self.state.lock();
                         // `create_failed` below takes the creator's claim (`pending`) back.
-                        let closing =
+                        let retired =
                             st.retire_unopened(conn, crate::CloseReason::ValidationFailed);
-                        drop(st);
-                        self.close_later(Some(closing));
+                        self.settle(st, Some(retired));
                         self.create_failed(e, false, now);
                         return false;
                     }
@@ -82,12 +81,8 @@ impl<F: ConnectionFactory> Shared<F> {
                         self.config.name
                     );
                 }
-                let closing = self.put_back(&mut st, conn);
-                self.request_create(&st);
-                self.publish(&st);
-                drop(st);
-                self.changed.notify_all();
-                self.close_later(closing);
+                let retired = self.put_back(&mut st, conn);
+                self.settle(st, retired);
                 return true;
             }
             Ok(Err(e)) => {
@@ -103,7 +98,7 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// Files a failed create (the creator's claim, `pending`, is given back): backoff,
     /// permanent errors, the circuit breaker.
-    fn create_failed(&self, error: SharedError, permanent: bool, now: Instant) {
+    fn create_failed(self: &Arc<Self>, error: SharedError, permanent: bool, now: Instant) {
         self.stats.create_failures.fetch_add(1, Relaxed);
         if permanent {
             log::error!(
@@ -144,10 +139,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 self.config.name,
             );
         }
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 
     /// The timeout for the next create: `connection_timeout`, or less when the oldest

@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::shared::Shared;
 use crate::state::{Conn, Sweep, Swept};
 use crate::statistics::CloseReason;
+use crate::taken::{Holder, Taken};
 use crate::workers::Threads;
 use crate::ConnectionFactory;
 
@@ -114,46 +115,39 @@ pub(crate) fn housekeeping_round<F: ConnectionFactory>(shared: &Arc<Shared<F>>) 
     // most a tick later than the coarse reading, so idle times are judged at most a
     // tick long (a connection may close a few milliseconds early, never late).
     let now_ns = crate::clock::ns_of(now);
+    let mut st = shared.state.lock();
+    if st.is_closed() {
+        return;
+    }
+    shared.note_overdue_closes(&mut st, now);
+    let generation = st.generation();
     let Swept {
         retired,
         to_validate,
-    } = {
-        let mut st = shared.state.lock();
-        if st.is_closed() {
-            return;
+    } = st.sweep_idle(|conn, above_floors| {
+        if conn.generation != generation {
+            Sweep::Retire(CloseReason::Evicted)
+        } else if now_ns >= conn.expires_ns {
+            Sweep::Retire(CloseReason::Lifetime)
+        } else if cfg
+            .idle_timeout
+            .is_some_and(|t| Duration::from_nanos(now_ns.saturating_sub(conn.last_used_ns)) >= t)
+            && above_floors
+        {
+            Sweep::Retire(CloseReason::Idle)
+        } else if cfg.validation_interval.is_some_and(|v| {
+            let last = conn.last_used_ns.max(conn.last_validated_ns);
+            Duration::from_nanos(now_ns.saturating_sub(last)) >= v
+        }) {
+            Sweep::Validate
+        } else {
+            Sweep::Keep
         }
-        shared.note_overdue_closes(&mut st, now);
-        let generation = st.generation();
-        let swept = st.sweep_idle(|conn, above_floors| {
-            if conn.generation != generation {
-                Sweep::Retire(CloseReason::Evicted)
-            } else if now_ns >= conn.expires_ns {
-                Sweep::Retire(CloseReason::Lifetime)
-            } else if cfg.idle_timeout.is_some_and(|t| {
-                Duration::from_nanos(now_ns.saturating_sub(conn.last_used_ns)) >= t
-            }) && above_floors
-            {
-                Sweep::Retire(CloseReason::Idle)
-            } else if cfg.validation_interval.is_some_and(|v| {
-                let last = conn.last_used_ns.max(conn.last_validated_ns);
-                Duration::from_nanos(now_ns.saturating_sub(last)) >= v
-            }) {
-                Sweep::Validate
-            } else {
-                Sweep::Keep
-            }
-        });
-        shared.request_create(&st);
-        shared.publish(&st);
-        swept
-    };
-    if !retired.is_empty() {
-        log::debug!(
-            "{}: housekeeping retires {} idle connections",
-            cfg.name,
-            retired.len()
-        );
-        shared.close_later(retired);
+    });
+    let n = retired.len();
+    shared.settle(st, retired);
+    if n > 0 {
+        log::debug!("{}: housekeeping retires {n} idle connections", cfg.name);
     }
     for conn in to_validate {
         validate_later(shared, conn);
@@ -169,13 +163,7 @@ fn validate_later<F: ConnectionFactory>(shared: &Arc<Shared<F>>, conn: Conn<F::C
     let mut conn = conn;
     let job = Box::new(move || {
         let result = s.validate(&mut conn, s.config.validation_timeout);
-        let mut st = s.state.lock();
-        st.uncount_validating();
-        let closing = s.file_checked(&mut st, conn, result);
-        s.request_create(&st);
-        s.publish(&st);
-        drop(st);
-        s.close_later(closing);
+        Taken::new(&s, conn, Holder::Validator).file(result);
     });
     if let Err(job) = shared.validators.submit(job) {
         job();

@@ -82,6 +82,7 @@ mod shared;
 mod state;
 pub mod statistics;
 mod sync;
+mod taken;
 pub mod validation;
 pub mod wait_queue;
 mod workers;

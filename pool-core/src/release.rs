@@ -57,28 +57,20 @@ impl<F: ConnectionFactory> Shared<F> {
         let mut st = self.state.lock();
         st.uncount_in_use();
         bump_locked(&self.stats.released);
-        let closing = match reason {
+        match reason {
             Some(reason) => {
-                let closing = st.retire(conn, reason);
-                self.request_create(&st);
-                self.publish(&st);
-                Some(closing)
+                let retired = st.retire(conn, reason);
+                self.settle(st, Some(retired));
             }
             None => {
                 let had_waiters = st.waiting() > 0;
-                let closing = self.put_back(&mut st, conn);
-                if had_waiters || closing.is_some() {
-                    self.publish(&st);
-                } else {
+                match self.put_back(&mut st, conn) {
+                    Some(retired) => self.settle(st, Some(retired)),
+                    None if had_waiters => self.publish(&st),
                     // Nobody queued: only the idle/in-use pair changed (one store).
-                    self.publish_idle_in_use(&st);
+                    None => self.publish_idle_in_use(&st),
                 }
-                closing
             }
-        };
-        drop(st);
-        if closing.is_some() {
-            self.close_later(closing);
         }
     }
 
@@ -129,7 +121,7 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// Drops (closes) a retired connection, contained: a panicking `Drop` is logged and the
     /// books are still put right. Runs on the closer.
-    fn close_retired(&self, t: ToClose<F::Connection>) {
+    fn close_retired(self: &Arc<Self>, t: ToClose<F::Connection>) {
         let (conn, reason) = t.into_parts();
         let id = conn.id;
         if let Err(p) = guarded(move || drop(conn)) {
@@ -143,14 +135,11 @@ impl<F: ConnectionFactory> Shared<F> {
         self.observe(|obs| obs.on_close(id, reason));
         let mut st = self.state.lock();
         st.close_finished(id);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 
     /// Takes a connection out of the pool for good (`PooledConnection::detach`).
-    pub(crate) fn forget_detached(&self, id: u64, tracked_at: Option<Instant>) {
+    pub(crate) fn forget_detached(self: &Arc<Self>, id: u64, tracked_at: Option<Instant>) {
         if let Some(at) = tracked_at {
             self.untrack(id, at);
         }
@@ -158,9 +147,6 @@ impl<F: ConnectionFactory> Shared<F> {
         let mut st = self.state.lock();
         st.forget_detached();
         bump_locked(&self.stats.released);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 }

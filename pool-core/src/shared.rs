@@ -2,7 +2,9 @@
 //! every part of it uses (publishing gauges, calling user code safely, backoff).
 //!
 //! The work is split by concern: `acquire.rs`, `release.rs` (and closing), `create.rs`,
-//! `admin.rs` (shutdown, evict, resize), `housekeeping.rs`.
+//! `admin.rs` (shutdown, evict, resize), `housekeeping.rs`; the books they keep are in
+//! `state/`, and `taken.rs` is the one way back for a connection taken out but not handed
+//! to a caller. A locked section that changed the counts ends with [`Shared::settle`].
 
 use std::backtrace::Backtrace;
 use std::collections::HashMap;
@@ -15,9 +17,9 @@ use std::time::{Duration, Instant};
 use crate::config::PoolConfig;
 use crate::error::{PoolError, SharedError};
 use crate::events::PoolObserver;
-use crate::state::{Conn, State};
+use crate::state::{Conn, State, ToClose};
 use crate::statistics::Stats;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::validation::ValidationStrategy;
 use crate::workers::Workers;
 use crate::ConnectionFactory;
@@ -137,6 +139,23 @@ impl<F: ConnectionFactory> Shared<F> {
     pub(crate) fn publish_idle_in_use(&self, st: &State<F::Connection>) {
         let (idle, in_use) = st.idle_and_in_use();
         self.stats.set_gauges(idle, in_use);
+    }
+
+    /// The end of every locked section that changed what is open, in use, idle or closing
+    /// (but the hot paths, which publish the idle/in-use pair only): wakes a creator if
+    /// more connections are wanted, publishes the gauges, unlocks, hands what was retired
+    /// to the closer, and wakes whoever waits for the pool to change (`shutdown_timeout`,
+    /// the fail-fast start).
+    pub(crate) fn settle(
+        self: &Arc<Self>,
+        st: MutexGuard<'_, State<F::Connection>>,
+        retired: impl IntoIterator<Item = ToClose<F::Connection>>,
+    ) {
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.close_later(retired);
+        self.changed.notify_all();
     }
 
     /// Wakes a creator if more connections are wanted.
