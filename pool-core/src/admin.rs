@@ -83,6 +83,7 @@ impl<F: ConnectionFactory> Shared<F> {
 
     pub(crate) fn set_suspended(&self, suspended: bool) {
         let mut st = self.state.lock();
+        self.stats.suspended.store(suspended, Relaxed); // under the lock
         if suspended {
             st.suspend();
         } else {

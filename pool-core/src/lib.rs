@@ -89,12 +89,12 @@ mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::PooledConnection;
-pub use error::{ConfigError, PoolError, SharedError};
+pub use error::{BuildError, ConfigError, PoolError, SharedError};
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
 pub use pool::{ConnectionPool, PoolBuilder};
-pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
+pub use statistics::{CloseReason, ClosedCounts, PoolSnapshot, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
 
 #[cfg(loom)]

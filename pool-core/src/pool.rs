@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
 use crate::connection::PooledConnection;
-use crate::error::{ConfigError, PoolError};
+use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
 use crate::shared::{PoolRef, Shared};
@@ -112,7 +112,8 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     ///
     /// Background threads start opening `min_size` connections at once. With
     /// `initialization_fail_timeout` set, `new` waits for them (or one, if `min_size` is 0)
-    /// and returns [`PoolError::Connection`] if they cannot be opened.
+    /// and returns [`PoolError::Connection`] if they cannot be opened. It returns
+    /// [`PoolError::Build`] if the pool's own threads cannot be started.
     pub fn new(factory: F, config: PoolConfig) -> Result<Self, PoolError> {
         Self::builder(factory).config(config).build()
     }
@@ -292,7 +293,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
     pub fn build(self) -> Result<ConnectionPool<F>, PoolError> {
         self.config
             .check()
-            .map_err(|e| PoolError::Connection(Arc::new(e)))?;
+            .map_err(|e| PoolError::Build(BuildError::Config(e)))?;
         let init = self.config.initialization_fail_timeout;
         let shared = Arc::new(Shared::new(
             self.factory,
@@ -303,7 +304,8 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to
         // SHUTDOWN_JOIN_TIMEOUT) past `new`'s deadline.
-        crate::housekeeping::start(&shared).map_err(|e| PoolError::Connection(Arc::new(e)))?;
+        crate::housekeeping::start(&shared)
+            .map_err(|e| PoolError::Build(BuildError::Spawn(Arc::new(e))))?;
         if let Some(timeout) = init {
             wait_for_start(&shared, timeout)?;
         }

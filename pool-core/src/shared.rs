@@ -169,16 +169,11 @@ impl<F: ConnectionFactory> Shared<F> {
     /// An `AcquireTimeout` describing the pool now (lock held). Its cause is the latest
     /// create error, else the latest check error.
     pub(crate) fn timeout_error(&self, st: &State<F::Connection>, start: Instant) -> PoolError {
-        let (idle, active) = st.idle_and_in_use();
+        let mut pool = st.snapshot();
+        pool.waiting_requests += 1; // the caller giving up has left the queue
         PoolError::AcquireTimeout {
             waited: start.elapsed(),
-            total: st.open(),
-            active,
-            idle,
-            waiting: st.waiting() + 1,
-            pending: st.creating(),
-            max_size: st.max_size(),
-            suspended: st.is_suspended(),
+            pool,
             last_error: st.failures().cause(),
         }
     }

@@ -158,6 +158,8 @@ pub struct PoolStatistics {
     /// Whether the circuit breaker is open: the database is known to be down, `acquire`
     /// fails fast (see `PoolConfigBuilder::circuit_breaker_threshold`).
     pub circuit_breaker_open: bool,
+    /// Whether the pool is suspended (`ConnectionPool::suspend`).
+    pub suspended: bool,
     /// Closes that were still running after `close_timeout` (their place was given back).
     pub total_close_overruns: u64,
     /// The current `max_size`.
@@ -197,6 +199,38 @@ pub struct PoolStatistics {
 }
 
 impl PoolStatistics {
+    /// The gauges of this snapshot as a [`PoolSnapshot`]: the view an
+    /// [`AcquireTimeout`](crate::PoolError::AcquireTimeout) carries, for logs and alerts.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+    /// # struct Nop;
+    /// # impl ConnectionFactory for Nop {
+    /// #     type Connection = (); type Error = std::io::Error;
+    /// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+    /// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+    /// # }
+    /// let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(4).build()?)?;
+    /// let conn = pool.acquire()?;
+    /// let now = pool.statistics().snapshot();
+    /// assert_eq!(now.active_connections, 1);
+    /// assert_eq!(now.to_string(), "1 open of max 4: 1 in use, 0 idle; 0 being opened; 0 callers waiting");
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            total_connections: self.total_connections,
+            idle_connections: self.idle_connections,
+            active_connections: self.active_connections,
+            waiting_requests: self.waiting_requests,
+            pending_connections: self.pending_connections,
+            max_size: self.max_size,
+            suspended: self.suspended,
+        }
+    }
+
     /// How many connections are in `state` right now (`Idle`, `InUse` or `Validating`; the
     /// others are not kept, so 0).
     pub fn count(&self, state: ConnectionState) -> usize {
@@ -299,6 +333,60 @@ impl fmt::Display for PoolStatistics {
     }
 }
 
+/// What the pool looked like at one moment: its connections and its queue.
+///
+/// A [`PoolError::AcquireTimeout`](crate::PoolError::AcquireTimeout) carries the one taken
+/// when the caller gave up (under the pool lock, so the numbers agree with each other);
+/// [`PoolStatistics::snapshot`] gives the same view of a statistics snapshot. `Display` is
+/// one line, e.g. `3 open of max 4: 2 in use, 1 idle; 1 being opened; 5 callers waiting`,
+/// followed by `; the pool is suspended` when it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolSnapshot {
+    /// Open connections: `idle_connections + active_connections`.
+    pub total_connections: usize,
+    /// Connections in the pool, not handed out (including those being validated in the
+    /// background). A caller can time out with idle ones if they were reserved for callers
+    /// queued before it, or the pool is suspended.
+    pub idle_connections: usize,
+    /// Connections handed out (in use).
+    pub active_connections: usize,
+    /// Callers waiting (in an `AcquireTimeout`, the caller that gave up included).
+    pub waiting_requests: usize,
+    /// Connections being opened.
+    pub pending_connections: usize,
+    /// The pool's `max_size` then.
+    pub max_size: usize,
+    /// Whether the pool was suspended (see `ConnectionPool::suspend`).
+    pub suspended: bool,
+}
+
+impl PoolSnapshot {
+    /// The counts, without the suspension (the error's `Display` puts that after them).
+    pub(crate) fn fmt_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} open of max {}: {} in use, {} idle; {} being opened; {} callers waiting",
+            self.total_connections,
+            self.max_size,
+            self.active_connections,
+            self.idle_connections,
+            self.pending_connections,
+            self.waiting_requests
+        )
+    }
+}
+
+impl fmt::Display for PoolSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_counts(f)?;
+        if self.suspended {
+            f.write_str("; the pool is suspended")?;
+        }
+        Ok(())
+    }
+}
+
 /// The live counters behind [`PoolStatistics`].
 ///
 /// Ordering: every field is a statistic, not a synchronisation flag, so all accesses are
@@ -336,6 +424,8 @@ pub(crate) struct Stats {
     pub(crate) closing: AtomicUsize,
     /// Under the pool lock.
     pub(crate) breaker_open: std::sync::atomic::AtomicBool,
+    /// Under the pool lock.
+    pub(crate) suspended: std::sync::atomic::AtomicBool,
     pub(crate) close_overruns: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) created: AtomicU64,
@@ -400,6 +490,7 @@ impl Stats {
             validating_idle_connections: validating_idle,
             closing_connections: self.closing.load(Relaxed),
             circuit_breaker_open: self.breaker_open.load(Relaxed),
+            suspended: self.suspended.load(Relaxed),
             total_close_overruns: self.close_overruns.load(Relaxed),
             max_size: self.max_size.load(Relaxed),
             min_size: self.min_size.load(Relaxed),

@@ -33,6 +33,7 @@ mod idle;
 use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
+use crate::statistics::PoolSnapshot;
 use crate::wait_queue::WaitQueue;
 
 pub(crate) use books::{Sweep, Swept};
@@ -111,19 +112,23 @@ impl<C> State<C> {
         self.closed
     }
 
-    /// Whether the pool is suspended (`ConnectionPool::suspend`).
-    pub(crate) fn is_suspended(&self) -> bool {
-        self.suspended
+    /// The pool now, as users see it (`PoolError::AcquireTimeout`).
+    pub(crate) fn snapshot(&self) -> PoolSnapshot {
+        let (idle, active) = self.idle_and_in_use();
+        PoolSnapshot {
+            total_connections: self.open,
+            idle_connections: idle,
+            active_connections: active,
+            waiting_requests: self.queue.len(),
+            pending_connections: self.pending,
+            max_size: self.max_size,
+            suspended: self.suspended,
+        }
     }
 
     /// Open connections (idle, in use, being validated).
     pub(crate) fn open(&self) -> usize {
         self.open
-    }
-
-    /// The current `max_size`.
-    pub(crate) fn max_size(&self) -> usize {
-        self.max_size
     }
 
     /// Idle as users count them (in the pool, or out for a background check), and in use:
