@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::PooledConnection;
 use crate::error::{PoolError, SharedError};
+use crate::events::{AcquireEvent, TimeoutEvent};
 use crate::shared::{LeakRecord, PoolRef, Shared};
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
@@ -117,7 +118,11 @@ impl<F: ConnectionFactory> Shared<F> {
                     Wait::Failed(e) => {
                         drop(st);
                         if e.is_timeout() {
-                            self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
+                            self.observe(|obs| {
+                                obs.on_timeout(TimeoutEvent {
+                                    waited: clock.start().elapsed(),
+                                })
+                            });
                         }
                         return Err(e);
                     }
@@ -147,7 +152,7 @@ impl<F: ConnectionFactory> Shared<F> {
         self.stats.timeouts.fetch_add(1, Relaxed);
         drop(st);
         let waited = clock.start().elapsed();
-        self.observe(|obs| obs.on_timeout(waited));
+        self.observe(|obs| obs.on_timeout(TimeoutEvent { waited }));
         e
     }
 
@@ -270,7 +275,12 @@ impl<F: ConnectionFactory> Shared<F> {
         } else {
             None
         };
-        self.observe(|obs| obs.on_acquire(conn.id, waited));
+        self.observe(|obs| {
+            obs.on_acquire(AcquireEvent {
+                id: conn.id,
+                waited,
+            })
+        });
         if let (Some(leaks), Some(at)) = (&self.leaks, tracked_at) {
             let backtrace = Arc::new(Backtrace::force_capture());
             leaks.lock().insert(

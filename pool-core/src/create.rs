@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::MAX_LIFETIME_JITTER;
 use crate::error::SharedError;
+use crate::events::{CreateEvent, CreateFailedEvent};
 use crate::shared::{guarded, jitter_fraction, Shared};
 use crate::state::{ConnData, State};
 use crate::sync::deadline_after;
@@ -73,7 +74,12 @@ impl<F: ConnectionFactory> Shared<F> {
                     self.config.name,
                     now - started
                 );
-                self.observe(|obs| obs.on_create(id, now - started));
+                self.observe(|obs| {
+                    obs.on_create(CreateEvent {
+                        id,
+                        took: now - started,
+                    })
+                });
                 let mut st = self.state.lock();
                 if st.opened() {
                     log::info!(
@@ -120,7 +126,12 @@ impl<F: ConnectionFactory> Shared<F> {
                 crate::error::chain_text(&*error)
             );
         }
-        self.observe(|obs| obs.on_create_failed(&*error, permanent));
+        self.observe(|obs| {
+            obs.on_create_failed(CreateFailedEvent {
+                error: &*error,
+                permanent,
+            })
+        });
         let mut st = self.state.lock();
         let backoff = |failures| {
             let mut delay = self.backoff_delay(failures);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::events::LeakSuspectedEvent;
 use crate::shared::Shared;
 use crate::state::{Conn, Sweep, Swept};
 use crate::statistics::CloseReason;
@@ -202,6 +203,12 @@ fn report_leaks<F: ConnectionFactory>(shared: &Shared<F>) {
              {threshold:?}): possible leak; it was acquired at:\n{backtrace}",
             shared.config.name
         );
-        shared.observe(|obs| obs.on_leak_suspected(id, held, &backtrace));
+        shared.observe(|obs| {
+            obs.on_leak_suspected(LeakSuspectedEvent {
+                id,
+                held,
+                acquired_at: &backtrace,
+            })
+        });
     }
 }

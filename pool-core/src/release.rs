@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use crate::events::{CloseEvent, ReleaseEvent};
 use crate::shared::{guarded, Shared};
 use crate::state::{Conn, State, ToClose};
 use crate::statistics::{bump_locked, CloseReason};
@@ -77,7 +78,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Reports the end of a hold to the observer and the leak detector.
     fn untrack(&self, id: u64, acquired_at: Instant) {
         let held = acquired_at.elapsed();
-        self.observe(|obs| obs.on_release(id, held));
+        self.observe(|obs| obs.on_release(ReleaseEvent { id, held }));
         if let Some(leaks) = &self.leaks {
             let record = leaks.lock().remove(&id); // nothing else under this lock
             if record.is_some_and(|r| r.reported) {
@@ -132,7 +133,7 @@ impl<F: ConnectionFactory> Shared<F> {
         }
         self.stats.closed(reason);
         log::debug!("{}: closed connection {id} ({reason})", self.config.name);
-        self.observe(|obs| obs.on_close(id, reason));
+        self.observe(|obs| obs.on_close(CloseEvent { id, reason }));
         let mut st = self.state.lock();
         st.close_finished(id);
         self.settle(st, None);

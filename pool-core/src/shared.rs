@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
 use crate::error::{PoolError, SharedError};
-use crate::events::PoolObserver;
+use crate::events::{PoolObserver, ValidationFailedEvent};
 use crate::state::{Conn, State, ToClose};
 use crate::statistics::Stats;
 use crate::sync::{Condvar, Mutex, MutexGuard};
@@ -213,7 +213,12 @@ impl<F: ConnectionFactory> Shared<F> {
                     conn.id,
                     crate::error::chain_text(&*e)
                 );
-                self.observe(|obs| obs.on_validation_failed(conn.id, &*e));
+                self.observe(|obs| {
+                    obs.on_validation_failed(ValidationFailedEvent {
+                        id: conn.id,
+                        error: &*e,
+                    })
+                });
                 Err(e)
             }
         }
