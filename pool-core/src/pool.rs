@@ -3,19 +3,7 @@
 //! The handle is an `Arc` around the shared pool (see `shared.rs`); the work is split by
 //! concern: acquire (`acquire.rs`), release and closing (`release.rs`), creating
 //! (`create.rs`), administration (`admin.rs`) and the background threads
-//! (`housekeeping.rs`, `workers.rs`).
-//!
-//! ## Deadlines
-//!
-//! Every method that waits is bounded: `acquire` and `acquire_timeout` by their timeout,
-//! `try_acquire` by [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET) (for
-//! validating an idle connection; it never waits for one), `shutdown_timeout(d)` by `d`,
-//! `shutdown` and dropping the last handle by
-//! [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT), and a fail-fast
-//! `ConnectionPool::new` by `initialization_fail_timeout`, each plus a few milliseconds of
-//! scheduling, whatever the factory, a validator, an observer or a connection's `Drop`
-//! does. User code that hangs is left running on a pool thread; it is never waited for
-//! past a deadline.
+//! (`housekeeping.rs`, `workers.rs`). The deadline rules are in [`ConnectionPool`]'s docs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -67,6 +55,18 @@ use crate::ConnectionFactory;
 /// Dropping the last handle shuts the pool down (connections still in use are closed when
 /// they come back); it waits at most
 /// [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT) for that.
+///
+/// # Deadlines
+///
+/// Every method that waits is bounded: `acquire` and `acquire_timeout` by their timeout,
+/// `try_acquire` by [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET) (for
+/// validating an idle connection; it never waits for one), `shutdown_timeout(d)` by `d`,
+/// `shutdown` and dropping the last handle by
+/// [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT), and a fail-fast
+/// `ConnectionPool::new` by `initialization_fail_timeout`, each plus a few milliseconds of
+/// scheduling, whatever the factory, a validator, an observer or a connection's `Drop`
+/// does. User code that hangs is left running on a pool thread; it is never waited for
+/// past a deadline.
 pub struct ConnectionPool<F: ConnectionFactory> {
     handle: Arc<Handle<F>>,
 }

@@ -1,30 +1,6 @@
-//! Statistics: a snapshot of the pool, read without taking the pool's lock.
-//!
-//! Counters live in atomics that the pool updates as it works; [`ConnectionPool::statistics`]
-//! only loads them, so reading statistics never blocks (or slows) `acquire`. Gauges that
-//! must agree with each other (idle and in-use) are packed into one atomic word, so a
-//! snapshot always has `total_connections == idle_connections + active_connections`.
-//!
-//! ```
-//! # use std::time::Duration;
-//! # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
-//! # struct Nop;
-//! # impl ConnectionFactory for Nop {
-//! #     type Connection = (); type Error = std::io::Error;
-//! #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! # }
-//! let pool = ConnectionPool::new(Nop, PoolConfig::default())?;
-//! drop(pool.acquire()?);
-//! let s = pool.statistics();
-//! assert_eq!(s.total_acquired, 1);
-//! assert_eq!(s.total_released, 1);
-//! assert_eq!(s.total_connections, s.idle_connections + s.active_connections);
-//! println!("{s}"); // a table
-//! # Ok::<(), pool_core::PoolError>(())
-//! ```
-//!
-//! [`ConnectionPool::statistics`]: crate::ConnectionPool::statistics
+//! Statistics: lock-free counters ([`Stats`]) and the snapshot users read
+//! ([`PoolStatistics`]); [`PoolSnapshot`], the gauges an `AcquireTimeout` carries;
+//! [`CloseReason`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -132,8 +108,34 @@ impl ClosedCounts {
 
 /// A snapshot of the pool's gauges and counters.
 ///
+/// Counters live in atomics that the pool updates as it works; [`ConnectionPool::statistics`]
+/// only loads them, so reading statistics never blocks (or slows) `acquire`. Gauges that
+/// must agree with each other (idle and in-use) are packed into one atomic word, so a
+/// snapshot always has `total_connections == idle_connections + active_connections`.
+///
 /// Gauges (`*_connections`, `waiting_requests`, `pending_connections`) describe the moment
 /// of the snapshot; counters (`total_*`) count since the pool started.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::new(Nop, PoolConfig::default())?;
+/// drop(pool.acquire()?);
+/// let s = pool.statistics();
+/// assert_eq!(s.total_acquired, 1);
+/// assert_eq!(s.total_released, 1);
+/// assert_eq!(s.total_connections, s.idle_connections + s.active_connections);
+/// println!("{s}"); // a table
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+///
+/// [`ConnectionPool::statistics`]: crate::ConnectionPool::statistics
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PoolStatistics {
