@@ -214,7 +214,10 @@ impl<F: ConnectionFactory> Shared<F> {
             }
         }
     }
+}
 
+/// The way out: the checks on a connection taken for a caller, and the guard.
+impl<F: ConnectionFactory> Shared<F> {
     /// Checks a connection just taken for the caller (no lock held): lifetime, use count,
     /// generation (`soft_evict`), validation within the caller's deadline; then builds the
     /// guard. A connection that fails is retired here.

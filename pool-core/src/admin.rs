@@ -50,7 +50,7 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     pub(crate) fn statistics(&self) -> PoolStatistics {
-        self.stats.snapshot()
+        self.stats.read()
     }
 
     /// Closes idle connections now; with `soft`, in-use ones too when they come back (and

@@ -57,16 +57,6 @@ pub const DEFAULT_CREATE_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// connection is free may take it (fast, no sleep); once the oldest has waited longer,
 /// returned connections are handed to queued callers strictly in order.
 pub const DEFAULT_FAIRNESS_WINDOW: Duration = Duration::from_millis(1);
-/// How many times in a row one thread may overtake queued callers (take a free connection
-/// while others wait, within the fairness window) before it must queue behind them: 64.
-///
-/// The window bounds how long the oldest waiter can be overtaken; this bounds how much one
-/// running thread can take meanwhile, so turns rotate among threads (fairness by count,
-/// not only by time) while most hand-offs still happen without a sleep.
-pub const MAX_CONSECUTIVE_OVERTAKES: u32 = 64;
-/// How long a background worker thread (closer, checker, validator) with nothing to do
-/// waits for more work before it ends: 2 seconds. They are started again on demand.
-pub const WORKER_LINGER: Duration = Duration::from_secs(2);
 /// `max_lifetime` jitter: each connection's lifetime is shortened by a random amount of up
 /// to this fraction (2.5 %, as HikariCP) so connections opened together do not all expire
 /// together.
@@ -100,6 +90,8 @@ pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
 
 /// The largest `max_size` accepted (far above what any database allows).
 pub const MAX_MAX_SIZE: usize = 1 << 20;
+// Defined where they are used, named here with the others.
+pub use crate::{wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER};
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
 #[derive(Debug, Clone, PartialEq)]

@@ -53,7 +53,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::statistics::PoolSnapshot;
+use crate::snapshot::PoolSnapshot;
 
 /// A factory error, shared so that every caller it concerns can carry it.
 pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;

@@ -99,6 +99,7 @@ mod housekeeping;
 mod pool;
 mod release;
 mod shared;
+mod snapshot;
 mod state;
 mod statistics;
 mod sync;
@@ -114,7 +115,8 @@ pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
 pub use pool::{ConnectionPool, PoolBuilder};
-pub use statistics::{CloseReason, ClosedCounts, PoolSnapshot, PoolStatistics};
+pub use snapshot::PoolSnapshot;
+pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
 
 #[cfg(loom)]

@@ -325,11 +325,11 @@ fn wait_for_start<F: ConnectionFactory>(
 ) -> Result<(), PoolError> {
     let deadline = deadline_after(Instant::now(), timeout);
     let mut st = shared.state.lock();
-    let target = st.want_for_start();
+    let target = st.want_at_start();
     shared.request_create(&st);
     loop {
         if st.open() >= target {
-            st.start_over();
+            st.start_finished();
             return Ok(());
         }
         // A permanent error: waiting longer cannot help. (An open circuit breaker does not
@@ -337,7 +337,7 @@ fn wait_for_start<F: ConnectionFactory>(
         let hopeless = st.failures().is_permanent();
         let failures = st.failures().consecutive();
         if hopeless || shared.changed.wait_until(&mut st, deadline) && st.open() < target {
-            st.start_over();
+            st.start_finished();
             let cause = st.failures().last_error().cloned().unwrap_or_else(|| {
                 Arc::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,

@@ -1,12 +1,11 @@
 //! Statistics: lock-free counters ([`Stats`]) and the snapshot users read
-//! ([`PoolStatistics`]); [`PoolSnapshot`], the gauges an `AcquireTimeout` carries;
-//! [`CloseReason`].
+//! ([`PoolStatistics`]); [`CloseReason`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::ConnectionState;
+use crate::{ConnectionState, PoolSnapshot};
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -335,60 +334,6 @@ impl fmt::Display for PoolStatistics {
     }
 }
 
-/// What the pool looked like at one moment: its connections and its queue.
-///
-/// A [`PoolError::AcquireTimeout`](crate::PoolError::AcquireTimeout) carries the one taken
-/// when the caller gave up (under the pool lock, so the numbers agree with each other);
-/// [`PoolStatistics::snapshot`] gives the same view of a statistics snapshot. `Display` is
-/// one line, e.g. `3 open of max 4: 2 in use, 1 idle; 1 being opened; 5 callers waiting`,
-/// followed by `; the pool is suspended` when it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PoolSnapshot {
-    /// Open connections: `idle_connections + active_connections`.
-    pub total_connections: usize,
-    /// Connections in the pool, not handed out (including those being validated in the
-    /// background). A caller can time out with idle ones if they were reserved for callers
-    /// queued before it, or the pool is suspended.
-    pub idle_connections: usize,
-    /// Connections handed out (in use).
-    pub active_connections: usize,
-    /// Callers waiting (in an `AcquireTimeout`, the caller that gave up included).
-    pub waiting_requests: usize,
-    /// Connections being opened.
-    pub pending_connections: usize,
-    /// The pool's `max_size` then.
-    pub max_size: usize,
-    /// Whether the pool was suspended (see `ConnectionPool::suspend`).
-    pub suspended: bool,
-}
-
-impl PoolSnapshot {
-    /// The counts, without the suspension (the error's `Display` puts that after them).
-    pub(crate) fn fmt_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} open of max {}: {} in use, {} idle; {} being opened; {} callers waiting",
-            self.total_connections,
-            self.max_size,
-            self.active_connections,
-            self.idle_connections,
-            self.pending_connections,
-            self.waiting_requests
-        )
-    }
-}
-
-impl fmt::Display for PoolSnapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_counts(f)?;
-        if self.suspended {
-            f.write_str("; the pool is suspended")?;
-        }
-        Ok(())
-    }
-}
-
 /// The live counters behind [`PoolStatistics`].
 ///
 /// Ordering: every field is a statistic, not a synchronisation flag, so all accesses are
@@ -464,7 +409,9 @@ impl Stats {
         self.wait_nanos.fetch_add(n, Relaxed);
         self.max_wait_nanos.fetch_max(n, Relaxed);
     }
-    pub(crate) fn snapshot(&self) -> PoolStatistics {
+    /// Loads every counter into a [`PoolStatistics`] (without the pool lock; the
+    /// idle/in-use pair is one word, so it is consistent).
+    pub(crate) fn read(&self) -> PoolStatistics {
         let g = self.gauges.load(Relaxed);
         let idle = (g >> 32) as usize;
         let active = (g & 0xffff_ffff) as usize;

@@ -83,6 +83,7 @@ impl<'a, F: ConnectionFactory> Taken<'a, F> {
         retire: Option<(CloseReason, Option<SharedError>)>,
     ) {
         let shared = self.shared;
+        // The pool lock, for the books only: the close and any replacement run after it.
         let mut st = shared.state.lock();
         match self.holder {
             Holder::Caller => {

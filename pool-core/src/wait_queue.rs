@@ -19,7 +19,7 @@
 //!
 //! So a queued caller is overtaken for at most about `fairness_window`, and queued callers
 //! are always served in the order they arrived. A second bound spreads the overtaking
-//! fairly: one thread may overtake queued callers at most `MAX_CONSECUTIVE_OVERTAKES`
+//! fairly: one thread may overtake queued callers at most [`MAX_CONSECUTIVE_OVERTAKES`]
 //! (64) times in a row; then it queues behind them like everyone else, so under heavy
 //! contention threads take turns in batches (few sleeps, equal shares).
 //!
@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::MAX_CONSECUTIVE_OVERTAKES;
 use crate::error::SharedError;
 use crate::sync::Condvar;
 
@@ -71,6 +70,14 @@ impl Status {
         }
     }
 }
+
+/// How many times in a row one thread may overtake queued callers (take a free connection
+/// while others wait, within the fairness window) before it must queue behind them: 64.
+///
+/// The window bounds how long the oldest waiter can be overtaken; this bounds how much one
+/// running thread can take meanwhile, so turns rotate among threads (fairness by count,
+/// not only by time) while most hand-offs still happen without a sleep.
+pub const MAX_CONSECUTIVE_OVERTAKES: u32 = 64;
 
 std::thread_local! {
     /// Overtakes by this thread since it last got a connection through the queue.

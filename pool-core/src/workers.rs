@@ -5,7 +5,7 @@
 //!   deadline**: a thread stuck in user code (a create that hangs on the network, a
 //!   connection whose `Drop` never returns) is abandoned, never joined past the deadline.
 //! * [`Workers`] runs jobs on at most `max` threads, spawned when work arrives and ending
-//!   after `WORKER_LINGER` (config.rs) without any. The pool has three sets: the **closer** (every
+//!   after [`WORKER_LINGER`] without any. The pool has three sets: the **closer** (every
 //!   discarded connection is dropped there, as HikariCP's closer thread does, so a slow or
 //!   hung close holds up nobody), the **checkers** (validation on acquire runs there, so the
 //!   acquiring caller can give up at its deadline whatever the validator does) and the
@@ -17,10 +17,13 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::config::WORKER_LINGER;
 use crate::sync::{spawn, Condvar, JoinHandle, Mutex};
+
+/// How long a background worker thread (closer, checker, validator) with nothing to do
+/// waits for more work before it ends: 2 seconds. They are started again on demand.
+pub const WORKER_LINGER: Duration = Duration::from_secs(2);
 
 /// A unit of work for a [`Workers`] set.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;

@@ -81,14 +81,14 @@ impl<C> State<C> {
 
     /// A fail-fast start wants `max(min_size, 1)` connections open, whatever else is
     /// wanted. Returns that target.
-    pub(crate) fn want_for_start(&mut self) -> usize {
+    pub(crate) fn want_at_start(&mut self) -> usize {
         let target = self.min_size.max(1);
         self.init_wanted = target;
         target
     }
 
     /// The fail-fast start is over (it succeeded or gave up).
-    pub(crate) fn start_over(&mut self) {
+    pub(crate) fn start_finished(&mut self) {
         self.init_wanted = 0;
     }
 

@@ -33,7 +33,7 @@ mod idle;
 use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
-use crate::statistics::PoolSnapshot;
+use crate::snapshot::PoolSnapshot;
 use crate::wait_queue::WaitQueue;
 
 pub(crate) use books::{Sweep, Swept};
