@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use pool_core::events::{CreateEvent, CreateFailedEvent, ValidationFailedEvent};
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError, PoolObserver};
 
 mod report;
@@ -470,7 +471,8 @@ struct Narrator {
 }
 
 impl PoolObserver for Narrator {
-    fn on_create(&self, id: u64, took: Duration) {
+    fn on_create(&self, event: CreateEvent) {
+        let CreateEvent { id, took, .. } = event;
         let failures = self.failing.swap(0, Relaxed);
         if failures > 0 {
             println!(
@@ -479,18 +481,19 @@ impl PoolObserver for Narrator {
             );
         }
     }
-    fn on_create_failed(&self, error: &(dyn StdError + 'static), _permanent: bool) {
+    fn on_create_failed(&self, event: CreateFailedEvent<'_>) {
         if self.failing.fetch_add(1, Relaxed) == 0 {
             println!(
                 "  [event] opening a connection failed: {} (retrying with backoff)",
-                Report(error)
+                Report(event.error)
             );
         }
     }
-    fn on_validation_failed(&self, id: u64, error: &(dyn StdError + 'static)) {
+    fn on_validation_failed(&self, event: ValidationFailedEvent<'_>) {
         println!(
-            "  [event] connection #{id} failed validation ({}): discarded",
-            Report(error)
+            "  [event] connection #{} failed validation ({}): discarded",
+            event.id,
+            Report(event.error)
         );
     }
 }

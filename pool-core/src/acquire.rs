@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use crate::connection::PooledConnection;
 use crate::error::{PoolError, SharedError};
-use crate::release::ToClose;
+use crate::events::{AcquireEvent, TimeoutEvent};
 use crate::shared::{LeakRecord, PoolRef, Shared};
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::sync::{deadline_after, Condvar, Mutex, MutexGuard};
+use crate::taken::{Holder, Taken};
 use crate::wait_queue::{Status, Waiter};
 use crate::ConnectionFactory;
 
@@ -37,10 +38,10 @@ enum Wait<C> {
     Failed(PoolError),
 }
 
-/// Why `check_out` did not return a guard.
-enum Rejected<C> {
-    /// Retire it and try again.
-    Retire(Conn<C>, CloseReason, Option<SharedError>),
+/// Why `hand_out` did not return a guard.
+enum Rejected {
+    /// It was retired (expired, evicted, failed its check): try again.
+    Retired,
     /// Its validation outlived the caller's deadline; the checker thread owns it now.
     Abandoned,
 }
@@ -82,26 +83,19 @@ impl<F: ConnectionFactory> Shared<F> {
         let mut retries = 0u32;
         let mut st = self.state.lock();
         loop {
-            if st.closed {
+            if st.is_closed() {
                 return Err(PoolError::Closed);
             }
             if retries > 0 && Instant::now() >= clock.deadline() {
                 return Err(self.give_up(st, &mut clock));
             }
-            let conn = if !st.suspended
-                && st.free() > 0
-                && (st.queue.len() == 0
-                    || (!st.queue.starving && crate::wait_queue::may_overtake()))
-            {
-                // Fast path: a free connection, and nobody queued has waited past the
-                // window (nor has this thread overtaken them too many times in a row).
-                let conn = st.idle.pop().expect("free() > 0 means idle is not empty");
-                st.in_use += 1;
+            // Fast path: a free connection, and nobody queued has waited past the window
+            // (nor has this thread overtaken them too many times in a row).
+            let conn = if let Some(conn) = st.take_idle() {
                 bump_locked(&self.stats.acquired);
                 // Only the idle/in-use pair changed.
-                self.stats
-                    .set_gauges(st.idle.len() + st.validating, st.in_use);
-                if st.free() < st.min_idle {
+                self.publish_idle_in_use(&st);
+                if st.below_min_idle() {
                     self.request_create(&st); // keep the idle floor
                 }
                 conn
@@ -109,14 +103,13 @@ impl<F: ConnectionFactory> Shared<F> {
                 if timeout.is_none() {
                     // try_acquire: ask for one connection in the background if none is
                     // on its way and there is room; never wait for it.
-                    if st.pending == 0 && st.open < st.max_size {
-                        st.asked = 1;
+                    if st.ask_for_one() {
                         self.request_create(&st);
                     }
                     return Err(PoolError::PoolExhausted);
                 }
                 let (start, deadline) = (clock.start(), clock.deadline());
-                match self.wait(&mut st, start, deadline, queued) {
+                match self.wait_in_queue(&mut st, start, deadline, queued) {
                     Wait::Got(conn) => {
                         crate::wait_queue::served_in_turn();
                         queued = true;
@@ -125,35 +118,26 @@ impl<F: ConnectionFactory> Shared<F> {
                     Wait::Failed(e) => {
                         drop(st);
                         if e.is_timeout() {
-                            self.observe(|obs| obs.on_timeout(clock.start().elapsed()));
+                            self.observe(|obs| {
+                                obs.on_timeout(TimeoutEvent {
+                                    waited: clock.start().elapsed(),
+                                })
+                            });
                         }
                         return Err(e);
                     }
                 }
             };
             drop(st);
-            let (conn, reason, error) = match self.check_out(conn, pool_ref, &mut clock, queued) {
+            let taken = Taken::new(self, conn, Holder::Caller);
+            match self.hand_out(taken, pool_ref, &mut clock, queued) {
                 Ok(guard) => return Ok(guard),
-                Err(Rejected::Retire(conn, reason, error)) => (conn, reason, error),
+                // Expired, evicted or failed its check: retired (its place freed, a
+                // replacement asked for). Try again: a queued caller re-queues at the
+                // front, so the replacement its place triggers cannot go to anyone else.
+                Err(Rejected::Retired) => retries += 1,
                 Err(Rejected::Abandoned) => return Err(self.give_up(self.state.lock(), &mut clock)),
-            };
-            // Expired, evicted or failed its check: hand it to the closer and, in the same
-            // locked section that frees its place, try again. A queued caller re-queues at
-            // the front, so the replacement its place triggers cannot go to anyone else.
-            retries += 1;
-            st = self.state.lock();
-            st.in_use -= 1;
-            let acquired = self.stats.acquired.load(Relaxed);
-            self.stats
-                .acquired
-                .store(acquired.saturating_sub(1), Relaxed); // under the lock
-            if let Some(error) = error {
-                self.note_check_failure(&mut st, error);
             }
-            let closing = self.retire(&mut st, conn, reason);
-            self.publish(&st);
-            drop(st);
-            self.close_later(Some(closing));
             st = self.state.lock();
         }
     }
@@ -168,74 +152,35 @@ impl<F: ConnectionFactory> Shared<F> {
         self.stats.timeouts.fetch_add(1, Relaxed);
         drop(st);
         let waited = clock.start().elapsed();
-        self.observe(|obs| obs.on_timeout(waited));
+        self.observe(|obs| obs.on_timeout(TimeoutEvent { waited }));
         e
-    }
-
-    /// Files a connection whose check has finished (lock held): back to the pool if it
-    /// passed; retired, with the failure noted for the backoff, if not.
-    pub(crate) fn file_checked(
-        &self,
-        st: &mut State<F::Connection>,
-        conn: Conn<F::Connection>,
-        result: Result<(), SharedError>,
-    ) -> Option<ToClose<F::Connection>> {
-        match result {
-            Ok(()) => self.put_back(st, conn),
-            Err(e) => {
-                self.note_check_failure(st, e);
-                Some(self.retire(st, conn, CloseReason::ValidationFailed))
-            }
-        }
     }
 
     /// Queues the caller and sleeps until it gets a connection, the pool closes, opening
     /// connections fails for good, or `deadline`.
-    fn wait(
+    fn wait_in_queue(
         &self,
         st: &mut MutexGuard<'_, State<F::Connection>>,
         start: Instant,
         deadline: Instant,
         retry: bool,
     ) -> Wait<F::Connection> {
-        if st.breaker_open {
-            // The database is known to be down: say so now, not after the whole timeout.
-            let e = st.last_error.clone().expect("an open breaker has an error");
+        if let Some(e) = st.refuse_to_queue() {
+            // The database is known to be down, or the last attempt failed in a way
+            // waiting cannot fix: say so now, not after the whole timeout.
             return Wait::Failed(PoolError::Connection(e));
         }
-        if st.last_error_permanent && st.open == 0 && st.pending == 0 {
-            // Nothing open and the last attempt failed in a way waiting cannot fix. Within
-            // the retry interval that error is fresh: fail with it now. Past it, start an
-            // attempt and wait for its result (so the first call after a fix succeeds).
-            let now = Instant::now();
-            if st.not_before().is_some_and(|t| t > now) {
-                let e = st.last_error.clone().expect("permanent error is recorded");
-                return Wait::Failed(PoolError::Connection(e));
-            }
-            st.asked = 1;
-        }
         let w = Arc::new(Waiter::new(start, deadline));
-        if retry {
-            st.queue.push_front(w.clone());
-        } else {
-            st.queue.push_back(w.clone());
-        }
-        if st.free() > 0 && !st.suspended {
-            // A free connection this caller may not take (strict mode, or its overtaking
-            // budget is spent): make sure the oldest waiter is on its way to it.
-            st.queue.wake_front();
-        }
+        st.enqueue(w.clone(), retry);
         self.request_create(st);
         self.publish(st);
         loop {
-            if st.closed {
+            if st.is_closed() {
                 return Wait::Failed(PoolError::Closed);
             }
             match w.status() {
                 Status::Granted => {
-                    st.reserved -= 1;
-                    let conn = st.idle.pop().expect("a reserved connection is idle");
-                    st.in_use += 1;
+                    let conn = st.take_reserved();
                     bump_locked(&self.stats.acquired);
                     self.publish(st);
                     return Wait::Got(conn);
@@ -247,59 +192,55 @@ impl<F: ConnectionFactory> Shared<F> {
                     return Wait::Failed(PoolError::Connection(e));
                 }
                 Status::Woken => {
-                    if !st.suspended && st.free() > 0 {
-                        st.queue.take_woken(&w);
-                        let conn = st.idle.pop().expect("free() > 0");
-                        st.in_use += 1;
+                    if let Some(conn) = st.take_woken(&w) {
                         bump_locked(&self.stats.acquired);
-                        if st.free() > 0 && st.queue.len() > 0 {
-                            st.queue.wake_front(); // pass it on: no lost wake-up
-                        }
                         self.publish(st);
                         return Wait::Got(conn);
                     }
-                    // Overtaken by a newcomer: back to sleep at the front. Past the window,
-                    // switch to strict hand-off so it cannot happen again.
-                    st.queue.unwake(&w);
-                    if w.enqueued_at.elapsed() >= self.config.fairness_window {
-                        st.queue.starving = true;
-                    }
+                    // Overtaken by a newcomer: back to sleep at the front (in strict mode
+                    // past the window, so it cannot happen again).
+                    st.overtaken(&w);
                 }
                 Status::Waiting | Status::Cancelled => {}
             }
             // Sleeps with the pool lock released; woken by a grant, a wake-up, a failure
             // or shutdown (each under the lock, so none is lost), or by the deadline.
             let timed_out = w.cv.wait_until(st, deadline);
-            if timed_out && w.is_active() && !st.closed {
-                if st.queue.cancel(&w) && st.free() > 0 && !st.suspended {
-                    st.queue.wake_front();
-                }
+            if timed_out && w.is_active() && !st.is_closed() {
+                st.cancel_wait(&w);
                 self.stats.timeouts.fetch_add(1, Relaxed);
                 self.publish(st);
                 return Wait::Failed(self.timeout_error(st, start));
             }
         }
     }
+}
 
-    /// Checks a connection just taken from the idle list (no lock held): lifetime, use
-    /// count, generation (`soft_evict`), validation within the caller's deadline. Returns
-    /// the guard, or why not.
-    fn check_out(
-        self: &Arc<Self>,
-        mut conn: Conn<F::Connection>,
+/// The way out: the checks on a connection taken for a caller, and the guard.
+impl<F: ConnectionFactory> Shared<F> {
+    /// Checks a connection just taken for the caller (no lock held): lifetime, use count,
+    /// generation (`soft_evict`), validation within the caller's deadline; then builds the
+    /// guard. A connection that fails is retired here.
+    fn hand_out<'a>(
+        self: &'a Arc<Self>,
+        mut conn: Taken<'a, F>,
         pool_ref: &Arc<PoolRef<F>>,
         clock: &mut Clock,
         queued: bool,
-    ) -> Result<PooledConnection<F>, Rejected<F::Connection>> {
+    ) -> Result<PooledConnection<F>, Rejected> {
         let now_ns = crate::clock::now_ns();
-        if conn.expired(now_ns, self.slack_ns) {
-            return Err(Rejected::Retire(conn, CloseReason::Lifetime, None));
-        }
-        if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
-            return Err(Rejected::Retire(conn, CloseReason::MaxUses, None));
-        }
-        if conn.generation != self.generation.load(Relaxed) {
-            return Err(Rejected::Retire(conn, CloseReason::Evicted, None));
+        let rejected = if conn.expired(now_ns, self.slack_ns) {
+            Some(CloseReason::Lifetime)
+        } else if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
+            Some(CloseReason::MaxUses)
+        } else if conn.generation != self.generation.load(Relaxed) {
+            Some(CloseReason::Evicted)
+        } else {
+            None
+        };
+        if let Some(reason) = rejected {
+            conn.retire(reason, None);
+            return Err(Rejected::Retired);
         }
         if self.config.validate_on_acquire
             && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns
@@ -310,14 +251,12 @@ impl<F: ConnectionFactory> Shared<F> {
                 .config
                 .validation_timeout
                 .min(left.max(Duration::from_millis(1)));
-            conn = match self.check_on_acquire(conn, timeout, deadline) {
-                Checked::Passed(conn) => conn,
-                Checked::Failed(conn, e) => {
-                    return Err(Rejected::Retire(
-                        conn,
-                        CloseReason::ValidationFailed,
-                        Some(e),
-                    ))
+            conn = match self.validate_for_caller(conn.into_conn(), timeout, deadline) {
+                Checked::Passed(c) => Taken::new(self, c, Holder::Caller),
+                Checked::Failed(c, e) => {
+                    Taken::new(self, c, Holder::Caller)
+                        .retire(CloseReason::ValidationFailed, Some(e));
+                    return Err(Rejected::Retired);
                 }
                 Checked::Abandoned => return Err(Rejected::Abandoned),
             };
@@ -339,7 +278,12 @@ impl<F: ConnectionFactory> Shared<F> {
         } else {
             None
         };
-        self.observe(|obs| obs.on_acquire(conn.id, waited));
+        self.observe(|obs| {
+            obs.on_acquire(AcquireEvent {
+                id: conn.id,
+                waited,
+            })
+        });
         if let (Some(leaks), Some(at)) = (&self.leaks, tracked_at) {
             let backtrace = Arc::new(Backtrace::force_capture());
             leaks.lock().insert(
@@ -353,7 +297,7 @@ impl<F: ConnectionFactory> Shared<F> {
         }
         Ok(PooledConnection::new(
             Arc::clone(pool_ref),
-            conn,
+            conn.into_conn(),
             tracked_at,
         ))
     }
@@ -361,7 +305,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Validates a connection for an acquiring caller on a checker thread, waiting for the
     /// answer until `deadline`. Past it the caller gives up; the checker then returns the
     /// connection to the pool (or closes it) when the validator finally answers.
-    fn check_on_acquire(
+    fn validate_for_caller(
         self: &Arc<Self>,
         conn: Conn<F::Connection>,
         timeout: Duration,
@@ -377,7 +321,9 @@ impl<F: ConnectionFactory> Shared<F> {
                 let result = shared.validate(&mut conn, timeout);
                 shared.stats.validating_in_use.fetch_sub(1, Relaxed);
                 if let Some((conn, result)) = slot.fill(conn, result) {
-                    shared.finish_abandoned_check(conn, result);
+                    // Its caller gave up: the connection, still counted in use for it,
+                    // goes back to the pool if it passed, to the closer if not.
+                    Taken::new(&shared, conn, Holder::Caller).file(result);
                 }
             })
         };
@@ -385,27 +331,6 @@ impl<F: ConnectionFactory> Shared<F> {
             job(); // no checker thread could be started: check on this thread
         }
         slot.wait_until(deadline)
-    }
-
-    /// A check whose caller gave up has finished: the connection, counted in use by that
-    /// caller, goes back to the pool if it passed, to the closer if not.
-    fn finish_abandoned_check(
-        self: &Arc<Self>,
-        conn: Conn<F::Connection>,
-        result: Result<(), SharedError>,
-    ) {
-        let mut st = self.state.lock();
-        st.in_use -= 1;
-        let acquired = self.stats.acquired.load(Relaxed);
-        self.stats
-            .acquired
-            .store(acquired.saturating_sub(1), Relaxed); // under the lock
-        let closing = self.file_checked(&mut st, conn, result);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.close_later(closing);
-        self.changed.notify_all();
     }
 }
 

@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::SHUTDOWN_JOIN_TIMEOUT;
 use crate::error::ConfigError;
-use crate::release::ToClose;
 use crate::shared::Shared;
-use crate::state::State;
-use crate::statistics::{CloseReason, PoolStatistics};
+use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
 use crate::ConnectionFactory;
 
@@ -23,17 +21,10 @@ impl<F: ConnectionFactory> Shared<F> {
         let deadline = deadline_after(Instant::now(), wait.unwrap_or(SHUTDOWN_JOIN_TIMEOUT));
         let retired: Vec<_> = {
             let mut st = self.state.lock();
-            if !st.closed {
+            if !st.is_closed() {
                 log::info!("{}: shutting down", self.config.name);
             }
-            st.closed = true;
-            st.reserved = 0;
-            st.queue.close_all();
-            let idle = std::mem::take(&mut st.idle);
-            let retired = idle
-                .into_iter()
-                .map(|conn| self.retire(&mut st, conn, CloseReason::Shutdown))
-                .collect();
+            let retired = st.shut_down();
             self.publish(&st);
             retired
         };
@@ -59,25 +50,19 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     pub(crate) fn statistics(&self) -> PoolStatistics {
-        self.stats.snapshot()
+        self.stats.read()
     }
 
     /// Closes idle connections now; with `soft`, in-use ones too when they come back (and
     /// connections being opened when they arrive), and none opened before is handed out.
     pub(crate) fn evict(self: &Arc<Self>, soft: bool) {
-        let retired: Vec<_> = {
-            let mut st = self.state.lock();
-            if soft {
-                st.generation += 1;
-                self.generation.store(st.generation, Relaxed); // under the lock
-            }
-            let end = st.idle.len() - st.reserved;
-            let retired = self.retire_idle(&mut st, end);
-            self.request_create(&st);
-            self.publish(&st);
-            retired
-        };
-        self.close_later(retired);
+        let mut st = self.state.lock();
+        if soft {
+            let generation = st.new_generation();
+            self.generation.store(generation, Relaxed); // under the lock
+        }
+        let retired = st.retire_free_idle();
+        self.settle(st, retired);
     }
 
     pub(crate) fn resize(self: &Arc<Self>, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -88,43 +73,22 @@ impl<F: ConnectionFactory> Shared<F> {
         // back restores it).
         probe.min_idle = self.config.min_idle.min(max);
         probe.check()?;
-        let retired: Vec<_> = {
-            let mut st = self.state.lock();
-            st.min_size = min;
-            st.max_size = max;
-            st.min_idle = probe.min_idle;
-            self.stats.max_size.store(max, Relaxed);
-            self.stats.min_size.store(min, Relaxed);
-            let excess = (st.open + st.pending).saturating_sub(max).min(st.free());
-            let retired = self.retire_idle(&mut st, excess);
-            self.request_create(&st);
-            self.publish(&st);
-            retired
-        };
-        self.close_later(retired);
+        let mut st = self.state.lock();
+        let retired = st.resize(min, max, probe.min_idle);
+        self.stats.max_size.store(max, Relaxed); // under the lock
+        self.stats.min_size.store(min, Relaxed); // under the lock
+        self.settle(st, retired);
         Ok(())
-    }
-
-    /// Retires the `n` coldest idle connections as evicted (lock held): the bottom of the
-    /// stack, never the reserved ones on top.
-    fn retire_idle(&self, st: &mut State<F::Connection>, n: usize) -> Vec<ToClose<F::Connection>> {
-        let victims: Vec<_> = st.idle.drain(..n).collect();
-        victims
-            .into_iter()
-            .map(|conn| self.retire(st, conn, CloseReason::Evicted))
-            .collect()
     }
 
     pub(crate) fn set_suspended(&self, suspended: bool) {
         let mut st = self.state.lock();
-        st.suspended = suspended;
-        if !suspended {
+        self.stats.suspended.store(suspended, Relaxed); // under the lock
+        if suspended {
+            st.suspend();
+        } else {
             // Serve the queue in order with what is idle, then open more if needed.
-            while st.free() > 0 && st.queue.len() > 0 {
-                if st.queue.grant_front().is_some() {
-                    st.reserved += 1;
-                }
-            }
+            st.resume();
             self.request_create(&st);
         }
         self.publish(&st);

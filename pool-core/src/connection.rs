@@ -1,10 +1,4 @@
 //! The guard users hold: [`PooledConnection`].
-//!
-//! It derefs to the backend's connection and gives it back to the pool when dropped: no
-//! try/finally, no way to forget. On the way back the pool runs the factory's `is_broken`
-//! and `reset` on the releasing thread; a connection dropped while its thread panics is
-//! discarded (its session may be half way through a transaction), as is one marked with
-//! [`PooledConnection::mark_broken`].
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -16,6 +10,12 @@ use crate::state::Conn;
 use crate::{ConnectionFactory, ConnectionState};
 
 /// A connection borrowed from a [`ConnectionPool`](crate::ConnectionPool); returned on drop.
+///
+/// It derefs to the backend's connection and gives it back to the pool when dropped: no
+/// try/finally, no way to forget. On the way back the pool runs the factory's `is_broken`
+/// and `reset` on the releasing thread; a connection dropped while its thread panics is
+/// discarded (its session may be half way through a transaction), as is one marked with
+/// [`mark_broken`](Self::mark_broken).
 ///
 /// ```
 /// # use std::time::Duration;
@@ -98,7 +98,7 @@ impl<F: ConnectionFactory> PooledConnection<F> {
     /// place for a new one); closing it is now the caller's business.
     pub fn detach(mut self) -> F::Connection {
         let conn = self.conn.take().expect("present until dropped");
-        self.pool.shared.forget_in_use(conn.id, self.tracked_at);
+        self.pool.shared.forget_detached(conn.id, self.tracked_at);
         conn.raw
     }
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::MAX_LIFETIME_JITTER;
 use crate::error::SharedError;
+use crate::events::{CreateEvent, CreateFailedEvent};
 use crate::shared::{guarded, jitter_fraction, Shared};
 use crate::state::{ConnData, State};
 use crate::sync::deadline_after;
@@ -59,14 +60,11 @@ impl<F: ConnectionFactory> Shared<F> {
                     if let Err(e) = self.validate(&mut conn, self.config.validation_timeout) {
                         // A connection that opens but fails its check is a failed create.
                         let mut st = self.state.lock();
-                        // Counted open so that `retire` can uncount it; `failed` below takes
-                        // the creator's claim (`pending`) back.
-                        st.open += 1;
-                        let closing =
-                            self.retire(&mut st, conn, crate::CloseReason::ValidationFailed);
-                        drop(st);
-                        self.close_later(Some(closing));
-                        self.failed(e, false, now);
+                        // `create_failed` below takes the creator's claim (`pending`) back.
+                        let retired =
+                            st.retire_unopened(conn, crate::CloseReason::ValidationFailed);
+                        self.settle(st, Some(retired));
+                        self.create_failed(e, false, now);
                         return false;
                     }
                 }
@@ -76,27 +74,21 @@ impl<F: ConnectionFactory> Shared<F> {
                     self.config.name,
                     now - started
                 );
-                self.observe(|obs| obs.on_create(id, now - started));
+                self.observe(|obs| {
+                    obs.on_create(CreateEvent {
+                        id,
+                        took: now - started,
+                    })
+                });
                 let mut st = self.state.lock();
-                st.pending -= 1;
-                st.open += 1;
-                st.consecutive_failures = 0;
-                st.backoff_until = None;
-                st.last_error = None;
-                st.last_error_permanent = false;
-                if st.breaker_open {
-                    st.breaker_open = false;
+                if st.opened() {
                     log::info!(
                         "{}: a connection opened; the circuit breaker is closed",
                         self.config.name
                     );
                 }
-                let closing = self.put_back(&mut st, conn);
-                self.request_create(&st);
-                self.publish(&st);
-                drop(st);
-                self.changed.notify_all();
-                self.close_later(closing);
+                let retired = self.put_back(&mut st, conn);
+                self.settle(st, retired);
                 return true;
             }
             Ok(Err(e)) => {
@@ -106,13 +98,13 @@ impl<F: ConnectionFactory> Shared<F> {
             Err(panicked) => (Arc::new(panicked), false),
         };
         let (error, permanent) = failure;
-        self.failed(error, permanent, Instant::now());
+        self.create_failed(error, permanent, Instant::now());
         false
     }
 
     /// Files a failed create (the creator's claim, `pending`, is given back): backoff,
     /// permanent errors, the circuit breaker.
-    fn failed(&self, error: SharedError, permanent: bool, now: Instant) {
+    fn create_failed(self: &Arc<Self>, error: SharedError, permanent: bool, now: Instant) {
         self.stats.create_failures.fetch_add(1, Relaxed);
         if permanent {
             log::error!(
@@ -134,51 +126,38 @@ impl<F: ConnectionFactory> Shared<F> {
                 crate::error::chain_text(&*error)
             );
         }
-        self.observe(|obs| obs.on_create_failed(&*error, permanent));
+        self.observe(|obs| {
+            obs.on_create_failed(CreateFailedEvent {
+                error: &*error,
+                permanent,
+            })
+        });
         let mut st = self.state.lock();
-        st.pending -= 1;
-        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-        let mut delay = self.backoff_delay(st.consecutive_failures);
-        if permanent {
-            // Waiting cannot fix it: retry rarely, so a wrong password does not hammer the
-            // server (or lock the account).
-            delay = delay.max(self.config.permanent_error_retry_interval);
-        }
-        st.backoff_until = Some(deadline_after(now, delay));
-        st.last_error = Some(error.clone());
-        st.last_error_permanent = permanent;
-        if st.open == 0 && st.pending == 0 {
+        let backoff = |failures| {
+            let mut delay = self.backoff_delay(failures);
             if permanent {
-                // Nothing open, nothing coming: waiting cannot help anyone queued.
-                st.queue.fail_all(&error);
-            } else if self
-                .config
-                .circuit_breaker_threshold
-                .is_some_and(|t| st.consecutive_failures >= t)
-            {
-                if !st.breaker_open {
-                    log::error!(
-                        "{}: {} connection attempts in a row failed and none is open: the \
-                         circuit breaker is open, callers fail fast until one opens",
-                        self.config.name,
-                        st.consecutive_failures
-                    );
-                }
-                st.breaker_open = true;
-                st.queue.fail_all(&error);
+                // Waiting cannot fix it: retry rarely, so a wrong password does not hammer
+                // the server (or lock the account).
+                delay = delay.max(self.config.permanent_error_retry_interval);
             }
+            deadline_after(now, delay)
+        };
+        let threshold = self.config.circuit_breaker_threshold;
+        if let Some(failures) = st.create_failed(error, permanent, backoff, threshold) {
+            log::error!(
+                "{}: {failures} connection attempts in a row failed and none is open: the \
+                 circuit breaker is open, callers fail fast until one opens",
+                self.config.name,
+            );
         }
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 
     /// The timeout for the next create: `connection_timeout`, or less when the oldest
     /// waiter's deadline is nearer (never below 1 ms).
     pub(crate) fn create_timeout(&self, st: &mut State<F::Connection>, now: Instant) -> Duration {
         let mut t = self.config.connection_timeout;
-        if let Some((_, deadline)) = st.queue.oldest() {
+        if let Some(deadline) = st.oldest_waiter_deadline() {
             let left = deadline.saturating_duration_since(now);
             if !left.is_zero() {
                 t = t.min(left.max(Duration::from_millis(1)));
@@ -188,8 +167,8 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     /// Gives back the places of closes past `close_timeout` (lock held).
-    pub(crate) fn expire_closes(&self, st: &mut State<F::Connection>, now: Instant) {
-        let n = st.expire_closes(now);
+    pub(crate) fn note_overdue_closes(&self, st: &mut State<F::Connection>, now: Instant) {
+        let n = st.expire_close_bounds(now);
         if n > 0 {
             self.stats.close_overruns.fetch_add(n as u64, Relaxed);
             log::warn!(
@@ -207,14 +186,14 @@ impl<F: ConnectionFactory> Shared<F> {
 pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
     loop {
         let mut st = shared.state.lock();
-        let (generation, timeout) = loop {
-            if st.closed {
+        let timeout = loop {
+            if st.is_closed() {
                 return;
             }
             let now = Instant::now();
-            shared.expire_closes(&mut st, now);
+            shared.note_overdue_closes(&mut st, now);
             // The next close bound, if any: its expiry may make room.
-            let next_bound = st.closing.front().map(|&(_, b)| b);
+            let next_bound = st.next_close_bound();
             if let Some(until) = st.not_before() {
                 if until > now {
                     // Backing off after a failure; a request cannot cut this short.
@@ -223,8 +202,8 @@ pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
                     continue;
                 }
             }
-            if st.wanted() > 0 && st.pending < shared.config.create_concurrency {
-                break (st.generation, shared.create_timeout(&mut st, now));
+            if st.wanted() > 0 && st.creating() < shared.config.create_concurrency {
+                break shared.create_timeout(&mut st, now);
             }
             // Sleep with the pool lock released until request_create, shutdown or the
             // next close bound.
@@ -235,8 +214,7 @@ pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
                 None => shared.work.wait(&mut st),
             }
         };
-        st.pending += 1;
-        st.asked = 0; // a caller's request is being served
+        let generation = st.claim_create();
         shared.publish(&st);
         drop(st);
         shared.create_one(generation, timeout);

@@ -53,6 +53,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::snapshot::PoolSnapshot;
+
 /// A factory error, shared so that every caller it concerns can carry it.
 pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
@@ -64,30 +66,18 @@ pub enum PoolError {
     PoolExhausted,
     /// `acquire` waited its whole timeout and got no connection.
     ///
-    /// The fields say how long it waited and what the pool looked like at that moment. When
-    /// creating connections was failing, `last_error` holds the factory's latest error (also
-    /// the error's `source()`), for every caller that timed out, not only the first.
+    /// It says how long the caller waited and what the pool looked like at that moment
+    /// (`pool`). When creating connections was failing, `last_error` holds the factory's
+    /// latest error (also the error's `source()`), for every caller that timed out, not
+    /// only the first.
     ///
     /// `Display` describes the pool (and says when opening connections was failing) but not
     /// the factory's error itself: print the `source()` chain to see it.
     AcquireTimeout {
         /// How long the caller waited.
         waited: Duration,
-        /// Open connections (idle + in use) when it gave up.
-        total: usize,
-        /// Connections in use.
-        active: usize,
-        /// Idle connections (a caller can time out with idle ones if they were reserved for
-        /// callers queued before it, or the pool is suspended).
-        idle: usize,
-        /// Callers waiting, this one included.
-        waiting: usize,
-        /// Connections being opened.
-        pending: usize,
-        /// The pool's `max_size`.
-        max_size: usize,
-        /// Whether the pool was suspended (see `ConnectionPool::suspend`).
-        suspended: bool,
+        /// The pool when it gave up (`waiting_requests` counts this caller).
+        pool: PoolSnapshot,
         /// The latest error from the factory, if the last attempt to open a connection failed.
         last_error: Option<SharedError>,
     },
@@ -96,6 +86,10 @@ pub enum PoolError {
     /// told to fail fast and could not open its first connections. The cause is `source()`;
     /// `Display` does not repeat it (print the `source()` chain to see it).
     Connection(SharedError),
+    /// The pool could not be built, for a reason of its own, not the database's (see
+    /// [`BuildError`]). Only `ConnectionPool::new` and `PoolBuilder::build` return it.
+    /// `Display` and `source()` are the `BuildError`'s.
+    Build(BuildError),
     /// The pool is shut down.
     Closed,
 }
@@ -128,28 +122,19 @@ impl fmt::Display for PoolError {
             ),
             PoolError::AcquireTimeout {
                 waited,
-                total,
-                active,
-                idle,
-                waiting,
-                pending,
-                max_size,
-                suspended,
+                pool,
                 last_error,
             } => {
-                write!(
-                    f,
-                    "timed out after {waited:?} waiting for a connection \
-                     ({total} open of max {max_size}: {active} in use, {idle} idle; \
-                     {pending} being opened; {waiting} callers waiting)"
-                )?;
-                if *suspended {
+                write!(f, "timed out after {waited:?} waiting for a connection (")?;
+                pool.fmt_counts(f)?;
+                f.write_str(")")?;
+                if pool.suspended {
                     f.write_str("; the pool is suspended")?;
                 }
                 match last_error {
                     // The factory's error is `source()`: say that it exists, not what it says.
                     Some(_) => f.write_str("; opening a connection failed (see the cause)"),
-                    None if *total >= *max_size => f.write_str(
+                    None if pool.total_connections >= pool.max_size => f.write_str(
                         "; every connection was in use: raise max_size, hold connections for \
                          less time, or look for leaks (leak_detection_threshold)",
                     ),
@@ -157,6 +142,7 @@ impl fmt::Display for PoolError {
                 }
             }
             PoolError::Connection(_) => f.write_str("could not open a connection (see the cause)"),
+            PoolError::Build(e) => fmt::Display::fmt(e, f),
             PoolError::Closed => f.write_str("the pool is shut down"),
         }
     }
@@ -168,30 +154,19 @@ impl fmt::Debug for PoolError {
             PoolError::PoolExhausted => f.write_str("PoolExhausted"),
             PoolError::AcquireTimeout {
                 waited,
-                total,
-                active,
-                idle,
-                waiting,
-                pending,
-                max_size,
-                suspended,
+                pool,
                 last_error,
             } => f
                 .debug_struct("AcquireTimeout")
                 .field("waited", waited)
-                .field("total", total)
-                .field("active", active)
-                .field("idle", idle)
-                .field("waiting", waiting)
-                .field("pending", pending)
-                .field("max_size", max_size)
-                .field("suspended", suspended)
+                .field("pool", pool)
                 .field("last_error", &last_error.as_ref().map(|e| chain_text(&**e)))
                 .finish(),
             PoolError::Connection(e) => f
                 .debug_tuple("Connection")
                 .field(&chain_text(&**e))
                 .finish(),
+            PoolError::Build(e) => f.debug_tuple("Build").field(e).finish(),
             PoolError::Closed => f.write_str("Closed"),
         }
     }
@@ -242,11 +217,61 @@ impl StdError for PoolError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             PoolError::Connection(e) => Some(&**e),
+            PoolError::Build(e) => e.source(),
             PoolError::AcquireTimeout {
                 last_error: Some(e),
                 ..
             } => Some(&**e),
             _ => None,
+        }
+    }
+}
+
+/// Why a pool could not be built ([`PoolError::Build`]), when the database is not the
+/// reason: a fail-fast start that cannot open its connections is
+/// [`PoolError::Connection`].
+///
+/// `Display` says which step failed; the cause is `source()`.
+///
+/// ```
+/// use pool_core::{BuildError, ConfigError, PoolError};
+///
+/// fn describe(e: &PoolError) -> &'static str {
+///     match e {
+///         PoolError::Build(BuildError::Config(_)) => "fix the configuration",
+///         PoolError::Build(BuildError::Spawn(_)) => "the system is out of threads",
+///         PoolError::Connection(_) => "the database cannot be reached",
+///         _ => "something else",
+///     }
+/// }
+/// let e = PoolError::Build(BuildError::Config(ConfigError::ZeroMaxSize));
+/// assert_eq!(describe(&e), "fix the configuration");
+/// assert_eq!(pool_core::error::Report(&e).to_string(), "invalid pool configuration: max_size must be at least 1");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration is invalid; the [`ConfigError`] is the cause.
+    Config(ConfigError),
+    /// A background thread (creator, housekeeper) could not be started; the operating
+    /// system's error is the cause.
+    Spawn(Arc<std::io::Error>),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(_) => f.write_str("invalid pool configuration"),
+            BuildError::Spawn(_) => f.write_str("could not start the pool's background threads"),
+        }
+    }
+}
+
+impl StdError for BuildError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            BuildError::Config(e) => Some(e),
+            BuildError::Spawn(e) => Some(&**e),
         }
     }
 }
@@ -315,13 +340,15 @@ mod tests {
     fn timeout(last_error: Option<SharedError>, total: usize, suspended: bool) -> PoolError {
         PoolError::AcquireTimeout {
             waited: Duration::from_millis(250),
-            total,
-            active: total,
-            idle: 0,
-            waiting: 3,
-            pending: 1,
-            max_size: 4,
-            suspended,
+            pool: PoolSnapshot {
+                total_connections: total,
+                active_connections: total,
+                idle_connections: 0,
+                waiting_requests: 3,
+                pending_connections: 1,
+                max_size: 4,
+                suspended,
+            },
             last_error,
         }
     }
@@ -390,6 +417,46 @@ mod tests {
         );
         let e = timeout(None, 2, true);
         assert!(e.to_string().ends_with("; the pool is suspended"), "{e}");
+    }
+
+    #[test]
+    fn acquire_timeout_shows_its_snapshot() {
+        let e = timeout(None, 2, true);
+        let PoolError::AcquireTimeout { pool, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(
+            pool.to_string(),
+            "2 open of max 4: 2 in use, 0 idle; 1 being opened; 3 callers waiting; the pool is \
+             suspended"
+        );
+        assert!(format!("{e:?}").contains("pool: PoolSnapshot { total_connections: 2,"));
+    }
+
+    #[test]
+    fn build_errors_say_which_step_failed_and_keep_the_cause() {
+        let e = PoolError::Build(BuildError::Config(ConfigError::ZeroMaxSize));
+        assert_no_repeated_causes(&e);
+        assert_eq!(
+            chain(&e),
+            ["invalid pool configuration", "max_size must be at least 1"]
+        );
+        assert!(e.source().unwrap().is::<ConfigError>());
+        assert!(e.connection_error().is_none());
+        assert!(!e.is_timeout());
+
+        let os = std::io::Error::other("Resource temporarily unavailable (os error 11)");
+        let e = PoolError::Build(BuildError::Spawn(Arc::new(os)));
+        assert_no_repeated_causes(&e);
+        assert_eq!(
+            chain(&e),
+            [
+                "could not start the pool's background threads",
+                "Resource temporarily unavailable (os error 11)"
+            ]
+        );
+        assert!(e.source().unwrap().is::<std::io::Error>());
+        assert!(format!("{e:?}").starts_with("Build(Spawn("), "{e:?}");
     }
 
     #[test]

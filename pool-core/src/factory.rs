@@ -1,38 +1,39 @@
-//! The backend trait: how the pool opens, checks and recycles real connections.
-//!
-//! A [`ConnectionFactory`] is the only thing a backend has to write. The pool calls it
-//! from its background workers (to open connections) and from the threads that acquire
-//! and release connections (to validate, reset and check them). It is never called with
-//! a pool lock held, so a slow database only slows the thread that is talking to it.
-//!
-//! ```
-//! use std::time::Duration;
-//! use pool_core::ConnectionFactory;
-//!
-//! /// A factory for an in-memory "connection": a counter.
-//! struct Counters;
-//!
-//! impl ConnectionFactory for Counters {
-//!     type Connection = u64;
-//!     type Error = std::io::Error;
-//!
-//!     fn create(&self, _timeout: Duration) -> Result<u64, std::io::Error> {
-//!         Ok(0)
-//!     }
-//!     fn validate(&self, _conn: &mut u64, _timeout: Duration) -> Result<(), std::io::Error> {
-//!         Ok(())
-//!     }
-//! }
-//! ```
+//! The backend trait, [`ConnectionFactory`]: how the pool opens, checks and recycles real
+//! connections.
 
 use std::time::Duration;
 
 /// Makes and checks the real connections. Backends implement it; users may too.
 ///
+/// A `ConnectionFactory` is the only thing a backend has to write. The pool calls it from
+/// its background workers (to open connections) and from the threads that acquire and
+/// release connections (to validate, reset and check them), never with a pool lock held,
+/// so a slow database only slows the thread that is talking to it.
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::ConnectionFactory;
+///
+/// /// A factory for an in-memory "connection": a counter.
+/// struct Counters;
+///
+/// impl ConnectionFactory for Counters {
+///     type Connection = u64;
+///     type Error = std::io::Error;
+///
+///     fn create(&self, _timeout: Duration) -> Result<u64, std::io::Error> {
+///         Ok(0)
+///     }
+///     fn validate(&self, _conn: &mut u64, _timeout: Duration) -> Result<(), std::io::Error> {
+///         Ok(())
+///     }
+/// }
+/// ```
+///
 /// Every method is called **without** any pool lock held, on whichever thread needs the
-/// answer: `create` on a background worker, `validate` on the acquiring thread (or the
-/// housekeeping thread for idle connections), `reset` and `is_broken` on the releasing
-/// thread. Implementations must be `Send + Sync` because several threads call them at once.
+/// answer: `create` on a background worker, `validate` on a checker thread while the
+/// acquiring caller waits (or on a background validator, for idle connections), `reset`
+/// and `is_broken` on the releasing thread. Implementations must be `Send + Sync` because several threads call them at once.
 ///
 /// Closing a connection is dropping it: the pool drops a connection it retires (again with
 /// no lock held), so a backend whose connection needs a goodbye message sends it in `Drop`.

@@ -1,29 +1,5 @@
-//! Health: alert rules over the statistics, for a `/health` endpoint or a log line.
-//!
-//! [`ConnectionPool::health`](crate::ConnectionPool::health) evaluates four rules against
-//! [`HealthThresholds`]: utilization above 90 %, average wait above 100 ms, cache hit rate
-//! below 80 %, failed validations above 10 %. Each broken rule is an [`Alert`]; no alert
-//! means healthy.
-//!
-//! ```
-//! # use std::time::Duration;
-//! # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
-//! # struct Nop;
-//! # impl ConnectionFactory for Nop {
-//! #     type Connection = (); type Error = std::io::Error;
-//! #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! # }
-//! let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(1).build()?)?;
-//! let held = pool.acquire()?;
-//! let report = pool.health();
-//! assert!(!report.is_healthy()); // 100 % of max_size in use
-//! for alert in &report.alerts {
-//!     println!("{alert}");
-//! }
-//! # drop(held);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Health: alert rules over the statistics ([`HealthReport`], [`HealthThresholds`],
+//! [`Alert`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -121,7 +97,33 @@ impl fmt::Display for Alert {
     }
 }
 
-/// The result of a health check.
+/// The result of a health check: alert rules over the statistics, for a `/health`
+/// endpoint or a log line.
+///
+/// [`ConnectionPool::health`](crate::ConnectionPool::health) evaluates four rules against
+/// [`HealthThresholds`]: utilization above 90 %, average wait above 100 ms, cache hit rate
+/// below 80 %, failed validations above 10 %. Each broken rule is an [`Alert`]; no alert
+/// means healthy.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(1).build()?)?;
+/// let held = pool.acquire()?;
+/// let report = pool.health();
+/// assert!(!report.is_healthy()); // 100 % of max_size in use
+/// for alert in &report.alerts {
+///     println!("{alert}");
+/// }
+/// # drop(held);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthReport {
     /// Broken rules; empty when healthy.

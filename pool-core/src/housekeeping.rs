@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::events::LeakSuspectedEvent;
 use crate::shared::Shared;
-use crate::state::Conn;
+use crate::state::{Conn, Sweep, Swept};
 use crate::statistics::CloseReason;
+use crate::taken::{Holder, Taken};
 use crate::workers::Threads;
 use crate::ConnectionFactory;
 
@@ -79,8 +81,8 @@ pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::R
 #[cfg(loom)]
 pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::Result<()> {
     for _ in 0..shared.config.min_size {
-        shared.state.lock().pending += 1;
-        shared.create_one(0, shared.config.connection_timeout);
+        let generation = shared.state.lock().claim_create();
+        shared.create_one(generation, shared.config.connection_timeout);
     }
     Ok(())
 }
@@ -98,7 +100,7 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
     let tick = tick.max(Duration::from_millis(10));
     loop {
         match stop.recv_timeout(tick) {
-            Err(RecvTimeoutError::Timeout) => housekeep(&shared),
+            Err(RecvTimeoutError::Timeout) => housekeeping_round(&shared),
             // The sender is dropped by shutdown.
             _ => return,
         }
@@ -107,72 +109,46 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
 
 /// One round of housekeeping (see the module docs). Never blocks on user code: closes go
 /// to the closer, validations to the background validators.
-pub(crate) fn housekeep<F: ConnectionFactory>(shared: &Arc<Shared<F>>) {
+pub(crate) fn housekeeping_round<F: ConnectionFactory>(shared: &Arc<Shared<F>>) {
     let cfg = &shared.config;
     let now = Instant::now();
     // Connection timestamps are on the coarse clock's scale; `now` read finely is at
     // most a tick later than the coarse reading, so idle times are judged at most a
     // tick long (a connection may close a few milliseconds early, never late).
     let now_ns = crate::clock::ns_of(now);
-    let mut retired = Vec::new();
-    let mut to_validate: Vec<Conn<F::Connection>> = Vec::new();
-    {
-        let mut st = shared.state.lock();
-        if st.closed {
-            return;
-        }
-        shared.expire_closes(&mut st, now);
-        // The top `reserved` idle connections are promised to granted waiters: keep them.
-        let split = st.idle.len() - st.reserved;
-        let reserved_tail = st.idle.split_off(split);
-        let candidates = std::mem::take(&mut st.idle);
-        let mut idle_left = candidates.len() + reserved_tail.len();
-        let generation = st.generation;
-        // Oldest-returned first (bottom of the stack), so the coldest ones go first.
-        for conn in candidates {
-            let reason = if conn.generation != generation {
-                Some(CloseReason::Evicted)
-            } else if now_ns >= conn.expires_ns {
-                Some(CloseReason::Lifetime)
-            } else if cfg.idle_timeout.is_some_and(|t| {
-                Duration::from_nanos(now_ns.saturating_sub(conn.last_used_ns)) >= t
-            }) && st.open > st.min_size
-                && idle_left > st.min_idle
-            {
-                Some(CloseReason::Idle)
-            } else {
-                None
-            };
-            match reason {
-                Some(r) => {
-                    idle_left -= 1;
-                    retired.push(shared.retire(&mut st, conn, r));
-                }
-                None => {
-                    let due = cfg.validation_interval.is_some_and(|v| {
-                        let last = conn.last_used_ns.max(conn.last_validated_ns);
-                        Duration::from_nanos(now_ns.saturating_sub(last)) >= v
-                    });
-                    if due {
-                        to_validate.push(conn);
-                    } else {
-                        st.idle.push(conn);
-                    }
-                }
-            }
-        }
-        st.idle.extend(reserved_tail);
-        st.validating += to_validate.len();
-        shared.request_create(&st);
-        shared.publish(&st);
+    let mut st = shared.state.lock();
+    if st.is_closed() {
+        return;
     }
-    if !retired.is_empty() {
-        log::debug!(
-            "{}: housekeeping retires {} idle connections",
-            cfg.name,
-            retired.len()
-        );
-        shared.close_later(retired);
+    shared.note_overdue_closes(&mut st, now);
+    let generation = st.generation();
+    let Swept {
+        retired,
+        to_validate,
+    } = st.sweep_idle(|conn, above_floors| {
+        if conn.generation != generation {
+            Sweep::Retire(CloseReason::Evicted)
+        } else if now_ns >= conn.expires_ns {
+            Sweep::Retire(CloseReason::Lifetime)
+        } else if cfg
+            .idle_timeout
+            .is_some_and(|t| Duration::from_nanos(now_ns.saturating_sub(conn.last_used_ns)) >= t)
+            && above_floors
+        {
+            Sweep::Retire(CloseReason::Idle)
+        } else if cfg.validation_interval.is_some_and(|v| {
+            let last = conn.last_used_ns.max(conn.last_validated_ns);
+            Duration::from_nanos(now_ns.saturating_sub(last)) >= v
+        }) {
+            Sweep::Validate
+        } else {
+            Sweep::Keep
+        }
+    });
+    let n = retired.len();
+    shared.settle(st, retired);
+    if n > 0 {
+        log::debug!("{}: housekeeping retires {n} idle connections", cfg.name);
     }
     for conn in to_validate {
         validate_later(shared, conn);
@@ -188,13 +164,7 @@ fn validate_later<F: ConnectionFactory>(shared: &Arc<Shared<F>>, conn: Conn<F::C
     let mut conn = conn;
     let job = Box::new(move || {
         let result = s.validate(&mut conn, s.config.validation_timeout);
-        let mut st = s.state.lock();
-        st.validating -= 1;
-        let closing = s.file_checked(&mut st, conn, result);
-        s.request_create(&st);
-        s.publish(&st);
-        drop(st);
-        s.close_later(closing);
+        Taken::new(&s, conn, Holder::Validator).file(result);
     });
     if let Err(job) = shared.validators.submit(job) {
         job();
@@ -233,6 +203,12 @@ fn report_leaks<F: ConnectionFactory>(shared: &Shared<F>) {
              {threshold:?}): possible leak; it was acquired at:\n{backtrace}",
             shared.config.name
         );
-        shared.observe(|obs| obs.on_leak_suspected(id, held, &backtrace));
+        shared.observe(|obs| {
+            obs.on_leak_suspected(LeakSuspectedEvent {
+                id,
+                held,
+                acquired_at: &backtrace,
+            })
+        });
     }
 }

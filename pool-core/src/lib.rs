@@ -41,23 +41,41 @@
 //!
 //! ## How it works
 //!
-//! * **Acquire** ([`pool`]): take the most recently returned idle connection under a
-//!   short lock; with none free, queue ([`wait_queue`]) and let a background creator
-//!   ([`housekeeping`]) open one if `max_size` allows. Queued callers are served in
-//!   order, by direct hand-off once the oldest has waited past `fairness_window` (1 ms).
-//! * **Release** ([`connection`]): dropping the [`PooledConnection`] runs `is_broken` and
-//!   `reset` on your thread, then returns it, or retires it (broken, panicking thread,
-//!   past `max_lifetime` or `max_uses`): a background closer drops it, so a close that
-//!   hangs on the network holds up nobody.
-//! * **Housekeeping** ([`housekeeping`]): a thread closes expired and idle connections,
-//!   validates idle ones ([`validation`]), reports leaks, and keeps `min_size` open.
-//! * **Observability**: [`statistics`], [`events`], [`health`]. **Errors**: [`error`].
+//! * **Acquire** ([`ConnectionPool::acquire`]): take the most recently returned idle
+//!   connection under a short lock; with none free, queue, and let a background creator
+//!   open one if `max_size` allows. Queued callers are served in order (see *Fairness*).
+//! * **Release** ([`PooledConnection`]): dropping it runs `is_broken` and `reset` on your
+//!   thread, then returns it, or retires it (broken, panicking thread, past
+//!   `max_lifetime` or `max_uses`): a background closer drops it, so a close that hangs
+//!   on the network holds up nobody.
+//! * **Background work**: creator threads (`create_concurrency`) open connections when
+//!   they are wanted (callers waiting, the `min_size` and `min_idle` floors), backing off
+//!   exponentially after failures; after `circuit_breaker_threshold` failures in a row
+//!   with nothing open, callers fail fast while one probe keeps trying. A housekeeping
+//!   thread closes expired and idle connections, hands idle ones due for a check to
+//!   background validators ([`validation`]), reports leaks, and keeps `min_size` open.
+//!   `shutdown` stops them all, waiting with a deadline.
+//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
+//!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`config`]; every default is a named constant there.
 //!
 //! No pool lock is ever held while a connection is created, validated, reset or closed,
 //! nor while an observer runs. Every call that waits is bounded by its deadline whatever
-//! user code does (see [`pool`]); a guard holds a real `Arc` of the pool, so there is no
-//! `unsafe` in the pool's bookkeeping.
+//! user code does (see [`ConnectionPool`]'s *Deadlines*); a guard holds a real `Arc` of
+//! the pool, so there is no `unsafe` in the pool's bookkeeping.
+//!
+//! ## Fairness
+//!
+//! Queued callers are served first come, first served, with no lost wake-ups (each has its
+//! own condition variable: a wake-up reaches exactly one thread). As in Go's
+//! `sync.Mutex`, a thread that arrives while a returned connection is free may take it
+//! ahead of the queue (it is already running; a woken waiter still has to be scheduled),
+//! which keeps throughput high; once the oldest waiter has waited past `fairness_window`
+//! ([`DEFAULT_FAIRNESS_WINDOW`](config::DEFAULT_FAIRNESS_WINDOW), 1 ms), returned
+//! connections are handed straight to queued callers in order until the queue is short
+//! again. One thread may overtake queued callers at most
+//! [`MAX_CONSECUTIVE_OVERTAKES`](config::MAX_CONSECUTIVE_OVERTAKES) times in a row, so
+//! under heavy contention threads take turns. A `fairness_window` of zero is strict FIFO.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -65,34 +83,39 @@
 // Under loom the background threads are compiled out (see housekeeping::start).
 #![cfg_attr(loom, allow(dead_code))]
 
+// Public modules are the ones users name (`config::DEFAULT_*`, `error::Report`,
+// `events::*Event`, `validation::*`); everything else users need is re-exported below.
 mod acquire;
 mod admin;
 mod clock;
 pub mod config;
-pub mod connection;
+mod connection;
 mod create;
 pub mod error;
 pub mod events;
-pub mod factory;
-pub mod health;
-pub mod housekeeping;
-pub mod pool;
+mod factory;
+mod health;
+mod housekeeping;
+mod pool;
 mod release;
 mod shared;
+mod snapshot;
 mod state;
-pub mod statistics;
+mod statistics;
 mod sync;
+mod taken;
 pub mod validation;
-pub mod wait_queue;
+mod wait_queue;
 mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::PooledConnection;
-pub use error::{ConfigError, PoolError, SharedError};
+pub use error::{BuildError, ConfigError, PoolError, SharedError};
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
 pub use pool::{ConnectionPool, PoolBuilder};
+pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
 

@@ -3,19 +3,7 @@
 //! The handle is an `Arc` around the shared pool (see `shared.rs`); the work is split by
 //! concern: acquire (`acquire.rs`), release and closing (`release.rs`), creating
 //! (`create.rs`), administration (`admin.rs`) and the background threads
-//! (`housekeeping.rs`, `workers.rs`).
-//!
-//! ## Deadlines
-//!
-//! Every method that waits is bounded: `acquire` and `acquire_timeout` by their timeout,
-//! `try_acquire` by [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET) (for
-//! validating an idle connection; it never waits for one), `shutdown_timeout(d)` by `d`,
-//! `shutdown` and dropping the last handle by
-//! [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT), and a fail-fast
-//! `ConnectionPool::new` by `initialization_fail_timeout`, each plus a few milliseconds of
-//! scheduling, whatever the factory, a validator, an observer or a connection's `Drop`
-//! does. User code that hangs is left running on a pool thread; it is never waited for
-//! past a deadline.
+//! (`housekeeping.rs`, `workers.rs`). The deadline rules are in [`ConnectionPool`]'s docs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
 use crate::connection::PooledConnection;
-use crate::error::{ConfigError, PoolError};
+use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
 use crate::shared::{PoolRef, Shared};
@@ -67,6 +55,18 @@ use crate::ConnectionFactory;
 /// Dropping the last handle shuts the pool down (connections still in use are closed when
 /// they come back); it waits at most
 /// [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT) for that.
+///
+/// # Deadlines
+///
+/// Every method that waits is bounded: `acquire` and `acquire_timeout` by their timeout,
+/// `try_acquire` by [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET) (for
+/// validating an idle connection; it never waits for one), `shutdown_timeout(d)` by `d`,
+/// `shutdown` and dropping the last handle by
+/// [`SHUTDOWN_JOIN_TIMEOUT`](crate::config::SHUTDOWN_JOIN_TIMEOUT), and a fail-fast
+/// `ConnectionPool::new` by `initialization_fail_timeout`, each plus a few milliseconds of
+/// scheduling, whatever the factory, a validator, an observer or a connection's `Drop`
+/// does. User code that hangs is left running on a pool thread; it is never waited for
+/// past a deadline.
 pub struct ConnectionPool<F: ConnectionFactory> {
     handle: Arc<Handle<F>>,
 }
@@ -112,7 +112,8 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     ///
     /// Background threads start opening `min_size` connections at once. With
     /// `initialization_fail_timeout` set, `new` waits for them (or one, if `min_size` is 0)
-    /// and returns [`PoolError::Connection`] if they cannot be opened.
+    /// and returns [`PoolError::Connection`] if they cannot be opened. It returns
+    /// [`PoolError::Build`] if the pool's own threads cannot be started.
     pub fn new(factory: F, config: PoolConfig) -> Result<Self, PoolError> {
         Self::builder(factory).config(config).build()
     }
@@ -205,7 +206,7 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
 
     /// Whether the pool is shut down.
     pub fn is_closed(&self) -> bool {
-        self.shared().state.lock().closed
+        self.shared().state.lock().is_closed()
     }
 
     /// Pauses handing out connections: `acquire` waits (up to its timeout) until
@@ -292,7 +293,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
     pub fn build(self) -> Result<ConnectionPool<F>, PoolError> {
         self.config
             .check()
-            .map_err(|e| PoolError::Connection(Arc::new(e)))?;
+            .map_err(|e| PoolError::Build(BuildError::Config(e)))?;
         let init = self.config.initialization_fail_timeout;
         let shared = Arc::new(Shared::new(
             self.factory,
@@ -303,7 +304,8 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to
         // SHUTDOWN_JOIN_TIMEOUT) past `new`'s deadline.
-        crate::housekeeping::start(&shared).map_err(|e| PoolError::Connection(Arc::new(e)))?;
+        crate::housekeeping::start(&shared)
+            .map_err(|e| PoolError::Build(BuildError::Spawn(Arc::new(e))))?;
         if let Some(timeout) = init {
             wait_for_start(&shared, timeout)?;
         }
@@ -323,26 +325,25 @@ fn wait_for_start<F: ConnectionFactory>(
 ) -> Result<(), PoolError> {
     let deadline = deadline_after(Instant::now(), timeout);
     let mut st = shared.state.lock();
-    let target = st.min_size.max(1);
-    st.init_wanted = target;
+    let target = st.want_at_start();
     shared.request_create(&st);
     loop {
-        if st.open >= target {
-            st.init_wanted = 0;
+        if st.open() >= target {
+            st.start_finished();
             return Ok(());
         }
         // A permanent error: waiting longer cannot help. (An open circuit breaker does not
         // end the wait: the start keeps trying until its timeout, as HikariCP's does.)
-        let hopeless = st.last_error_permanent;
-        let failures = st.consecutive_failures;
-        if hopeless || shared.changed.wait_until(&mut st, deadline) && st.open < target {
-            st.init_wanted = 0;
-            let cause = st.last_error.clone().unwrap_or_else(|| {
+        let hopeless = st.failures().is_permanent();
+        let failures = st.failures().consecutive();
+        if hopeless || shared.changed.wait_until(&mut st, deadline) && st.open() < target {
+            st.start_finished();
+            let cause = st.failures().last_error().cloned().unwrap_or_else(|| {
                 Arc::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
                         "opened {} of {target} connections within {timeout:?}",
-                        st.open
+                        st.open()
                     ),
                 ))
             });

@@ -19,18 +19,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use crate::events::{CloseEvent, ReleaseEvent};
 use crate::shared::{guarded, Shared};
-use crate::state::{Conn, State};
+use crate::state::{Conn, State, ToClose};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::ConnectionFactory;
-
-/// A retired connection on its way to the closer: already out of `open`, counted in
-/// `closing`. Hand it to `Shared::close_later` once the pool lock is dropped.
-#[must_use = "a retired connection must be handed to close_later"]
-pub(crate) struct ToClose<C> {
-    conn: Conn<C>,
-    reason: CloseReason,
-}
 
 impl<F: ConnectionFactory> Shared<F> {
     /// Takes a connection back from a `PooledConnection` (on the releasing thread).
@@ -63,38 +56,29 @@ impl<F: ConnectionFactory> Shared<F> {
             self.untrack(conn.id, at);
         }
         let mut st = self.state.lock();
-        st.in_use -= 1;
+        st.uncount_in_use();
         bump_locked(&self.stats.released);
-        let closing = match reason {
+        match reason {
             Some(reason) => {
-                let closing = self.retire(&mut st, conn, reason);
-                self.request_create(&st);
-                self.publish(&st);
-                Some(closing)
+                let retired = st.retire(conn, reason);
+                self.settle(st, Some(retired));
             }
             None => {
-                let had_waiters = st.queue.len() > 0;
-                let closing = self.put_back(&mut st, conn);
-                if had_waiters || closing.is_some() {
-                    self.publish(&st);
-                } else {
+                let had_waiters = st.waiting() > 0;
+                match self.put_back(&mut st, conn) {
+                    Some(retired) => self.settle(st, Some(retired)),
+                    None if had_waiters => self.publish(&st),
                     // Nobody queued: only the idle/in-use pair changed (one store).
-                    self.stats
-                        .set_gauges(st.idle.len() + st.validating, st.in_use);
+                    None => self.publish_idle_in_use(&st),
                 }
-                closing
             }
-        };
-        drop(st);
-        if closing.is_some() {
-            self.close_later(closing);
         }
     }
 
     /// Reports the end of a hold to the observer and the leak detector.
     fn untrack(&self, id: u64, acquired_at: Instant) {
         let held = acquired_at.elapsed();
-        self.observe(|obs| obs.on_release(id, held));
+        self.observe(|obs| obs.on_release(ReleaseEvent { id, held }));
         if let Some(leaks) = &self.leaks {
             let record = leaks.lock().remove(&id); // nothing else under this lock
             if record.is_some_and(|r| r.reported) {
@@ -106,54 +90,19 @@ impl<F: ConnectionFactory> Shared<F> {
         }
     }
 
-    /// Puts an open connection into the pool (pool lock held): hands it to the oldest
-    /// waiter in strict mode, else makes it idle and wakes the oldest waiter. Retires it
-    /// when the pool must not keep it (closed, evicted, shrinking).
+    /// Puts an open connection into the pool (pool lock held; see `State::put_back`), and
+    /// asks for a replacement if the pool retired it instead.
     #[inline]
     pub(crate) fn put_back(
         &self,
         st: &mut State<F::Connection>,
         conn: Conn<F::Connection>,
     ) -> Option<ToClose<F::Connection>> {
-        if st.closed {
-            return Some(self.retire(st, conn, CloseReason::Shutdown));
-        }
-        if conn.generation != st.generation || st.open > st.max_size {
-            let closing = self.retire(st, conn, CloseReason::Evicted);
+        let retired = st.put_back(conn);
+        if retired.is_some() {
             self.request_create(st);
-            return Some(closing);
         }
-        st.idle.push(conn);
-        if st.suspended || st.queue.len() == 0 {
-            return None;
-        }
-        if st.queue.starving || self.config.fairness_window.is_zero() {
-            if let Some(w) = st.queue.grant_front() {
-                st.reserved += 1;
-                // Go's rule: leave strict mode once a waiter is served that waited less
-                // than the window (the queue is short again).
-                if w.enqueued_at.elapsed() < self.config.fairness_window {
-                    st.queue.starving = false;
-                }
-            }
-        } else {
-            st.queue.wake_front();
-        }
-        None
-    }
-
-    /// Retires an open connection (pool lock held): out of `open`, into `closing` until
-    /// its close finishes or `close_timeout` passes. The one path every discard takes.
-    pub(crate) fn retire(
-        &self,
-        st: &mut State<F::Connection>,
-        conn: Conn<F::Connection>,
-        reason: CloseReason,
-    ) -> ToClose<F::Connection> {
-        st.open -= 1;
-        let bound = crate::sync::deadline_after(Instant::now(), self.config.close_timeout);
-        st.closing.push_back((conn.id, bound));
-        ToClose { conn, reason }
+        retired
     }
 
     /// Hands retired connections to the closer (no lock held). Where no closer thread can
@@ -164,7 +113,7 @@ impl<F: ConnectionFactory> Shared<F> {
     ) {
         for t in retired {
             let shared = Arc::clone(self);
-            let job = Box::new(move || shared.finish_close(t));
+            let job = Box::new(move || shared.close_retired(t));
             if let Err(job) = self.closer.submit(job) {
                 job();
             }
@@ -173,8 +122,8 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// Drops (closes) a retired connection, contained: a panicking `Drop` is logged and the
     /// books are still put right. Runs on the closer.
-    fn finish_close(&self, t: ToClose<F::Connection>) {
-        let ToClose { conn, reason } = t;
+    fn close_retired(self: &Arc<Self>, t: ToClose<F::Connection>) {
+        let (conn, reason) = t.into_parts();
         let id = conn.id;
         if let Err(p) = guarded(move || drop(conn)) {
             log::error!(
@@ -184,28 +133,21 @@ impl<F: ConnectionFactory> Shared<F> {
         }
         self.stats.closed(reason);
         log::debug!("{}: closed connection {id} ({reason})", self.config.name);
-        self.observe(|obs| obs.on_close(id, reason));
+        self.observe(|obs| obs.on_close(CloseEvent { id, reason }));
         let mut st = self.state.lock();
         st.close_finished(id);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 
     /// Takes a connection out of the pool for good (`PooledConnection::detach`).
-    pub(crate) fn forget_in_use(&self, id: u64, tracked_at: Option<Instant>) {
+    pub(crate) fn forget_detached(self: &Arc<Self>, id: u64, tracked_at: Option<Instant>) {
         if let Some(at) = tracked_at {
             self.untrack(id, at);
         }
         self.stats.detached.fetch_add(1, Relaxed);
         let mut st = self.state.lock();
-        st.open -= 1;
-        st.in_use -= 1;
+        st.forget_detached();
         bump_locked(&self.stats.released);
-        self.request_create(&st);
-        self.publish(&st);
-        drop(st);
-        self.changed.notify_all();
+        self.settle(st, None);
     }
 }

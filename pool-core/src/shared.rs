@@ -2,7 +2,9 @@
 //! every part of it uses (publishing gauges, calling user code safely, backoff).
 //!
 //! The work is split by concern: `acquire.rs`, `release.rs` (and closing), `create.rs`,
-//! `admin.rs` (shutdown, evict, resize), `housekeeping.rs`.
+//! `admin.rs` (shutdown, evict, resize), `housekeeping.rs`; the books they keep are in
+//! `state/`, and `taken.rs` is the one way back for a connection taken out but not handed
+//! to a caller. A locked section that changed the counts ends with [`Shared::settle`].
 
 use std::backtrace::Backtrace;
 use std::collections::HashMap;
@@ -14,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
 use crate::error::{PoolError, SharedError};
-use crate::events::PoolObserver;
-use crate::state::{Conn, State};
+use crate::events::{PoolObserver, ValidationFailedEvent};
+use crate::state::{Conn, State, ToClose};
 use crate::statistics::Stats;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::validation::ValidationStrategy;
 use crate::workers::Workers;
 use crate::ConnectionFactory;
@@ -55,7 +57,7 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     pub(crate) changed: Condvar,
     pub(crate) next_id: AtomicU64,
     /// A copy of `State::generation`, written under the pool lock, read without it by
-    /// `check_out` (the lock taken to pop the connection orders the read after any
+    /// `hand_out` (the lock taken to pop the connection orders the read after any
     /// `soft_evict` that came before, so `Relaxed` suffices).
     pub(crate) generation: AtomicU64,
     /// Whether `State::check_failures` is non-zero: lets a passing check skip the lock in
@@ -91,11 +93,7 @@ impl<F: ConnectionFactory> Shared<F> {
             .map(|_| parking_lot::Mutex::new(HashMap::new()));
         let name = &config.name;
         Shared {
-            state: Mutex::new(State::new(
-                config.min_size,
-                config.max_size,
-                config.min_idle,
-            )),
+            state: Mutex::new(State::new(&config)),
             factory,
             validator,
             observer,
@@ -126,21 +124,44 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Publishes the gauges (called at the end of locked sections that change them).
     #[inline]
     pub(crate) fn publish(&self, st: &State<F::Connection>) {
+        self.publish_idle_in_use(st);
+        self.stats.waiting.store(st.waiting(), Relaxed);
+        self.stats.pending.store(st.creating(), Relaxed);
+        self.stats.validating_idle.store(st.validating(), Relaxed);
+        self.stats.closing.store(st.closing(), Relaxed);
         self.stats
-            .set_gauges(st.idle.len() + st.validating, st.in_use);
-        self.stats.waiting.store(st.queue.len(), Relaxed);
-        self.stats.pending.store(st.pending, Relaxed);
-        self.stats.validating_idle.store(st.validating, Relaxed);
-        self.stats
-            .closing
-            .store(st.closing.len() + st.overrunning, Relaxed);
-        self.stats.breaker_open.store(st.breaker_open, Relaxed);
+            .breaker_open
+            .store(st.failures().breaker_open(), Relaxed);
+    }
+
+    /// Publishes the idle/in-use pair only: what the hot paths change (one store).
+    #[inline]
+    pub(crate) fn publish_idle_in_use(&self, st: &State<F::Connection>) {
+        let (idle, in_use) = st.idle_and_in_use();
+        self.stats.set_gauges(idle, in_use);
+    }
+
+    /// The end of every locked section that changed what is open, in use, idle or closing
+    /// (but the hot paths, which publish the idle/in-use pair only): wakes a creator if
+    /// more connections are wanted, publishes the gauges, unlocks, hands what was retired
+    /// to the closer, and wakes whoever waits for the pool to change (`shutdown_timeout`,
+    /// the fail-fast start).
+    pub(crate) fn settle(
+        self: &Arc<Self>,
+        st: MutexGuard<'_, State<F::Connection>>,
+        retired: impl IntoIterator<Item = ToClose<F::Connection>>,
+    ) {
+        self.request_create(&st);
+        self.publish(&st);
+        drop(st);
+        self.close_later(retired);
+        self.changed.notify_all();
     }
 
     /// Wakes a creator if more connections are wanted.
     #[inline]
     pub(crate) fn request_create(&self, st: &State<F::Connection>) {
-        if st.wanted() > 0 && st.pending < self.config.create_concurrency {
+        if st.wanted() > 0 && st.creating() < self.config.create_concurrency {
             self.work.notify_one();
         }
     }
@@ -148,19 +169,12 @@ impl<F: ConnectionFactory> Shared<F> {
     /// An `AcquireTimeout` describing the pool now (lock held). Its cause is the latest
     /// create error, else the latest check error.
     pub(crate) fn timeout_error(&self, st: &State<F::Connection>, start: Instant) -> PoolError {
+        let mut pool = st.snapshot();
+        pool.waiting_requests += 1; // the caller giving up has left the queue
         PoolError::AcquireTimeout {
             waited: start.elapsed(),
-            total: st.open,
-            active: st.in_use,
-            idle: st.idle.len() + st.validating,
-            waiting: st.queue.len() + 1,
-            pending: st.pending,
-            max_size: st.max_size,
-            suspended: st.suspended,
-            last_error: st
-                .last_error
-                .clone()
-                .or_else(|| st.last_check_error.clone()),
+            pool,
+            last_error: st.failures().cause(),
         }
     }
 
@@ -186,9 +200,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 conn.last_validated_ns = crate::clock::now_ns();
                 if self.checks_failing.load(Relaxed) {
                     let mut st = self.state.lock();
-                    st.check_failures = 0;
-                    st.check_backoff_until = None;
-                    st.last_check_error = None;
+                    st.check_passed();
                     self.checks_failing.store(false, Relaxed); // under the lock
                 }
                 Ok(())
@@ -201,7 +213,12 @@ impl<F: ConnectionFactory> Shared<F> {
                     conn.id,
                     crate::error::chain_text(&*e)
                 );
-                self.observe(|obs| obs.on_validation_failed(conn.id, &*e));
+                self.observe(|obs| {
+                    obs.on_validation_failed(ValidationFailedEvent {
+                        id: conn.id,
+                        error: &*e,
+                    })
+                });
                 Err(e)
             }
         }
@@ -210,10 +227,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Records a failed check (lock held): replacements back off like failed creates, so a
     /// check that always fails cannot become a reconnect storm.
     pub(crate) fn note_check_failure(&self, st: &mut State<F::Connection>, error: SharedError) {
-        st.check_failures = st.check_failures.saturating_add(1);
-        let delay = self.backoff_delay(st.check_failures);
-        st.check_backoff_until = Some(crate::sync::deadline_after(Instant::now(), delay));
-        st.last_check_error = Some(error);
+        st.check_failed(error, |failures| self.backoff_delay(failures));
         self.checks_failing.store(true, Relaxed); // under the lock
     }
 

@@ -1,36 +1,11 @@
-//! Statistics: a snapshot of the pool, read without taking the pool's lock.
-//!
-//! Counters live in atomics that the pool updates as it works; [`ConnectionPool::statistics`]
-//! only loads them, so reading statistics never blocks (or slows) `acquire`. Gauges that
-//! must agree with each other (idle and in-use) are packed into one atomic word, so a
-//! snapshot always has `total_connections == idle_connections + active_connections`.
-//!
-//! ```
-//! # use std::time::Duration;
-//! # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
-//! # struct Nop;
-//! # impl ConnectionFactory for Nop {
-//! #     type Connection = (); type Error = std::io::Error;
-//! #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
-//! # }
-//! let pool = ConnectionPool::new(Nop, PoolConfig::default())?;
-//! drop(pool.acquire()?);
-//! let s = pool.statistics();
-//! assert_eq!(s.total_acquired, 1);
-//! assert_eq!(s.total_released, 1);
-//! assert_eq!(s.total_connections, s.idle_connections + s.active_connections);
-//! println!("{s}"); // a table
-//! # Ok::<(), pool_core::PoolError>(())
-//! ```
-//!
-//! [`ConnectionPool::statistics`]: crate::ConnectionPool::statistics
+//! Statistics: lock-free counters ([`Stats`]) and the snapshot users read
+//! ([`PoolStatistics`]); [`CloseReason`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::ConnectionState;
+use crate::{ConnectionState, PoolSnapshot};
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,8 +107,34 @@ impl ClosedCounts {
 
 /// A snapshot of the pool's gauges and counters.
 ///
+/// Counters live in atomics that the pool updates as it works; [`ConnectionPool::statistics`]
+/// only loads them, so reading statistics never blocks (or slows) `acquire`. Gauges that
+/// must agree with each other (idle and in-use) are packed into one atomic word, so a
+/// snapshot always has `total_connections == idle_connections + active_connections`.
+///
 /// Gauges (`*_connections`, `waiting_requests`, `pending_connections`) describe the moment
 /// of the snapshot; counters (`total_*`) count since the pool started.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::new(Nop, PoolConfig::default())?;
+/// drop(pool.acquire()?);
+/// let s = pool.statistics();
+/// assert_eq!(s.total_acquired, 1);
+/// assert_eq!(s.total_released, 1);
+/// assert_eq!(s.total_connections, s.idle_connections + s.active_connections);
+/// println!("{s}"); // a table
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+///
+/// [`ConnectionPool::statistics`]: crate::ConnectionPool::statistics
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PoolStatistics {
@@ -158,6 +159,8 @@ pub struct PoolStatistics {
     /// Whether the circuit breaker is open: the database is known to be down, `acquire`
     /// fails fast (see `PoolConfigBuilder::circuit_breaker_threshold`).
     pub circuit_breaker_open: bool,
+    /// Whether the pool is suspended (`ConnectionPool::suspend`).
+    pub suspended: bool,
     /// Closes that were still running after `close_timeout` (their place was given back).
     pub total_close_overruns: u64,
     /// The current `max_size`.
@@ -197,6 +200,38 @@ pub struct PoolStatistics {
 }
 
 impl PoolStatistics {
+    /// The gauges of this snapshot as a [`PoolSnapshot`]: the view an
+    /// [`AcquireTimeout`](crate::PoolError::AcquireTimeout) carries, for logs and alerts.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+    /// # struct Nop;
+    /// # impl ConnectionFactory for Nop {
+    /// #     type Connection = (); type Error = std::io::Error;
+    /// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+    /// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+    /// # }
+    /// let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(4).build()?)?;
+    /// let conn = pool.acquire()?;
+    /// let now = pool.statistics().snapshot();
+    /// assert_eq!(now.active_connections, 1);
+    /// assert_eq!(now.to_string(), "1 open of max 4: 1 in use, 0 idle; 0 being opened; 0 callers waiting");
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            total_connections: self.total_connections,
+            idle_connections: self.idle_connections,
+            active_connections: self.active_connections,
+            waiting_requests: self.waiting_requests,
+            pending_connections: self.pending_connections,
+            max_size: self.max_size,
+            suspended: self.suspended,
+        }
+    }
+
     /// How many connections are in `state` right now (`Idle`, `InUse` or `Validating`; the
     /// others are not kept, so 0).
     pub fn count(&self, state: ConnectionState) -> usize {
@@ -336,6 +371,8 @@ pub(crate) struct Stats {
     pub(crate) closing: AtomicUsize,
     /// Under the pool lock.
     pub(crate) breaker_open: std::sync::atomic::AtomicBool,
+    /// Under the pool lock.
+    pub(crate) suspended: std::sync::atomic::AtomicBool,
     pub(crate) close_overruns: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) created: AtomicU64,
@@ -372,7 +409,9 @@ impl Stats {
         self.wait_nanos.fetch_add(n, Relaxed);
         self.max_wait_nanos.fetch_max(n, Relaxed);
     }
-    pub(crate) fn snapshot(&self) -> PoolStatistics {
+    /// Loads every counter into a [`PoolStatistics`] (without the pool lock; the
+    /// idle/in-use pair is one word, so it is consistent).
+    pub(crate) fn read(&self) -> PoolStatistics {
         let g = self.gauges.load(Relaxed);
         let idle = (g >> 32) as usize;
         let active = (g & 0xffff_ffff) as usize;
@@ -400,6 +439,7 @@ impl Stats {
             validating_idle_connections: validating_idle,
             closing_connections: self.closing.load(Relaxed),
             circuit_breaker_open: self.breaker_open.load(Relaxed),
+            suspended: self.suspended.load(Relaxed),
             total_close_overruns: self.close_overruns.load(Relaxed),
             max_size: self.max_size.load(Relaxed),
             min_size: self.min_size.load(Relaxed),

@@ -72,7 +72,7 @@ impl Status {
 }
 
 /// How many times in a row one thread may overtake queued callers (take a free connection
-/// while others wait, within the fairness window) before it must queue behind them.
+/// while others wait, within the fairness window) before it must queue behind them: 64.
 ///
 /// The window bounds how long the oldest waiter can be overtaken; this bounds how much one
 /// running thread can take meanwhile, so turns rotate among threads (fairness by count,
@@ -162,7 +162,7 @@ pub(crate) struct WaitQueue {
     /// Whether a WOKEN waiter exists.
     woken: bool,
     /// Strict mode: connections go to the oldest waiter, newcomers queue.
-    pub(crate) starving: bool,
+    starving: bool,
     entries: VecDeque<Arc<Waiter>>,
 }
 
@@ -171,6 +171,22 @@ impl WaitQueue {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.active
+    }
+
+    /// Whether the queue is in strict mode (connections go to the oldest waiter).
+    #[inline]
+    pub(crate) fn is_strict(&self) -> bool {
+        self.starving
+    }
+
+    /// Switches to strict mode: the oldest waiter was overtaken past the fairness window.
+    pub(crate) fn enter_strict(&mut self) {
+        self.starving = true;
+    }
+
+    /// Back to normal mode: a waiter was served within the fairness window.
+    pub(crate) fn leave_strict(&mut self) {
+        self.starving = false;
     }
 
     pub(crate) fn push_back(&mut self, w: Arc<Waiter>) {

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::sync::{spawn, Condvar, JoinHandle, Mutex};
 
-/// How long an idle worker thread waits for more work before it ends.
+/// How long a background worker thread (closer, checker, validator) with nothing to do
+/// waits for more work before it ends: 2 seconds. They are started again on demand.
 pub const WORKER_LINGER: Duration = Duration::from_secs(2);
 
 /// A unit of work for a [`Workers`] set.

@@ -495,23 +495,18 @@ fn acquire_timeout_reports_how_long_and_the_pool() {
     match &err {
         PoolError::AcquireTimeout {
             waited,
-            total,
-            active,
-            idle,
-            waiting,
-            max_size,
-            suspended,
+            pool,
             last_error,
             ..
         } => {
             assert!(*waited >= ms(100), "waited {waited:?}");
             assert!(elapsed >= ms(100));
-            assert_eq!(*total, 1);
-            assert_eq!(*active, 1);
-            assert_eq!(*idle, 0);
-            assert_eq!(*waiting, 1);
-            assert_eq!(*max_size, 1);
-            assert!(!suspended);
+            assert_eq!(pool.total_connections, 1);
+            assert_eq!(pool.active_connections, 1);
+            assert_eq!(pool.idle_connections, 0);
+            assert_eq!(pool.waiting_requests, 1);
+            assert_eq!(pool.max_size, 1);
+            assert!(!pool.suspended);
             assert!(last_error.is_none());
         }
         other => panic!("expected AcquireTimeout, got {other:?}"),

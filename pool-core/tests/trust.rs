@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::backtrace::Backtrace;
 use std::error::Error as StdError;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -18,8 +17,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pool_core::events::PoolObserver;
-use pool_core::{CloseReason, ConnectionPool, ConnectionState, PoolConfig, PoolError};
+use pool_core::events::{
+    AcquireEvent, CloseEvent, LeakSuspectedEvent, PoolObserver, ReleaseEvent, ValidationFailedEvent,
+};
+use pool_core::{ConnectionPool, ConnectionState, PoolConfig, PoolError};
 
 /// Allowed lateness of anything timed.
 const SLACK: Duration = Duration::from_millis(250);
@@ -116,14 +117,14 @@ impl Drop for Tomb {
 }
 
 impl PoolObserver for Tomb {
-    fn on_release(&self, id: u64, _held: Duration) {
-        self.check(id);
+    fn on_release(&self, e: ReleaseEvent) {
+        self.check(e.id);
     }
-    fn on_close(&self, id: u64, _reason: CloseReason) {
-        self.check(id);
+    fn on_close(&self, e: CloseEvent) {
+        self.check(e.id);
     }
-    fn on_acquire(&self, id: u64, _waited: Duration) {
-        self.check(id);
+    fn on_acquire(&self, e: AcquireEvent) {
+        self.check(e.id);
     }
 }
 
@@ -763,7 +764,7 @@ struct LeakObserver {
 }
 
 impl PoolObserver for LeakObserver {
-    fn on_leak_suspected(&self, _id: u64, _held: Duration, _at: &Backtrace) {
+    fn on_leak_suspected(&self, _e: LeakSuspectedEvent<'_>) {
         self.reports.fetch_add(1, SeqCst);
         if self.panics {
             panic!("observer: deliberate panic in on_leak_suspected");
@@ -860,7 +861,7 @@ struct ShutdownOnValidationFailure {
 }
 
 impl PoolObserver for ShutdownOnValidationFailure {
-    fn on_validation_failed(&self, _id: u64, _e: &(dyn StdError + 'static)) {
+    fn on_validation_failed(&self, _e: ValidationFailedEvent<'_>) {
         if self.called.swap(true, SeqCst) {
             return;
         }

@@ -6,7 +6,6 @@
 
 #![allow(dead_code)]
 
-use std::backtrace::Backtrace;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
@@ -14,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use pool_core::events::PoolObserver;
+use pool_core::events::{
+    AcquireEvent, CloseEvent, CreateEvent, CreateFailedEvent, LeakSuspectedEvent, PoolObserver,
+    ReleaseEvent, TimeoutEvent, ValidationFailedEvent,
+};
 use pool_core::{CloseReason, ConnectionFactory, ConnectionPool, PoolConfig, PoolConfigBuilder};
 
 /// No create failures.
@@ -417,32 +419,32 @@ impl Recorder {
 }
 
 impl PoolObserver for Recorder {
-    fn on_acquire(&self, id: u64, waited: Duration) {
-        self.push(Event::Acquire(id, waited));
+    fn on_acquire(&self, e: AcquireEvent) {
+        self.push(Event::Acquire(e.id, e.waited));
     }
-    fn on_release(&self, id: u64, held: Duration) {
-        self.push(Event::Release(id, held));
+    fn on_release(&self, e: ReleaseEvent) {
+        self.push(Event::Release(e.id, e.held));
     }
-    fn on_create(&self, id: u64, _took: Duration) {
-        self.push(Event::Create(id));
+    fn on_create(&self, e: CreateEvent) {
+        self.push(Event::Create(e.id));
     }
-    fn on_create_failed(&self, error: &(dyn StdError + 'static), permanent: bool) {
+    fn on_create_failed(&self, e: CreateFailedEvent<'_>) {
         self.push(Event::CreateFailed {
-            message: error.to_string(),
-            permanent,
+            message: e.error.to_string(),
+            permanent: e.permanent,
         });
     }
-    fn on_close(&self, id: u64, reason: CloseReason) {
-        self.push(Event::Close(id, reason));
+    fn on_close(&self, e: CloseEvent) {
+        self.push(Event::Close(e.id, e.reason));
     }
-    fn on_timeout(&self, waited: Duration) {
-        self.push(Event::Timeout(waited));
+    fn on_timeout(&self, e: TimeoutEvent) {
+        self.push(Event::Timeout(e.waited));
     }
-    fn on_validation_failed(&self, id: u64, error: &(dyn StdError + 'static)) {
-        self.push(Event::ValidationFailed(id, error.to_string()));
+    fn on_validation_failed(&self, e: ValidationFailedEvent<'_>) {
+        self.push(Event::ValidationFailed(e.id, e.error.to_string()));
     }
-    fn on_leak_suspected(&self, id: u64, held: Duration, _acquired_at: &Backtrace) {
-        self.push(Event::Leak(id, held));
+    fn on_leak_suspected(&self, e: LeakSuspectedEvent<'_>) {
+        self.push(Event::Leak(e.id, e.held));
     }
 }
 
