@@ -58,6 +58,8 @@
 //! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`config`]; every default is a named constant there.
+//! * **Writing a backend**: [`factory`], and [`backend`] for the pieces every backend
+//!   needs (a redacting `Secret`, the text of a caught panic).
 //!
 //! No pool lock is ever held while a connection is created, validated, reset or closed,
 //! nor while an observer runs. Every call that waits is bounded by its deadline whatever
@@ -87,6 +89,7 @@
 // `events::*Event`, `validation::*`); everything else users need is re-exported below.
 mod acquire;
 mod admin;
+pub mod backend;
 mod clock;
 pub mod config;
 mod connection;
