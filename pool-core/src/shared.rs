@@ -281,12 +281,9 @@ pub(crate) fn backoff(min: Duration, max: Duration, failures: u32) -> Duration {
 /// pool's bookkeeping (counts, reservations) is never left half done.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic payload".to_owned());
-        Panicked(message)
+        let message =
+            crate::backend::panic_message(&*payload).unwrap_or("a non-string panic payload");
+        Panicked(message.to_owned())
     })
 }
 

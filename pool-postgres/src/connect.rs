@@ -77,12 +77,8 @@ pub(crate) fn open_within(
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.open()));
             let result = result.map_err(|panic| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                PostgresError::DriverPanic(msg)
+                let msg = pool_core::backend::panic_message(&*panic).unwrap_or("unknown panic");
+                PostgresError::DriverPanic(msg.to_owned())
             });
             reporter.deliver(result.and_then(|r| r));
         });
