@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
@@ -12,35 +11,13 @@ use pool_postgres::PostgresConnectionFactory;
 
 const SECRET: &str = "Tr0ub4dor-and-3";
 
-static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        RECORDS.lock().unwrap().push(line);
-    }
-    fn flush(&self) {}
-}
-
-static LOGGER: Capture = Capture;
-
-fn install() {
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(log::LevelFilter::Trace);
-}
-
 fn assert_clean(what: &str, text: &str) {
     assert!(!text.contains(SECRET), "{what} shows the password: {text}");
 }
 
 #[test]
 fn password_never_appears_in_debug_display_errors_or_logs() {
-    install();
+    test_support::install_logger();
     let urls = [
         format!("postgres://postgres:{SECRET}@127.0.0.1:5432/test?application_name=secrets"),
         format!("host=127.0.0.1 port=5432 user=postgres password='{SECRET}' dbname=test"),
@@ -118,7 +95,7 @@ fn password_never_appears_in_debug_display_errors_or_logs() {
         pool.shutdown();
     }
 
-    let records = RECORDS.lock().unwrap();
+    let records = test_support::captured_logs();
     assert!(
         !records.is_empty(),
         "the capture logger saw nothing: the test is not testing anything"

@@ -1,9 +1,18 @@
-//! Helpers the workspace's tests share, so each crate's tests check errors the same way.
+//! Helpers the workspace's tests share, so each crate's tests check errors the same way
+//! and skip the same way.
 //!
 //! Every error in the workspace says only its own part in `Display` and returns its cause
-//! from `source()`. These helpers read that chain and check the rule.
+//! from `source()`. The helpers at the root read that chain and check the rule;
+//! [`services`] is the skip rule for tests that need a server, [`logs`] a logger that keeps
+//! every record.
 
 use std::error::Error;
+
+pub mod logs;
+pub mod services;
+
+pub use logs::{captured_logs, install_logger};
+pub use services::{closed_port, services_required, skip};
 
 /// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
 /// anyhow) shows, one message per error.

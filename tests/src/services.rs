@@ -7,9 +7,7 @@ use pool_postgres::postgres;
 use pool_redis::redis;
 
 /// Whether missing services must fail the tests (`POOL_TEST_REQUIRE_SERVICES=1`).
-pub fn services_required() -> bool {
-    std::env::var("POOL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
-}
+pub use test_support::services_required;
 
 /// PostgreSQL: 127.0.0.1:5432, trust auth, user `postgres`, database `test`.
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
@@ -19,14 +17,11 @@ pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 /// Prints a loud skip banner (bypassing output capture), or panics when services are
 /// required.
 pub fn skip(test: &str, service: &str, addr: &str) {
-    if services_required() {
-        panic!("{test}: {service} is not reachable at {addr} and POOL_TEST_REQUIRE_SERVICES=1");
-    }
-    let banner = "!".repeat(72);
-    crate::loud(&format!(
-        "\n{banner}\n!!! SKIPPED {test}: {service} is not reachable at {addr}\n\
-         !!! (start it, or set POOL_TEST_REQUIRE_SERVICES=1 to make this a failure)\n{banner}"
-    ));
+    test_support::skip(
+        test,
+        &format!("{service} is not reachable at {addr}"),
+        "start it",
+    );
 }
 
 /// A direct (not proxied) admin connection to the shared PostgreSQL.

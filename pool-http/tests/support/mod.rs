@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -248,53 +248,8 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
-// ---- log capture ----
-
-static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-
-struct Capture;
-
-static CAPTURE: Capture = Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        if let Some(m) = LOGS.get() {
-            m.lock().unwrap().push(line);
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// Installs the capturing logger at `Trace` (once per test binary).
-pub fn install_logger() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        LOGS.get_or_init(|| Mutex::new(Vec::new()));
-        if log::set_logger(&CAPTURE).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
-        }
-    });
-}
-
-/// Every log line captured so far.
-pub fn captured_logs() -> Vec<String> {
-    LOGS.get()
-        .map(|m| m.lock().unwrap().clone())
-        .unwrap_or_default()
-}
-
 /// Shared with every crate's tests (each test binary uses some of them).
 #[allow(unused_imports)]
-pub use test_support::{assert_no_repeated_causes, chain_text, error_chain};
+pub use test_support::{
+    assert_no_repeated_causes, captured_logs, chain_text, closed_port, error_chain, install_logger,
+};

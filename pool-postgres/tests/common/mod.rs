@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: the server's address, and the skip rule.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -21,18 +21,11 @@ pub fn server_available(test: &str) -> bool {
     if reachable {
         return true;
     }
-    if std::env::var("POOL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{test}: PostgreSQL at 127.0.0.1:5432 is required (POOL_TEST_REQUIRE_SERVICES=1) but unreachable");
-    }
-    // Written to the process's stderr directly, not through eprintln!, so the test
-    // harness's output capture cannot swallow it: a skip must be seen.
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: PostgreSQL is not reachable at 127.0.0.1:5432 \
-         (user postgres, db test)\n!!! (start it, or set POOL_TEST_REQUIRE_SERVICES=1 to make \
-         this a failure)\n{banner}\n"
+    test_support::skip(
+        test,
+        "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, db test)",
+        "start it",
     );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     false
 }
 
@@ -93,18 +86,10 @@ pub fn terminate(admin: &mut postgres::Client, app: &str) -> i64 {
     n
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
 pub mod services;
 #[allow(dead_code)] // not every test binary uses it
 pub mod stall_proxy;
 
 /// Shared with every crate's tests (each test binary uses some of them).
 #[allow(unused_imports)]
-pub use test_support::{assert_no_repeated_causes, chain_text, error_chain};
+pub use test_support::{assert_no_repeated_causes, chain_text, closed_port, error_chain};

@@ -17,15 +17,7 @@ use std::time::{Duration, Instant};
 /// Skips the test loudly (stderr banner past the harness's capture), or fails it when
 /// `POOL_TEST_REQUIRE_SERVICES=1`.
 pub fn skip(test: &str, why: &str) {
-    if std::env::var("POOL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{test}: {why} (POOL_TEST_REQUIRE_SERVICES=1 makes this a failure)");
-    }
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: {why}\n!!! (set POOL_TEST_REQUIRE_SERVICES=1 to make \
-         this a failure)\n{banner}\n"
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    test_support::skip(test, why, "");
 }
 
 /// The effective uid of this process (from /proc, no libc needed).

@@ -17,8 +17,6 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::services_required;
-
 /// `cluster-node-timeout` of the test clusters, in milliseconds.
 pub const NODE_TIMEOUT_MS: u64 = 2000;
 
@@ -49,20 +47,11 @@ pub fn cluster_binaries_or_skip(test: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    if services_required() {
-        panic!(
-            "{test}: {} not found on PATH and POOL_TEST_REQUIRE_SERVICES=1",
-            missing.join(" and ")
-        );
-    }
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: {} not found on PATH\n\
-         !!! (install redis-server / redis-tools, or set POOL_TEST_REQUIRE_SERVICES=1 to make \
-         this fail)\n{banner}\n",
-        missing.join(" and ")
+    test_support::skip(
+        test,
+        &format!("{} not found on PATH", missing.join(" and ")),
+        "install redis-server / redis-tools",
     );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     false
 }
 

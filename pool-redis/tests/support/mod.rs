@@ -3,18 +3,11 @@
 
 pub mod cluster;
 
-use std::net::TcpStream;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// The Redis URL tests use: `POOL_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {
     std::env::var("POOL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Whether missing services must fail the tests (`POOL_TEST_REQUIRE_SERVICES=1`).
-pub fn services_required() -> bool {
-    std::env::var("POOL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// `Some(url)` when Redis answers PING. Otherwise prints a loud skip message and returns
@@ -32,17 +25,11 @@ pub fn redis_or_skip(test: &str) -> Option<String> {
     if reachable {
         return Some(url);
     }
-    if services_required() {
-        panic!("{test}: Redis is not reachable at {url} and POOL_TEST_REQUIRE_SERVICES=1");
-    }
-    // Written to the process's stderr directly, not through eprintln!, so that the test
-    // harness's output capture does not swallow it: a skip must be seen.
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: Redis is not reachable at {url}\n\
-         !!! (start redis-server, or set POOL_TEST_REQUIRE_SERVICES=1 to make this fail)\n{banner}\n"
+    test_support::skip(
+        test,
+        &format!("Redis is not reachable at {url}"),
+        "start redis-server",
     );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     None
 }
 
@@ -100,59 +87,11 @@ pub fn kill_clients_named(admin: &mut redis::Connection, name: &str) -> usize {
     killed
 }
 
-/// Every log line written while the process runs (tests filter by content).
-pub fn captured_logs() -> Vec<String> {
-    install_logger();
-    LOGS.get()
-        .map(|m| m.lock().unwrap().clone())
-        .unwrap_or_default()
-}
-
-static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-
-struct Capture;
-
-static CAPTURE: Capture = Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        if let Some(m) = LOGS.get() {
-            m.lock().unwrap().push(line);
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// Installs the capturing logger at `Trace` (once per test binary).
-pub fn install_logger() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        LOGS.get_or_init(|| Mutex::new(Vec::new()));
-        if log::set_logger(&CAPTURE).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
-        }
-    });
-}
-
 /// A TCP listener on loopback that accepts connections and never answers.
 pub fn silent_server() -> (std::net::TcpListener, u16) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     (l, port)
-}
-
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    // make sure
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
-    port
 }
 
 /// No message in `e`'s chain contains the text of a message after it: an error that returns
@@ -167,4 +106,6 @@ pub fn assert_no_repeated_causes(e: &(dyn std::error::Error + 'static)) {
 
 /// Shared with every crate's tests (each test binary uses some of them).
 #[allow(unused_imports)]
-pub use test_support::{chain_text, error_chain};
+pub use test_support::{
+    captured_logs, chain_text, closed_port, error_chain, install_logger, services_required,
+};
