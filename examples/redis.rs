@@ -24,7 +24,7 @@ mod report;
 use pool_redis::redis::{self, Commands};
 use pool_redis::{
     CompositeValidation, PingValidation, QueryValidation, RedisConfig, RedisConnectionFactory,
-    RedisPoolError,
+    RedisError,
 };
 use report::Report;
 
@@ -33,11 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("pool-redis-example-{}", std::process::id());
 
     // 1. The pool.
-    let config = RedisConfig::from_url(&url)?
-        .client_name(&name)
-        .response_timeout(Some(Duration::from_secs(2)));
+    let config = RedisConfig::new(&url)?
+        .with_client_name(&name)
+        .with_response_timeout(Some(Duration::from_secs(2)));
     println!("connecting to {config}");
-    let factory = RedisConnectionFactory::new(config);
+    let factory = RedisConnectionFactory::from_config(config);
     let pool = ConnectionPool::builder(factory)
         .config(
             PoolConfig::builder()
@@ -50,9 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .validation_skip_window(Duration::ZERO)
                 .build()?,
         )
-        .validation(CompositeValidation::new().with(PingValidation::new()).with(
-            QueryValidation::new(redis::cmd("ECHO").arg("ok").clone(), "ok"),
-        ))
+        .validation(
+            CompositeValidation::new()
+                .with(PingValidation)
+                .with(QueryValidation::new(
+                    redis::cmd("ECHO").arg("ok").clone(),
+                    "ok",
+                )),
+        )
         .build()?;
 
     let mut first = match pool.acquire() {
@@ -139,10 +144,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("after the kill: {working} of 4 connections handed out answer PING");
 
     // 5. A wrong password.
-    let bad = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)?
-            .username("nobody-here")
-            .password("not-the-password"),
+    let bad = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)?
+            .with_username("nobody-here")
+            .with_password("not-the-password"),
     );
     let bad_pool = ConnectionPool::new(bad, PoolConfig::default())?;
     let start = Instant::now();
@@ -150,8 +155,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e @ PoolError::Connection(_)) => {
             let permanent = e
                 .connection_error()
-                .and_then(|c| c.downcast_ref::<RedisPoolError>())
-                .is_some_and(RedisPoolError::is_permanent);
+                .and_then(|c| c.downcast_ref::<RedisError>())
+                .is_some_and(RedisError::is_permanent);
             println!(
                 "wrong password: failed after {:?} (permanent: {permanent}): {}",
                 start.elapsed(),

@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        match pool_redis::RedisConfig::from_url(s) {
+        match pool_redis::RedisConfig::new(s) {
             Ok(c) => {
                 let _ = format!("{c:?}");
             }

@@ -23,16 +23,16 @@
 //! use pool_redis::{PingValidation, RedisClusterConfig, RedisClusterConnectionFactory};
 //!
 //! // Seed nodes: a few are enough, the others are found through CLUSTER SLOTS.
-//! let config = RedisClusterConfig::from_urls([
+//! let config = RedisClusterConfig::new([
 //!     "redis://127.0.0.1:7000",
 //!     "redis://127.0.0.1:7001",
 //!     "redis://127.0.0.1:7002",
 //! ])?
-//! .response_timeout(Some(Duration::from_secs(2)));
-//! let factory = RedisClusterConnectionFactory::new(config)?;
+//! .with_response_timeout(Some(Duration::from_secs(2)));
+//! let factory = RedisClusterConnectionFactory::from_config(config)?;
 //! let pool = ConnectionPool::builder(factory)
 //!     .config(PoolConfig::builder().max_size(8).build()?)
-//!     .validation(PingValidation::new())
+//!     .validation(PingValidation)
 //!     .build()?;
 //!
 //! let mut conn = pool.acquire()?;
@@ -79,7 +79,7 @@
 //!
 //! The crate retries a failed command itself: after `MOVED` (refreshing its slot map),
 //! `ASK`, `TRYAGAIN`/`CLUSTERDOWN` (after a short wait) and I/O errors (after reconnecting
-//! to the node). [`RedisClusterConfig::retries`] bounds how often (default
+//! to the node). [`RedisClusterConfig::with_retries`] bounds how often (default
 //! [`DEFAULT_CLUSTER_RETRIES`]), and the wait between tries is between
 //! [`DEFAULT_MIN_RETRY_WAIT`] and [`DEFAULT_MAX_RETRY_WAIT`] (the crate's own defaults
 //! are 16 retries and waits of seconds). A command against a node that accepts the
@@ -103,6 +103,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+use pool_core::error::Report;
 use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 use pool_core::ConnectionFactory;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, ClusterConnection};
@@ -114,7 +115,7 @@ use redis::{Cmd, ConnectionAddr, ConnectionLike, RedisResult, Value};
 use crate::broken::BrokenFlag;
 use crate::config::{RedisConfig, DEFAULT_RESPONSE_TIMEOUT};
 use crate::connection::{describe_value, scan_commands_closed_transactions, timed_out, Scan};
-use crate::error::RedisPoolError;
+use crate::error::{ConfigError, RedisError};
 use crate::validation::{PingValidation, QueryValidation};
 
 /// Default number of times the `redis` crate retries one command (after `MOVED`, `ASK`,
@@ -136,10 +137,11 @@ pub const DEFAULT_NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where the cluster is and how to talk to it.
 ///
 /// Made from a list of seed node URLs (`redis://host:port`, or `rediss://` with the `tls`
-/// feature), then adjusted with builder-style setters that never fail. The seeds only need
+/// feature) with [`new`](Self::new), then adjusted with `with_*` methods that never fail. The seeds only need
 /// to include one reachable node; list several so that one being down does not matter.
 /// All seeds must agree on username, password and TLS; a URL's password applies to every
-/// node, as do [`username`](Self::username) and [`password`](Self::password).
+/// node, as do [`with_username`](Self::with_username) and
+/// [`with_password`](Self::with_password).
 ///
 /// Defaults: response timeout 30 seconds, node connect timeout
 /// [`DEFAULT_NODE_CONNECT_TIMEOUT`], [`DEFAULT_CLUSTER_RETRIES`] retries waiting between
@@ -150,14 +152,14 @@ pub const DEFAULT_NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 /// use pool_redis::RedisClusterConfig;
 ///
-/// let config = RedisClusterConfig::from_urls([
+/// let config = RedisClusterConfig::new([
 ///     "redis://:s3cret@10.0.0.1:7000",
 ///     "redis://:s3cret@10.0.0.2:7000",
 /// ])?;
 /// assert_eq!(config.to_string(), "redis://:***@10.0.0.1:7000, redis://:***@10.0.0.2:7000");
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// assert_eq!(config.nodes().len(), 2);
-/// # Ok::<(), pool_redis::RedisPoolError>(())
+/// # Ok::<(), pool_redis::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisClusterConfig {
@@ -172,40 +174,39 @@ pub struct RedisClusterConfig {
 impl RedisClusterConfig {
     /// Parses the seed node URLs.
     ///
-    /// Each URL is checked as [`RedisConfig::from_url`] checks it. No URLs, a Unix socket
+    /// Each URL is checked as [`RedisConfig::new`] checks it. No URLs, a Unix socket
     /// URL (a cluster hands out TCP addresses only), or seeds that disagree on credentials,
-    /// TLS or database are a [`RedisPoolError::InvalidUrl`] whose message never repeats a
+    /// TLS or database are a [`ConfigError::InvalidUrl`] whose message never repeats a
     /// URL (it may hold a password).
     ///
     /// ```
-    /// use pool_redis::{RedisClusterConfig, RedisPoolError};
+    /// use pool_redis::{ConfigError, RedisClusterConfig};
     ///
-    /// assert!(RedisClusterConfig::from_urls(["redis://127.0.0.1:7000"]).is_ok());
+    /// assert!(RedisClusterConfig::new(["redis://127.0.0.1:7000"]).is_ok());
     /// for bad in [
     ///     vec![],
     ///     vec!["not a url"],
     ///     vec!["redis+unix:///tmp/redis.sock"],
     ///     vec!["redis://:a@127.0.0.1:7000", "redis://:b@127.0.0.1:7001"],
     /// ] {
-    ///     let err = RedisClusterConfig::from_urls(bad).unwrap_err();
-    ///     assert!(matches!(err, RedisPoolError::InvalidUrl(_)));
+    ///     let err = RedisClusterConfig::new(bad).unwrap_err();
+    ///     assert!(matches!(err, ConfigError::InvalidUrl(_)));
     /// }
     /// ```
-    pub fn from_urls<I, S>(urls: I) -> Result<Self, RedisPoolError>
+    pub fn new<I, S>(urls: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         let mut nodes = Vec::new();
         for (i, url) in urls.into_iter().enumerate() {
-            let node = RedisConfig::from_url(url.as_ref()).map_err(|e| match e {
-                RedisPoolError::InvalidUrl(why) => {
-                    RedisPoolError::InvalidUrl(format!("seed node {}: {why}", i + 1))
+            let node = RedisConfig::new(url.as_ref()).map_err(|e| match e {
+                ConfigError::InvalidUrl(why) => {
+                    ConfigError::InvalidUrl(format!("seed node {}: {why}", i + 1))
                 }
-                other => other,
             })?;
             if matches!(node.addr, ConnectionAddr::Unix(_)) {
-                return Err(RedisPoolError::InvalidUrl(format!(
+                return Err(ConfigError::InvalidUrl(format!(
                     "seed node {}: a cluster needs TCP addresses, not a Unix socket",
                     i + 1
                 )));
@@ -213,7 +214,7 @@ impl RedisClusterConfig {
             nodes.push(node);
         }
         if nodes.is_empty() {
-            return Err(RedisPoolError::InvalidUrl(
+            return Err(ConfigError::InvalidUrl(
                 "no seed node URLs were given for the cluster".into(),
             ));
         }
@@ -231,24 +232,24 @@ impl RedisClusterConfig {
     }
 
     /// Authenticates as ACL user `username` on every node, replacing the URLs'.
-    pub fn username(mut self, username: impl Into<String>) -> Self {
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
         let username = username.into();
         self.nodes = self
             .nodes
             .into_iter()
-            .map(|n| n.username(username.clone()))
+            .map(|n| n.with_username(username.clone()))
             .collect();
         self
     }
 
     /// Authenticates with `password` on every node, replacing the URLs'. Never shown by
     /// `Debug`/`Display`.
-    pub fn password(mut self, password: impl Into<String>) -> Self {
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
         let password = password.into();
         self.nodes = self
             .nodes
             .into_iter()
-            .map(|n| n.password(password.clone()))
+            .map(|n| n.with_password(password.clone()))
             .collect();
         self
     }
@@ -258,7 +259,7 @@ impl RedisClusterConfig {
     /// shorter wins. It is also the connect timeout for nodes the connection reaches later
     /// (after a redirection). `None` leaves only the pool's. Default:
     /// [`DEFAULT_NODE_CONNECT_TIMEOUT`].
-    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
@@ -266,14 +267,14 @@ impl RedisClusterConfig {
     /// How long one command may wait for its reply from one node (socket read and write
     /// timeouts). A timeout marks the connection broken. `None` waits forever. Default:
     /// 30 seconds.
-    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_response_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.response_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
 
     /// How many times the `redis` crate retries one command before returning its error.
     /// Default: [`DEFAULT_CLUSTER_RETRIES`].
-    pub fn retries(mut self, retries: u32) -> Self {
+    pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
     }
@@ -281,7 +282,7 @@ impl RedisClusterConfig {
     /// The range the wait before retrying after `TRYAGAIN`/`CLUSTERDOWN` is drawn from
     /// (it grows with each retry, up to `max`). `max` below `min` is raised to `min`.
     /// Default: [`DEFAULT_MIN_RETRY_WAIT`] to [`DEFAULT_MAX_RETRY_WAIT`].
-    pub fn retry_wait(mut self, min: Duration, max: Duration) -> Self {
+    pub fn with_retry_wait(mut self, min: Duration, max: Duration) -> Self {
         self.min_retry_wait = min;
         self.max_retry_wait = max.max(min);
         self
@@ -292,18 +293,18 @@ impl RedisClusterConfig {
         &self.nodes
     }
 
-    /// The node connect timeout cap (see [`connect_timeout`](Self::connect_timeout)).
-    pub fn get_connect_timeout(&self) -> Option<Duration> {
+    /// The node connect timeout cap (see [`with_connect_timeout`](Self::with_connect_timeout)).
+    pub fn connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
-    /// The response timeout (see [`response_timeout`](Self::response_timeout)).
-    pub fn get_response_timeout(&self) -> Option<Duration> {
+    /// The response timeout (see [`with_response_timeout`](Self::with_response_timeout)).
+    pub fn response_timeout(&self) -> Option<Duration> {
         self.response_timeout
     }
 
-    /// The number of retries (see [`retries`](Self::retries)).
-    pub fn get_retries(&self) -> u32 {
+    /// The number of retries (see [`with_retries`](Self::with_retries)).
+    pub fn retries(&self) -> u32 {
         self.retries
     }
 
@@ -317,7 +318,7 @@ impl RedisClusterConfig {
     }
 
     /// The `redis` crate client for these settings.
-    fn client(&self) -> Result<ClusterClient, RedisPoolError> {
+    fn client(&self) -> Result<ClusterClient, ConfigError> {
         let infos = self.nodes.iter().map(|n| n.connection_info().clone());
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         ClusterClientBuilder::new(infos)
@@ -327,7 +328,7 @@ impl RedisClusterConfig {
             .build()
             .map_err(|e| {
                 // The crate's configuration errors are fixed sentences without the URLs.
-                RedisPoolError::InvalidUrl(format!("the seed nodes do not fit together: {e}"))
+                ConfigError::InvalidUrl(format!("the seed nodes do not fit together: {e}"))
             })
     }
 }
@@ -382,7 +383,7 @@ impl fmt::Debug for RedisClusterConfig {
 /// use pool_core::ConnectionFactory;
 /// use pool_redis::{redis, RedisClusterConnectionFactory};
 ///
-/// let factory = RedisClusterConnectionFactory::from_urls(["redis://127.0.0.1:7000"])?;
+/// let factory = RedisClusterConnectionFactory::new(["redis://127.0.0.1:7000"])?;
 /// let mut conn = factory.create(Duration::from_secs(5))?;
 /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut conn)?;
 /// assert!(n > 0);
@@ -484,7 +485,7 @@ impl RedisClusterConnection {
     ///
     /// This is the check that catches a connection left stale by a failover: its slot map
     /// still names the dead master, which does not answer.
-    pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisPoolError> {
+    pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisError> {
         let routing = RoutingInfo::MultiNode((
             MultipleNodeRoutingInfo::AllMasters,
             Some(ResponsePolicy::AllSucceeded),
@@ -494,11 +495,11 @@ impl RedisClusterConnection {
                 let r = c.inner.route_command(&redis::cmd("PING"), routing);
                 c.track(r)
             })
-            .map_err(RedisPoolError::Command)?;
+            .map_err(RedisError::Command)?;
         match reply {
             Value::SimpleString(ref s) if s == "PONG" => Ok(()),
             Value::BulkString(ref b) if b == b"PONG" => Ok(()),
-            other => Err(RedisPoolError::UnexpectedReply {
+            other => Err(RedisError::UnexpectedReply {
                 command: "PING".into(),
                 expected: "PONG".into(),
                 got: describe_value(&other),
@@ -508,15 +509,15 @@ impl RedisClusterConnection {
 
     /// On release: a broken connection or one whose session state changed is refused (the
     /// pool closes it); no I/O either way.
-    fn check_session(&mut self) -> Result<(), RedisPoolError> {
+    fn check_session(&mut self) -> Result<(), RedisError> {
         if let Some(why) = self.broken_reason() {
-            return Err(RedisPoolError::Broken(why.to_owned()));
+            return Err(RedisError::Broken(why.to_owned()));
         }
         if self.session_dirty {
             let why = "a command changed session state on a cluster connection, which cannot \
                        be reset on every node; it is closed instead";
             self.mark_broken(why);
-            return Err(RedisPoolError::Broken(why.to_owned()));
+            return Err(RedisError::Broken(why.to_owned()));
         }
         Ok(())
     }
@@ -605,14 +606,14 @@ impl fmt::Debug for RedisClusterConnection {
 /// * `create(timeout)`: connects to the first seed node that answers, reads the slot map
 ///   and connects to every master in it, each connect bounded by `timeout` (or the
 ///   config's `connect_timeout` if shorter); checks with `CLUSTER INFO` that the node is
-///   in cluster mode (a standalone server is a permanent [`RedisPoolError::Rejected`]);
+///   in cluster mode (a standalone server is a permanent [`RedisError::Rejected`]);
 ///   then sets the response timeout on every socket.
 /// * `validate(conn, timeout)`: `PING` to every master, expecting `PONG` within `timeout`
 ///   ([`RedisClusterConnection::ping`]).
 /// * `reset(conn)`: no I/O; refuses (so the pool closes) a connection that is broken or
 ///   ran a session-changing command.
 /// * `is_broken(conn)`: [`RedisClusterConnection::is_broken`], no I/O.
-/// * `is_permanent(err)`: [`RedisPoolError::is_permanent`]: bad URLs, rejected
+/// * `is_permanent(err)`: [`RedisError::is_permanent`]: bad URLs, rejected
 ///   credentials, and a seed node that is not in cluster mode.
 ///
 /// `Debug` and `Display` show the seed URLs without the password.
@@ -622,7 +623,7 @@ impl fmt::Debug for RedisClusterConnection {
 /// use pool_core::{ConnectionPool, PoolConfig};
 /// use pool_redis::RedisClusterConnectionFactory;
 ///
-/// let factory = RedisClusterConnectionFactory::from_urls([
+/// let factory = RedisClusterConnectionFactory::new([
 ///     "redis://127.0.0.1:7000",
 ///     "redis://127.0.0.1:7001",
 /// ])?;
@@ -640,9 +641,9 @@ pub struct RedisClusterConnectionFactory {
 impl RedisClusterConnectionFactory {
     /// A factory for `config`.
     ///
-    /// Fails with [`RedisPoolError::InvalidUrl`] only if the `redis` crate rejects the
-    /// settings ([`RedisClusterConfig::from_urls`] already checked them). No I/O.
-    pub fn new(config: RedisClusterConfig) -> Result<Self, RedisPoolError> {
+    /// Fails with [`ConfigError::InvalidUrl`] only if the `redis` crate rejects the
+    /// settings ([`RedisClusterConfig::new`] already checked them). No I/O.
+    pub fn from_config(config: RedisClusterConfig) -> Result<Self, ConfigError> {
         let client = config.client()?;
         let display = config.to_string();
         Ok(RedisClusterConnectionFactory {
@@ -652,28 +653,29 @@ impl RedisClusterConnectionFactory {
         })
     }
 
-    /// A factory for a list of seed node URLs (see [`RedisClusterConfig::from_urls`]).
+    /// A factory for a list of seed node URLs with default settings (see
+    /// [`RedisClusterConfig::new`]).
     ///
     /// ```
-    /// use pool_redis::{RedisClusterConnectionFactory, RedisPoolError};
+    /// use pool_redis::{ConfigError, RedisClusterConnectionFactory};
     ///
-    /// let factory = RedisClusterConnectionFactory::from_urls([
+    /// let factory = RedisClusterConnectionFactory::new([
     ///     "redis://:pw@127.0.0.1:7000",
     ///     "redis://:pw@127.0.0.1:7001",
     /// ])?;
     /// assert!(!format!("{factory:?}").contains("pw@"));
     /// assert!(matches!(
-    ///     RedisClusterConnectionFactory::from_urls(["http://127.0.0.1:7000"]),
-    ///     Err(RedisPoolError::InvalidUrl(_))
+    ///     RedisClusterConnectionFactory::new(["http://127.0.0.1:7000"]),
+    ///     Err(ConfigError::InvalidUrl(_))
     /// ));
-    /// # Ok::<(), RedisPoolError>(())
+    /// # Ok::<(), ConfigError>(())
     /// ```
-    pub fn from_urls<I, S>(urls: I) -> Result<Self, RedisPoolError>
+    pub fn new<I, S>(urls: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::new(RedisClusterConfig::from_urls(urls)?)
+        Self::from_config(RedisClusterConfig::new(urls)?)
     }
 
     /// The configuration.
@@ -681,14 +683,14 @@ impl RedisClusterConnectionFactory {
         &self.config
     }
 
-    fn open(&self, timeout: Duration) -> Result<RedisClusterConnection, RedisPoolError> {
+    fn open(&self, timeout: Duration) -> Result<RedisClusterConnection, RedisError> {
         let timeout = match self.config.connect_timeout {
             Some(cap) => timeout.min(cap),
             None => timeout,
         };
         let addr = format!("cluster [{}]", self.config.addresses());
         if timeout.is_zero() {
-            return Err(RedisPoolError::Connect {
+            return Err(RedisError::Connect {
                 addr,
                 source: timed_out(),
             });
@@ -701,7 +703,7 @@ impl RedisClusterConnectionFactory {
         let mut inner = self
             .client
             .get_connection_with_config(settings)
-            .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+            .map_err(|e| RedisError::from_setup(&addr, e))?;
         // The crate accepts a seed that is not in cluster mode (its CLUSTER SLOTS error
         // reads as an empty slot map) and then sends everything to that one server. Ask a
         // node for CLUSTER INFO so that a wrong URL fails here, as a permanent error.
@@ -718,12 +720,12 @@ impl RedisClusterConnectionFactory {
                 let left = timeout.saturating_sub(start.elapsed());
                 return Err(self.diagnose_empty_slot_map(&addr, left, e));
             }
-            Err(e) => return Err(RedisPoolError::from_setup(&addr, e)),
+            Err(e) => return Err(RedisError::from_setup(&addr, e)),
         }
         // The crate sets only the read timeout; bound writes too.
         inner
             .set_write_timeout(self.config.response_timeout)
-            .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+            .map_err(|e| RedisError::from_setup(&addr, e))?;
         let elapsed = start.elapsed();
         if elapsed > timeout {
             log::debug!(
@@ -740,14 +742,14 @@ impl RedisClusterConnectionFactory {
 
 impl RedisClusterConnectionFactory {
     /// The slot map came back empty: ask the seeds directly whether they are in cluster
-    /// mode. "Cluster support disabled" is permanent ([`RedisPoolError::Rejected`]); any
+    /// mode. "Cluster support disabled" is permanent ([`RedisError::Rejected`]); any
     /// other answer (a cluster without slots yet, a seed that is down) is worth retrying.
     fn diagnose_empty_slot_map(
         &self,
         addr: &str,
         timeout: Duration,
         cause: redis::RedisError,
-    ) -> RedisPoolError {
+    ) -> RedisError {
         if !timeout.is_zero() {
             for node in &self.config.nodes {
                 let answer = redis::Client::open(node.connection_info().clone())
@@ -761,7 +763,7 @@ impl RedisClusterConnectionFactory {
                         if matches!(e.kind(), redis::ErrorKind::Server(_))
                             || e.code().is_some() =>
                     {
-                        let e = RedisPoolError::from_setup(&node.address(), e);
+                        let e = RedisError::from_setup(&node.address(), e);
                         if e.is_permanent() {
                             return e;
                         }
@@ -770,7 +772,7 @@ impl RedisClusterConnectionFactory {
                 }
             }
         }
-        RedisPoolError::Connect {
+        RedisError::Connect {
             addr: addr.to_owned(),
             source: cause,
         }
@@ -779,9 +781,9 @@ impl RedisClusterConnectionFactory {
 
 impl ConnectionFactory for RedisClusterConnectionFactory {
     type Connection = RedisClusterConnection;
-    type Error = RedisPoolError;
+    type Error = RedisError;
 
-    fn create(&self, timeout: Duration) -> Result<RedisClusterConnection, RedisPoolError> {
+    fn create(&self, timeout: Duration) -> Result<RedisClusterConnection, RedisError> {
         match self.open(timeout) {
             Ok(conn) => {
                 log::debug!("opened a Redis Cluster connection to {}", self.display);
@@ -791,7 +793,7 @@ impl ConnectionFactory for RedisClusterConnectionFactory {
                 log::debug!(
                     "could not open a Redis Cluster connection to {}: {}",
                     self.display,
-                    crate::error::chain_text(&e)
+                    Report(&e)
                 );
                 Err(e)
             }
@@ -802,11 +804,11 @@ impl ConnectionFactory for RedisClusterConnectionFactory {
         &self,
         conn: &mut RedisClusterConnection,
         timeout: Duration,
-    ) -> Result<(), RedisPoolError> {
+    ) -> Result<(), RedisError> {
         conn.ping(timeout)
     }
 
-    fn reset(&self, conn: &mut RedisClusterConnection) -> Result<(), RedisPoolError> {
+    fn reset(&self, conn: &mut RedisClusterConnection) -> Result<(), RedisError> {
         conn.check_session()
     }
 
@@ -814,7 +816,7 @@ impl ConnectionFactory for RedisClusterConnectionFactory {
         conn.is_broken()
     }
 
-    fn is_permanent(&self, error: &RedisPoolError) -> bool {
+    fn is_permanent(&self, error: &RedisError) -> bool {
         error.is_permanent()
     }
 }
@@ -861,7 +863,7 @@ impl ValidationStrategy<RedisClusterConnection> for QueryValidation {
     ) -> Result<(), ValidationError> {
         let reply: Value = conn
             .with_timeout(timeout, |c| self.command().query(c))
-            .map_err(RedisPoolError::Command)?;
+            .map_err(RedisError::Command)?;
         self.check_reply(&reply).map_err(Into::into)
     }
 
@@ -893,53 +895,53 @@ mod tests {
             vec!["redis://127.0.0.1:7000/1", "redis://127.0.0.1:7001/2"],
         ];
         for bad in cases {
-            let err = RedisClusterConfig::from_urls(&bad).expect_err(&format!("{bad:?}"));
+            let err = RedisClusterConfig::new(&bad).expect_err(&format!("{bad:?}"));
             assert!(
-                matches!(err, RedisPoolError::InvalidUrl(_)),
+                matches!(err, ConfigError::InvalidUrl(_)),
                 "{bad:?}: {err:?}"
             );
-            assert!(err.is_permanent());
             let text = format!("{err} {err:?}");
             assert!(!text.contains("pw-in-bad-url"), "{text}");
-            assert!(RedisClusterConnectionFactory::from_urls(&bad).is_err());
+            assert!(RedisError::from(err).is_permanent());
+            assert!(RedisClusterConnectionFactory::new(&bad).is_err());
         }
     }
 
     #[test]
     fn display_and_setters() {
-        let c = RedisClusterConfig::from_urls(["redis://127.0.0.1:7000", "redis://h2:7001"])
+        let c = RedisClusterConfig::new(["redis://127.0.0.1:7000", "redis://h2:7001"])
             .unwrap()
-            .password("hunter2")
-            .username("bob")
-            .retries(1)
-            .retry_wait(Duration::from_millis(20), Duration::from_millis(10))
-            .response_timeout(Some(Duration::ZERO))
-            .connect_timeout(Some(Duration::from_secs(1)));
+            .with_password("hunter2")
+            .with_username("bob")
+            .with_retries(1)
+            .with_retry_wait(Duration::from_millis(20), Duration::from_millis(10))
+            .with_response_timeout(Some(Duration::ZERO))
+            .with_connect_timeout(Some(Duration::from_secs(1)));
         assert_eq!(
             c.to_string(),
             "redis://bob:***@127.0.0.1:7000, redis://bob:***@h2:7001"
         );
         assert!(!format!("{c:?}").contains("hunter2"));
-        assert_eq!(c.get_retries(), 1);
-        assert_eq!(c.get_response_timeout(), None);
-        assert_eq!(c.get_connect_timeout(), Some(Duration::from_secs(1)));
+        assert_eq!(c.retries(), 1);
+        assert_eq!(c.response_timeout(), None);
+        assert_eq!(c.connect_timeout(), Some(Duration::from_secs(1)));
         assert_eq!(c.addresses(), "127.0.0.1:7000, h2:7001");
         for node in c.nodes() {
             let s = node.connection_info().redis_settings();
             assert_eq!(s.password(), Some("hunter2"));
             assert_eq!(s.username(), Some("bob"));
         }
-        let f = RedisClusterConnectionFactory::new(c).unwrap();
+        let f = RedisClusterConnectionFactory::from_config(c).unwrap();
         assert!(!format!("{f:?} {f}").contains("hunter2"));
     }
 
     #[test]
     fn create_with_zero_timeout_or_nothing_listening_is_a_connect_error() {
-        let f = RedisClusterConnectionFactory::from_urls(["redis://127.0.0.1:1"]).unwrap();
+        let f = RedisClusterConnectionFactory::new(["redis://127.0.0.1:1"]).unwrap();
         let err = f.create(Duration::ZERO).unwrap_err();
-        assert!(matches!(err, RedisPoolError::Connect { .. }), "{err:?}");
+        assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
         let err = f.create(Duration::from_millis(500)).unwrap_err();
-        assert!(matches!(err, RedisPoolError::Connect { .. }), "{err:?}");
+        assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
         assert!(!err.is_permanent());
     }
 }

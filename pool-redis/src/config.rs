@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
-use crate::error::RedisPoolError;
+use pool_core::backend::Secret;
+
+use crate::error::ConfigError;
 
 /// Default response timeout: a command whose reply has not arrived after 30 seconds fails
 /// (and the connection is discarded).
@@ -15,25 +17,10 @@ pub(crate) const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the session reset run on release when no response timeout is set.
 pub(crate) const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A password: `Debug` prints `***`, never the value.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Secret {
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
 /// Where and how to connect to Redis.
 ///
-/// Made from a URL, then adjusted with the builder-style setters (which never fail):
+/// Made from a URL ([`new`](Self::new)), then adjusted with the `with_*` methods (which
+/// never fail):
 ///
 /// | URL | meaning |
 /// | --- | --- |
@@ -53,11 +40,11 @@ impl Secret {
 /// ```
 /// use pool_redis::RedisConfig;
 ///
-/// let config = RedisConfig::from_url("redis://alice:s3cret@127.0.0.1:6379/3")?;
+/// let config = RedisConfig::new("redis://alice:s3cret@127.0.0.1:6379/3")?;
 /// assert_eq!(config.to_string(), "redis://alice:***@127.0.0.1:6379/3");
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// assert_eq!(config.database(), 3);
-/// # Ok::<(), pool_redis::RedisPoolError>(())
+/// # Ok::<(), pool_redis::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
@@ -75,48 +62,48 @@ impl RedisConfig {
     /// Parses a Redis URL (see the table above).
     ///
     /// A URL that does not parse, has another scheme, a database that is not a number, or
-    /// asks for TLS without the `tls` feature is a [`RedisPoolError::InvalidUrl`], whose
+    /// asks for TLS without the `tls` feature is a [`ConfigError::InvalidUrl`], whose
     /// message never repeats the URL (it may hold a password).
     ///
     /// ```
-    /// use pool_redis::{RedisConfig, RedisPoolError};
+    /// use pool_redis::{ConfigError, RedisConfig};
     ///
-    /// assert!(RedisConfig::from_url("redis://localhost").is_ok());
+    /// assert!(RedisConfig::new("redis://localhost").is_ok());
     /// assert!(matches!(
-    ///     RedisConfig::from_url("http://localhost"),
-    ///     Err(RedisPoolError::InvalidUrl(_))
+    ///     RedisConfig::new("http://localhost"),
+    ///     Err(ConfigError::InvalidUrl(_))
     /// ));
-    /// assert!(RedisConfig::from_url("redis://localhost/not-a-number").is_err());
+    /// assert!(RedisConfig::new("redis://localhost/not-a-number").is_err());
     /// ```
-    pub fn from_url(url: &str) -> Result<Self, RedisPoolError> {
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
         let url = url.trim();
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
             Some("redis" | "valkey" | "redis+unix" | "valkey+unix" | "unix") => {}
             Some("rediss" | "valkeys") => {
                 if !cfg!(feature = "tls") {
-                    return Err(RedisPoolError::InvalidUrl(
+                    return Err(ConfigError::InvalidUrl(
                         "rediss:// (TLS) URLs need the `tls` cargo feature of pool-redis".into(),
                     ));
                 }
             }
             Some(other) => {
-                return Err(RedisPoolError::InvalidUrl(format!(
+                return Err(ConfigError::InvalidUrl(format!(
                     "unsupported scheme `{}` (expected redis://, rediss:// or redis+unix://)",
                     truncate(other, 20)
                 )))
             }
             None => {
-                return Err(RedisPoolError::InvalidUrl(
+                return Err(ConfigError::InvalidUrl(
                     "not a URL (expected redis://host:port/db)".into(),
                 ))
             }
         }
         let info = url
             .into_connection_info()
-            .map_err(|e| RedisPoolError::InvalidUrl(describe_parse_error(&e)))?;
+            .map_err(|e| ConfigError::InvalidUrl(describe_parse_error(&e)))?;
         if info.redis_settings().db() < 0 {
-            return Err(RedisPoolError::InvalidUrl(
+            return Err(ConfigError::InvalidUrl(
                 "the database index must not be negative".into(),
             ));
         }
@@ -129,7 +116,7 @@ impl RedisConfig {
             addr: info.addr().clone(),
             db: settings.db(),
             username: settings.username().map(str::to_owned),
-            password: settings.password().map(|p| Secret(p.to_owned())),
+            password: settings.password().map(Secret::new),
             client_name: None,
             connect_timeout: None,
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
@@ -138,22 +125,22 @@ impl RedisConfig {
     }
 
     /// Selects database `db` (instead of the URL's) on every connection.
-    pub fn db(mut self, db: u32) -> Self {
+    pub fn with_database(mut self, db: u32) -> Self {
         self.db = i64::from(db);
         self.sync_info();
         self
     }
 
     /// Authenticates as ACL user `username` (Redis 6+), replacing the URL's.
-    pub fn username(mut self, username: impl Into<String>) -> Self {
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
         self.sync_info();
         self
     }
 
     /// Authenticates with `password`, replacing the URL's. Never shown by `Debug`/`Display`.
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.password = Some(Secret(password.into()));
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret::new(password));
         self.sync_info();
         self
     }
@@ -161,8 +148,8 @@ impl RedisConfig {
     /// Names every connection with `CLIENT SETNAME` (visible in `CLIENT LIST`).
     ///
     /// Redis rejects names with spaces; such a name makes `create` fail with a permanent
-    /// [`RedisPoolError::Rejected`].
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+    /// [`RedisError::Rejected`](crate::RedisError::Rejected).
+    pub fn with_client_name(mut self, name: impl Into<String>) -> Self {
         self.client_name = Some(name.into());
         self
     }
@@ -170,7 +157,7 @@ impl RedisConfig {
     /// Caps the time to open one connection (TCP or TLS connect, `AUTH`, `SELECT`,
     /// `CLIENT SETNAME`). The pool's own `connection_timeout` (the `timeout` passed to
     /// `create`) always applies; this can only make it shorter. Default: no extra cap.
-    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
     }
@@ -180,7 +167,7 @@ impl RedisConfig {
     /// A command that times out fails with an I/O error and marks the connection broken:
     /// its late reply would otherwise be read by the next command. `None` waits forever.
     /// Default: 30 seconds.
-    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_response_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.response_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
@@ -191,7 +178,7 @@ impl RedisConfig {
     }
 
     /// The ACL username, if any.
-    pub fn get_username(&self) -> Option<&str> {
+    pub fn username(&self) -> Option<&str> {
         self.username.as_deref()
     }
 
@@ -201,17 +188,17 @@ impl RedisConfig {
     }
 
     /// The client name set with `CLIENT SETNAME`, if any.
-    pub fn get_client_name(&self) -> Option<&str> {
+    pub fn client_name(&self) -> Option<&str> {
         self.client_name.as_deref()
     }
 
-    /// The response timeout (see [`response_timeout`](Self::response_timeout)).
-    pub fn get_response_timeout(&self) -> Option<Duration> {
+    /// The response timeout (see [`with_response_timeout`](Self::with_response_timeout)).
+    pub fn response_timeout(&self) -> Option<Duration> {
         self.response_timeout
     }
 
-    /// The connect timeout cap (see [`connect_timeout`](Self::connect_timeout)).
-    pub fn get_connect_timeout(&self) -> Option<Duration> {
+    /// The connect timeout cap (see [`with_connect_timeout`](Self::with_connect_timeout)).
+    pub fn connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
@@ -238,10 +225,10 @@ impl RedisConfig {
 }
 
 impl FromStr for RedisConfig {
-    type Err = RedisPoolError;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RedisConfig::from_url(s)
+        RedisConfig::new(s)
     }
 }
 
@@ -322,10 +309,10 @@ mod tests {
 
     #[test]
     fn display_hides_password() {
-        let c = RedisConfig::from_url("redis://:hunter2@localhost:6380/4").unwrap();
+        let c = RedisConfig::new("redis://:hunter2@localhost:6380/4").unwrap();
         assert_eq!(c.to_string(), "redis://:***@localhost:6380/4");
         assert!(!format!("{c:?}").contains("hunter2"));
-        let c = c.password("other-secret").username("bob");
+        let c = c.with_password("other-secret").with_username("bob");
         assert_eq!(c.to_string(), "redis://bob:***@localhost:6380/4");
         assert!(!format!("{c:?}").contains("other-secret"));
         assert_eq!(
@@ -337,7 +324,7 @@ mod tests {
 
     #[test]
     fn unix_urls() {
-        let c = RedisConfig::from_url("redis+unix:///tmp/redis.sock?db=2&pass=pw").unwrap();
+        let c = RedisConfig::new("redis+unix:///tmp/redis.sock?db=2&pass=pw").unwrap();
         assert_eq!(c.database(), 2);
         assert_eq!(c.to_string(), "redis+unix:///tmp/redis.sock?db=2&pass=***");
     }
@@ -354,26 +341,25 @@ mod tests {
             "redis://h/?protocol=9",
             "redis://[::1",
         ] {
-            let err = RedisConfig::from_url(bad).expect_err(bad);
-            assert!(
-                matches!(err, RedisPoolError::InvalidUrl(_)),
-                "{bad}: {err:?}"
-            );
+            let err = RedisConfig::new(bad).expect_err(bad);
+            assert!(matches!(err, ConfigError::InvalidUrl(_)), "{bad}: {err:?}");
             assert!(!err.to_string().contains("pw-in-bad-url"));
-            assert!(err.is_permanent());
+            assert!(crate::RedisError::from(err).is_permanent());
         }
     }
 
     #[cfg(not(feature = "tls"))]
     #[test]
     fn tls_needs_feature() {
-        let err = RedisConfig::from_url("rediss://localhost").unwrap_err();
+        let err = RedisConfig::new("rediss://localhost").unwrap_err();
         assert!(err.to_string().contains("tls"), "{err}");
     }
 
     #[test]
     fn db_override() {
-        let c = RedisConfig::from_url("redis://localhost/1").unwrap().db(5);
+        let c = RedisConfig::new("redis://localhost/1")
+            .unwrap()
+            .with_database(5);
         assert_eq!(c.database(), 5);
         assert_eq!(c.connection_info().redis_settings().db(), 5);
     }

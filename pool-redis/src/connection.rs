@@ -4,10 +4,10 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::Duration;
 
-use redis::{Cmd, ConnectionLike, ErrorKind, RedisError, RedisResult, Value};
+use redis::{Cmd, ConnectionLike, ErrorKind, RedisResult, Value};
 
 use crate::broken::BrokenFlag;
-use crate::error::RedisPoolError;
+use crate::error::RedisError;
 
 /// A Redis connection as the pool hands it out.
 ///
@@ -28,7 +28,7 @@ use crate::error::RedisPoolError;
 /// use pool_redis::{RedisConnectionFactory, redis};
 /// use std::time::Duration;
 ///
-/// let factory = RedisConnectionFactory::from_url("redis://127.0.0.1:6379")?;
+/// let factory = RedisConnectionFactory::new("redis://127.0.0.1:6379")?;
 /// let mut conn = factory.create(Duration::from_secs(5))?;
 /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut conn)?;
 /// assert!(n > 0);
@@ -127,14 +127,14 @@ impl RedisConnection {
     }
 
     /// Sends `PING` and expects `PONG` within `timeout`.
-    pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisPoolError> {
+    pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisError> {
         let reply: Value = self
             .with_timeout(timeout, |c| redis::cmd("PING").query(c))
-            .map_err(RedisPoolError::Command)?;
+            .map_err(RedisError::Command)?;
         match reply {
             Value::SimpleString(ref s) if s == "PONG" => Ok(()),
             Value::BulkString(ref b) if b == b"PONG" => Ok(()),
-            other => Err(RedisPoolError::UnexpectedReply {
+            other => Err(RedisError::UnexpectedReply {
                 command: "PING".into(),
                 expected: "PONG".into(),
                 got: describe_value(&other),
@@ -145,9 +145,9 @@ impl RedisConnection {
     /// Restores the session: leaves any `MULTI` (`DISCARD`), drops `WATCH`es (`UNWATCH`)
     /// and selects the pool's database again, in one round trip. Does nothing (no I/O) when
     /// no command that changes session state was sent since the last reset.
-    pub(crate) fn reset_session(&mut self, timeout: Duration) -> Result<(), RedisPoolError> {
+    pub(crate) fn reset_session(&mut self, timeout: Duration) -> Result<(), RedisError> {
         if let Some(why) = self.broken_reason() {
-            return Err(RedisPoolError::Broken(why.to_owned()));
+            return Err(RedisError::Broken(why.to_owned()));
         }
         if !self.session_dirty {
             return Ok(());
@@ -163,7 +163,7 @@ impl RedisConnection {
                 let r = c.inner.req_packed_commands(&packed, 0, 3);
                 c.track(r)
             })
-            .map_err(RedisPoolError::Command)?;
+            .map_err(RedisError::Command)?;
         // DISCARD answers OK inside MULTI and "ERR DISCARD without MULTI" outside it; both
         // are fine. UNWATCH and SELECT must answer OK.
         let ok = |v: &Value| {
@@ -185,7 +185,7 @@ impl RedisConnection {
                     .collect::<Vec<_>>()
                     .join(", ");
                 self.mark_broken("session reset failed");
-                Err(RedisPoolError::UnexpectedReply {
+                Err(RedisError::UnexpectedReply {
                     command: "DISCARD/UNWATCH/SELECT".into(),
                     expected: "OK".into(),
                     got,
@@ -277,7 +277,7 @@ impl fmt::Debug for RedisConnection {
 }
 
 /// Whether an error may leave unread replies in the stream (or means there is no stream).
-pub(crate) fn breaks_stream(e: &RedisError) -> bool {
+pub(crate) fn breaks_stream(e: &redis::RedisError) -> bool {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
         return true;
     }
@@ -294,8 +294,8 @@ pub(crate) fn breaks_stream(e: &RedisError) -> bool {
     )
 }
 
-pub(crate) fn timed_out() -> RedisError {
-    RedisError::from(std::io::Error::new(
+pub(crate) fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         "the timeout was used up before the command was sent",
     ))
@@ -519,11 +519,11 @@ mod tests {
 
     #[test]
     fn server_errors_keep_the_stream() {
-        let e = RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "t"));
+        let e = redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "t"));
         assert!(breaks_stream(&e));
-        let e = RedisError::from((ErrorKind::UnexpectedReturnType, "wrong type"));
+        let e = redis::RedisError::from((ErrorKind::UnexpectedReturnType, "wrong type"));
         assert!(!breaks_stream(&e));
-        let e = RedisError::from((ErrorKind::Parse, "bad"));
+        let e = redis::RedisError::from((ErrorKind::Parse, "bad"));
         assert!(breaks_stream(&e));
     }
 }

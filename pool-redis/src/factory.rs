@@ -3,11 +3,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use pool_core::error::Report;
 use pool_core::ConnectionFactory;
 
 use crate::config::{RedisConfig, DEFAULT_RESET_TIMEOUT};
 use crate::connection::{timed_out, RedisConnection};
-use crate::error::RedisPoolError;
+use crate::error::{ConfigError, RedisError};
 
 /// Opens, checks and recycles Redis connections for a `pool_core::ConnectionPool`.
 ///
@@ -18,7 +19,7 @@ use crate::error::RedisPoolError;
 /// * `reset(conn)`: on release, `DISCARD` + `UNWATCH` + `SELECT <db>` in one round trip if
 ///   the caller sent a command that changes session state; otherwise nothing.
 /// * `is_broken(conn)`: [`RedisConnection::is_broken`], no I/O.
-/// * `is_permanent(err)`: [`RedisPoolError::is_permanent`] (bad URL, rejected credentials).
+/// * `is_permanent(err)`: [`RedisError::is_permanent`] (bad URL, rejected credentials).
 ///
 /// `Debug` shows the URL without the password.
 ///
@@ -27,7 +28,7 @@ use crate::error::RedisPoolError;
 /// use pool_core::{ConnectionPool, PoolConfig};
 /// use pool_redis::RedisConnectionFactory;
 ///
-/// let factory = RedisConnectionFactory::from_url("redis://127.0.0.1:6379/1")?;
+/// let factory = RedisConnectionFactory::new("redis://127.0.0.1:6379/1")?;
 /// let pool = ConnectionPool::new(factory, PoolConfig::default())?;
 /// let mut conn = pool.acquire()?;
 /// let pong: String = pool_redis::redis::cmd("PING").query(&mut *conn)?;
@@ -40,24 +41,36 @@ pub struct RedisConnectionFactory {
 }
 
 impl RedisConnectionFactory {
-    /// A factory for `config`.
-    pub fn new(config: RedisConfig) -> Self {
-        let display = config.to_string();
-        RedisConnectionFactory { config, display }
-    }
-
-    /// A factory for a URL (see [`RedisConfig::from_url`]).
+    /// A factory for a URL with default settings (see [`RedisConfig::new`]).
     ///
     /// ```
     /// use pool_redis::RedisConnectionFactory;
     ///
-    /// let factory = RedisConnectionFactory::from_url("redis://:pw@127.0.0.1:6379/2")?;
+    /// let factory = RedisConnectionFactory::new("redis://:pw@127.0.0.1:6379/2")?;
     /// assert_eq!(factory.config().database(), 2);
     /// assert!(!format!("{factory:?}").contains("pw@"));
-    /// # Ok::<(), pool_redis::RedisPoolError>(())
+    /// # Ok::<(), pool_redis::ConfigError>(())
     /// ```
-    pub fn from_url(url: &str) -> Result<Self, RedisPoolError> {
-        Ok(Self::new(RedisConfig::from_url(url)?))
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        Ok(Self::from_config(RedisConfig::new(url)?))
+    }
+
+    /// A factory for `config`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_redis::{RedisConfig, RedisConnectionFactory};
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379")?
+    ///     .with_client_name("billing")
+    ///     .with_response_timeout(Some(Duration::from_secs(2)));
+    /// let factory = RedisConnectionFactory::from_config(config);
+    /// assert_eq!(factory.config().client_name(), Some("billing"));
+    /// # Ok::<(), pool_redis::ConfigError>(())
+    /// ```
+    pub fn from_config(config: RedisConfig) -> Self {
+        let display = config.to_string();
+        RedisConnectionFactory { config, display }
     }
 
     /// The configuration.
@@ -65,14 +78,14 @@ impl RedisConnectionFactory {
         &self.config
     }
 
-    fn open(&self, timeout: Duration) -> Result<RedisConnection, RedisPoolError> {
+    fn open(&self, timeout: Duration) -> Result<RedisConnection, RedisError> {
         let timeout = match self.config.connect_timeout {
             Some(cap) => timeout.min(cap),
             None => timeout,
         };
         let addr = self.config.address();
         if timeout.is_zero() {
-            return Err(RedisPoolError::Connect {
+            return Err(RedisError::Connect {
                 addr,
                 source: timed_out(),
             });
@@ -80,24 +93,24 @@ impl RedisConnectionFactory {
         let start = Instant::now();
         // Opening a client only copies the already-parsed connection info.
         let client = redis::Client::open(self.config.connection_info().clone())
-            .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+            .map_err(|e| RedisError::from_setup(&addr, e))?;
         let inner = client
             .get_connection_with_timeout(timeout)
-            .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+            .map_err(|e| RedisError::from_setup(&addr, e))?;
         let mut conn = RedisConnection::new(inner, self.config.db, self.config.response_timeout);
         if let Some(name) = &self.config.client_name {
             let left = timeout.saturating_sub(start.elapsed());
             conn.with_timeout(left, |c| {
                 redis::cmd("CLIENT").arg("SETNAME").arg(name).query::<()>(c)
             })
-            .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+            .map_err(|e| RedisError::from_setup(&addr, e))?;
         } else {
             // Apply the response timeout (the redis crate leaves none after connecting).
             conn.with_timeout(self.config.response_timeout.unwrap_or(timeout), |_| Ok(()))
-                .map_err(|e| RedisPoolError::from_setup(&addr, e))?;
+                .map_err(|e| RedisError::from_setup(&addr, e))?;
         }
         if let Some(why) = conn.broken_reason() {
-            return Err(RedisPoolError::Broken(why.to_owned()));
+            return Err(RedisError::Broken(why.to_owned()));
         }
         Ok(conn)
     }
@@ -105,9 +118,9 @@ impl RedisConnectionFactory {
 
 impl ConnectionFactory for RedisConnectionFactory {
     type Connection = RedisConnection;
-    type Error = RedisPoolError;
+    type Error = RedisError;
 
-    fn create(&self, timeout: Duration) -> Result<RedisConnection, RedisPoolError> {
+    fn create(&self, timeout: Duration) -> Result<RedisConnection, RedisError> {
         match self.open(timeout) {
             Ok(conn) => {
                 log::debug!("opened a Redis connection to {}", self.display);
@@ -117,22 +130,18 @@ impl ConnectionFactory for RedisConnectionFactory {
                 log::debug!(
                     "could not open a Redis connection to {}: {}",
                     self.display,
-                    crate::error::chain_text(&e)
+                    Report(&e)
                 );
                 Err(e)
             }
         }
     }
 
-    fn validate(
-        &self,
-        conn: &mut RedisConnection,
-        timeout: Duration,
-    ) -> Result<(), RedisPoolError> {
+    fn validate(&self, conn: &mut RedisConnection, timeout: Duration) -> Result<(), RedisError> {
         conn.ping(timeout)
     }
 
-    fn reset(&self, conn: &mut RedisConnection) -> Result<(), RedisPoolError> {
+    fn reset(&self, conn: &mut RedisConnection) -> Result<(), RedisError> {
         let timeout = self
             .config
             .response_timeout
@@ -144,7 +153,7 @@ impl ConnectionFactory for RedisConnectionFactory {
         conn.is_broken()
     }
 
-    fn is_permanent(&self, error: &RedisPoolError) -> bool {
+    fn is_permanent(&self, error: &RedisError) -> bool {
         error.is_permanent()
     }
 }

@@ -3,16 +3,19 @@
 //!
 //! # How the pieces fit
 //!
-//! * [`RedisConfig`] says where and how to connect: a `redis://`, `rediss://` (with the
-//!   `tls` cargo feature) or `redis+unix://` URL, plus the database index, ACL username and
-//!   password, a client name, and the connect and response timeouts. Its `Debug` and
-//!   `Display` never show the password.
-//! * [`RedisConnectionFactory`] opens connections for the pool. `create(timeout)` connects,
+//! * [`RedisConnectionFactory`] opens connections for the pool: from a URL with
+//!   [`RedisConnectionFactory::new`], or from a [`RedisConfig`] with
+//!   [`from_config`](RedisConnectionFactory::from_config). `create(timeout)` connects,
 //!   authenticates and selects the database within `timeout`; `validate` sends `PING`;
 //!   `reset` undoes session state a caller left behind (`MULTI`, `WATCH`, `SELECT`) when the
 //!   connection comes back; `is_broken` discards connections whose reply stream may be out
 //!   of step; `is_permanent` tells the pool that a rejected password or a bad URL will not
-//!   get better by waiting.
+//!   get better by waiting. Its errors are [`RedisError`]s.
+//! * [`RedisConfig`] says where and how to connect: a `redis://`, `rediss://` (with the
+//!   `tls` cargo feature) or `redis+unix://` URL ([`RedisConfig::new`]; a bad one is a
+//!   [`ConfigError`], never a panic), plus the database index, ACL username and password,
+//!   a client name, and the connect and response timeouts, set with `with_*` methods. Its
+//!   `Debug` and `Display` never show the password.
 //! * [`RedisConnection`] is what the pool hands out. It implements
 //!   [`redis::ConnectionLike`], so every [`redis::Commands`] method and
 //!   [`redis::Cmd::query`] work on it (and on the pool's `PooledConnection` around it), and
@@ -20,6 +23,7 @@
 //!   the pool throws it away instead of handing a confused socket to the next caller.
 //! * [`PingValidation`], [`QueryValidation`] and [`CompositeValidation`] are health checks
 //!   to plug into the pool builder.
+//! * [`RedisPool`] (and [`RedisClusterPool`]) name the pool types.
 //! * With the `cluster` cargo feature (on by default), [`RedisClusterConnectionFactory`]
 //!   pools connections to a Redis Cluster: see the [`cluster`] module for how failovers,
 //!   redirections and session state are handled.
@@ -28,17 +32,17 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory};
+//! use pool_core::PoolConfig;
+//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory, RedisPool};
 //! use pool_redis::redis::Commands;
 //!
-//! let config = RedisConfig::from_url("redis://127.0.0.1:6379/0")?
-//!     .client_name("my-service")
-//!     .response_timeout(Some(Duration::from_secs(2)));
-//! let factory = RedisConnectionFactory::new(config);
-//! let pool = ConnectionPool::builder(factory)
+//! let config = RedisConfig::new("redis://127.0.0.1:6379/0")?
+//!     .with_client_name("my-service")
+//!     .with_response_timeout(Some(Duration::from_secs(2)));
+//! let factory = RedisConnectionFactory::from_config(config);
+//! let pool = RedisPool::builder(factory)
 //!     .config(PoolConfig::builder().max_size(8).build()?)
-//!     .validation(PingValidation::new())
+//!     .validation(PingValidation)
 //!     .build()?;
 //!
 //! let mut conn = pool.acquire()?;
@@ -69,7 +73,8 @@
 //!
 //! # Secrets
 //!
-//! Passwords are kept in a wrapper whose `Debug` prints `***`. The URL shown in `Debug`,
+//! Passwords are kept in a [`Secret`](pool_core::backend::Secret), whose `Debug` prints
+//! `***`. The URL shown in `Debug`,
 //! `Display`, errors and log lines is rebuilt from the parsed parts without the password.
 
 #![warn(missing_docs)]
@@ -84,12 +89,25 @@ mod factory;
 mod validation;
 
 #[cfg(feature = "cluster")]
-pub use cluster::{RedisClusterConfig, RedisClusterConnection, RedisClusterConnectionFactory};
+pub use cluster::{
+    RedisClusterConfig, RedisClusterConnection, RedisClusterConnectionFactory,
+    DEFAULT_CLUSTER_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_MIN_RETRY_WAIT,
+    DEFAULT_NODE_CONNECT_TIMEOUT,
+};
 pub use config::RedisConfig;
 pub use connection::RedisConnection;
-pub use error::RedisPoolError;
+pub use error::{ConfigError, RedisError};
 pub use factory::RedisConnectionFactory;
 pub use validation::{CompositeValidation, PingValidation, QueryValidation};
+
+/// A pool of Redis connections: what [`ConnectionPool::new`](pool_core::ConnectionPool::new)
+/// and [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from a
+/// [`RedisConnectionFactory`].
+pub type RedisPool = pool_core::ConnectionPool<RedisConnectionFactory>;
+
+/// A pool of Redis Cluster connections (from a [`RedisClusterConnectionFactory`]).
+#[cfg(feature = "cluster")]
+pub type RedisClusterPool = pool_core::ConnectionPool<RedisClusterConnectionFactory>;
 
 /// The `redis` crate this backend is built on, re-exported so that callers use the same
 /// version (`pool_redis::redis::Commands`, `pool_redis::redis::cmd`, ...).

@@ -12,7 +12,7 @@
 //!
 //! // PING, then "GET app:ready" must say "yes", and no connection older than an hour.
 //! let check = CompositeValidation::new()
-//!     .with(PingValidation::new())
+//!     .with(PingValidation)
 //!     .with(QueryValidation::new(redis::cmd("GET").arg("app:ready").clone(), "yes"))
 //!     .with(MaxAgeValidation::new(Duration::from_secs(3600)));
 //! assert_eq!(check.len(), 3);
@@ -25,7 +25,7 @@ use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy}
 use redis::{Cmd, Value};
 
 use crate::connection::{describe_value, RedisConnection};
-use crate::error::RedisPoolError;
+use crate::error::RedisError;
 
 /// Several checks in order; the first failure fails the connection.
 ///
@@ -40,19 +40,14 @@ pub type CompositeValidation = pool_core::validation::CompositeValidation<RedisC
 /// `PING` to every master, which catches connections left stale by a failover.
 ///
 /// ```
-/// use pool_redis::PingValidation;
-/// let check = PingValidation::new();
-/// # let _ = check;
+/// use pool_core::ValidationStrategy;
+/// use pool_redis::{PingValidation, RedisConnection};
+///
+/// let check = PingValidation;
+/// assert_eq!(ValidationStrategy::<RedisConnection>::name(&check), "redis-ping");
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PingValidation;
-
-impl PingValidation {
-    /// The check.
-    pub fn new() -> Self {
-        PingValidation
-    }
-}
 
 impl ValidationStrategy<RedisConnection> for PingValidation {
     fn validate(
@@ -127,7 +122,7 @@ impl QueryValidation {
     }
 
     /// Compares a reply with the expected one.
-    pub(crate) fn check_reply(&self, reply: &Value) -> Result<(), RedisPoolError> {
+    pub(crate) fn check_reply(&self, reply: &Value) -> Result<(), RedisError> {
         let Some(expected) = &self.expected else {
             return Ok(());
         };
@@ -141,7 +136,7 @@ impl QueryValidation {
         if text.as_deref() == Some(expected.as_str()) {
             Ok(())
         } else {
-            Err(RedisPoolError::UnexpectedReply {
+            Err(RedisError::UnexpectedReply {
                 command: command_name(&self.cmd),
                 expected: format!("{expected:?}"),
                 got: describe_value(reply),
@@ -169,7 +164,7 @@ impl ValidationStrategy<RedisConnection> for QueryValidation {
     ) -> Result<(), ValidationError> {
         let reply: Value = conn
             .with_timeout(timeout, |c| self.cmd.query(c))
-            .map_err(RedisPoolError::Command)?;
+            .map_err(RedisError::Command)?;
         self.check_reply(&reply).map_err(Into::into)
     }
 

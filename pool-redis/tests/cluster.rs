@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
 use pool_redis::redis::{self, Commands};
-use pool_redis::{
-    PingValidation, RedisClusterConfig, RedisClusterConnectionFactory, RedisPoolError,
-};
+use pool_redis::{PingValidation, RedisClusterConfig, RedisClusterConnectionFactory, RedisError};
 use support::cluster::*;
 use support::redis_or_skip;
 
@@ -32,12 +30,12 @@ const WAIT: Duration = Duration::from_secs(2);
 const SLACK: Duration = Duration::from_secs(1);
 
 fn factory(cluster: &TestCluster) -> RedisClusterConnectionFactory {
-    let config = RedisClusterConfig::from_urls(cluster.urls())
+    let config = RedisClusterConfig::new(cluster.urls())
         .unwrap()
-        .response_timeout(Some(RESPONSE_TIMEOUT))
-        .connect_timeout(Some(Duration::from_secs(1)))
-        .retries(RETRIES);
-    RedisClusterConnectionFactory::new(config).unwrap()
+        .with_response_timeout(Some(RESPONSE_TIMEOUT))
+        .with_connect_timeout(Some(Duration::from_secs(1)))
+        .with_retries(RETRIES);
+    RedisClusterConnectionFactory::from_config(config).unwrap()
 }
 
 #[test]
@@ -62,7 +60,7 @@ fn cluster_pool_routes_keys_follows_moved_and_ask_and_bounds_server_connections(
                 .build()
                 .unwrap(),
         )
-        .validation(PingValidation::new())
+        .validation(PingValidation)
         .build()
         .unwrap();
 
@@ -281,9 +279,9 @@ fn a_seed_that_is_not_a_cluster_node_is_a_permanent_error() {
     let Some(url) = redis_or_skip("a_seed_that_is_not_a_cluster_node_is_a_permanent_error") else {
         return;
     };
-    let f = RedisClusterConnectionFactory::from_urls([url.as_str()]).unwrap();
+    let f = RedisClusterConnectionFactory::new([url.as_str()]).unwrap();
     let err = f.create(Duration::from_secs(5)).unwrap_err();
-    assert!(matches!(err, RedisPoolError::Rejected(_)), "{err:?}");
+    assert!(matches!(err, RedisError::Rejected(_)), "{err:?}");
     assert!(f.is_permanent(&err));
     // In a pool, waiting callers fail fast with the cause instead of timing out.
     let pool = ConnectionPool::new(
@@ -400,7 +398,7 @@ fn master_sigkill_under_load_every_call_returns_and_the_pool_recovers_after_prom
                 .build()
                 .unwrap(),
         )
-        .validation(PingValidation::new())
+        .validation(PingValidation)
         .build()
         .unwrap();
 

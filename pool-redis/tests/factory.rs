@@ -6,17 +6,17 @@ use std::time::{Duration, Instant};
 
 use pool_core::ConnectionFactory;
 use pool_redis::redis::{self, Commands};
-use pool_redis::{RedisConfig, RedisConnection, RedisConnectionFactory, RedisPoolError};
+use pool_redis::{RedisConfig, RedisConnection, RedisConnectionFactory, RedisError};
 use support::*;
 
 const T: Duration = Duration::from_secs(5);
 
 fn factory(url: &str, name: &str) -> RedisConnectionFactory {
-    RedisConnectionFactory::new(
-        RedisConfig::from_url(url)
+    RedisConnectionFactory::from_config(
+        RedisConfig::new(url)
             .unwrap()
-            .client_name(name)
-            .response_timeout(Some(Duration::from_secs(2))),
+            .with_client_name(name)
+            .with_response_timeout(Some(Duration::from_secs(2))),
     )
 }
 
@@ -36,11 +36,11 @@ fn create_sets_name_db_and_answers_commands() {
         return;
     };
     let name = unique("rh-create");
-    let f = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let f = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .db(3)
-            .client_name(&name),
+            .with_database(3)
+            .with_client_name(&name),
     );
     let mut conn = f.create(T).unwrap();
     let info = client_info(&mut conn);
@@ -139,10 +139,10 @@ fn response_timeout_marks_broken() {
     let Some(url) = redis_or_skip("response_timeout_marks_broken") else {
         return;
     };
-    let f = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let f = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .response_timeout(Some(Duration::from_millis(200))),
+            .with_response_timeout(Some(Duration::from_millis(200))),
     );
     let mut conn = f.create(T).unwrap();
     let key = unique("rh-empty-list");
@@ -167,7 +167,7 @@ fn validation_timeout_is_honoured() {
     let mut conn = f.create(T).unwrap();
     // zero time left: fails without I/O
     let err = f.validate(&mut conn, Duration::ZERO).unwrap_err();
-    assert!(matches!(err, RedisPoolError::Command(_)), "{err:?}");
+    assert!(matches!(err, RedisError::Command(_)), "{err:?}");
 }
 
 #[test]
@@ -188,10 +188,10 @@ fn pipeline_cut_short_marks_broken() {
     let Some(url) = redis_or_skip("pipeline_cut_short_marks_broken") else {
         return;
     };
-    let f = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let f = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .response_timeout(Some(Duration::from_millis(300))),
+            .with_response_timeout(Some(Duration::from_millis(300))),
     );
     let mut conn = f.create(T).unwrap();
     let key = unique("rh-blk");
@@ -210,14 +210,14 @@ fn pipeline_cut_short_marks_broken() {
 #[test]
 fn unreachable_port_is_a_transient_connect_error() {
     let port = closed_port();
-    let f = RedisConnectionFactory::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let f = RedisConnectionFactory::new(&format!("redis://127.0.0.1:{port}")).unwrap();
     let err = f.create(T).unwrap_err();
-    assert!(matches!(err, RedisPoolError::Connect { .. }), "{err:?}");
+    assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
     assert!(!f.is_permanent(&err));
     assert!(err.to_string().contains(&port.to_string()), "{err}");
     // The redis crate's error (and the I/O error inside it) is the cause, not repeated.
     assert_no_repeated_causes(&err);
-    let source = std::error::Error::source(&err).expect("the RedisError");
+    let source = std::error::Error::source(&err).expect("the redis::RedisError");
     assert!(source.is::<redis::RedisError>());
     let chain = error_chain(&err);
     assert!(chain.len() >= 2, "{chain:?}");
@@ -228,18 +228,18 @@ fn unreachable_port_is_a_transient_connect_error() {
 fn create_honours_its_timeout() {
     // a server that accepts and never answers
     let (_listener, port) = silent_server();
-    let f = RedisConnectionFactory::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let f = RedisConnectionFactory::new(&format!("redis://127.0.0.1:{port}")).unwrap();
     let start = Instant::now();
     let err = f.create(Duration::from_millis(300)).unwrap_err();
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(250), "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
-    assert!(matches!(err, RedisPoolError::Connect { .. }), "{err:?}");
+    assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
     // the config's own cap is shorter still
-    let f = RedisConnectionFactory::new(
-        RedisConfig::from_url(&format!("redis://127.0.0.1:{port}"))
+    let f = RedisConnectionFactory::from_config(
+        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
             .unwrap()
-            .connect_timeout(Some(Duration::from_millis(100))),
+            .with_connect_timeout(Some(Duration::from_millis(100))),
     );
     let start = Instant::now();
     assert!(f.create(Duration::from_secs(10)).is_err());
@@ -292,26 +292,26 @@ fn wrong_password_is_fast_typed_and_permanent() {
     let wrong = "wrong-pw-8a2d4b";
     let user = AclUser::create(&url, right);
 
-    let ok = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let ok = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .username(&user.name)
-            .password(right),
+            .with_username(&user.name)
+            .with_password(right),
     );
     let mut conn = ok.create(T).expect("right password works");
     let me: String = redis::cmd("ACL").arg("WHOAMI").query(&mut conn).unwrap();
     assert_eq!(me, user.name);
 
-    let bad = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let bad = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .username(&user.name)
-            .password(wrong),
+            .with_username(&user.name)
+            .with_password(wrong),
     );
     let start = Instant::now();
     let err = bad.create(T).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(1));
-    assert!(matches!(err, RedisPoolError::Auth(_)), "{err:?}");
+    assert!(matches!(err, RedisError::Auth(_)), "{err:?}");
     assert!(bad.is_permanent(&err));
     assert_no_repeated_causes(&err);
     assert!(
@@ -331,7 +331,7 @@ fn wrong_password_is_fast_typed_and_permanent() {
 
     // the same through a URL with the password in it
     let url_with_pw = url.replacen("redis://", &format!("redis://{}:{wrong}@", user.name), 1);
-    let bad = RedisConnectionFactory::from_url(&url_with_pw).unwrap();
+    let bad = RedisConnectionFactory::new(&url_with_pw).unwrap();
     let err = bad.create(T).unwrap_err();
     assert!(bad.is_permanent(&err));
     assert!(!format!("{err} {err:?} {bad} {bad:?}").contains(wrong));
@@ -347,20 +347,20 @@ fn passwords_stay_out_of_the_log() {
     let right = "log-right-pw-77c1";
     let wrong = "log-wrong-pw-93e0";
     let user = AclUser::create(&url, right);
-    let good = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let good = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .username(&user.name)
-            .password(right),
+            .with_username(&user.name)
+            .with_password(right),
     );
     let mut conn = good.create(T).unwrap();
     redis::cmd("MULTI").query::<()>(&mut conn).unwrap();
     good.reset(&mut conn).unwrap();
-    let bad = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let bad = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .username(&user.name)
-            .password(wrong),
+            .with_username(&user.name)
+            .with_password(wrong),
     );
     let _ = bad.create(T).unwrap_err();
     let logs = captured_logs();

@@ -11,16 +11,16 @@ use pool_core::{ConnectionPool, PoolConfig, PoolError};
 use pool_redis::redis::{self, Commands};
 use pool_redis::{
     CompositeValidation, PingValidation, QueryValidation, RedisConfig, RedisConnectionFactory,
-    RedisPoolError,
+    RedisError,
 };
 use support::*;
 
 fn named_factory(url: &str, name: &str) -> RedisConnectionFactory {
-    RedisConnectionFactory::new(
-        RedisConfig::from_url(url)
+    RedisConnectionFactory::from_config(
+        RedisConfig::new(url)
             .unwrap()
-            .client_name(name)
-            .response_timeout(Some(Duration::from_secs(2))),
+            .with_client_name(name)
+            .with_response_timeout(Some(Duration::from_secs(2))),
     )
 }
 
@@ -40,7 +40,7 @@ fn after_client_kill_only_working_connections_are_handed_out() {
         .unwrap();
     let pool = ConnectionPool::builder(named_factory(&url, &name))
         .config(config)
-        .validation(PingValidation::new())
+        .validation(PingValidation)
         .build()
         .unwrap();
     // open all four
@@ -147,11 +147,11 @@ fn wrong_password_fails_acquire_fast_with_a_typed_error() {
         .arg("+@all")
         .query::<()>(&mut admin)
         .unwrap();
-    let factory = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let factory = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .username(&user)
-            .password("pool-wrong-pw"),
+            .with_username(&user)
+            .with_password("pool-wrong-pw"),
     );
     let pool = ConnectionPool::new(factory, PoolConfig::default()).unwrap();
     let start = Instant::now();
@@ -169,9 +169,9 @@ fn wrong_password_fails_acquire_fast_with_a_typed_error() {
     assert!(matches!(err, PoolError::Connection(_)), "{err:?}");
     let cause = err
         .connection_error()
-        .and_then(|e| e.downcast_ref::<RedisPoolError>())
-        .expect("a RedisPoolError");
-    assert!(matches!(cause, RedisPoolError::Auth(_)), "{cause:?}");
+        .and_then(|e| e.downcast_ref::<RedisError>())
+        .expect("a RedisError");
+    assert!(matches!(cause, RedisError::Auth(_)), "{cause:?}");
     assert_no_repeated_causes(&err);
     let shown = format!("{err} {err:?} {}", chain_text(&err));
     assert!(!shown.contains("pool-wrong-pw"), "{shown}");
@@ -180,7 +180,7 @@ fn wrong_password_fails_acquire_fast_with_a_typed_error() {
 #[test]
 fn unreachable_port_times_out_with_the_connection_error() {
     let port = closed_port();
-    let factory = RedisConnectionFactory::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let factory = RedisConnectionFactory::new(&format!("redis://127.0.0.1:{port}")).unwrap();
     // The timeout path: with the circuit breaker on (the default) the caller would fail
     // fast with `PoolError::Connection` once the port is known dead.
     let config = PoolConfig::builder()
@@ -197,10 +197,10 @@ fn unreachable_port_times_out_with_the_connection_error() {
     assert!(matches!(err, PoolError::AcquireTimeout { .. }), "{err:?}");
     let cause = err
         .connection_error()
-        .and_then(|e| e.downcast_ref::<RedisPoolError>())
-        .expect("carries the RedisPoolError");
-    assert!(matches!(cause, RedisPoolError::Connect { .. }), "{cause:?}");
-    // timeout -> RedisPoolError::Connect -> RedisError (-> the I/O error): no link of
+        .and_then(|e| e.downcast_ref::<RedisError>())
+        .expect("carries the RedisError");
+    assert!(matches!(cause, RedisError::Connect { .. }), "{cause:?}");
+    // timeout -> RedisError::Connect -> redis::RedisError (-> the I/O error): no link of
     // ours repeats the text of what follows.
     assert_no_repeated_causes(&err);
     let chain = error_chain(&err);
@@ -249,11 +249,11 @@ fn broken_connections_are_discarded_on_release() {
         return;
     };
     let name = unique("rh-poolbroken");
-    let factory = RedisConnectionFactory::new(
-        RedisConfig::from_url(&url)
+    let factory = RedisConnectionFactory::from_config(
+        RedisConfig::new(&url)
             .unwrap()
-            .client_name(&name)
-            .response_timeout(Some(Duration::from_millis(200))),
+            .with_client_name(&name)
+            .with_response_timeout(Some(Duration::from_millis(200))),
     );
     let config = PoolConfig::builder().max_size(1).build().unwrap();
     let pool = ConnectionPool::new(factory, config).unwrap();
@@ -291,9 +291,14 @@ fn query_and_composite_validation_in_a_pool() {
         .unwrap();
     let pool = ConnectionPool::builder(named_factory(&url, &unique("rh-poolval")))
         .config(config)
-        .validation(CompositeValidation::new().with(PingValidation::new()).with(
-            QueryValidation::new(redis::cmd("GET").arg(&key).clone(), "yes"),
-        ))
+        .validation(
+            CompositeValidation::new()
+                .with(PingValidation)
+                .with(QueryValidation::new(
+                    redis::cmd("GET").arg(&key).clone(),
+                    "yes",
+                )),
+        )
         .build()
         .unwrap();
     drop(pool.acquire().unwrap());

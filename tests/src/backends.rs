@@ -27,14 +27,14 @@ impl Backend for Redis {
         self.addr
     }
     fn pool(&self, proxy: SocketAddr, tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
-        let cfg = RedisConfig::from_url(&format!("redis://{proxy}"))
+        let cfg = RedisConfig::new(&format!("redis://{proxy}"))
             .expect("redis url")
-            .client_name(tag)
-            .connect_timeout(Some(CONNECTION_TIMEOUT))
-            .response_timeout(Some(OP_TIMEOUT));
-        ConnectionPool::builder(RedisConnectionFactory::new(cfg))
+            .with_client_name(tag)
+            .with_connect_timeout(Some(CONNECTION_TIMEOUT))
+            .with_response_timeout(Some(OP_TIMEOUT));
+        ConnectionPool::builder(RedisConnectionFactory::from_config(cfg))
             .config(config)
-            .validation(pool_redis::PingValidation::new())
+            .validation(pool_redis::PingValidation)
             .build()
             .expect("redis pool")
     }
