@@ -11,10 +11,12 @@
 //! * [`RedisClusterConnectionFactory`]: opens [`RedisClusterConnection`]s for the pool,
 //!   validates them with a `PING` to every master, and discards them when they may be
 //!   stale.
-//! * [`RedisClusterConnection`]: what the pool hands out. It implements
-//!   [`redis::ConnectionLike`], so [`redis::Commands`] work on it, and it watches every
-//!   reply like the single-node [`RedisConnection`](crate::RedisConnection) does.
-//! * [`PingValidation`] and [`QueryValidation`] work on cluster connections too.
+//! * [`RedisClusterConnection`]: what the pool hands out, the same
+//!   [`RedisConnection`] wrapper a single node gets, around the
+//!   crate's [`ClusterConnection`]. It implements [`redis::ConnectionLike`], so
+//!   [`redis::Commands`] work on it, and it watches every reply.
+//! * [`PingValidation`](crate::PingValidation) and [`QueryValidation`](crate::QueryValidation)
+//!   work on cluster connections too.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -100,23 +102,21 @@
 //! Pub/sub and `MONITOR` mark the connection broken at once, as on a single node.
 
 use std::fmt;
-use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use pool_core::error::Report;
-use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 use pool_core::ConnectionFactory;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, ClusterConnection};
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
-use redis::{Cmd, ConnectionAddr, ConnectionLike, RedisResult, Value};
+use redis::{ConnectionAddr, RedisResult, Value};
 
-use crate::broken::BrokenFlag;
 use crate::config::{RedisConfig, DEFAULT_RESPONSE_TIMEOUT};
-use crate::connection::{describe_value, scan_commands_closed_transactions, timed_out, Scan};
+use crate::connection::sealed::Hooks;
+use crate::connection::{timed_out, DriverConnection, RedisConnection};
 use crate::error::{ConfigError, RedisError};
-use crate::validation::{PingValidation, QueryValidation};
+use crate::resp::{scan_commands_closed_transactions, Scan};
 
 /// Default number of times the `redis` crate retries one command (after `MOVED`, `ASK`,
 /// `TRYAGAIN`, `CLUSTERDOWN` or an I/O error) before returning the error: 3.
@@ -391,122 +391,43 @@ impl fmt::Debug for RedisClusterConfig {
 /// assert!(!conn.is_broken());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RedisClusterConnection {
-    inner: ClusterConnection,
-    response_timeout: Option<Duration>,
-    broken: BrokenFlag,
-    session_dirty: bool,
-}
+pub type RedisClusterConnection = RedisConnection<ClusterConnection>;
 
-impl RedisClusterConnection {
-    fn new(inner: ClusterConnection, response_timeout: Option<Duration>) -> Self {
-        RedisClusterConnection {
-            inner,
-            response_timeout,
-            broken: BrokenFlag::default(),
-            session_dirty: false,
-        }
+impl DriverConnection for ClusterConnection {}
+
+impl Hooks for ClusterConnection {
+    const NAME: &'static str = "RedisClusterConnection";
+    const KIND: &'static str = "redis cluster connection";
+    const CLOSED: &'static str = "a connection to a cluster node was closed";
+    const PING_CHECK: &'static str = "redis-cluster-ping";
+
+    /// A complete `MULTI ... EXEC` block leaves nothing behind: it does not count.
+    fn scan(packed: &[u8]) -> Scan {
+        scan_commands_closed_transactions(packed)
     }
 
-    /// Whether the connection must not be reused: marked broken, or one of its node
-    /// sockets was closed by the client library. No I/O.
-    ///
-    /// Note that the `redis` crate's own `is_open()` and `check_connection()` can stay
-    /// true on a connection whose slot map is stale after a failover; this one turns true
-    /// as soon as a request to the failed node errs.
-    pub fn is_broken(&self) -> bool {
-        self.broken.is_set() || !self.inner.is_open()
+    fn set_timeouts(&self, timeout: Option<Duration>) -> RedisResult<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
     }
 
-    /// Why the connection was marked broken, if it was.
-    pub fn broken_reason(&self) -> Option<&str> {
-        self.broken.reason(
-            self.inner.is_open(),
-            "a connection to a cluster node was closed",
-        )
-    }
-
-    /// Marks the connection broken: the pool will close it instead of reusing it.
-    pub fn mark_broken(&mut self, reason: impl Into<String>) {
-        self.broken.mark("redis cluster connection", reason);
-    }
-
-    /// Records the outcome of a request: an I/O error, timeout or protocol error marks the
-    /// connection broken. Server error replies (`WRONGTYPE`, `CLUSTERDOWN` after the
-    /// retries, ...) do not. Returns the result unchanged.
-    ///
-    /// Use it when you talk to [`inner_mut`](Self::inner_mut) directly.
-    pub fn track<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
-        self.broken
-            .track("redis cluster connection", &result, self.inner.is_open());
-        result
-    }
-
-    /// Mutable access to the underlying cluster connection
-    /// ([`route_command`](redis::cluster::ClusterConnection::route_command), ...).
-    ///
-    /// The wrapper cannot see what is sent this way: it assumes session state was changed
-    /// (so the pool closes the connection on release), and errors are only noticed if you
-    /// pass results through [`track`](Self::track) or call
-    /// [`mark_broken`](Self::mark_broken).
-    pub fn inner_mut(&mut self) -> &mut ClusterConnection {
-        self.session_dirty = true;
-        &mut self.inner
-    }
-
-    /// Takes the underlying cluster connection out of the wrapper.
-    pub fn into_inner(self) -> ClusterConnection {
-        self.inner
-    }
-
-    /// Runs `f` with every node socket's read and write timeouts set to `timeout` (also
-    /// for node sockets opened meanwhile), then restores the response timeout. A zero
-    /// `timeout` fails at once with a timed-out I/O error.
-    pub fn with_timeout<T>(
-        &mut self,
-        timeout: Duration,
-        f: impl FnOnce(&mut Self) -> RedisResult<T>,
-    ) -> RedisResult<T> {
-        if timeout.is_zero() {
-            return Err(timed_out());
-        }
-        if let Err(e) = self.set_timeouts(Some(timeout)) {
-            return self.track(Err(e));
-        }
-        let result = f(self);
-        if let Err(e) = self.set_timeouts(self.response_timeout) {
-            self.mark_broken(format!("could not restore the socket timeouts: {e}"));
-        }
-        result
-    }
-
-    /// Sends `PING` to every master in the connection's slot map and expects `PONG` from
-    /// all of them, each within `timeout`.
-    ///
-    /// This is the check that catches a connection left stale by a failover: its slot map
-    /// still names the dead master, which does not answer.
-    pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisError> {
+    /// `PING` to every master in the slot map; all must answer.
+    fn ping(&mut self) -> RedisResult<Value> {
         let routing = RoutingInfo::MultiNode((
             MultipleNodeRoutingInfo::AllMasters,
             Some(ResponsePolicy::AllSucceeded),
         ));
-        let reply = self
-            .with_timeout(timeout, |c| {
-                let r = c.inner.route_command(&redis::cmd("PING"), routing);
-                c.track(r)
-            })
-            .map_err(RedisError::Command)?;
-        match reply {
-            Value::SimpleString(ref s) if s == "PONG" => Ok(()),
-            Value::BulkString(ref b) if b == b"PONG" => Ok(()),
-            other => Err(RedisError::UnexpectedReply {
-                command: "PING".into(),
-                expected: "PONG".into(),
-                got: describe_value(&other),
-            }),
-        }
+        self.route_command(&redis::cmd("PING"), routing)
     }
 
+    /// `PING` to every master (the crate's own check only pings the sockets it has).
+    fn check(conn: &mut RedisClusterConnection) -> bool {
+        let timeout = conn.response_timeout().unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+        conn.ping(timeout).is_ok()
+    }
+}
+
+impl RedisConnection<ClusterConnection> {
     /// On release: a broken connection or one whose session state changed is refused (the
     /// pool closes it); no I/O either way.
     fn check_session(&mut self) -> Result<(), RedisError> {
@@ -520,84 +441,6 @@ impl RedisClusterConnection {
             return Err(RedisError::Broken(why.to_owned()));
         }
         Ok(())
-    }
-
-    fn set_timeouts(&self, timeout: Option<Duration>) -> RedisResult<()> {
-        self.inner.set_read_timeout(timeout)?;
-        self.inner.set_write_timeout(timeout)
-    }
-
-    fn inspect(&mut self, packed: &[u8]) {
-        match scan_commands_closed_transactions(packed) {
-            Scan::Plain => {}
-            Scan::SessionState => self.session_dirty = true,
-            Scan::ModeChange(name) => {
-                self.session_dirty = true;
-                self.mark_broken(format!(
-                    "{name} switches the connection to push mode; it will not be reused"
-                ));
-            }
-        }
-    }
-}
-
-impl Deref for RedisClusterConnection {
-    type Target = ClusterConnection;
-
-    fn deref(&self) -> &ClusterConnection {
-        &self.inner
-    }
-}
-
-impl ConnectionLike for RedisClusterConnection {
-    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        self.inspect(cmd);
-        let result = self.inner.req_packed_command(cmd);
-        self.track(result)
-    }
-
-    fn req_packed_commands(
-        &mut self,
-        cmd: &[u8],
-        offset: usize,
-        count: usize,
-    ) -> RedisResult<Vec<Value>> {
-        self.inspect(cmd);
-        let result = self.inner.req_packed_commands(cmd, offset, count);
-        self.track(result)
-    }
-
-    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
-        if cmd.is_no_response() {
-            self.session_dirty = true;
-        }
-        self.inspect(&cmd.get_packed_command());
-        let result = self.inner.req_command(cmd);
-        self.track(result)
-    }
-
-    fn get_db(&self) -> i64 {
-        self.inner.get_db()
-    }
-
-    /// `PING` to every master (the crate's own check only pings the sockets it has).
-    fn check_connection(&mut self) -> bool {
-        let timeout = self.response_timeout.unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
-        self.ping(timeout).is_ok()
-    }
-
-    fn is_open(&self) -> bool {
-        !self.is_broken()
-    }
-}
-
-impl fmt::Debug for RedisClusterConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisClusterConnection")
-            .field("open", &self.inner.is_open())
-            .field("broken", &self.broken)
-            .field("session_dirty", &self.session_dirty)
-            .finish_non_exhaustive()
     }
 }
 
@@ -733,8 +576,11 @@ impl RedisClusterConnectionFactory {
                 self.display
             );
         }
-        Ok(RedisClusterConnection::new(
+        // Seeds agree on the database (the redis crate checks it); a cluster has only 0.
+        let db = self.config.nodes.first().map_or(0, RedisConfig::database);
+        Ok(RedisConnection::new(
             inner,
+            db,
             self.config.response_timeout,
         ))
     }
@@ -833,42 +679,6 @@ impl fmt::Debug for RedisClusterConnectionFactory {
 impl fmt::Display for RedisClusterConnectionFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display)
-    }
-}
-
-/// `PING` to every master ([`RedisClusterConnection::ping`]).
-impl ValidationStrategy<RedisClusterConnection> for PingValidation {
-    fn validate(
-        &self,
-        conn: &mut RedisClusterConnection,
-        _info: &ConnectionInfo,
-        timeout: Duration,
-    ) -> Result<(), ValidationError> {
-        conn.ping(timeout).map_err(Into::into)
-    }
-
-    fn name(&self) -> &str {
-        "redis-cluster-ping"
-    }
-}
-
-/// The command is routed by the `redis` crate like any other (by its key, or to a node it
-/// picks for keyless commands).
-impl ValidationStrategy<RedisClusterConnection> for QueryValidation {
-    fn validate(
-        &self,
-        conn: &mut RedisClusterConnection,
-        _info: &ConnectionInfo,
-        timeout: Duration,
-    ) -> Result<(), ValidationError> {
-        let reply: Value = conn
-            .with_timeout(timeout, |c| self.command().query(c))
-            .map_err(RedisError::Command)?;
-        self.check_reply(&reply).map_err(Into::into)
-    }
-
-    fn name(&self) -> &str {
-        self.strategy_name()
     }
 }
 

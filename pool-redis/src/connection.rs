@@ -1,4 +1,10 @@
-//! The pooled connection: a `redis::Connection` that remembers whether it can be reused.
+//! The pooled connection: one wrapper, [`RedisConnection`], around the driver's single-node
+//! connection or (with the `cluster` feature) its cluster connection, that remembers
+//! whether it can be reused.
+//!
+//! Both kinds share everything that watches the connection (the broken flag, the session
+//! tracking, the timeouts, the `ConnectionLike` impl); what differs (how to `PING`, which
+//! commands leave session state behind) is in [`DriverConnection`]'s sealed hooks.
 
 use std::fmt;
 use std::ops::Deref;
@@ -6,10 +12,12 @@ use std::time::Duration;
 
 use redis::{Cmd, ConnectionLike, ErrorKind, RedisResult, Value};
 
-use crate::broken::BrokenFlag;
 use crate::error::RedisError;
+use crate::resp::{describe_value, scan_commands, Scan};
 
-/// A Redis connection as the pool hands it out.
+/// A Redis connection as the pool hands it out: the driver's connection `C`
+/// ([`redis::Connection`] by default; [`RedisClusterConnection`](crate::RedisClusterConnection)
+/// wraps a cluster connection) plus what the pool needs to know about it.
 ///
 /// It implements [`redis::ConnectionLike`], so [`redis::Commands`] methods and
 /// [`Cmd::query`](redis::Cmd::query) / [`Pipeline::query`](redis::Pipeline::query) work on
@@ -19,9 +27,9 @@ use crate::error::RedisError;
 /// replies no longer answer requests (`SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, `MONITOR`).
 /// The pool discards broken connections on release.
 ///
-/// `Deref` gives shared access to the underlying [`redis::Connection`] (`is_open`,
-/// `get_db`, `set_read_timeout`, ...). For mutable access use
-/// [`inner_mut`](Self::inner_mut), which bypasses the tracking.
+/// `Deref` gives shared access to the underlying connection (`is_open`, `get_db`,
+/// `set_read_timeout`, ...). For mutable access use [`inner_mut`](Self::inner_mut), which
+/// bypasses the tracking.
 ///
 /// ```no_run
 /// use pool_core::ConnectionFactory;
@@ -35,80 +43,125 @@ use crate::error::RedisError;
 /// assert!(!conn.is_broken());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RedisConnection {
-    inner: redis::Connection,
+pub struct RedisConnection<C = redis::Connection> {
+    inner: C,
     db: i64,
     response_timeout: Option<Duration>,
-    broken: BrokenFlag,
-    session_dirty: bool,
+    broken: Option<String>,
+    pub(crate) session_dirty: bool,
 }
 
-impl RedisConnection {
-    pub(crate) fn new(
-        inner: redis::Connection,
-        db: i64,
-        response_timeout: Option<Duration>,
-    ) -> Self {
+/// The driver connections a [`RedisConnection`] wraps: [`redis::Connection`] and, with the
+/// `cluster` feature, [`redis::cluster::ClusterConnection`]. Sealed: implemented by this
+/// crate only.
+pub trait DriverConnection: ConnectionLike + sealed::Hooks {}
+
+pub(crate) mod sealed {
+    use std::time::Duration;
+
+    use redis::{RedisResult, Value};
+
+    use crate::resp::Scan;
+    use crate::RedisConnection;
+
+    /// What differs between the driver connections a [`RedisConnection`] wraps.
+    pub trait Hooks: redis::ConnectionLike + Sized {
+        /// The wrapper's name in `Debug` output.
+        const NAME: &'static str;
+        /// The connection's name in log lines.
+        const KIND: &'static str;
+        /// The reason given when the driver closed a socket of the connection.
+        const CLOSED: &'static str;
+        /// The name of `PingValidation` on this kind of connection.
+        const PING_CHECK: &'static str;
+        /// What the commands in packed RESP do to the session.
+        fn scan(packed: &[u8]) -> Scan;
+        /// Sets the read and write timeouts of every socket.
+        fn set_timeouts(&self, timeout: Option<Duration>) -> RedisResult<()>;
+        /// Sends `PING` (to every master, on a cluster) on the driver's connection.
+        fn ping(&mut self) -> RedisResult<Value>;
+        /// What `ConnectionLike::check_connection` does on the wrapper.
+        fn check(conn: &mut RedisConnection<Self>) -> bool;
+    }
+}
+
+impl<C: DriverConnection> RedisConnection<C> {
+    pub(crate) fn new(inner: C, db: i64, response_timeout: Option<Duration>) -> Self {
         RedisConnection {
             inner,
             db,
             response_timeout,
-            broken: BrokenFlag::default(),
+            broken: None,
             session_dirty: false,
         }
     }
 
     /// Whether the connection must not be reused: marked broken, or closed by the client
-    /// library after an end-of-stream. No I/O.
+    /// library after an end-of-stream (on a cluster: one of its node sockets). No I/O.
+    ///
+    /// On a cluster the `redis` crate's own `is_open()` and `check_connection()` can stay
+    /// true on a connection whose slot map is stale after a failover; this one turns true
+    /// as soon as a request to the failed node errs.
     pub fn is_broken(&self) -> bool {
-        self.broken.is_set() || !self.inner.is_open()
+        self.broken.is_some() || !self.inner.is_open()
     }
 
     /// Why the connection was marked broken, if it was.
     pub fn broken_reason(&self) -> Option<&str> {
-        self.broken
-            .reason(self.inner.is_open(), "the connection was closed")
+        match &self.broken {
+            Some(why) => Some(why),
+            None if !self.inner.is_open() => Some(C::CLOSED),
+            None => None,
+        }
     }
 
-    /// Marks the connection broken: the pool will close it instead of reusing it.
+    /// Marks the connection broken: the pool will close it instead of reusing it (the
+    /// first reason given is kept).
     ///
     /// Use it after talking to the raw connection through [`inner_mut`](Self::inner_mut)
     /// when something went wrong.
     pub fn mark_broken(&mut self, reason: impl Into<String>) {
-        self.broken.mark("redis connection", reason);
+        if self.broken.is_none() {
+            let reason = reason.into();
+            log::debug!("{} marked broken: {reason}", C::KIND);
+            self.broken = Some(reason);
+        }
     }
 
-    /// Records the outcome of a request: errors that may desynchronise the reply stream
-    /// mark the connection broken. Returns the result unchanged.
+    /// Records the outcome of a request: an error that may desynchronise the reply stream
+    /// (I/O error, timeout, protocol error) marks the connection broken; server error
+    /// replies (`WRONGTYPE`, `CLUSTERDOWN` after the retries, ...) do not. Returns the
+    /// result unchanged.
     ///
     /// Use it when you talk to [`inner_mut`](Self::inner_mut) directly.
     pub fn track<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
-        self.broken
-            .track("redis connection", &result, self.inner.is_open());
+        if let Err(e) = &result {
+            if breaks_stream(e) || !self.inner.is_open() {
+                self.mark_broken(format!("{}: {e}", e.category()));
+            }
+        }
         result
     }
 
-    /// The database the pool keeps this connection on (re-selected on release).
-    pub fn database(&self) -> i64 {
-        self.db
-    }
-
-    /// Mutable access to the underlying connection (pub/sub, raw `send_packed_command`).
+    /// Mutable access to the underlying connection (pub/sub, raw `send_packed_command`, a
+    /// cluster's [`route_command`](redis::cluster::ClusterConnection::route_command)).
     ///
-    /// The connection cannot see what is sent this way: it assumes the session state was
-    /// changed (so the next release resets it), and errors are only noticed if you pass
-    /// results through [`track`](Self::track) or call [`mark_broken`](Self::mark_broken).
-    pub fn inner_mut(&mut self) -> &mut redis::Connection {
+    /// The wrapper cannot see what is sent this way: it assumes the session state was
+    /// changed (so the next release resets it, or on a cluster closes the connection), and
+    /// errors are only noticed if you pass results through [`track`](Self::track) or call
+    /// [`mark_broken`](Self::mark_broken).
+    pub fn inner_mut(&mut self) -> &mut C {
         self.session_dirty = true;
         &mut self.inner
     }
 
     /// Takes the underlying connection out of the wrapper.
-    pub fn into_inner(self) -> redis::Connection {
+    pub fn into_inner(self) -> C {
         self.inner
     }
 
-    /// Runs `f` with the socket's read and write timeouts set to `timeout`, then restores
+    /// Runs `f` with the read and write timeouts of the connection's sockets (on a cluster,
+    /// of every node socket, also those opened meanwhile) set to `timeout`, then restores
     /// the response timeout. A zero `timeout` fails at once with a timed-out I/O error.
     pub fn with_timeout<T>(
         &mut self,
@@ -118,18 +171,26 @@ impl RedisConnection {
         if timeout.is_zero() {
             return Err(timed_out());
         }
-        self.set_timeouts(Some(timeout))?;
+        if let Err(e) = self.inner.set_timeouts(Some(timeout)) {
+            return self.track(Err(e));
+        }
         let result = f(self);
-        if let Err(e) = self.set_timeouts(self.response_timeout) {
+        if let Err(e) = self.inner.set_timeouts(self.response_timeout) {
             self.mark_broken(format!("could not restore the socket timeouts: {e}"));
         }
         result
     }
 
-    /// Sends `PING` and expects `PONG` within `timeout`.
+    /// Sends `PING` and expects `PONG` within `timeout`. On a cluster connection it goes
+    /// to every master in the connection's slot map, each within `timeout`: the check that
+    /// catches a connection left stale by a failover (its slot map still names the dead
+    /// master, which does not answer).
     pub fn ping(&mut self, timeout: Duration) -> Result<(), RedisError> {
-        let reply: Value = self
-            .with_timeout(timeout, |c| redis::cmd("PING").query(c))
+        let reply = self
+            .with_timeout(timeout, |c| {
+                let r = c.inner.ping();
+                c.track(r)
+            })
             .map_err(RedisError::Command)?;
         match reply {
             Value::SimpleString(ref s) if s == "PONG" => Ok(()),
@@ -140,6 +201,121 @@ impl RedisConnection {
                 got: describe_value(&other),
             }),
         }
+    }
+
+    /// The response timeout in force on this connection.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn response_timeout(&self) -> Option<Duration> {
+        self.response_timeout
+    }
+
+    /// Notes what the commands in `packed` do to the session.
+    fn inspect(&mut self, packed: &[u8]) {
+        match C::scan(packed) {
+            Scan::Plain => {}
+            Scan::SessionState => self.session_dirty = true,
+            Scan::ModeChange(name) => {
+                self.session_dirty = true;
+                self.mark_broken(format!(
+                    "{name} switches the connection to push mode; it will not be reused"
+                ));
+            }
+        }
+    }
+}
+
+impl<C> Deref for RedisConnection<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<C: DriverConnection> ConnectionLike for RedisConnection<C> {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        self.inspect(cmd);
+        let result = self.inner.req_packed_command(cmd);
+        self.track(result)
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.inspect(cmd);
+        let result = self.inner.req_packed_commands(cmd, offset, count);
+        self.track(result)
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        if cmd.is_no_response() {
+            // A command whose reply is not read leaves the reply in the stream.
+            self.session_dirty = true;
+        }
+        self.inspect(&cmd.get_packed_command());
+        let result = self.inner.req_command(cmd);
+        self.track(result)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        C::check(self)
+    }
+
+    fn is_open(&self) -> bool {
+        !self.is_broken()
+    }
+}
+
+impl<C: DriverConnection> fmt::Debug for RedisConnection<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(C::NAME)
+            .field("db", &self.db)
+            .field("open", &self.inner.is_open())
+            .field("broken", &self.broken)
+            .field("session_dirty", &self.session_dirty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriverConnection for redis::Connection {}
+
+impl sealed::Hooks for redis::Connection {
+    const NAME: &'static str = "RedisConnection";
+    const KIND: &'static str = "redis connection";
+    const CLOSED: &'static str = "the connection was closed";
+    const PING_CHECK: &'static str = "redis-ping";
+
+    fn scan(packed: &[u8]) -> Scan {
+        scan_commands(packed)
+    }
+
+    fn set_timeouts(&self, timeout: Option<Duration>) -> RedisResult<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+
+    fn ping(&mut self) -> RedisResult<Value> {
+        redis::cmd("PING").query(self)
+    }
+
+    fn check(conn: &mut RedisConnection<Self>) -> bool {
+        let result = redis::cmd("PING").query::<String>(&mut conn.inner);
+        conn.track(result).is_ok()
+    }
+}
+
+/// The single-node connection: the database it is kept on, and the session reset.
+impl RedisConnection<redis::Connection> {
+    /// The database the pool keeps this connection on (re-selected on release).
+    pub fn database(&self) -> i64 {
+        self.db
     }
 
     /// Restores the session: leaves any `MULTI` (`DISCARD`), drops `WATCH`es (`UNWATCH`)
@@ -193,87 +369,6 @@ impl RedisConnection {
             }
         }
     }
-
-    fn set_timeouts(&self, timeout: Option<Duration>) -> RedisResult<()> {
-        self.inner.set_read_timeout(timeout)?;
-        self.inner.set_write_timeout(timeout)
-    }
-
-    /// Notes what the commands in `packed` do to the session.
-    fn inspect(&mut self, packed: &[u8]) {
-        match scan_commands(packed) {
-            Scan::Plain => {}
-            Scan::SessionState => self.session_dirty = true,
-            Scan::ModeChange(name) => {
-                self.session_dirty = true;
-                self.mark_broken(format!(
-                    "{name} switches the connection to push mode; it will not be reused"
-                ));
-            }
-        }
-    }
-}
-
-impl Deref for RedisConnection {
-    type Target = redis::Connection;
-
-    fn deref(&self) -> &redis::Connection {
-        &self.inner
-    }
-}
-
-impl ConnectionLike for RedisConnection {
-    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        self.inspect(cmd);
-        let result = self.inner.req_packed_command(cmd);
-        self.track(result)
-    }
-
-    fn req_packed_commands(
-        &mut self,
-        cmd: &[u8],
-        offset: usize,
-        count: usize,
-    ) -> RedisResult<Vec<Value>> {
-        self.inspect(cmd);
-        let result = self.inner.req_packed_commands(cmd, offset, count);
-        self.track(result)
-    }
-
-    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
-        if cmd.is_no_response() {
-            // A command whose reply is not read leaves the reply in the stream.
-            self.session_dirty = true;
-        }
-        let packed = cmd.get_packed_command();
-        self.inspect(&packed);
-        let result = self.inner.req_command(cmd);
-        self.track(result)
-    }
-
-    fn get_db(&self) -> i64 {
-        self.inner.get_db()
-    }
-
-    fn check_connection(&mut self) -> bool {
-        let result = redis::cmd("PING").query::<String>(&mut self.inner);
-        self.track(result).is_ok()
-    }
-
-    fn is_open(&self) -> bool {
-        !self.broken.is_set() && self.inner.is_open()
-    }
-}
-
-impl fmt::Debug for RedisConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConnection")
-            .field("db", &self.db)
-            .field("open", &self.inner.is_open())
-            .field("broken", &self.broken)
-            .field("session_dirty", &self.session_dirty)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Whether an error may leave unread replies in the stream (or means there is no stream).
@@ -301,221 +396,9 @@ pub(crate) fn timed_out() -> redis::RedisError {
     ))
 }
 
-/// A short description of a reply, for error messages.
-pub(crate) fn describe_value(v: &Value) -> String {
-    let s = match v {
-        Value::Nil => "nil".to_owned(),
-        Value::Okay => "OK".to_owned(),
-        Value::Int(i) => format!("integer {i}"),
-        Value::SimpleString(s) => format!("status {s:?}"),
-        Value::BulkString(b) => format!("string {:?}", String::from_utf8_lossy(b)),
-        Value::ServerError(e) => format!("error {e:?}"),
-        Value::Array(a) => format!("array of {}", a.len()),
-        other => format!("{other:?}"),
-    };
-    let mut s = s;
-    if s.len() > 120 {
-        let mut cut = 117;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
-    }
-    s
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Scan {
-    /// Only commands that leave the session as it was.
-    Plain,
-    /// Something that changes session state (or could not be read): reset on release.
-    SessionState,
-    /// A command after which replies no longer answer requests.
-    ModeChange(&'static str),
-}
-
-/// Commands whose effect outlives the call on this connection.
-const SESSION_COMMANDS: &[&str] = &[
-    "MULTI",
-    "EXEC",
-    "DISCARD",
-    "WATCH",
-    "UNWATCH",
-    "SELECT",
-    "CLIENT",
-    "HELLO",
-    "AUTH",
-    "RESET",
-    "READONLY",
-    "READWRITE",
-    "UNSUBSCRIBE",
-    "PUNSUBSCRIBE",
-    "SUNSUBSCRIBE",
-];
-
-/// Commands that switch a RESP2 connection into push mode.
-const MODE_COMMANDS: &[&str] = &["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"];
-
-/// Reads the command names out of packed RESP (`*<n>\r\n$<len>\r\n<name>\r\n...`).
-/// `None` when the buffer is not well-formed packed RESP.
-fn command_names(mut buf: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut names = Vec::new();
-    while !buf.is_empty() {
-        let (count, rest) = read_header(buf, b'*')?;
-        buf = rest;
-        for i in 0..count {
-            let (len, rest) = read_header(buf, b'$')?;
-            if rest.len() < len + 2 {
-                return None;
-            }
-            if i == 0 {
-                names.push(&rest[..len]);
-            }
-            buf = &rest[len + 2..];
-        }
-    }
-    Some(names)
-}
-
-fn is_one_of(name: &[u8], list: &[&'static str]) -> Option<&'static str> {
-    list.iter()
-        .find(|c| name.eq_ignore_ascii_case(c.as_bytes()))
-        .copied()
-}
-
-/// What the commands in packed RESP do to the session.
-pub(crate) fn scan_commands(buf: &[u8]) -> Scan {
-    let Some(names) = command_names(buf) else {
-        return Scan::SessionState;
-    };
-    let mut result = Scan::Plain;
-    for name in names {
-        if let Some(m) = is_one_of(name, MODE_COMMANDS) {
-            return Scan::ModeChange(m);
-        }
-        if is_one_of(name, SESSION_COMMANDS).is_some() {
-            result = Scan::SessionState;
-        }
-    }
-    result
-}
-
-/// Like [`scan_commands`], but a complete `MULTI ... EXEC` block (what an atomic pipeline
-/// sends) counts as [`Scan::Plain`]: the transaction is over when its replies are read.
-#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-pub(crate) fn scan_commands_closed_transactions(buf: &[u8]) -> Scan {
-    let Some(names) = command_names(buf) else {
-        return Scan::SessionState;
-    };
-    let is = |name: &[u8], c: &str| name.eq_ignore_ascii_case(c.as_bytes());
-    if let [first, middle @ .., last] = names.as_slice() {
-        if is(first, "MULTI") && is(last, "EXEC") {
-            for name in middle {
-                if let Some(m) = is_one_of(name, MODE_COMMANDS) {
-                    return Scan::ModeChange(m);
-                }
-                if is_one_of(name, SESSION_COMMANDS).is_some() {
-                    return Scan::SessionState;
-                }
-            }
-            return Scan::Plain;
-        }
-    }
-    scan_commands(buf)
-}
-
-/// Parses `<tag><decimal>\r\n` at the start of `buf`.
-fn read_header(buf: &[u8], tag: u8) -> Option<(usize, &[u8])> {
-    let rest = buf.strip_prefix(&[tag])?;
-    let end = rest.iter().position(|&b| b == b'\r')?;
-    let n: usize = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    let rest = rest.get(end..)?.strip_prefix(b"\r\n")?;
-    Some((n, rest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn packed(args: &[&str]) -> Vec<u8> {
-        let mut c = redis::cmd(args[0]);
-        for a in &args[1..] {
-            c.arg(*a);
-        }
-        c.get_packed_command()
-    }
-
-    #[test]
-    fn scan_finds_session_commands() {
-        assert_eq!(scan_commands(&packed(&["GET", "k"])), Scan::Plain);
-        assert_eq!(scan_commands(&packed(&["SET", "multi", "x"])), Scan::Plain);
-        assert_eq!(scan_commands(&packed(&["multi"])), Scan::SessionState);
-        assert_eq!(scan_commands(&packed(&["SELECT", "3"])), Scan::SessionState);
-        assert_eq!(
-            scan_commands(&packed(&["SUBSCRIBE", "ch"])),
-            Scan::ModeChange("SUBSCRIBE")
-        );
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET")
-            .arg("a")
-            .cmd("WATCH")
-            .arg("b")
-            .cmd("GET")
-            .arg("c");
-        assert_eq!(
-            scan_commands(&pipe.get_packed_pipeline()),
-            Scan::SessionState
-        );
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("GET").arg("a");
-        assert_eq!(
-            scan_commands(&pipe.get_packed_pipeline()),
-            Scan::SessionState
-        );
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg("a").cmd("INCR").arg("b");
-        assert_eq!(scan_commands(&pipe.get_packed_pipeline()), Scan::Plain);
-    }
-
-    #[test]
-    fn closed_transactions_are_plain_for_cluster_scan() {
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("SET").arg("a").arg(1).cmd("GET").arg("a");
-        let atomic = pipe.get_packed_pipeline();
-        assert_eq!(scan_commands_closed_transactions(&atomic), Scan::Plain);
-        assert_eq!(scan_commands(&atomic), Scan::SessionState);
-        assert_eq!(
-            scan_commands_closed_transactions(&packed(&["MULTI"])),
-            Scan::SessionState
-        );
-        assert_eq!(
-            scan_commands_closed_transactions(&packed(&["WATCH", "k"])),
-            Scan::SessionState
-        );
-        assert_eq!(
-            scan_commands_closed_transactions(&packed(&["GET", "k"])),
-            Scan::Plain
-        );
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("SELECT").arg(1);
-        assert_eq!(
-            scan_commands_closed_transactions(&pipe.get_packed_pipeline()),
-            Scan::SessionState
-        );
-        assert_eq!(
-            scan_commands_closed_transactions(b"garbage"),
-            Scan::SessionState
-        );
-    }
-
-    #[test]
-    fn scan_is_conservative_on_garbage() {
-        assert_eq!(scan_commands(b"PING\r\n"), Scan::SessionState);
-        assert_eq!(scan_commands(b"*1\r\n$10\r\nGET\r\n"), Scan::SessionState);
-        assert_eq!(scan_commands(b"*x\r\n"), Scan::SessionState);
-        assert_eq!(scan_commands(b""), Scan::Plain);
-    }
 
     #[test]
     fn server_errors_keep_the_stream() {

@@ -79,13 +79,13 @@
 
 #![warn(missing_docs)]
 
-mod broken;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod config;
 mod connection;
 mod error;
 mod factory;
+mod resp;
 mod validation;
 
 #[cfg(feature = "cluster")]
@@ -95,7 +95,7 @@ pub use cluster::{
     DEFAULT_NODE_CONNECT_TIMEOUT,
 };
 pub use config::RedisConfig;
-pub use connection::RedisConnection;
+pub use connection::{DriverConnection, RedisConnection};
 pub use error::{ConfigError, RedisError};
 pub use factory::RedisConnectionFactory;
 pub use validation::{CompositeValidation, PingValidation, QueryValidation};

@@ -24,8 +24,9 @@ use std::time::Duration;
 use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 use redis::{Cmd, Value};
 
-use crate::connection::{describe_value, RedisConnection};
+use crate::connection::{DriverConnection, RedisConnection};
 use crate::error::RedisError;
+use crate::resp::describe_value;
 
 /// Several checks in order; the first failure fails the connection.
 ///
@@ -49,10 +50,10 @@ pub type CompositeValidation = pool_core::validation::CompositeValidation<RedisC
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PingValidation;
 
-impl ValidationStrategy<RedisConnection> for PingValidation {
+impl<C: DriverConnection> ValidationStrategy<RedisConnection<C>> for PingValidation {
     fn validate(
         &self,
-        conn: &mut RedisConnection,
+        conn: &mut RedisConnection<C>,
         _info: &ConnectionInfo,
         timeout: Duration,
     ) -> Result<(), ValidationError> {
@@ -60,7 +61,7 @@ impl ValidationStrategy<RedisConnection> for PingValidation {
     }
 
     fn name(&self) -> &str {
-        "redis-ping"
+        C::PING_CHECK
     }
 }
 
@@ -109,20 +110,8 @@ impl QueryValidation {
 }
 
 impl QueryValidation {
-    /// The command sent.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn command(&self) -> &Cmd {
-        &self.cmd
-    }
-
-    /// The strategy's name for logs.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn strategy_name(&self) -> &str {
-        &self.name
-    }
-
     /// Compares a reply with the expected one.
-    pub(crate) fn check_reply(&self, reply: &Value) -> Result<(), RedisError> {
+    fn check_reply(&self, reply: &Value) -> Result<(), RedisError> {
         let Some(expected) = &self.expected else {
             return Ok(());
         };
@@ -155,10 +144,12 @@ impl fmt::Debug for QueryValidation {
     }
 }
 
-impl ValidationStrategy<RedisConnection> for QueryValidation {
+/// On a cluster connection the command is routed by the `redis` crate like any other (by
+/// its key, or to a node it picks for keyless commands).
+impl<C: DriverConnection> ValidationStrategy<RedisConnection<C>> for QueryValidation {
     fn validate(
         &self,
-        conn: &mut RedisConnection,
+        conn: &mut RedisConnection<C>,
         _info: &ConnectionInfo,
         timeout: Duration,
     ) -> Result<(), ValidationError> {
