@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
 
 mod report;
-use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, PingValidation};
+use pool_http::{ConfigError, HttpConfig, HttpConnectionFactory, PingValidation};
 use report::Report;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,11 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let origin = format!("http://127.0.0.1:{port}");
 
     // 1. The pool.
-    let factory = HttpConnectionFactory::new(
+    let factory = HttpConnectionFactory::from_config(
         HttpConfig::new(&origin)?
-            .connect_timeout(Duration::from_secs(1))
-            .read_timeout(Duration::from_millis(500))
-            .probe_path("/health"),
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_read_timeout(Duration::from_millis(500))
+            .with_probe_path("/health"),
     );
     let pool = ConnectionPool::builder(factory)
         .config(
@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .wait_timeout(Duration::from_secs(5))
                 .build()?,
         )
-        .validation(PingValidation::new("/health"))
+        .validation(PingValidation) // GET /health, the probe path, must answer 2xx
         .build()?;
 
     let start = Instant::now();
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. A bad origin.
     match HttpConfig::new(&format!("{origin}/api/v1")) {
-        Err(e @ HttpPoolError::InvalidOrigin(_)) => println!("bad origin: {e}"),
+        Err(e @ ConfigError::InvalidOrigin(_)) => println!("bad origin: {e}"),
         other => println!("bad origin: unexpected {other:?}"),
     }
 
@@ -146,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         l.local_addr()?.port()
     };
     let nowhere = ConnectionPool::new(
-        HttpConnectionFactory::from_origin(&format!("http://127.0.0.1:{closed}"))?,
+        HttpConnectionFactory::new(&format!("http://127.0.0.1:{closed}"))?,
         PoolConfig::default(),
     )?;
     match nowhere.acquire_timeout(Duration::from_millis(300)) {

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::HttpPoolError;
+use pool_core::backend::Secret;
+
+use crate::error::ConfigError;
 
 /// Default connect timeout: 10 seconds (the pool's `connection_timeout` also applies).
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -12,16 +14,6 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest response body read into memory: 16 MiB.
 pub(crate) const DEFAULT_MAX_RESPONSE_BODY: u64 = 16 * 1024 * 1024;
-
-/// A secret header value: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// How requests authenticate.
 #[derive(Clone)]
@@ -42,15 +34,15 @@ impl fmt::Debug for Auth {
 impl Auth {
     pub(crate) fn header_value(&self) -> &str {
         match self {
-            Auth::Basic { header, .. } | Auth::Bearer { header } => &header.0,
+            Auth::Basic { header, .. } | Auth::Bearer { header } => header.expose(),
         }
     }
 }
 
 /// The origin to talk to and how.
 ///
-/// Made from an origin URL, `scheme://host[:port]` with an optional trailing `/`, then
-/// adjusted with the builder-style setters (which never fail).
+/// Made from an origin URL, `scheme://host[:port]` with an optional trailing `/`
+/// ([`new`](Self::new)), then adjusted with the `with_*` methods (which never fail).
 ///
 /// Defaults: connect timeout 10 s, read timeout 30 s, probe `HEAD /`, responses up to
 /// 16 MiB, user agent `pool-http/<version>`, no credentials.
@@ -60,14 +52,14 @@ impl Auth {
 /// use pool_http::HttpConfig;
 ///
 /// let config = HttpConfig::new("http://127.0.0.1:8080/")?
-///     .connect_timeout(Duration::from_secs(1))
-///     .basic_auth("svc", "s3cret");
+///     .with_connect_timeout(Duration::from_secs(1))
+///     .with_basic_auth("svc", "s3cret");
 /// assert_eq!(config.origin(), "http://127.0.0.1:8080");
 /// assert!(!format!("{config:?}").contains("s3cret"));
 ///
 /// assert!(HttpConfig::new("http://127.0.0.1:8080/api").is_err()); // a path
 /// assert!(HttpConfig::new("ftp://127.0.0.1").is_err());            // a scheme
-/// # Ok::<(), pool_http::HttpPoolError>(())
+/// # Ok::<(), pool_http::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct HttpConfig {
@@ -75,7 +67,8 @@ pub struct HttpConfig {
     pub(crate) https: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
-    pub(crate) probe_path: Option<String>,
+    pub(crate) probe_path: String,
+    pub(crate) probe: bool,
     pub(crate) max_response_body: u64,
     pub(crate) user_agent: String,
     pub(crate) auth: Option<Auth>,
@@ -84,18 +77,19 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// Parses an origin: `http://host[:port]` or `https://host[:port]`.
     ///
-    /// Rejected, with an [`HttpPoolError::InvalidOrigin`] that says why: anything with a
+    /// Rejected, with a [`ConfigError::InvalidOrigin`] that says why: anything with a
     /// path other than `/`, a query, a fragment, `user:password@`, an unknown scheme, an
     /// empty or malformed host, a port outside 1–65535, and `https://` without the `tls`
     /// cargo feature.
-    pub fn new(origin: &str) -> Result<Self, HttpPoolError> {
+    pub fn new(origin: &str) -> Result<Self, ConfigError> {
         let (origin, https) = parse_origin(origin)?;
         Ok(HttpConfig {
             origin,
             https,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
-            probe_path: Some("/".to_owned()),
+            probe_path: "/".to_owned(),
+            probe: true,
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             user_agent: concat!("pool-http/", env!("CARGO_PKG_VERSION")).to_owned(),
             auth: None,
@@ -104,46 +98,51 @@ impl HttpConfig {
 
     /// Caps the time to open the TCP (and TLS) connection. The pool's
     /// `connection_timeout` applies too. Default: 10 seconds.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long each phase of a request may take: sending it, waiting for the response
     /// head, reading the body. A request that times out fails with
-    /// [`HttpPoolError::Request`] and marks the connection broken. Default: 30 seconds.
-    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+    /// [`HttpError::Request`](crate::HttpError::Request) and marks the connection broken.
+    /// Default: 30 seconds.
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
     }
 
     /// The path `create` and the factory's `validate` send a `HEAD` request to (any
-    /// status counts as "the server answers"). Default: `/`.
+    /// status counts as "the server answers"), and [`PingValidation`](crate::PingValidation)
+    /// a `GET` (which must answer 2xx). Turns probing on. Default: `/`.
     ///
-    /// An invalid path makes `create` fail with [`HttpPoolError::InvalidRequest`].
-    pub fn probe_path(mut self, path: impl Into<String>) -> Self {
-        self.probe_path = Some(path.into());
+    /// An invalid path makes `create` fail with
+    /// [`HttpError::InvalidRequest`](crate::HttpError::InvalidRequest).
+    pub fn with_probe_path(mut self, path: impl Into<String>) -> Self {
+        self.probe_path = path.into();
+        self.probe = true;
         self
     }
 
-    /// Sends no probe: `create` only checks that a TCP connection can be opened (and closes
-    /// it), and the socket is opened by the first request. `validate` then checks a TCP
-    /// connect too. Use it for services where `HEAD /` is expensive or forbidden.
-    pub fn no_probe(mut self) -> Self {
-        self.probe_path = None;
+    /// Whether `create` and `validate` send the probe (default: on). Off, `create` only
+    /// checks that a TCP connection can be opened (and closes it), and the socket is opened
+    /// by the first request; `validate` then checks a TCP connect too. Turn it off for
+    /// services where `HEAD /` is expensive or forbidden.
+    pub fn with_probe(mut self, on: bool) -> Self {
+        self.probe = on;
         self
     }
 
     /// The largest response body read into memory; a larger one fails the request with
-    /// [`HttpPoolError::Request`] (the socket is closed, the connection stays usable).
-    /// Default: 16 MiB.
-    pub fn max_response_body(mut self, bytes: u64) -> Self {
+    /// [`HttpError::Request`](crate::HttpError::Request) (the socket is closed, the
+    /// connection stays usable). Default: 16 MiB.
+    pub fn with_max_response_body(mut self, bytes: u64) -> Self {
         self.max_response_body = bytes;
         self
     }
 
     /// The `User-Agent` header. Default: `pool-http/<version>`.
-    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+    pub fn with_user_agent(mut self, agent: impl Into<String>) -> Self {
         self.user_agent = agent.into();
         self
     }
@@ -151,21 +150,21 @@ impl HttpConfig {
     /// Sends `Authorization: Basic ...` with every request. The password is never shown.
     ///
     /// With credentials set, a `401` or `407` answer to the probe in `create` is a
-    /// permanent [`HttpPoolError::Unauthorized`].
-    pub fn basic_auth(mut self, user: impl Into<String>, password: impl AsRef<str>) -> Self {
+    /// permanent [`HttpError::Unauthorized`](crate::HttpError::Unauthorized).
+    pub fn with_basic_auth(mut self, user: impl Into<String>, password: impl AsRef<str>) -> Self {
         let user = user.into();
         let token = base64(format!("{user}:{}", password.as_ref()).as_bytes());
         self.auth = Some(Auth::Basic {
             user,
-            header: Secret(format!("Basic {token}")),
+            header: Secret::new(format!("Basic {token}")),
         });
         self
     }
 
     /// Sends `Authorization: Bearer <token>` with every request. The token is never shown.
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
+    pub fn with_bearer_token(mut self, token: impl AsRef<str>) -> Self {
         self.auth = Some(Auth::Bearer {
-            header: Secret(format!("Bearer {}", token.as_ref())),
+            header: Secret::new(format!("Bearer {}", token.as_ref())),
         });
         self
     }
@@ -181,18 +180,18 @@ impl HttpConfig {
     }
 
     /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Duration {
+    pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
 
     /// The read timeout.
-    pub fn get_read_timeout(&self) -> Duration {
+    pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }
 
     /// The probe path, if probing is on.
-    pub fn get_probe_path(&self) -> Option<&str> {
-        self.probe_path.as_deref()
+    pub fn probe_path(&self) -> Option<&str> {
+        self.probe.then_some(self.probe_path.as_str())
     }
 
     /// Whether credentials are set.
@@ -202,7 +201,7 @@ impl HttpConfig {
 }
 
 impl FromStr for HttpConfig {
-    type Err = HttpPoolError;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         HttpConfig::new(s)
@@ -215,7 +214,7 @@ impl fmt::Debug for HttpConfig {
             .field("origin", &self.origin)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
-            .field("probe_path", &self.probe_path)
+            .field("probe_path", &self.probe_path())
             .field("max_response_body", &self.max_response_body)
             .field("user_agent", &self.user_agent)
             .field("auth", &self.auth)
@@ -230,12 +229,12 @@ impl fmt::Display for HttpConfig {
     }
 }
 
-fn invalid(why: impl Into<String>) -> HttpPoolError {
-    HttpPoolError::InvalidOrigin(why.into())
+fn invalid(why: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidOrigin(why.into())
 }
 
 /// Checks an origin and returns its canonical form and whether it is https.
-fn parse_origin(input: &str) -> Result<(String, bool), HttpPoolError> {
+fn parse_origin(input: &str) -> Result<(String, bool), ConfigError> {
     let input = input.trim();
     let Some((scheme, rest)) = input.split_once("://") else {
         return Err(invalid(
@@ -259,7 +258,7 @@ fn parse_origin(input: &str) -> Result<(String, bool), HttpPoolError> {
     let (authority, tail) = rest.split_at(end);
     if authority.contains('@') {
         return Err(invalid(
-            "credentials in the origin are not supported (use basic_auth or bearer_token)",
+            "credentials in the origin are not supported (use with_basic_auth or with_bearer_token)",
         ));
     }
     match tail {
@@ -288,7 +287,7 @@ fn parse_origin(input: &str) -> Result<(String, bool), HttpPoolError> {
     Ok((origin, https))
 }
 
-fn split_host_port(authority: &str) -> Result<(String, Option<u16>), HttpPoolError> {
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), ConfigError> {
     if authority.is_empty() {
         return Err(invalid("the host is empty"));
     }
@@ -400,11 +399,11 @@ mod tests {
         ] {
             let err = HttpConfig::new(input).expect_err(input);
             assert!(
-                matches!(err, HttpPoolError::InvalidOrigin(_)),
+                matches!(err, ConfigError::InvalidOrigin(_)),
                 "{input}: {err:?}"
             );
-            assert!(err.is_permanent());
             assert!(!err.to_string().contains("pw@"), "{err}");
+            assert!(crate::HttpError::from(err).is_permanent());
         }
     }
 
@@ -432,13 +431,13 @@ mod tests {
     fn debug_hides_credentials() {
         let c = HttpConfig::new("http://h")
             .unwrap()
-            .basic_auth("u", "pw-123");
+            .with_basic_auth("u", "pw-123");
         let d = format!("{c:?} {c}");
         assert!(
             !d.contains("pw-123") && !d.contains(&base64(b"u:pw-123")),
             "{d}"
         );
-        let c = c.bearer_token("tok-456");
+        let c = c.with_bearer_token("tok-456");
         let d = format!("{c:?} {c}");
         assert!(!d.contains("tok-456"), "{d}");
     }

@@ -8,7 +8,7 @@ use ureq::http::{self, Method};
 use ureq::Agent;
 
 use crate::config::HttpConfig;
-use crate::error::HttpPoolError;
+use crate::error::HttpError;
 
 /// A client bound to one origin that holds at most one keep-alive TCP connection.
 ///
@@ -23,7 +23,7 @@ use crate::error::HttpPoolError;
 /// use pool_core::ConnectionFactory;
 /// use pool_http::{HttpConnectionFactory, HttpRequest};
 ///
-/// let factory = HttpConnectionFactory::from_origin("http://127.0.0.1:8080")?;
+/// let factory = HttpConnectionFactory::new("http://127.0.0.1:8080")?;
 /// let mut conn = factory.create(Duration::from_secs(5))?;
 /// let user = conn.get("/users/123")?;
 /// println!("{} {}", user.status(), user.text_lossy());
@@ -78,18 +78,23 @@ impl HttpConnection {
         &self.config.origin
     }
 
+    /// The settings of the factory that opened this connection.
+    pub(crate) fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
     /// `GET path`.
-    pub fn get(&mut self, path: &str) -> Result<HttpResponse, HttpPoolError> {
+    pub fn get(&mut self, path: &str) -> Result<HttpResponse, HttpError> {
         self.send(HttpRequest::new("GET", path))
     }
 
     /// `HEAD path`.
-    pub fn head(&mut self, path: &str) -> Result<HttpResponse, HttpPoolError> {
+    pub fn head(&mut self, path: &str) -> Result<HttpResponse, HttpError> {
         self.send(HttpRequest::new("HEAD", path))
     }
 
     /// `DELETE path`.
-    pub fn delete(&mut self, path: &str) -> Result<HttpResponse, HttpPoolError> {
+    pub fn delete(&mut self, path: &str) -> Result<HttpResponse, HttpError> {
         self.send(HttpRequest::new("DELETE", path))
     }
 
@@ -99,7 +104,7 @@ impl HttpConnection {
         path: &str,
         content_type: &str,
         body: impl Into<Vec<u8>>,
-    ) -> Result<HttpResponse, HttpPoolError> {
+    ) -> Result<HttpResponse, HttpError> {
         self.send(
             HttpRequest::new("POST", path)
                 .header("Content-Type", content_type)
@@ -113,7 +118,7 @@ impl HttpConnection {
         path: &str,
         content_type: &str,
         body: impl Into<Vec<u8>>,
-    ) -> Result<HttpResponse, HttpPoolError> {
+    ) -> Result<HttpResponse, HttpError> {
         self.send(
             HttpRequest::new("PUT", path)
                 .header("Content-Type", content_type)
@@ -122,7 +127,7 @@ impl HttpConnection {
     }
 
     /// Sends any request and reads the whole response.
-    pub fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, HttpPoolError> {
+    pub fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let builder = self.builder(&request)?;
         let result = match &request.body {
             None => {
@@ -145,7 +150,7 @@ impl HttpConnection {
                 );
                 self.mark_broken(why);
             }
-            HttpPoolError::Request {
+            HttpError::Request {
                 origin: self.config.origin.clone(),
                 source,
             }
@@ -218,10 +223,10 @@ impl HttpConnection {
     }
 
     /// Checks `request` and starts its `http::Request`.
-    fn builder(&self, request: &HttpRequest) -> Result<http::request::Builder, HttpPoolError> {
+    fn builder(&self, request: &HttpRequest) -> Result<http::request::Builder, HttpError> {
         check_path(&request.path)?;
         let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
-            HttpPoolError::InvalidRequest(format!("{:?} is not an HTTP method", request.method))
+            HttpError::InvalidRequest(format!("{:?} is not an HTTP method", request.method))
         })?;
         let mut builder = http::Request::builder()
             .method(method)
@@ -236,8 +241,8 @@ impl HttpConnection {
     }
 }
 
-fn invalid_request(e: http::Error) -> HttpPoolError {
-    HttpPoolError::InvalidRequest(format!("{e}"))
+fn invalid_request(e: http::Error) -> HttpError {
+    HttpError::InvalidRequest(format!("{e}"))
 }
 
 /// Errors after which the connection may hold a dead or confused socket.
@@ -253,12 +258,8 @@ fn breaks_connection(e: &ureq::Error) -> bool {
 }
 
 /// A path relative to the origin: starts with one `/`, printable ASCII, no fragment.
-fn check_path(path: &str) -> Result<(), HttpPoolError> {
-    let bad = |why: &str| {
-        Err(HttpPoolError::InvalidRequest(format!(
-            "invalid path: {why}"
-        )))
-    };
+fn check_path(path: &str) -> Result<(), HttpError> {
+    let bad = |why: &str| Err(HttpError::InvalidRequest(format!("invalid path: {why}")));
     if !path.starts_with('/') {
         return bad("it must start with '/' (paths are relative to the origin)");
     }
@@ -445,7 +446,7 @@ mod tests {
             "/a\r\nHost: x",
         ] {
             assert!(
-                matches!(check_path(bad), Err(HttpPoolError::InvalidRequest(_))),
+                matches!(check_path(bad), Err(HttpError::InvalidRequest(_))),
                 "{bad:?}"
             );
         }
@@ -457,15 +458,15 @@ mod tests {
         let mut conn = HttpConnection::new(config);
         assert!(matches!(
             conn.get("no-slash"),
-            Err(HttpPoolError::InvalidRequest(_))
+            Err(HttpError::InvalidRequest(_))
         ));
         assert!(matches!(
             conn.send(HttpRequest::new("BAD METHOD", "/")),
-            Err(HttpPoolError::InvalidRequest(_))
+            Err(HttpError::InvalidRequest(_))
         ));
         assert!(matches!(
             conn.send(HttpRequest::get("/").header("X-Bad", "a\nb")),
-            Err(HttpPoolError::InvalidRequest(_))
+            Err(HttpError::InvalidRequest(_))
         ));
         assert!(!conn.is_broken());
         assert_eq!(conn.requests_sent(), 0);

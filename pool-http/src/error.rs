@@ -1,33 +1,53 @@
-//! The backend's error type.
+//! Errors: [`ConfigError`] when a config or a factory is built, [`HttpError`] when the
+//! pool opens or checks a connection, or a request fails.
 
-use std::fmt;
+/// An origin that cannot be used, found when the config is built. Never a panic; never
+/// credentials in its text.
+///
+/// ```
+/// use pool_http::{ConfigError, HttpConfig};
+///
+/// let err = HttpConfig::new("http://host/with/path").unwrap_err();
+/// assert!(matches!(err, ConfigError::InvalidOrigin(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The origin URL is not `http(s)://host[:port]`.
+    #[error("invalid HTTP origin: {0}")]
+    InvalidOrigin(String),
+}
 
-/// What opening, checking or using an HTTP connection can fail with.
+/// What opening, checking or using an HTTP connection can fail with: the factory's `Error`.
 ///
 /// The pool keeps it (shared) as the cause of `PoolError::Connection` and
 /// `PoolError::AcquireTimeout`; get it back with `PoolError::connection_error()` and
-/// `downcast_ref::<HttpPoolError>()`. Nothing here ever shows credentials.
+/// `downcast_ref::<HttpError>()`. Nothing here ever shows credentials.
 ///
 /// `Display` says what failed but does not repeat the `ureq` error, which is `source()` (for
 /// `Connect` and `Request`): print the chain to see it (`{:#}` with `anyhow`, the report of
 /// `eyre`, or a loop over `source()`).
 ///
 /// ```
-/// use pool_http::{HttpConfig, HttpPoolError};
+/// use pool_http::{ConfigError, HttpConfig, HttpError};
 ///
-/// let err = HttpConfig::new("http://host/with/path").unwrap_err();
-/// assert!(matches!(err, HttpPoolError::InvalidOrigin(_)));
+/// let err = HttpError::from(HttpConfig::new("http://host/with/path").unwrap_err());
+/// assert!(matches!(err, HttpError::Config(ConfigError::InvalidOrigin(_))));
 /// assert!(err.is_permanent());
 /// ```
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HttpPoolError {
-    /// The origin URL is not `http(s)://host[:port]`. Permanent.
-    InvalidOrigin(String),
+pub enum HttpError {
+    /// The settings cannot work (a [`ConfigError`], converted). Permanent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A request could not be built (bad path, method or header); nothing was sent and the
     /// connection is fine.
+    #[error("invalid HTTP request: {0}")]
     InvalidRequest(String),
     /// Opening the connection failed: refused, timed out, DNS, TLS. Retried by the pool
     /// (TLS failures excepted, see [`is_permanent`](Self::is_permanent)).
+    #[error("could not connect to {origin}")]
     Connect {
         /// The origin.
         origin: String,
@@ -36,6 +56,7 @@ pub enum HttpPoolError {
     },
     /// The server rejected the configured credentials (`401`/`407` to the probe).
     /// Permanent.
+    #[error("{origin} rejected the configured credentials (status {status})")]
     Unauthorized {
         /// The origin.
         origin: String,
@@ -44,6 +65,7 @@ pub enum HttpPoolError {
     },
     /// A request got no (complete) response: I/O error, timeout, protocol error, or a body
     /// above the size limit.
+    #[error("request to {origin} failed")]
     Request {
         /// The origin.
         origin: String,
@@ -51,6 +73,7 @@ pub enum HttpPoolError {
         source: ureq::Error,
     },
     /// A health check got a status it did not want.
+    #[error("{path} answered status {status}, expected {expected}")]
     Status {
         /// The path checked.
         path: String,
@@ -60,6 +83,7 @@ pub enum HttpPoolError {
         expected: String,
     },
     /// A health check got a body it did not want.
+    #[error("{path} answered an unexpected body (expected {expected})")]
     UnexpectedBody {
         /// The path checked.
         path: String,
@@ -67,18 +91,19 @@ pub enum HttpPoolError {
         expected: String,
     },
     /// The connection was already marked broken.
+    #[error("the HTTP connection is broken: {0}")]
     Broken(String),
 }
 
-impl HttpPoolError {
+impl HttpError {
     /// Whether waiting cannot help: a bad origin, rejected credentials, a failed TLS
     /// handshake.
     pub fn is_permanent(&self) -> bool {
         match self {
-            HttpPoolError::InvalidOrigin(_)
-            | HttpPoolError::InvalidRequest(_)
-            | HttpPoolError::Unauthorized { .. } => true,
-            HttpPoolError::Connect { source, .. } => is_tls_error(source),
+            HttpError::Config(_)
+            | HttpError::InvalidRequest(_)
+            | HttpError::Unauthorized { .. } => true,
+            HttpError::Connect { source, .. } => is_tls_error(source),
             _ => false,
         }
     }
@@ -86,9 +111,7 @@ impl HttpPoolError {
     /// The `ureq` error behind this one, if any.
     pub fn ureq_error(&self) -> Option<&ureq::Error> {
         match self {
-            HttpPoolError::Connect { source, .. } | HttpPoolError::Request { source, .. } => {
-                Some(source)
-            }
+            HttpError::Connect { source, .. } | HttpError::Request { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -112,88 +135,6 @@ fn is_tls_error(e: &ureq::Error) -> bool {
     text.starts_with("Tls") || text.starts_with("Rustls") || text.starts_with("Pem")
 }
 
-impl fmt::Display for HttpPoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HttpPoolError::InvalidOrigin(why) => write!(f, "invalid HTTP origin: {why}"),
-            HttpPoolError::InvalidRequest(why) => write!(f, "invalid HTTP request: {why}"),
-            // The ureq error is `source()`: its text is not repeated here.
-            HttpPoolError::Connect { origin, .. } => write!(f, "could not connect to {origin}"),
-            HttpPoolError::Unauthorized { origin, status } => write!(
-                f,
-                "{origin} rejected the configured credentials (status {status})"
-            ),
-            HttpPoolError::Request { origin, .. } => write!(f, "request to {origin} failed"),
-            HttpPoolError::Status {
-                path,
-                status,
-                expected,
-            } => write!(f, "{path} answered status {status}, expected {expected}"),
-            HttpPoolError::UnexpectedBody { path, expected } => {
-                write!(
-                    f,
-                    "{path} answered an unexpected body (expected {expected})"
-                )
-            }
-            HttpPoolError::Broken(why) => write!(f, "the HTTP connection is broken: {why}"),
-        }
-    }
-}
-
-impl fmt::Debug for HttpPoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HttpPoolError::InvalidOrigin(why) => f.debug_tuple("InvalidOrigin").field(why).finish(),
-            HttpPoolError::InvalidRequest(why) => {
-                f.debug_tuple("InvalidRequest").field(why).finish()
-            }
-            HttpPoolError::Connect { origin, source } => f
-                .debug_struct("Connect")
-                .field("origin", origin)
-                .field("source", source)
-                .finish(),
-            HttpPoolError::Unauthorized { origin, status } => f
-                .debug_struct("Unauthorized")
-                .field("origin", origin)
-                .field("status", status)
-                .finish(),
-            HttpPoolError::Request { origin, source } => f
-                .debug_struct("Request")
-                .field("origin", origin)
-                .field("source", source)
-                .finish(),
-            HttpPoolError::Status {
-                path,
-                status,
-                expected,
-            } => f
-                .debug_struct("Status")
-                .field("path", path)
-                .field("status", status)
-                .field("expected", expected)
-                .finish(),
-            HttpPoolError::UnexpectedBody { path, expected } => f
-                .debug_struct("UnexpectedBody")
-                .field("path", path)
-                .field("expected", expected)
-                .finish(),
-            HttpPoolError::Broken(why) => f.debug_tuple("Broken").field(why).finish(),
-        }
-    }
-}
-
-impl std::error::Error for HttpPoolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.ureq_error()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// [`pool_core::error::Report`] as a `String`, for this crate's logs.
-pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    pool_core::error::Report(e).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,14 +152,14 @@ mod tests {
     fn no_variant_repeats_the_ureq_error() {
         let cases = [
             (
-                HttpPoolError::Connect {
+                HttpError::Connect {
                     origin: "http://127.0.0.1:9".into(),
                     source: refused(),
                 },
                 "could not connect to http://127.0.0.1:9",
             ),
             (
-                HttpPoolError::Request {
+                HttpError::Request {
                     origin: "http://127.0.0.1:9".into(),
                     source: ureq::Error::Timeout(ureq::Timeout::RecvResponse),
                 },
@@ -244,22 +185,22 @@ mod tests {
     #[test]
     fn variants_without_a_source() {
         for e in [
-            HttpPoolError::InvalidOrigin("no host".into()),
-            HttpPoolError::InvalidRequest("bad header name".into()),
-            HttpPoolError::Unauthorized {
+            HttpError::from(ConfigError::InvalidOrigin("no host".into())),
+            HttpError::InvalidRequest("bad header name".into()),
+            HttpError::Unauthorized {
                 origin: "http://h".into(),
                 status: 401,
             },
-            HttpPoolError::Status {
+            HttpError::Status {
                 path: "/health".into(),
                 status: 503,
                 expected: "200".into(),
             },
-            HttpPoolError::UnexpectedBody {
+            HttpError::UnexpectedBody {
                 path: "/health".into(),
                 expected: "a body containing \"ok\"".into(),
             },
-            HttpPoolError::Broken("read timed out".into()),
+            HttpError::Broken("read timed out".into()),
         ] {
             assert!(e.source().is_none(), "{e:?}");
             assert_no_repeated_causes(&e);

@@ -5,11 +5,12 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pool_core::error::Report;
 use pool_core::ConnectionFactory;
 
 use crate::config::HttpConfig;
 use crate::connection::{HttpConnection, HttpRequest};
-use crate::error::HttpPoolError;
+use crate::error::{ConfigError, HttpError};
 
 /// Opens, checks and recycles [`HttpConnection`]s to one origin for a
 /// `pool_core::ConnectionPool`.
@@ -17,17 +18,17 @@ use crate::error::HttpPoolError;
 /// * `create(timeout)`: a new client, then `HEAD <probe path>` bounded by `timeout` (and
 ///   the config's connect timeout), which opens its keep-alive socket. Any status counts
 ///   as success, except `401`/`407` when credentials are configured
-///   ([`HttpPoolError::Unauthorized`], permanent). With [`HttpConfig::no_probe`] it only
+///   ([`HttpError::Unauthorized`], permanent). With [`HttpConfig::with_probe`]`(false)` it only
 ///   checks that a TCP connection can be opened.
 /// * `validate(conn, timeout)`: the same probe on the connection, bounded by `timeout`.
 /// * `is_broken(conn)`: whether its last request failed without a response. No I/O.
-/// * `is_permanent(err)`: [`HttpPoolError::is_permanent`].
+/// * `is_permanent(err)`: [`HttpError::is_permanent`].
 ///
 /// ```no_run
 /// use pool_core::{ConnectionPool, PoolConfig};
 /// use pool_http::HttpConnectionFactory;
 ///
-/// let factory = HttpConnectionFactory::from_origin("http://127.0.0.1:8080")?;
+/// let factory = HttpConnectionFactory::new("http://127.0.0.1:8080")?;
 /// let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(4).build()?)?;
 /// let mut conn = pool.acquire()?;
 /// let response = conn.get("/users/123")?;
@@ -39,23 +40,35 @@ pub struct HttpConnectionFactory {
 }
 
 impl HttpConnectionFactory {
-    /// A factory for `config`.
-    pub fn new(config: HttpConfig) -> Self {
-        HttpConnectionFactory {
-            config: Arc::new(config),
-        }
-    }
-
     /// A factory for `origin` with default settings (see [`HttpConfig::new`]).
     ///
     /// ```
     /// use pool_http::HttpConnectionFactory;
     ///
-    /// assert!(HttpConnectionFactory::from_origin("http://127.0.0.1:8080").is_ok());
-    /// assert!(HttpConnectionFactory::from_origin("http://127.0.0.1:8080/v1").is_err());
+    /// assert!(HttpConnectionFactory::new("http://127.0.0.1:8080").is_ok());
+    /// assert!(HttpConnectionFactory::new("http://127.0.0.1:8080/v1").is_err());
     /// ```
-    pub fn from_origin(origin: &str) -> Result<Self, HttpPoolError> {
-        Ok(Self::new(HttpConfig::new(origin)?))
+    pub fn new(origin: &str) -> Result<Self, ConfigError> {
+        Ok(Self::from_config(HttpConfig::new(origin)?))
+    }
+
+    /// A factory for `config`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_http::{HttpConfig, HttpConnectionFactory};
+    ///
+    /// let config = HttpConfig::new("http://127.0.0.1:8080")?
+    ///     .with_read_timeout(Duration::from_secs(5))
+    ///     .with_probe_path("/health");
+    /// let factory = HttpConnectionFactory::from_config(config);
+    /// assert_eq!(factory.config().probe_path(), Some("/health"));
+    /// # Ok::<(), pool_http::ConfigError>(())
+    /// ```
+    pub fn from_config(config: HttpConfig) -> Self {
+        HttpConnectionFactory {
+            config: Arc::new(config),
+        }
     }
 
     /// The configuration.
@@ -64,35 +77,35 @@ impl HttpConnectionFactory {
     }
 
     /// Sends the probe on `conn` within `timeout`.
-    fn probe(&self, conn: &mut HttpConnection, timeout: Duration) -> Result<(), HttpPoolError> {
+    fn probe(&self, conn: &mut HttpConnection, timeout: Duration) -> Result<(), HttpError> {
         if let Some(why) = conn.broken_reason() {
-            return Err(HttpPoolError::Broken(why.to_owned()));
+            return Err(HttpError::Broken(why.to_owned()));
         }
         let origin = self.config.origin.clone();
         let timeout = timeout.min(self.config.connect_timeout + self.config.read_timeout);
         if timeout.is_zero() {
-            return Err(HttpPoolError::Connect {
+            return Err(HttpError::Connect {
                 origin,
                 source: timed_out(),
             });
         }
-        match &self.config.probe_path {
+        match self.config.probe_path() {
             Some(path) => {
                 let response = conn
-                    .send(HttpRequest::new("HEAD", path.as_str()).timeout(timeout))
+                    .send(HttpRequest::new("HEAD", path).timeout(timeout))
                     .map_err(|e| match e {
-                        HttpPoolError::Request { origin, source } => {
-                            HttpPoolError::Connect { origin, source }
+                        HttpError::Request { origin, source } => {
+                            HttpError::Connect { origin, source }
                         }
                         other => other,
                     })?;
                 let status = response.status();
                 if self.config.has_credentials() && matches!(status, 401 | 407) {
-                    return Err(HttpPoolError::Unauthorized { origin, status });
+                    return Err(HttpError::Unauthorized { origin, status });
                 }
                 Ok(())
             }
-            None => tcp_check(&self.config, timeout).map_err(|e| HttpPoolError::Connect {
+            None => tcp_check(&self.config, timeout).map_err(|e| HttpError::Connect {
                 origin,
                 source: ureq::Error::Io(e),
             }),
@@ -141,9 +154,9 @@ fn tcp_check(config: &HttpConfig, timeout: Duration) -> std::io::Result<()> {
 
 impl ConnectionFactory for HttpConnectionFactory {
     type Connection = HttpConnection;
-    type Error = HttpPoolError;
+    type Error = HttpError;
 
-    fn create(&self, timeout: Duration) -> Result<HttpConnection, HttpPoolError> {
+    fn create(&self, timeout: Duration) -> Result<HttpConnection, HttpError> {
         let mut conn = HttpConnection::new(self.config.clone());
         match self.probe(&mut conn, timeout) {
             Ok(()) => {
@@ -155,14 +168,14 @@ impl ConnectionFactory for HttpConnectionFactory {
                 log::debug!(
                     "could not open an HTTP connection to {}: {}",
                     self.config.origin,
-                    crate::error::chain_text(&e)
+                    Report(&e)
                 );
                 Err(e)
             }
         }
     }
 
-    fn validate(&self, conn: &mut HttpConnection, timeout: Duration) -> Result<(), HttpPoolError> {
+    fn validate(&self, conn: &mut HttpConnection, timeout: Duration) -> Result<(), HttpError> {
         self.probe(conn, timeout)
     }
 
@@ -170,7 +183,7 @@ impl ConnectionFactory for HttpConnectionFactory {
         conn.is_broken()
     }
 
-    fn is_permanent(&self, error: &HttpPoolError) -> bool {
+    fn is_permanent(&self, error: &HttpError) -> bool {
         error.is_permanent()
     }
 }

@@ -12,35 +12,39 @@
 //!
 //! # How the pieces fit
 //!
-//! * [`HttpConfig`] parses the origin (`http://host:port`, or `https://` with the `tls`
-//!   cargo feature; a path, query, fragment, credentials or another scheme is an
-//!   [`HttpPoolError::InvalidOrigin`], never a panic) and holds the connect and read
-//!   timeouts, optional credentials (never shown by `Debug`), the probe path, and the
-//!   response size limit.
-//! * [`HttpConnectionFactory`] opens connections for the pool: `create(timeout)` sends a
+//! * [`HttpConnectionFactory`] opens connections for the pool, from an origin with
+//!   [`HttpConnectionFactory::new`] or from an [`HttpConfig`] with
+//!   [`from_config`](HttpConnectionFactory::from_config): `create(timeout)` sends a
 //!   `HEAD` to the probe path within `timeout`, which opens the keep-alive socket and
 //!   proves the server answers; `validate` repeats it; `is_broken` reports connections
-//!   whose last request failed with an I/O error or timeout.
+//!   whose last request failed with an I/O error or timeout. Its errors are
+//!   [`HttpError`]s.
+//! * [`HttpConfig`] parses the origin (`http://host:port`, or `https://` with the `tls`
+//!   cargo feature; a path, query, fragment, credentials or another scheme is a
+//!   [`ConfigError`], never a panic) and holds, set with `with_*` methods, the connect and
+//!   read timeouts, optional credentials (never shown by `Debug`), the probe path, and the
+//!   response size limit.
 //! * [`HttpConnection`] is what the pool hands out: `conn.get("/users/123")`,
 //!   `conn.post("/users", "application/json", body)`, or [`HttpRequest`] for anything else.
 //!   Paths are relative to the origin.
-//! * [`PingValidation`] (a health path must answer 2xx), [`QueryValidation`] (a path must
+//! * [`PingValidation`] (the probe path must answer 2xx), [`QueryValidation`] (a path must
 //!   answer a given status and body) and [`CompositeValidation`] are health checks to plug
 //!   into the pool builder.
+//! * [`HttpPool`] names the pool type.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_http::{HttpConfig, HttpConnectionFactory, PingValidation};
+//! use pool_core::PoolConfig;
+//! use pool_http::{HttpConfig, HttpConnectionFactory, HttpPool, PingValidation};
 //!
 //! let config = HttpConfig::new("http://127.0.0.1:8080")?
-//!     .read_timeout(Duration::from_secs(5))
-//!     .probe_path("/health");
-//! let pool = ConnectionPool::builder(HttpConnectionFactory::new(config))
+//!     .with_read_timeout(Duration::from_secs(5))
+//!     .with_probe_path("/health");
+//! let pool = HttpPool::builder(HttpConnectionFactory::from_config(config))
 //!     .config(PoolConfig::builder().max_size(4).build()?)
-//!     .validation(PingValidation::new("/health"))
+//!     .validation(PingValidation) // GET /health must answer 2xx
 //!     .build()?;
 //!
 //! let mut conn = pool.acquire()?;
@@ -56,13 +60,14 @@
 //! A status code is not an error: `404` comes back as a response. Errors are for requests
 //! that got no response: refused, reset, timed out, unparsable. Those mark the connection
 //! broken and the pool discards it on release; the next caller gets a fresh socket. An
-//! invalid path or header is an [`HttpPoolError::InvalidRequest`] and sends nothing.
+//! invalid path or header is an [`HttpError::InvalidRequest`] and sends nothing.
 //!
 //! # Secrets
 //!
-//! Credentials set with [`HttpConfig::basic_auth`] or [`HttpConfig::bearer_token`] are sent
-//! in the `Authorization` header, which `ureq` redacts from its logs; `Debug` of the config,
-//! the factory and the errors prints `***` in their place.
+//! Credentials set with [`HttpConfig::with_basic_auth`] or [`HttpConfig::with_bearer_token`]
+//! are sent in the `Authorization` header, which `ureq` redacts from its logs; they are kept
+//! in a [`Secret`](pool_core::backend::Secret), so `Debug` of the config, the factory and
+//! the errors prints `***` in their place.
 
 #![warn(missing_docs)]
 
@@ -74,9 +79,15 @@ mod validation;
 
 pub use config::HttpConfig;
 pub use connection::{HttpConnection, HttpRequest, HttpResponse};
-pub use error::HttpPoolError;
+pub use error::{ConfigError, HttpError};
 pub use factory::HttpConnectionFactory;
 pub use validation::{CompositeValidation, PingValidation, QueryValidation};
+
+/// A pool of HTTP connections to one origin: what
+/// [`ConnectionPool::new`](pool_core::ConnectionPool::new) and
+/// [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from an
+/// [`HttpConnectionFactory`].
+pub type HttpPool = pool_core::ConnectionPool<HttpConnectionFactory>;
 
 /// The `ureq` crate this backend is built on (for `ureq::Error`, `ureq::http`).
 pub use ureq;

@@ -10,11 +10,12 @@
 //! use pool_core::validation::MaxAgeValidation;
 //! use pool_http::{CompositeValidation, PingValidation, QueryValidation};
 //!
-//! // /healthz must answer 2xx, /ready must answer 200 "ready", and no connection lives
-//! // longer than ten minutes (so DNS changes are picked up).
+//! // The probe path (`HttpConfig::with_probe_path`) must answer 2xx, /ready must answer
+//! // 200 "ready", and no connection lives longer than ten minutes (so DNS changes are
+//! // picked up).
 //! let check = CompositeValidation::new()
-//!     .with(PingValidation::new("/healthz"))
-//!     .with(QueryValidation::new("/ready").status(200).body_contains("ready"))
+//!     .with(PingValidation)
+//!     .with(QueryValidation::new("/ready").with_status(200).with_body_contains("ready"))
 //!     .with(MaxAgeValidation::new(Duration::from_secs(600)));
 //! assert_eq!(check.len(), 3);
 //! ```
@@ -24,7 +25,7 @@ use std::time::Duration;
 use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 
 use crate::connection::{HttpConnection, HttpRequest};
-use crate::error::HttpPoolError;
+use crate::error::HttpError;
 
 /// Several checks in order; the first failure fails the connection.
 ///
@@ -32,36 +33,29 @@ use crate::error::HttpPoolError;
 /// for [`HttpConnection`]: the timeout is shared, each step gets what is left of it.
 pub type CompositeValidation = pool_core::validation::CompositeValidation<HttpConnection>;
 
-/// `GET <path>` must answer 2xx within the validation timeout.
+/// `GET <probe path>` must answer 2xx within the validation timeout: the path set with
+/// [`HttpConfig::with_probe_path`](crate::HttpConfig::with_probe_path) on the factory that
+/// opened the connection (`/` by default, and when probing is off).
+///
+/// Stricter than the factory's own `validate` (a `HEAD` that any status passes): a health
+/// path that answers `503` fails it. To check another path, or for a given status or body,
+/// use [`QueryValidation`].
 ///
 /// ```
-/// use pool_http::PingValidation;
-/// let check = PingValidation::new("/healthz");
-/// assert_eq!(check.path(), "/healthz");
+/// use std::time::Duration;
+/// use pool_core::{ConnectionPool, PoolConfig};
+/// use pool_http::{HttpConfig, HttpConnectionFactory, PingValidation};
+///
+/// let config = HttpConfig::new("http://127.0.0.1:8080")?.with_probe_path("/health");
+/// let pool = ConnectionPool::builder(HttpConnectionFactory::from_config(config))
+///     .config(PoolConfig::default())
+///     .validation(PingValidation) // GET /health must answer 2xx
+///     .build()?;
+/// # let _ = pool;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct PingValidation {
-    path: String,
-}
-
-impl PingValidation {
-    /// Checks `path` (relative to the origin, e.g. `/healthz`).
-    pub fn new(path: impl Into<String>) -> Self {
-        PingValidation { path: path.into() }
-    }
-
-    /// The path checked.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-}
-
-impl Default for PingValidation {
-    /// Checks `/`.
-    fn default() -> Self {
-        PingValidation::new("/")
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PingValidation;
 
 impl ValidationStrategy<HttpConnection> for PingValidation {
     fn validate(
@@ -70,12 +64,13 @@ impl ValidationStrategy<HttpConnection> for PingValidation {
         _info: &ConnectionInfo,
         timeout: Duration,
     ) -> Result<(), ValidationError> {
-        let response = conn.send(HttpRequest::get(self.path.as_str()).timeout(timeout))?;
+        let path = conn.config().probe_path().unwrap_or("/").to_owned();
+        let response = conn.send(HttpRequest::get(path.as_str()).timeout(timeout))?;
         if response.is_success() {
             Ok(())
         } else {
-            Err(HttpPoolError::Status {
-                path: self.path.clone(),
+            Err(HttpError::Status {
+                path,
                 status: response.status(),
                 expected: "2xx".into(),
             }
@@ -94,8 +89,10 @@ impl ValidationStrategy<HttpConnection> for PingValidation {
 /// ```
 /// use pool_http::QueryValidation;
 ///
-/// let exact = QueryValidation::new("/version").status(200).body_equals("v2");
-/// let loose = QueryValidation::new("/status").body_contains("\"ok\":true");
+/// let exact = QueryValidation::new("/version")
+///     .with_status(200)
+///     .with_body_equals("v2");
+/// let loose = QueryValidation::new("/status").with_body_contains("\"ok\":true");
 /// # let _ = (exact, loose);
 /// ```
 #[derive(Debug, Clone)]
@@ -113,7 +110,7 @@ enum BodyCheck {
 
 impl QueryValidation {
     /// Checks `path` (relative to the origin); any 2xx status passes until
-    /// [`status`](Self::status) says otherwise.
+    /// [`with_status`](Self::with_status) says otherwise.
     pub fn new(path: impl Into<String>) -> Self {
         QueryValidation {
             path: path.into(),
@@ -123,19 +120,19 @@ impl QueryValidation {
     }
 
     /// Requires exactly `status`.
-    pub fn status(mut self, status: u16) -> Self {
+    pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }
 
     /// Requires the body to be exactly `text` (surrounding whitespace ignored).
-    pub fn body_equals(mut self, text: impl Into<String>) -> Self {
+    pub fn with_body_equals(mut self, text: impl Into<String>) -> Self {
         self.body = Some(BodyCheck::Equals(text.into()));
         self
     }
 
     /// Requires the body to contain `text`.
-    pub fn body_contains(mut self, text: impl Into<String>) -> Self {
+    pub fn with_body_contains(mut self, text: impl Into<String>) -> Self {
         self.body = Some(BodyCheck::Contains(text.into()));
         self
     }
@@ -154,7 +151,7 @@ impl ValidationStrategy<HttpConnection> for QueryValidation {
             None => response.is_success(),
         };
         if !status_ok {
-            return Err(HttpPoolError::Status {
+            return Err(HttpError::Status {
                 path: self.path.clone(),
                 status: response.status(),
                 expected: match self.status {
@@ -176,7 +173,7 @@ impl ValidationStrategy<HttpConnection> for QueryValidation {
         if body_ok {
             Ok(())
         } else {
-            Err(HttpPoolError::UnexpectedBody {
+            Err(HttpError::UnexpectedBody {
                 path: self.path.clone(),
                 expected,
             }

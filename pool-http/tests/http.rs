@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use pool_core::validation::ConnectionInfo;
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError, ValidationStrategy};
 use pool_http::{
-    CompositeValidation, HttpConfig, HttpConnectionFactory, HttpPoolError, HttpRequest,
-    PingValidation, QueryValidation,
+    CompositeValidation, HttpConfig, HttpConnectionFactory, HttpError, HttpRequest, PingValidation,
+    QueryValidation,
 };
 use support::*;
 
@@ -28,7 +28,7 @@ fn pool_config(max: usize) -> PoolConfig {
 #[test]
 fn requests_are_relative_to_the_origin() {
     let server = TestServer::start();
-    let f = HttpConnectionFactory::from_origin(&server.origin()).unwrap();
+    let f = HttpConnectionFactory::new(&server.origin()).unwrap();
     let mut conn = f.create(T).unwrap();
     let r = conn.get("/users/123").unwrap();
     assert_eq!(r.status(), 200);
@@ -57,7 +57,7 @@ fn requests_are_relative_to_the_origin() {
     // a bad path sends nothing
     assert!(matches!(
         conn.get("users/123"),
-        Err(HttpPoolError::InvalidRequest(_))
+        Err(HttpError::InvalidRequest(_))
     ));
     assert!(!conn.is_broken());
 }
@@ -65,7 +65,7 @@ fn requests_are_relative_to_the_origin() {
 #[test]
 fn one_pooled_connection_uses_one_socket() {
     let server = TestServer::start();
-    let f = HttpConnectionFactory::from_origin(&server.origin()).unwrap();
+    let f = HttpConnectionFactory::new(&server.origin()).unwrap();
     let mut conn = f.create(T).unwrap();
     // create's probe opened the socket
     assert!(eventually(T, || server.counts.accepted() == 1));
@@ -95,7 +95,7 @@ fn one_pooled_connection_uses_one_socket() {
 #[test]
 fn server_side_sockets_never_exceed_max_size() {
     let server = TestServer::start();
-    let factory = HttpConnectionFactory::from_origin(&server.origin()).unwrap();
+    let factory = HttpConnectionFactory::new(&server.origin()).unwrap();
     let pool = ConnectionPool::new(factory, pool_config(3)).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -136,11 +136,11 @@ fn server_side_sockets_never_exceed_max_size() {
 fn server_restart_on_the_same_port_recovers() {
     let mut server = TestServer::start();
     let port = server.port;
-    let factory = HttpConnectionFactory::new(
+    let factory = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .read_timeout(Duration::from_secs(2))
-            .probe_path("/health"),
+            .with_read_timeout(Duration::from_secs(2))
+            .with_probe_path("/health"),
     );
     let config = PoolConfig::builder()
         .max_size(2)
@@ -151,7 +151,7 @@ fn server_restart_on_the_same_port_recovers() {
         .unwrap();
     let pool = ConnectionPool::builder(factory)
         .config(config)
-        .validation(PingValidation::new("/health"))
+        .validation(PingValidation)
         .build()
         .unwrap();
     // warm up two connections
@@ -185,7 +185,7 @@ fn server_restart_on_the_same_port_recovers() {
 fn requests_on_a_dropped_socket_mark_the_connection_broken() {
     let mut server = TestServer::start();
     let port = server.port;
-    let factory = HttpConnectionFactory::from_origin(&server.origin()).unwrap();
+    let factory = HttpConnectionFactory::new(&server.origin()).unwrap();
     let config = PoolConfig::builder()
         .max_size(1)
         .validate_on_acquire(false)
@@ -196,7 +196,7 @@ fn requests_on_a_dropped_socket_mark_the_connection_broken() {
     assert_eq!(conn.get("/health").unwrap().status(), 200);
     server.stop();
     let err = conn.get("/health").unwrap_err();
-    assert!(matches!(err, HttpPoolError::Request { .. }), "{err:?}");
+    assert!(matches!(err, HttpError::Request { .. }), "{err:?}");
     assert!(conn.is_broken());
     drop(conn);
     let _server = TestServer::start_on(port);
@@ -209,12 +209,9 @@ fn requests_on_a_dropped_socket_mark_the_connection_broken() {
 #[test]
 fn unreachable_port_times_out_with_the_connection_error() {
     let port = closed_port();
-    let factory = HttpConnectionFactory::from_origin(&format!("http://127.0.0.1:{port}")).unwrap();
+    let factory = HttpConnectionFactory::new(&format!("http://127.0.0.1:{port}")).unwrap();
     let direct = factory.create(T).unwrap_err();
-    assert!(
-        matches!(direct, HttpPoolError::Connect { .. }),
-        "{direct:?}"
-    );
+    assert!(matches!(direct, HttpError::Connect { .. }), "{direct:?}");
     assert!(!factory.is_permanent(&direct));
 
     // The timeout path: with the circuit breaker on (the default), the caller would fail
@@ -238,11 +235,9 @@ fn unreachable_port_times_out_with_the_connection_error() {
     let cause = err
         .connection_error()
         .expect("carries the connection error");
-    let cause = cause
-        .downcast_ref::<HttpPoolError>()
-        .expect("an HttpPoolError");
-    assert!(matches!(cause, HttpPoolError::Connect { .. }), "{cause:?}");
-    // timeout -> HttpPoolError::Connect -> ureq::Error: each says its part once.
+    let cause = cause.downcast_ref::<HttpError>().expect("an HttpError");
+    assert!(matches!(cause, HttpError::Connect { .. }), "{cause:?}");
+    // timeout -> HttpError::Connect -> ureq::Error: each says its part once.
     assert_no_repeated_causes(&err);
     let chain = error_chain(&err);
     assert_eq!(chain.len(), 3, "{chain:?}");
@@ -256,10 +251,10 @@ fn unreachable_port_times_out_with_the_connection_error() {
 #[test]
 fn read_timeout_fails_the_request_and_breaks_the_connection() {
     let server = TestServer::start();
-    let factory = HttpConnectionFactory::new(
+    let factory = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .read_timeout(Duration::from_millis(200)),
+            .with_read_timeout(Duration::from_millis(200)),
     );
     let mut conn = factory.create(T).unwrap();
     let start = Instant::now();
@@ -282,7 +277,7 @@ fn create_honours_its_timeout() {
     // accepts TCP connections and never answers
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", silent.local_addr().unwrap());
-    let factory = HttpConnectionFactory::from_origin(&origin).unwrap();
+    let factory = HttpConnectionFactory::new(&origin).unwrap();
     let start = Instant::now();
     let err = factory.create(Duration::from_millis(300)).unwrap_err();
     let took = start.elapsed();
@@ -297,15 +292,15 @@ fn create_honours_its_timeout() {
 fn wrong_credentials_are_fast_typed_and_permanent() {
     install_logger();
     let server = TestServer::start();
-    let wrong = HttpConnectionFactory::new(
+    let wrong = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .probe_path("/secure")
-            .basic_auth("user", "wrong-pw-1d93"),
+            .with_probe_path("/secure")
+            .with_basic_auth("user", "wrong-pw-1d93"),
     );
     let err = wrong.create(T).unwrap_err();
     assert!(
-        matches!(err, HttpPoolError::Unauthorized { status: 401, .. }),
+        matches!(err, HttpError::Unauthorized { status: 401, .. }),
         "{err:?}"
     );
     assert!(wrong.is_permanent(&err));
@@ -323,11 +318,11 @@ fn wrong_credentials_are_fast_typed_and_permanent() {
     let shown = format!("{err} {err:?} {}", chain_text(&err));
     assert!(!shown.contains("wrong-pw-1d93"), "{shown}");
 
-    let right = HttpConnectionFactory::new(
+    let right = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .probe_path("/secure")
-            .basic_auth("user", "right"),
+            .with_probe_path("/secure")
+            .with_basic_auth("user", "right"),
     );
     let mut conn = right.create(T).unwrap();
     assert_eq!(conn.get("/secure").unwrap().text_lossy(), "welcome");
@@ -339,14 +334,14 @@ fn credentials_stay_out_of_debug_and_logs() {
     let server = TestServer::start();
     let config = HttpConfig::new(&server.origin())
         .unwrap()
-        .basic_auth("user", "right");
-    let factory = HttpConnectionFactory::new(config.clone());
+        .with_basic_auth("user", "right");
+    let factory = HttpConnectionFactory::from_config(config.clone());
     let mut conn = factory.create(T).unwrap();
     assert_eq!(conn.get("/secure").unwrap().status(), 200);
-    let bearer = HttpConnectionFactory::new(
+    let bearer = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .bearer_token("tok-secret-5521"),
+            .with_bearer_token("tok-secret-5521"),
     );
     let mut conn2 = bearer.create(T).unwrap();
     assert_eq!(conn2.get("/secure").unwrap().status(), 401);
@@ -368,35 +363,51 @@ fn credentials_stay_out_of_debug_and_logs() {
 #[test]
 fn validators_check_status_and_body() {
     let server = TestServer::start();
-    let factory = HttpConnectionFactory::from_origin(&server.origin()).unwrap();
-    let mut conn = factory.create(T).unwrap();
+    // PingValidation checks the probe path of the factory that opened the connection.
+    let probing = |path: &str| {
+        HttpConnectionFactory::from_config(
+            HttpConfig::new(&server.origin())
+                .unwrap()
+                .with_probe_path(path),
+        )
+    };
+    let mut conn = probing("/health").create(T).unwrap();
+    let mut probing_503 = probing("/status/503").create(T).unwrap();
     // a ConnectionInfo is only made by the pool: take one from a pool's validation
     let info = info_from_pool(&server.origin());
     let ok = |v: &dyn ValidationStrategy<pool_http::HttpConnection>, conn: &mut _| {
         v.validate(conn, &info, T)
     };
-    assert!(ok(&PingValidation::new("/health"), &mut conn).is_ok());
-    assert!(ok(&PingValidation::new("/status/503"), &mut conn).is_err());
+    assert!(ok(&PingValidation, &mut conn).is_ok());
+    assert!(ok(&PingValidation, &mut probing_503).is_err());
     assert!(ok(
-        &QueryValidation::new("/health").body_equals("ok"),
+        &QueryValidation::new("/health").with_body_equals("ok"),
         &mut conn
     )
     .is_ok());
     assert!(ok(
-        &QueryValidation::new("/health").body_equals("nope"),
+        &QueryValidation::new("/health").with_body_equals("nope"),
         &mut conn
     )
     .is_err());
     assert!(ok(
-        &QueryValidation::new("/users/5").body_contains("\"id\":5"),
+        &QueryValidation::new("/users/5").with_body_contains("\"id\":5"),
         &mut conn
     )
     .is_ok());
-    assert!(ok(&QueryValidation::new("/status/418").status(418), &mut conn).is_ok());
-    assert!(ok(&QueryValidation::new("/status/200").status(204), &mut conn).is_err());
+    assert!(ok(
+        &QueryValidation::new("/status/418").with_status(418),
+        &mut conn
+    )
+    .is_ok());
+    assert!(ok(
+        &QueryValidation::new("/status/200").with_status(204),
+        &mut conn
+    )
+    .is_err());
     let composite = CompositeValidation::new()
-        .with(PingValidation::new("/health"))
-        .with(QueryValidation::new("/missing").status(200));
+        .with(PingValidation)
+        .with(QueryValidation::new("/missing").with_status(200));
     let err = ok(&composite, &mut conn).unwrap_err();
     // "validation step '...' failed", caused by the step's own error naming the path.
     assert_no_repeated_causes(&*err);
@@ -410,7 +421,7 @@ fn validators_check_status_and_body() {
 fn info_from_pool(origin: &str) -> ConnectionInfo {
     let seen: Arc<std::sync::Mutex<Option<ConnectionInfo>>> = Arc::default();
     let s = seen.clone();
-    let pool = ConnectionPool::builder(HttpConnectionFactory::from_origin(origin).unwrap())
+    let pool = ConnectionPool::builder(HttpConnectionFactory::new(origin).unwrap())
         .config(
             PoolConfig::builder()
                 .max_size(1)
@@ -436,16 +447,20 @@ fn info_from_pool(origin: &str) -> ConnectionInfo {
 #[test]
 fn pool_with_validation_hands_out_working_connections() {
     let server = TestServer::start();
-    let pool =
-        ConnectionPool::builder(HttpConnectionFactory::from_origin(&server.origin()).unwrap())
-            .config(pool_config(2))
-            .validation(
-                CompositeValidation::new()
-                    .with(PingValidation::new("/health"))
-                    .with(QueryValidation::new("/health").body_equals("ok")),
-            )
-            .build()
-            .unwrap();
+    let factory = HttpConnectionFactory::from_config(
+        HttpConfig::new(&server.origin())
+            .unwrap()
+            .with_probe_path("/health"),
+    );
+    let pool = ConnectionPool::builder(factory)
+        .config(pool_config(2))
+        .validation(
+            CompositeValidation::new()
+                .with(PingValidation)
+                .with(QueryValidation::new("/health").with_body_equals("ok")),
+        )
+        .build()
+        .unwrap();
     for i in 0..5 {
         let mut conn = pool.acquire().unwrap();
         assert_eq!(conn.get(&format!("/users/{i}")).unwrap().status(), 200);
@@ -457,14 +472,14 @@ fn pool_with_validation_hands_out_working_connections() {
 #[test]
 fn oversized_bodies_fail_without_breaking_the_connection() {
     let server = TestServer::start();
-    let factory = HttpConnectionFactory::new(
+    let factory = HttpConnectionFactory::from_config(
         HttpConfig::new(&server.origin())
             .unwrap()
-            .max_response_body(1000),
+            .with_max_response_body(1000),
     );
     let mut conn = factory.create(T).unwrap();
     let err = conn.get("/big").unwrap_err();
-    assert!(matches!(err, HttpPoolError::Request { .. }), "{err:?}");
+    assert!(matches!(err, HttpError::Request { .. }), "{err:?}");
     assert!(!conn.is_broken());
     assert_eq!(conn.get("/health").unwrap().status(), 200);
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use pool_core::{ConnectionPool, PoolConfig, PooledConnection};
-use pool_http::{HttpConfig, HttpConnectionFactory, HttpPoolError, HttpRequest};
+use pool_http::{HttpConfig, HttpConnectionFactory, HttpError, HttpRequest};
 use pool_postgres::{IoTimeoutKind, PostgresConnectionFactory};
 use pool_redis::redis::{self, Commands};
 use pool_redis::{RedisConfig, RedisConnectionFactory};
@@ -206,12 +206,12 @@ impl Backend for Http {
     fn pool(&self, proxy: SocketAddr, _tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
         let cfg = HttpConfig::new(&format!("http://{proxy}"))
             .expect("origin")
-            .connect_timeout(CONNECTION_TIMEOUT)
-            .read_timeout(OP_TIMEOUT)
-            .probe_path("/health");
-        ConnectionPool::builder(HttpConnectionFactory::new(cfg))
+            .with_connect_timeout(CONNECTION_TIMEOUT)
+            .with_read_timeout(OP_TIMEOUT)
+            .with_probe_path("/health");
+        ConnectionPool::builder(HttpConnectionFactory::from_config(cfg))
             .config(config)
-            .validation(pool_http::PingValidation::new("/health"))
+            .validation(pool_http::PingValidation)
             .build()
             .expect("http pool")
     }
@@ -220,8 +220,8 @@ impl Backend for Http {
             Ok(r) if r.status() == 200 => Ok(()),
             Ok(r) => Err(format!("http: status {}", r.status())),
             Err(e) if e.is_timeout() => Err("http: timeout".into()),
-            Err(HttpPoolError::Request { .. }) => Err("http: request failed".into()),
-            Err(HttpPoolError::Broken(_)) => Err("http: broken".into()),
+            Err(HttpError::Request { .. }) => Err("http: request failed".into()),
+            Err(HttpError::Broken(_)) => Err("http: broken".into()),
             Err(_) => Err("http: other error".into()),
         }
     }
