@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .validation(standard_validation(Duration::from_secs(1800)))
         .build()?;
 
-    let mut admin = pool.acquire()?.detach().into_client();
+    let mut admin = pool.acquire()?.detach().into_inner();
     let sessions = move |admin: &mut pool_postgres::postgres::Client, app: &str| -> i64 {
         admin
             .query_one(

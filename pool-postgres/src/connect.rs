@@ -244,7 +244,7 @@ impl Reporter {
             Err(e) => log::debug!(
                 "abandoned postgres connection attempt to {} ended: {}",
                 self.target,
-                crate::error::chain_text(&e)
+                pool_core::error::Report(&e)
             ),
         }
         self.abandoned.end_one();

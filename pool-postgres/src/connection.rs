@@ -198,19 +198,8 @@ impl PostgresConnection {
         }
     }
 
-    /// The client, for read-only calls (`is_closed`, `cancel_token`).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The client, for queries. Same as dereferencing mutably.
-    pub fn client_mut(&mut self) -> &mut Client {
-        self.used = true;
-        &mut self.client
-    }
-
     /// Takes the client out (the broken flag is lost; the network timeout stays).
-    pub fn into_client(self) -> Client {
+    pub fn into_inner(self) -> Client {
         let PostgresConnection {
             mut close_bound,
             client,

@@ -109,6 +109,9 @@ pub enum ConfigError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {
+    /// The settings cannot work (a [`ConfigError`], converted). Permanent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The server refused or could not be reached while opening a connection.
     #[error("could not connect to {target}{}", server_error(.source, CONNECT_ADVICE))]
     Connect {
@@ -245,7 +248,7 @@ impl PostgresError {
     pub fn is_permanent(&self) -> bool {
         match self {
             PostgresError::Connect { source, .. } => is_permanent_error(source),
-            PostgresError::Tls(_) => true,
+            PostgresError::Config(_) | PostgresError::Tls(_) => true,
             _ => false,
         }
     }
@@ -382,11 +385,6 @@ fn network_failure_in(err: &postgres::Error) -> bool {
         next = e.source();
     }
     false
-}
-
-/// [`pool_core::error::Report`] as a `String`, for this crate's logs.
-pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    pool_core::error::Report(e).to_string()
 }
 
 #[cfg(test)]

@@ -549,11 +549,6 @@ impl PostgresConnectionFactory {
         self
     }
 
-    /// Shorthand for [`with_pgbouncer`](Self::with_pgbouncer)`(PgBouncerMode::Transaction)`.
-    pub fn pgbouncer_transaction_mode(self) -> Self {
-        self.with_pgbouncer(PgBouncerMode::Transaction)
-    }
-
     /// The PgBouncer mode declared with [`with_pgbouncer`](Self::with_pgbouncer) (`None`:
     /// a direct connection, the default).
     pub fn pgbouncer_mode(&self) -> Option<PgBouncerMode> {
@@ -963,7 +958,7 @@ impl ConnectionFactory for PostgresConnectionFactory {
             Err(e) => log::debug!(
                 "opening postgres connection failed after {:?}: {}",
                 start.elapsed(),
-                crate::error::chain_text(e)
+                pool_core::error::Report(e)
             ),
         }
         result
@@ -1046,7 +1041,7 @@ impl PostgresConnectionFactory {
         if let Err(e) = &result {
             log::debug!(
                 "postgres connection reset failed, discarding it: {}",
-                crate::error::chain_text(e)
+                pool_core::error::Report(e)
             );
         }
         result

@@ -4,12 +4,12 @@
 //! # Quick start
 //!
 //! ```no_run
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_postgres::PostgresConnectionFactory;
+//! use pool_core::PoolConfig;
+//! use pool_postgres::{PostgresConnectionFactory, PostgresPool};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let factory = PostgresConnectionFactory::new("postgres://postgres@127.0.0.1:5432/test")?;
-//! let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(8).build()?)?;
+//! let pool = PostgresPool::new(factory, PoolConfig::builder().max_size(8).build()?)?;
 //!
 //! let mut conn = pool.acquire()?;           // a PooledConnection<PostgresConnectionFactory>
 //! let row = conn.query_one("SELECT 40 + 2", &[])?; // derefs to postgres::Client
@@ -51,9 +51,7 @@
 //! replace it rather than hand it to the next caller:
 //!
 //! ```no_run
-//! # use pool_core::ConnectionPool;
-//! # use pool_postgres::PostgresConnectionFactory;
-//! # fn demo(pool: &ConnectionPool<PostgresConnectionFactory>) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn demo(pool: &pool_postgres::PostgresPool) -> Result<(), Box<dyn std::error::Error>> {
 //! let mut conn = pool.acquire()?;
 //! let result = conn.execute("UPDATE accounts SET balance = balance - 1 WHERE id = 7", &[]);
 //! let updated = conn.check(result)?; // fatal errors mark the connection broken
@@ -103,6 +101,11 @@ pub use io::{io_timeout, IoTimeout, IoTimeoutKind};
 pub use pgbouncer::PgBouncerMode;
 pub use tls::{PgSocket, SslMode};
 pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY_CHECK_GRACE};
+
+/// A pool of PostgreSQL connections: what [`ConnectionPool::new`](pool_core::ConnectionPool::new)
+/// and [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from a
+/// [`PostgresConnectionFactory`].
+pub type PostgresPool = pool_core::ConnectionPool<PostgresConnectionFactory>;
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.
 pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};

@@ -15,7 +15,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let factory = PostgresConnectionFactory::new("postgres://app@127.0.0.1:6432/orders")?
-//!     .with_pgbouncer(PgBouncerMode::Transaction); // or .pgbouncer_transaction_mode()
+//!     .with_pgbouncer(PgBouncerMode::Transaction);
 //! let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(16).build()?)?;
 //!
 //! let mut conn = pool.acquire()?;

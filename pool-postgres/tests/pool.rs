@@ -370,7 +370,7 @@ fn standard_validation_with_the_builder_and_detach() {
     raw.batch_execute("SELECT 1").unwrap();
     let s = pool.statistics();
     assert_eq!(s.total_detached, 1);
-    let mut client = raw.into_client();
+    let mut client = raw.into_inner();
     client.batch_execute("SELECT 1").unwrap();
     pool.shutdown();
 }
