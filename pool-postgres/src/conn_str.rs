@@ -268,6 +268,52 @@ pub(crate) fn push_startup_setting(config: &mut postgres::Config, name: &str, va
     config.options(&opts);
 }
 
+/// `postgres://user@host:port,host2:port/db`, from a config (never the password).
+pub(crate) fn describe_target(config: &postgres::Config) -> String {
+    let mut s = String::from("postgres://");
+    if let Some(user) = config.get_user() {
+        s.push_str(user);
+        s.push('@');
+    }
+    let ports = config.get_ports();
+    let port_at = |i: usize| match ports.len() {
+        0 => 5432,
+        1 => ports[0],
+        _ => ports.get(i).copied().unwrap_or(5432),
+    };
+    let hosts: Vec<String> = if config.get_hosts().is_empty() {
+        config
+            .get_hostaddrs()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match a {
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", port_at(i)),
+                std::net::IpAddr::V4(a) => format!("{a}:{}", port_at(i)),
+            })
+            .collect()
+    } else {
+        config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match h {
+                postgres::config::Host::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{}", port_at(i))
+                }
+                postgres::config::Host::Tcp(name) => format!("{name}:{}", port_at(i)),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(path) => format!("{}:{}", path.display(), port_at(i)),
+            })
+            .collect()
+    };
+    s.push_str(&hosts.join(","));
+    if let Some(db) = config.get_dbname() {
+        s.push('/');
+        s.push_str(db);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,271 +1,30 @@
-//! The factory: how the pool opens, checks and recycles PostgreSQL connections.
+//! The factory: [`PostgresConnectionFactory`], which opens, checks and recycles
+//! PostgreSQL connections for the pool.
 //!
-//! # Opening
-//!
-//! [`PostgresConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
-//! connection within the time the pool allows: TCP connect, TLS, startup,
-//! authentication and init SQL all run inside that deadline, on a helper thread, and an
-//! attempt still running at the deadline is **aborted** (its socket fails at once and is
-//! closed), so a server that accepts the socket and then says nothing holds neither a
-//! pool worker nor a server slot past it. TCP keepalives are on (60 s idle, 10 s between
-//! probes, 3 probes, unless the connection string sets them), so a peer that vanished is
-//! noticed on idle connections too. Only the DNS lookup and the TCP connect cannot be
-//! aborted (`connect_timeout`, capped at the time left, bounds them); see
-//! [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects) for how the
-//! server's count stays within `max_size` meanwhile.
-//!
-//! # Every call bounded
-//!
-//! The driver has no client-side timeouts, so every socket goes through a stream this
-//! crate wraps ([`crate::io`]), and each thing the pool does has its bound:
-//!
-//! | work | bound | default |
-//! |---|---|---|
-//! | open | the pool's `connection_timeout` | pool-core's |
-//! | ping (validation) | the pool's `validation_timeout` | pool-core's |
-//! | release-time transaction check and session reset | [`with_reset_timeout`](PostgresConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
-//! | close | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
-//! | your queries | [`with_network_timeout`](PostgresConnectionFactory::with_network_timeout) (no bytes for that long), `statement_timeout` on the server | off, off |
-//!
-//! Past a bound the connection is aborted (closed at once, never gracefully on a thread
-//! anyone waits for), marked broken, and replaced by the pool. Beneath these, the kernel
-//! closes a connection whose data goes unacknowledged for [`DEFAULT_TCP_USER_TIMEOUT`]
-//! (30 s).
-//!
-//! Session settings given with [`with_application_name`](PostgresConnectionFactory::with_application_name),
-//! [`with_search_path`](PostgresConnectionFactory::with_search_path) and
-//! [`with_statement_timeout`](PostgresConnectionFactory::with_statement_timeout) travel in
-//! the startup packet: no extra round trip, and they are the session's defaults, so a
-//! `RESET ALL` (by the session reset, or by the application) brings them back rather than
-//! losing them. Anything else goes in [`with_init_sql`](PostgresConnectionFactory::with_init_sql).
-//!
-//! # Failover: several hosts and `target_session_attrs`
-//!
-//! A connection string may list several hosts (`postgres://app@db1:5432,db2:5432/orders`
-//! or `host=db1,db2 port=5432,5432`); each new connection tries them in order and takes
-//! the first that answers and qualifies under `target_session_attrs`:
-//!
-//! | `target_session_attrs` | qualifies | supported |
-//! |---|---|---|
-//! | `any` (the default) | any host that answers | yes |
-//! | `read-write` | `SHOW transaction_read_only` is `off`: a primary | yes |
-//! | `read-only` | `SHOW transaction_read_only` is `on`: a hot standby | yes |
-//! | `primary`, `standby`, `prefer-standby` (libpq) | | no: refused as a [`ConfigError`] |
-//!
-//! (The check is the driver's, after login; a primary with
-//! `default_transaction_read_only = on` counts as read-only.) Connections already open stay
-//! where they are: after a failover (the standby promoted, the old primary gone or demoted)
-//! call [`ConnectionPool::soft_evict`](pool_core::ConnectionPool::soft_evict) so idle
-//! connections close now and busy ones when they come back; new connections then go to
-//! whichever host qualifies. While no host qualifies, opening fails (`database does not
-//! allow writes` / `database is not read only`, retried by the pool) and `acquire` ends in
-//! `AcquireTimeout` carrying that error. `tests/failover.rs` measures a promotion:
-//! promoting a standby and reconnecting a read-write pool takes well under a second on a
-//! local pair.
-//!
-//! ```
-//! use pool_postgres::PostgresConnectionFactory;
-//! use pool_postgres::postgres::config::TargetSessionAttrs;
-//!
-//! let rw = PostgresConnectionFactory::new(
-//!     "postgres://app@db1:5432,db2:5432/orders?target_session_attrs=read-write")?;
-//! assert_eq!(rw.config().get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
-//! let ro = PostgresConnectionFactory::new(
-//!     "host=db1,db2 port=5432 dbname=orders user=app target_session_attrs=read-only")?;
-//! assert_eq!(ro.config().get_target_session_attrs(), TargetSessionAttrs::ReadOnly);
-//! assert!(PostgresConnectionFactory::new(
-//!     "host=db1,db2 user=app target_session_attrs=prefer-standby").is_err());
-//! # Ok::<(), pool_postgres::ConfigError>(())
-//! ```
-//!
-//! # Returning
-//!
-//! When a connection comes back to the pool, on the releasing thread:
-//!
-//! 1. a connection that is closed or was marked broken is discarded (no I/O);
-//! 2. a connection that was not used since it was handed out is put back as is;
-//! 3. otherwise the factory makes sure no transaction is left open, in one round trip: an
-//!    open or failed transaction is rolled back ([`OpenTransactionPolicy::Rollback`], the
-//!    default, which sends `BEGIN; ROLLBACK`: a no-op when no transaction is open) or the
-//!    connection discarded ([`OpenTransactionPolicy::Discard`], which asks first, see
-//!    [`PostgresConnection::transaction_status`]). The next caller never gets a connection
-//!    half-way through someone else's transaction;
-//! 4. the session is reset as [`ResetMode`] says: not at all (the default), with the
-//!    safe session reset, or with your SQL. With the session reset, the transaction check
-//!    rides in the same round trip.
-//!
-//! Behind PgBouncer in transaction mode
-//! ([`with_pgbouncer`](PostgresConnectionFactory::with_pgbouncer)), step 4 never happens
-//! (it would reach some other client's server connection) and the driver's type cache is
-//! cleared instead; see [`crate::pgbouncer`].
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_postgres::{PostgresConnectionFactory, ResetMode};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let factory = PostgresConnectionFactory::new("host=127.0.0.1 user=postgres dbname=test")?
-//!     .with_application_name("billing")
-//!     .with_search_path("billing, public")
-//!     .with_statement_timeout(Duration::from_secs(30))
-//!     .with_reset(ResetMode::session());
-//! let pool = ConnectionPool::new(factory, PoolConfig::default())?;
-//! let mut conn = pool.acquire()?;
-//! conn.batch_execute("SET work_mem = '256MB'")?; // undone when the connection comes back
-//! # Ok(()) }
-//! ```
+//! What it does is taught where it happens: opening and the bound on every call in
+//! [`crate::io`], several hosts in [`crate::failover`], what happens to a connection that
+//! comes back in [`crate::reset`], PgBouncer in [`crate::pgbouncer`], TLS in
+//! [`crate::tls`].
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pool_core::ConnectionFactory;
-use postgres::config::Host;
 
 use crate::conn_str::{self, push_startup_setting};
 use crate::connect::{open_within, Abandoned, Job};
-use crate::connection::{
-    status_from_messages, transaction_status, TransactionStatus, TX_STATUS_SQL,
-};
 use crate::error::{ConfigError, PostgresError};
 use crate::io::IoGuard;
 use crate::pgbouncer::PgBouncerMode;
+use crate::reset::{OpenTransactionPolicy, Release, ResetMode, DEFAULT_RESET_TIMEOUT, NO_RESET};
 use crate::tls::{Connector, SslMode};
 use crate::PostgresConnection;
-
-/// The safe session reset: `DISCARD ALL` without the `DEALLOCATE ALL` that would drop the
-/// driver's cached statements.
-pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
-
-/// What to do to a connection's session when it comes back to the pool.
-///
-/// ```
-/// use pool_postgres::ResetMode;
-///
-/// let none = ResetMode::none(); // the default: keep the session as the last user left it
-/// let session = ResetMode::session(); // DISCARD ALL, minus DEALLOCATE ALL
-/// let custom = ResetMode::custom("RESET ROLE; RESET search_path").unwrap();
-/// // DISCARD ALL would drop the driver's cached type-lookup statement: refused.
-/// assert!(ResetMode::custom("DISCARD ALL").is_err());
-/// assert_eq!(ResetMode::default(), none);
-/// # let _ = (session, custom);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResetMode(ResetKind);
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-enum ResetKind {
-    #[default]
-    None,
-    Session,
-    Custom(String),
-}
-
-impl ResetMode {
-    /// No reset: settings, temporary tables, prepared statements, `LISTEN`s and advisory
-    /// locks carry over to the next user. The cheapest; right when every user of the pool
-    /// is the same code. (Open transactions are still never carried over.)
-    pub fn none() -> Self {
-        ResetMode(ResetKind::None)
-    }
-
-    /// The safe session reset ([`SESSION_RESET_SQL`]): closes cursors, restores the
-    /// session user and every setting to its connection-time value, drops `LISTEN`s,
-    /// advisory locks, cached plans, temporary tables and sequence state; then drains
-    /// notifications the client already received and re-runs the factory's init SQL.
-    ///
-    /// It is `DISCARD ALL` without `DEALLOCATE ALL`: the driver caches a prepared statement
-    /// for looking up types and would fail the next lookup if it vanished. Statements you
-    /// prepared yourself stay prepared.
-    pub fn session() -> Self {
-        ResetMode(ResetKind::Session)
-    }
-
-    /// Your own SQL, run with the simple query protocol (several statements allowed).
-    ///
-    /// Refused if it contains `DISCARD ALL` or `DEALLOCATE ALL` (use
-    /// [`ResetMode::session`]): dropping every prepared statement would break the driver's
-    /// cached type lookup on that connection.
-    pub fn custom(sql: impl Into<String>) -> Result<Self, ConfigError> {
-        let sql = sql.into();
-        let normalized = sql
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_ascii_uppercase();
-        if normalized.contains("DISCARD ALL") || normalized.contains("DEALLOCATE ALL") {
-            return Err(ConfigError::UnsafeResetSql(
-                "DISCARD ALL / DEALLOCATE ALL drop the driver's cached statements; \
-                 use ResetMode::session() instead"
-                    .into(),
-            ));
-        }
-        if normalized.trim().is_empty() {
-            return Ok(ResetMode::none());
-        }
-        Ok(ResetMode(ResetKind::Custom(sql)))
-    }
-
-    /// Whether this is [`ResetMode::none`].
-    pub fn is_none(&self) -> bool {
-        self.0 == ResetKind::None
-    }
-}
-
-/// What to do with a connection that comes back inside an open (or failed) transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OpenTransactionPolicy {
-    /// Roll the transaction back and keep the connection (the default).
-    ///
-    /// The release check sends `BEGIN; ROLLBACK`: one round trip that ends an open
-    /// transaction and does nothing otherwise, as cheap as r2d2_postgres's checkout query.
-    /// For an open transaction the server answers with the warning `there is already a
-    /// transaction in progress`: the server log has it, and so does the `log` output through
-    /// the postgres driver's default notice callback (`info`). A failed transaction is
-    /// logged at `warn` here. It usually means a code path forgot to commit.
-    #[default]
-    Rollback,
-    /// Discard the connection, logged at `warn`. The release check asks for the
-    /// transaction status first (`SELECT now() = statement_timestamp()`), which costs the
-    /// server a little more than `Rollback`'s check.
-    Discard,
-}
-
-/// The release check under [`OpenTransactionPolicy::Rollback`]: one round trip that ends
-/// any transaction the user left open and is a no-op otherwise. Outside a transaction the
-/// `BEGIN` opens an empty one that the `ROLLBACK` closes; inside one, the `BEGIN` only warns
-/// (`there is already a transaction in progress`) and the `ROLLBACK` ends the user's. It
-/// costs the server what r2d2_postgres's empty checkout query does, about 20 % less than
-/// asking for the status first (`SELECT now() = statement_timestamp()`), which
-/// [`OpenTransactionPolicy::Discard`] still does because it must know.
-pub(crate) const END_OPEN_TRANSACTION_SQL: &str = "BEGIN; ROLLBACK";
-
-/// Runs [`END_OPEN_TRANSACTION_SQL`]; a failed transaction (where `BEGIN` itself is refused
-/// with 25P02 and the rest of the string skipped) gets a plain `ROLLBACK`.
-fn end_open_transaction(conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-    let reset_err = |source| PostgresError::Reset { source };
-    match conn.client.batch_execute(END_OPEN_TRANSACTION_SQL) {
-        Ok(()) => Ok(()),
-        Err(e) if e.code() == Some(&postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) => {
-            log::warn!("postgres connection returned inside a failed transaction; rolling back");
-            conn.client.batch_execute("ROLLBACK").map_err(reset_err)
-        }
-        Err(e) => Err(reset_err(e)),
-    }
-}
 
 /// The TCP user timeout set on new connections unless the connection string sets
 /// `tcp_user_timeout` (see
 /// [`with_tcp_user_timeout`](PostgresConnectionFactory::with_tcp_user_timeout)).
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long the release-time work on a connection (transaction check, rollback, session
-/// reset) may take before the connection is closed instead
-/// ([`with_reset_timeout`](PostgresConnectionFactory::with_reset_timeout)).
-pub const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// TCP keepalive settings for new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +55,13 @@ impl Default for Keepalives {
 /// [`new`](Self::new)) or a [`postgres::Config`] ([`from_config`](Self::from_config)),
 /// then adjust it with the `with_*` methods. `Display` and `Debug` show where it connects,
 /// never the password.
+///
+/// Session settings given with [`with_application_name`](Self::with_application_name),
+/// [`with_search_path`](Self::with_search_path) and
+/// [`with_statement_timeout`](Self::with_statement_timeout) travel in
+/// the startup packet: no extra round trip, and they are the session's defaults, so a
+/// `RESET ALL` (by the session reset, or by the application) brings them back rather than
+/// losing them. Anything else goes in [`with_init_sql`](Self::with_init_sql).
 ///
 /// ```
 /// use pool_postgres::PostgresConnectionFactory;
@@ -445,7 +211,7 @@ impl PostgresConnectionFactory {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
         }
-        let target = describe_target(&config);
+        let target = conn_str::describe_target(&config);
         Ok(PostgresConnectionFactory {
             config,
             connector,
@@ -718,9 +484,8 @@ impl PostgresConnectionFactory {
     /// The reset done on release: always [`ResetMode::none`] behind PgBouncer in
     /// transaction mode.
     pub fn reset_mode(&self) -> &ResetMode {
-        const NONE: &ResetMode = &ResetMode(ResetKind::None);
         if self.transaction_pooled() {
-            NONE
+            NO_RESET
         } else {
             &self.reset
         }
@@ -730,82 +495,6 @@ impl PostgresConnectionFactory {
     pub fn target(&self) -> &str {
         &self.target
     }
-
-    fn rollback(
-        &self,
-        conn: &mut PostgresConnection,
-        status: TransactionStatus,
-    ) -> Result<(), PostgresError> {
-        match self.open_transaction {
-            OpenTransactionPolicy::Discard => {
-                log::warn!(
-                    "postgres connection to {} returned inside a transaction ({status:?}); discarding it",
-                    self.target
-                );
-                Err(PostgresError::OpenTransaction)
-            }
-            OpenTransactionPolicy::Rollback => {
-                log::warn!(
-                    "postgres connection to {} returned inside a transaction ({status:?}); rolling back",
-                    self.target
-                );
-                conn.client
-                    .batch_execute("ROLLBACK")
-                    .map_err(|source| PostgresError::Reset { source })
-            }
-        }
-    }
-
-    fn session_reset(
-        &self,
-        conn: &mut PostgresConnection,
-        check: bool,
-    ) -> Result<(), PostgresError> {
-        let reset_err = |source| PostgresError::Reset { source };
-        if check {
-            // The check and the reset in one round trip. Several statements in one simple
-            // query run in one implicit transaction; inside an open block they run in the
-            // user's transaction instead, so after a rollback the reset runs again.
-            let sql = format!("{TX_STATUS_SQL}; {SESSION_RESET_SQL}");
-            let status = match conn.client.simple_query(&sql) {
-                Ok(messages) => status_from_messages(&messages),
-                Err(e)
-                    if e.code() == Some(&postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) =>
-                {
-                    TransactionStatus::Failed
-                }
-                Err(e) => return Err(reset_err(e)),
-            };
-            if status != TransactionStatus::Idle {
-                self.rollback(conn, status)?;
-                conn.client
-                    .batch_execute(SESSION_RESET_SQL)
-                    .map_err(reset_err)?;
-            }
-        } else {
-            conn.client
-                .batch_execute(SESSION_RESET_SQL)
-                .map_err(reset_err)?;
-        }
-        // Notifications that arrived before UNLISTEN are queued in the client: drop them.
-        let mut dropped = 0usize;
-        {
-            let mut notifications = conn.client.notifications();
-            let mut pending = notifications.iter();
-            while let Ok(Some(_)) =
-                postgres::fallible_iterator::FallibleIterator::next(&mut pending)
-            {
-                dropped += 1;
-            }
-        }
-        if dropped > 0 {
-            log::debug!("session reset dropped {dropped} pending notifications");
-        }
-        for sql in &self.init_sql {
-            conn.client.batch_execute(sql).map_err(reset_err)?;
-        }
-        Ok(())
-    }
 }
 
 fn apply_keepalives(config: &mut postgres::Config, k: Keepalives) {
@@ -814,50 +503,6 @@ fn apply_keepalives(config: &mut postgres::Config, k: Keepalives) {
         .keepalives_idle(k.idle)
         .keepalives_interval(k.interval)
         .keepalives_retries(k.retries);
-}
-
-/// `postgres://user@host:port,host2:port/db`, from a config (never the password).
-fn describe_target(config: &postgres::Config) -> String {
-    let mut s = String::from("postgres://");
-    if let Some(user) = config.get_user() {
-        s.push_str(user);
-        s.push('@');
-    }
-    let ports = config.get_ports();
-    let port_at = |i: usize| match ports.len() {
-        0 => 5432,
-        1 => ports[0],
-        _ => ports.get(i).copied().unwrap_or(5432),
-    };
-    let hosts: Vec<String> = if config.get_hosts().is_empty() {
-        config
-            .get_hostaddrs()
-            .iter()
-            .enumerate()
-            .map(|(i, a)| match a {
-                std::net::IpAddr::V6(a) => format!("[{a}]:{}", port_at(i)),
-                std::net::IpAddr::V4(a) => format!("{a}:{}", port_at(i)),
-            })
-            .collect()
-    } else {
-        config
-            .get_hosts()
-            .iter()
-            .enumerate()
-            .map(|(i, h)| match h {
-                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port_at(i)),
-                Host::Tcp(name) => format!("{name}:{}", port_at(i)),
-                #[cfg(unix)]
-                Host::Unix(path) => format!("{}:{}", path.display(), port_at(i)),
-            })
-            .collect()
-    };
-    s.push_str(&hosts.join(","));
-    if let Some(db) = config.get_dbname() {
-        s.push('/');
-        s.push_str(db);
-    }
-    s
 }
 
 impl fmt::Display for PostgresConnectionFactory {
@@ -980,9 +625,17 @@ impl ConnectionFactory for PostgresConnectionFactory {
     /// Bounded by the [reset timeout](PostgresConnectionFactory::with_reset_timeout): past
     /// it the connection is closed (its socket aborted) and discarded.
     fn reset(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
+        let release = Release {
+            mode: self.reset_mode(),
+            open_transaction: self.open_transaction,
+            check_transactions: self.check_transactions,
+            transaction_pooled: self.transaction_pooled(),
+            init_sql: &self.init_sql,
+            target: &self.target,
+        };
         match conn.guard.clone() {
-            Some(guard) => guard.within(self.reset_timeout, || self.reset_now(conn)),
-            None => self.reset_now(conn),
+            Some(guard) => guard.within(self.reset_timeout, || release.run(conn)),
+            None => release.run(conn),
         }
     }
 
@@ -997,53 +650,5 @@ impl ConnectionFactory for PostgresConnectionFactory {
     /// them (see [`is_permanent_error`](crate::is_permanent_error)).
     fn is_permanent(&self, error: &PostgresError) -> bool {
         error.is_permanent()
-    }
-}
-
-impl PostgresConnectionFactory {
-    fn reset_now(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-        if conn.is_broken() {
-            return Err(PostgresError::Broken);
-        }
-        let used = std::mem::take(&mut conn.used);
-        if !used {
-            return Ok(());
-        }
-        if self.transaction_pooled() {
-            // Types looked up in this checkout were looked up on whichever server PgBouncer
-            // lent; forget them (no I/O).
-            conn.client.clear_type_cache();
-        }
-        let result = match &self.reset_mode().0 {
-            ResetKind::Session => self.session_reset(conn, self.check_transactions),
-            kind => {
-                if self.check_transactions {
-                    match self.open_transaction {
-                        OpenTransactionPolicy::Rollback => end_open_transaction(conn)?,
-                        OpenTransactionPolicy::Discard => {
-                            let status = transaction_status(&mut conn.client)
-                                .map_err(|source| PostgresError::Reset { source })?;
-                            if status != TransactionStatus::Idle {
-                                self.rollback(conn, status)?;
-                            }
-                        }
-                    }
-                }
-                match kind {
-                    ResetKind::Custom(sql) => conn
-                        .client
-                        .batch_execute(sql)
-                        .map_err(|source| PostgresError::Reset { source }),
-                    _ => Ok(()),
-                }
-            }
-        };
-        if let Err(e) = &result {
-            log::debug!(
-                "postgres connection reset failed, discarding it: {}",
-                pool_core::error::Report(e)
-            );
-        }
-        result
     }
 }

@@ -29,6 +29,38 @@
 //!
 //! Connections to a Unix-domain socket are not wrapped (the driver does not let this
 //! crate see them): a local socket does not stall the way a network does.
+//!
+//! # Every call bounded
+//!
+//! The driver has no client-side timeouts, so every socket goes through a stream this
+//! crate wraps (below), and each thing the pool does has its bound:
+//!
+//! | work | bound | default |
+//! |---|---|---|
+//! | open | the pool's `connection_timeout` | pool-core's |
+//! | ping (validation) | the pool's `validation_timeout` | pool-core's |
+//! | release-time transaction check and session reset | [`with_reset_timeout`](crate::PostgresConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`](crate::DEFAULT_RESET_TIMEOUT) (5 s) |
+//! | close | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
+//! | your queries | [`with_network_timeout`](crate::PostgresConnectionFactory::with_network_timeout) (no bytes for that long), `statement_timeout` on the server | off, off |
+//!
+//! Past a bound the connection is aborted (closed at once, never gracefully on a thread
+//! anyone waits for), marked broken, and replaced by the pool. Beneath these, the kernel
+//! closes a connection whose data goes unacknowledged for
+//! [`DEFAULT_TCP_USER_TIMEOUT`](crate::DEFAULT_TCP_USER_TIMEOUT) (30 s).
+//!
+//! # Opening
+//!
+//! [`PostgresConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
+//! connection within the time the pool allows: TCP connect, TLS, startup,
+//! authentication and init SQL all run inside that deadline, on a helper thread, and an
+//! attempt still running at the deadline is **aborted** (its socket fails at once and is
+//! closed), so a server that accepts the socket and then says nothing holds neither a
+//! pool worker nor a server slot past it. TCP keepalives are on (60 s idle, 10 s between
+//! probes, 3 probes, unless the connection string sets them), so a peer that vanished is
+//! noticed on idle connections too. Only the DNS lookup and the TCP connect cannot be
+//! aborted (`connect_timeout`, capped at the time left, bounds them); see
+//! [`abandoned_connects`](crate::PostgresConnectionFactory::abandoned_connects) for how the
+//! server's count stays within `max_size` meanwhile.
 
 use std::fmt;
 use std::io;

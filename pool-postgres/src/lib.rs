@@ -27,19 +27,24 @@
 //!   with the `rustls` or the `native-tls` feature, honouring `sslmode` (and
 //!   `sslrootcert`) and verifying certificates whenever TLS is required, or with any
 //!   `MakeTlsConnect` you pass to [`PostgresConnectionFactory::new_with_tls`] (see [`tls`]).
-//! * **Checking** ([`validation`]): a ping (the default), a query, or age + ping + query.
-//! * **Recycling** ([`factory`]): a connection that comes back inside a transaction is
+//! * **Bounded** ([`io`]): every call the pool makes (open, ping, release-time reset,
+//!   close) has its bound, and your queries can have one
+//!   ([`PostgresConnectionFactory::with_network_timeout`]); the table is in [`io`].
+//! * **Checking** ([`PingValidation`], [`QueryValidation`], [`standard_validation`]): a
+//!   ping (the default), a query, or age + ping + query.
+//! * **Recycling** ([`reset`]): a connection that comes back inside a transaction is
 //!   rolled back (or discarded), never handed on mid-transaction; the session can be reset
 //!   ([`ResetMode`]); a closed connection, or one that saw a fatal error, is discarded.
 //! * **PgBouncer** ([`pgbouncer`]): declare session or transaction mode with
 //!   [`PostgresConnectionFactory::with_pgbouncer`]; the module has a table of which calls
 //!   work through the pool in each mode.
-//! * **Failover** ([`factory`]): a multi-host URL with `target_session_attrs=read-write`
+//! * **Failover** ([`failover`]): a multi-host URL with `target_session_attrs=read-write`
 //!   or `read-only` picks the primary or a standby; after a promotion, `soft_evict()` makes
 //!   the pool reconnect to whichever host now qualifies.
-//! * **Failing fast** ([`error`]): a rejected password, an unknown role or database, a
-//!   server certificate that does not verify, or a server without TLS when `sslmode`
-//!   requires it is *permanent*, so `acquire` returns it at once as `PoolError::Connection` instead of
+//! * **Failing fast** ([`is_permanent_error`]): a rejected password, an unknown role or
+//!   database, a server certificate that does not verify, or a server without TLS when
+//!   `sslmode` requires it is *permanent*, so `acquire` returns it at once as
+//!   `PoolError::Connection` instead of
 //!   retrying until the wait timeout. Everything else (refused, unreachable, too many
 //!   connections) is retried, and a caller that waited its whole timeout gets
 //!   `PoolError::AcquireTimeout` carrying the last connection error.
@@ -80,25 +85,25 @@
 
 mod conn_str;
 mod connect;
-pub mod connection;
-pub mod error;
-pub mod factory;
+mod connection;
+mod error;
+mod factory;
+pub mod failover;
 pub mod io;
 pub mod pgbouncer;
+pub mod reset;
 pub mod tls;
-pub mod validation;
+mod validation;
 
 pub use connection::{CancelToken, PostgresConnection, TransactionStatus, CLOSE_TIMEOUT};
 pub use error::{
     is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError,
     PostgresError,
 };
-pub use factory::{
-    Keepalives, OpenTransactionPolicy, PostgresConnectionFactory, ResetMode, DEFAULT_RESET_TIMEOUT,
-    DEFAULT_TCP_USER_TIMEOUT, SESSION_RESET_SQL,
-};
+pub use factory::{Keepalives, PostgresConnectionFactory, DEFAULT_TCP_USER_TIMEOUT};
 pub use io::{io_timeout, IoTimeout, IoTimeoutKind};
 pub use pgbouncer::PgBouncerMode;
+pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};
 pub use tls::{PgSocket, SslMode};
 pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY_CHECK_GRACE};
 
