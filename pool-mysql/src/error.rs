@@ -322,11 +322,6 @@ pub(crate) fn is_socket_timeout(err: &mysql::Error) -> bool {
         )
 }
 
-/// [`pool_core::error::Report`] as a `String`, for this crate's logs.
-pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    pool_core::error::Report(e).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

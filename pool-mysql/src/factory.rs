@@ -656,7 +656,7 @@ impl ConnectionFactory for MysqlConnectionFactory {
             Err(e) => log::debug!(
                 "opening mysql connection failed after {:?}: {}",
                 start.elapsed(),
-                crate::error::chain_text(e)
+                pool_core::error::Report(e)
             ),
         }
         result
@@ -682,7 +682,7 @@ impl ConnectionFactory for MysqlConnectionFactory {
             conn.set_broken();
             log::debug!(
                 "mysql connection reset failed, discarding it: {}",
-                crate::error::chain_text(e)
+                pool_core::error::Report(e)
             );
         }
         result

@@ -239,11 +239,9 @@ impl<I, O> Drop for Unwinding<'_, I, O> {
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
+    pool_core::backend::panic_message(panic)
+        .unwrap_or("unknown panic")
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -418,11 +418,6 @@ fn probe_writable(dir: &Path) -> Option<OpenProblem> {
     }
 }
 
-/// [`pool_core::error::Report`] as a `String`, for this crate's logs.
-pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    pool_core::error::Report(e).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

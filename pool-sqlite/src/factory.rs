@@ -857,7 +857,7 @@ impl ConnectionFactory for SqliteConnectionFactory {
             Err(e) => log::debug!(
                 "opening sqlite connection failed after {:?}: {}",
                 start.elapsed(),
-                crate::error::chain_text(e)
+                pool_core::error::Report(e)
             ),
         }
         result

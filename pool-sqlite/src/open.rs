@@ -41,12 +41,8 @@ pub(crate) fn open_within(
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             let result = result.unwrap_or_else(|panic| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(SqliteError::DriverPanic(msg))
+                let msg = pool_core::backend::panic_message(&*panic).unwrap_or("unknown panic");
+                Err(SqliteError::DriverPanic(msg.to_owned()))
             });
             reporter.deliver(result);
         });
@@ -184,7 +180,7 @@ impl Reporter {
             Err(e) => log::debug!(
                 "abandoned open of sqlite database {} ended: {}",
                 self.target,
-                crate::error::chain_text(&e)
+                pool_core::error::Report(&e)
             ),
         }
         self.abandoned.end_one();

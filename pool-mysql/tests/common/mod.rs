@@ -2,7 +2,7 @@
 //! connection.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use pool_core::{PoolConfig, PoolConfigBuilder};
@@ -27,21 +27,11 @@ pub fn server_available(test: &str) -> bool {
     if reachable {
         return true;
     }
-    if std::env::var("POOL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!(
-            "{test}: MySQL/MariaDB at {ADDR} (user root, empty password, db test) is required \
-             (POOL_TEST_REQUIRE_SERVICES=1) but unreachable"
-        );
-    }
-    // Written to the process's stderr directly, not through eprintln!, so the test
-    // harness's output capture cannot swallow it: a skip must be seen.
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: MySQL/MariaDB is not reachable at {ADDR} \
-         (user root, empty password, db test)\n!!! (start it, or set \
-         POOL_TEST_REQUIRE_SERVICES=1 to make this a failure)\n{banner}\n"
+    test_support::skip(
+        test,
+        &format!("MySQL/MariaDB is not reachable at {ADDR} (user root, empty password, db test)"),
+        "start it",
     );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     false
 }
 
@@ -91,14 +81,6 @@ pub fn alive(admin: &mut Conn, id: u32) -> bool {
     n == Some(1)
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
 /// A table name unique to this process and call.
 pub fn unique_table(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,4 +113,4 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
 
 /// Shared with every crate's tests.
 #[allow(unused_imports)]
-pub use test_support::{assert_no_repeated_causes, chain_text, error_chain};
+pub use test_support::{assert_no_repeated_causes, chain_text, closed_port, error_chain};

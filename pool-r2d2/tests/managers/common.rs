@@ -57,19 +57,11 @@ pub fn available(service: Option<Service>, test: &str) -> bool {
     if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
         return true;
     }
-    if std::env::var("POOL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!(
-            "{test}: {} is required (POOL_TEST_REQUIRE_SERVICES=1) but unreachable",
-            service.describe()
-        );
-    }
-    let banner = "!".repeat(72);
-    let msg = format!(
-        "\n{banner}\n!!! SKIPPED {test}: {} is not reachable\n!!! (start it, or set \
-         POOL_TEST_REQUIRE_SERVICES=1 to make this a failure)\n{banner}\n",
-        service.describe()
+    test_support::skip(
+        test,
+        &format!("{} is not reachable", service.describe()),
+        "start it",
     );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     false
 }
 
