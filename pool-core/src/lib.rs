@@ -59,7 +59,8 @@
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`config`]; every default is a named constant there.
 //! * **Writing a backend**: [`factory`], and [`backend`] for the pieces every backend
-//!   needs (a redacting `Secret`, the text of a caught panic).
+//!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
+//!   thread abandoned at its deadline).
 //!
 //! No pool lock is ever held while a connection is created, validated, reset or closed,
 //! nor while an observer runs. Every call that waits is bounded by its deadline whatever
