@@ -198,18 +198,6 @@ impl MysqlConnection {
         sock::timeouts(&self.conn)
     }
 
-    /// The connection, for read-only calls (`connection_id`, `server_version`). Same as
-    /// dereferencing.
-    pub fn conn(&self) -> &Conn {
-        &self.conn
-    }
-
-    /// The connection, for queries. Same as dereferencing mutably.
-    pub fn conn_mut(&mut self) -> &mut Conn {
-        self.used = true;
-        &mut self.conn
-    }
-
     /// Takes the connection out (the flags are lost; the socket keeps its timeouts).
     pub fn into_inner(self) -> Conn {
         let MysqlConnection {
@@ -241,8 +229,10 @@ impl Deref for MysqlConnection {
 }
 
 impl DerefMut for MysqlConnection {
+    /// Counts as a use (the release-time work runs): queries need `&mut Conn`.
     fn deref_mut(&mut self) -> &mut Conn {
-        self.conn_mut()
+        self.used = true;
+        &mut self.conn
     }
 }
 

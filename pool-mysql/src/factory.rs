@@ -139,7 +139,7 @@ impl ResetMode {
 /// [`pool_core::ConnectionPool`].
 ///
 /// Build it from a URL ([`new`](Self::new)) or the driver's options
-/// ([`from_opts`](Self::from_opts)), then adjust it with the `with_*` methods. `Display`
+/// ([`from_config`](Self::from_config)), then adjust it with the `with_*` methods. `Display`
 /// and `Debug` show where it connects, never the password.
 ///
 /// ```
@@ -274,7 +274,7 @@ impl MysqlConnectionFactory {
             })
             .unwrap_or(false);
         let prefer_socket = asks_for_socket && opts.get_prefer_socket();
-        let mut factory = Self::from_opts(opts)?;
+        let mut factory = Self::from_config(opts)?;
         factory.prefer_socket = prefer_socket;
         Ok(factory)
     }
@@ -294,12 +294,12 @@ impl MysqlConnectionFactory {
     ///     .pass(Some("s3cret"))
     ///     .db_name(Some("shop"))
     ///     .read_timeout(Some(Duration::from_secs(5)));
-    /// let f = MysqlConnectionFactory::from_opts(opts)?;
+    /// let f = MysqlConnectionFactory::from_config(opts)?;
     /// assert_eq!(f.target(), "mysql://app@db.internal:3306/shop");
     /// assert_eq!(f.read_timeout(), Some(Duration::from_secs(5)));
     /// # Ok::<(), pool_mysql::ConfigError>(())
     /// ```
-    pub fn from_opts(opts: impl Into<Opts>) -> Result<Self, ConfigError> {
+    pub fn from_config(opts: impl Into<Opts>) -> Result<Self, ConfigError> {
         let opts: Opts = opts.into();
         Ok(MysqlConnectionFactory {
             target: describe_target(&opts),

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 
 const MAX_SIZE: usize = 8;
 const WARMUP: Duration = Duration::from_millis(300);
@@ -106,7 +106,7 @@ fn ours(url: &str) -> R2d2Pool<Manager> {
         .initialization_fail_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap();
-    ConnectionPool::new(R2d2Factory::new(Manager::new(url)), config).expect("pool starts")
+    ConnectionPool::new(R2d2ConnectionFactory::new(Manager::new(url)), config).expect("pool starts")
 }
 
 fn r2d2(url: &str, test_on_check_out: bool) -> diesel::r2d2::Pool<Manager> {

@@ -20,14 +20,14 @@ pub(crate) type Customizer<M> = Arc<
 /// write `&mut **conn`.
 ///
 /// Dropping it closes the connection: the customizer's `on_release` (if one was given to
-/// [`R2d2Factory::with_customizer`](crate::R2d2Factory::with_customizer)) gets it first,
+/// [`R2d2ConnectionFactory::with_customizer`](crate::R2d2ConnectionFactory::with_customizer)) gets it first,
 /// as r2d2 does when it drops a connection. The pool drops retired connections on its
 /// background closer, so `on_release` never runs on a caller's thread.
 ///
 /// ```
 /// use std::time::Duration;
 /// use pool_core::ConnectionFactory;
-/// use pool_r2d2::R2d2Factory;
+/// use pool_r2d2::R2d2ConnectionFactory;
 ///
 /// #[derive(Debug)]
 /// struct Strings;
@@ -39,7 +39,7 @@ pub(crate) type Customizer<M> = Arc<
 ///     fn has_broken(&self, _: &mut String) -> bool { false }
 /// }
 ///
-/// let factory = R2d2Factory::new(Strings);
+/// let factory = R2d2ConnectionFactory::new(Strings);
 /// let mut conn = factory.create(Duration::from_secs(1))?;
 /// conn.push_str(", world");                 // DerefMut to the manager's String
 /// assert_eq!(conn.as_str(), "hello, world");
@@ -67,11 +67,11 @@ impl<M: ManageConnection> R2d2Connection<M> {
     ///
     /// ```
     /// use pool_core::{ConnectionPool, PoolConfig};
-    /// use pool_r2d2::R2d2Factory;
+    /// use pool_r2d2::R2d2ConnectionFactory;
     /// use r2d2_sqlite::SqliteConnectionManager;
     ///
     /// let pool = ConnectionPool::new(
-    ///     R2d2Factory::new(SqliteConnectionManager::memory()),
+    ///     R2d2ConnectionFactory::new(SqliteConnectionManager::memory()),
     ///     PoolConfig::default(),
     /// )?;
     /// let conn: r2d2_sqlite::rusqlite::Connection = pool.acquire()?.detach().into_inner();
@@ -95,10 +95,10 @@ impl<M: ManageConnection> R2d2Connection<M> {
     /// ```
     /// use std::time::Duration;
     /// use pool_core::ConnectionFactory;
-    /// use pool_r2d2::R2d2Factory;
+    /// use pool_r2d2::R2d2ConnectionFactory;
     /// use r2d2_sqlite::SqliteConnectionManager;
     ///
-    /// let factory = R2d2Factory::new(SqliteConnectionManager::memory());
+    /// let factory = R2d2ConnectionFactory::new(SqliteConnectionManager::memory());
     /// let conn = factory.create(Duration::from_secs(5))?;
     /// assert!(conn.is_present());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -110,7 +110,7 @@ impl<M: ManageConnection> R2d2Connection<M> {
 
 const GONE: &str = "pool-r2d2: this connection was given up with a validation that timed out \
                     (the pool discards such connections; a custom ValidationStrategy must not \
-                    use one after R2d2Factory::validate failed)";
+                    use one after R2d2ConnectionFactory::validate failed)";
 
 /// To the manager's connection.
 ///

@@ -17,7 +17,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-/// What [`R2d2Factory`](crate::R2d2Factory) reports: the manager's (or the customizer's)
+/// What [`R2d2ConnectionFactory`](crate::R2d2ConnectionFactory) reports: the manager's (or the customizer's)
 /// own error, kept as `source()`, or one of the bounds this crate adds.
 ///
 /// `E` is the manager's `ManageConnection::Error`. The pool hands these to callers inside
@@ -27,11 +27,11 @@ use std::time::Duration;
 /// ```
 /// use std::time::Duration;
 /// use pool_core::ConnectionFactory;
-/// use pool_r2d2::{R2d2Error, R2d2Factory};
+/// use pool_r2d2::{R2d2Error, R2d2ConnectionFactory};
 /// use r2d2_sqlite::SqliteConnectionManager;
 ///
 /// // A database file in a directory that does not exist: connect fails.
-/// let factory = R2d2Factory::new(SqliteConnectionManager::file("/nonexistent/dir/app.db"));
+/// let factory = R2d2ConnectionFactory::new(SqliteConnectionManager::file("/nonexistent/dir/app.db"));
 /// match factory.create(Duration::from_secs(5)) {
 ///     Err(R2d2Error::Connect(e)) => {
 ///         // The manager's own error type: rusqlite's.
@@ -64,7 +64,7 @@ pub enum R2d2Error<E: StdError + 'static> {
     /// factory's `max_abandoned`), and none ended within the time allowed.
     #[error(
         "no connect started within {waited:?}: {abandoned} abandoned call(s) of the r2d2 \
-         manager still running (see R2d2Factory::with_max_abandoned)"
+         manager still running (see R2d2ConnectionFactory::with_max_abandoned)"
     )]
     ConnectStalled {
         /// How long this call waited for them.

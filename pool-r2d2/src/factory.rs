@@ -1,4 +1,4 @@
-//! The adapter: [`R2d2Factory`], a [`ConnectionFactory`] over any r2d2 `ManageConnection`.
+//! The adapter: [`R2d2ConnectionFactory`], a [`ConnectionFactory`] over any r2d2 `ManageConnection`.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,7 +12,7 @@ use crate::abandon::{panic_message, run_within, Abandoned, Kind, NoAnswer};
 use crate::connection::{Customizer, R2d2Connection};
 use crate::error::R2d2Error;
 
-/// Default [`R2d2Factory::with_max_abandoned`]: 0. A connect starts only while no call
+/// Default [`R2d2ConnectionFactory::with_max_abandoned`]: 0. A connect starts only while no call
 /// given up earlier is still running, so the server never sees more connections from the
 /// pool than its `max_size`; validations run on the pool's checker threads, unabandoned.
 ///
@@ -25,7 +25,7 @@ use crate::error::R2d2Error;
 /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
 /// # }
 /// assert_eq!(pool_r2d2::DEFAULT_MAX_ABANDONED, 0);
-/// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).max_abandoned(), pool_r2d2::DEFAULT_MAX_ABANDONED);
+/// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).max_abandoned(), pool_r2d2::DEFAULT_MAX_ABANDONED);
 /// ```
 pub const DEFAULT_MAX_ABANDONED: usize = 0;
 
@@ -48,7 +48,7 @@ type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 /// ```
 /// use std::time::Duration;
 /// use pool_core::{ConnectionPool, PoolConfig};
-/// use pool_r2d2::{R2d2Factory, R2d2Pool};
+/// use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 ///
 /// #[derive(Debug)]
 /// struct Numbers;
@@ -61,12 +61,12 @@ type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 /// }
 ///
 /// let pool: R2d2Pool<Numbers> =
-///     ConnectionPool::new(R2d2Factory::new(Numbers), PoolConfig::builder().max_size(4).build()?)?;
+///     ConnectionPool::new(R2d2ConnectionFactory::new(Numbers), PoolConfig::builder().max_size(4).build()?)?;
 /// let conn = pool.acquire()?;
 /// assert_eq!(**conn, 7); // PooledConnection -> R2d2Connection -> u64
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct R2d2Factory<M: ManageConnection> {
+pub struct R2d2ConnectionFactory<M: ManageConnection> {
     manager: Arc<M>,
     customizer: Option<Customizer<M>>,
     permanent: Option<Permanent<M::Error>>,
@@ -74,7 +74,7 @@ pub struct R2d2Factory<M: ManageConnection> {
     abandoned: Arc<Abandoned>,
 }
 
-impl<M: ManageConnection> R2d2Factory<M> {
+impl<M: ManageConnection> R2d2ConnectionFactory<M> {
     /// A factory over `manager` (any r2d2 `ManageConnection`: diesel's
     /// `r2d2::ConnectionManager`, `r2d2_postgres`, `r2d2_sqlite`, `r2d2_mysql`, redis's
     /// `Client`, your own), with no customizer.
@@ -87,11 +87,11 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// let factory = pool_r2d2::R2d2Factory::new(Nop);
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop);
     /// assert_eq!(factory.max_abandoned(), pool_r2d2::DEFAULT_MAX_ABANDONED);
     /// ```
     pub fn new(manager: M) -> Self {
-        R2d2Factory {
+        R2d2ConnectionFactory {
             manager: Arc::new(manager),
             customizer: None,
             permanent: None,
@@ -127,7 +127,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     ///     }
     /// }
     ///
-    /// let factory = pool_r2d2::R2d2Factory::new(Nop).with_customizer(Count::default());
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop).with_customizer(Count::default());
     /// ```
     pub fn with_customizer<C>(mut self, customizer: C) -> Self
     where
@@ -150,7 +150,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// # }
     /// let boxed: Box<dyn r2d2::CustomizeConnection<(), std::io::Error>> =
     ///     Box::new(r2d2::NopConnectionCustomizer);
-    /// let factory = pool_r2d2::R2d2Factory::new(Nop).with_boxed_customizer(boxed);
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop).with_boxed_customizer(boxed);
     /// ```
     pub fn with_boxed_customizer(
         mut self,
@@ -174,7 +174,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// let factory = pool_r2d2::R2d2Factory::new(Nop)
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop)
     ///     .with_permanent_errors(|e: &std::io::Error| e.kind() == std::io::ErrorKind::PermissionDenied);
     /// ```
     pub fn with_permanent_errors<P>(mut self, is_permanent: P) -> Self
@@ -209,7 +209,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// # }
     /// // Up to 2 connections more than max_size at the server, for a pool that recovers
     /// // from hung sockets without waiting for them.
-    /// let factory = pool_r2d2::R2d2Factory::new(Nop).with_max_abandoned(2);
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop).with_max_abandoned(2);
     /// assert_eq!(factory.max_abandoned(), 2);
     /// ```
     pub fn with_max_abandoned(mut self, n: usize) -> Self {
@@ -227,7 +227,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).manager(), &Nop);
+    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).manager(), &Nop);
     /// ```
     pub fn manager(&self) -> &M {
         &self.manager
@@ -243,7 +243,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).max_abandoned(), 0);
+    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).max_abandoned(), 0);
     /// ```
     pub fn max_abandoned(&self) -> usize {
         self.max_abandoned
@@ -260,7 +260,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).abandoned_connects(), 0);
+    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).abandoned_connects(), 0);
     /// ```
     pub fn abandoned_connects(&self) -> usize {
         self.abandoned.connects()
@@ -277,7 +277,7 @@ impl<M: ManageConnection> R2d2Factory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// assert_eq!(pool_r2d2::R2d2Factory::new(Nop).abandoned_validations(), 0);
+    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).abandoned_validations(), 0);
     /// ```
     pub fn abandoned_validations(&self) -> usize {
         self.abandoned.validations()
@@ -338,7 +338,7 @@ fn deadline_after(now: Instant, d: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
-impl<M> ConnectionFactory for R2d2Factory<M>
+impl<M> ConnectionFactory for R2d2ConnectionFactory<M>
 where
     M: ManageConnection,
     M::Error: Send + Sync,
@@ -350,7 +350,7 @@ where
     /// waits for them until `timeout`. Past it the attempt is abandoned
     /// ([`R2d2Error::ConnectTimeout`]): its thread goes on, and a connection it opens later
     /// is dropped at once (after `on_release`). While more than
-    /// [`max_abandoned`](R2d2Factory::with_max_abandoned) abandoned calls are alive, no
+    /// [`max_abandoned`](R2d2ConnectionFactory::with_max_abandoned) abandoned calls are alive, no
     /// connect starts: this call waits for one to end until its deadline, then fails with
     /// [`R2d2Error::ConnectStalled`].
     fn create(&self, timeout: Duration) -> Result<R2d2Connection<M>, R2d2Error<M::Error>> {
@@ -399,7 +399,7 @@ where
         }
     }
 
-    /// Runs `is_valid`. With [`max_abandoned`](R2d2Factory::with_max_abandoned) at 0 (the
+    /// Runs `is_valid`. With [`max_abandoned`](R2d2ConnectionFactory::with_max_abandoned) at 0 (the
     /// default), or when that many calls are already abandoned, it runs on this thread:
     /// pool-core calls it on a checker thread and stops waiting at the caller's deadline,
     /// so the caller is bounded, but the connection keeps its place in the pool until
@@ -469,7 +469,7 @@ where
         }
     }
 
-    /// What [`with_permanent_errors`](R2d2Factory::with_permanent_errors) says of a
+    /// What [`with_permanent_errors`](R2d2ConnectionFactory::with_permanent_errors) says of a
     /// `connect` or `on_acquire` error; `false` for everything else.
     fn is_permanent(&self, error: &R2d2Error<M::Error>) -> bool {
         match (error, &self.permanent) {
@@ -480,9 +480,9 @@ where
 }
 
 /// Shows the settings and the abandoned calls (not the manager, which need not be `Debug`).
-impl<M: ManageConnection> fmt::Debug for R2d2Factory<M> {
+impl<M: ManageConnection> fmt::Debug for R2d2ConnectionFactory<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("R2d2Factory")
+        f.debug_struct("R2d2ConnectionFactory")
             .field("manager", &std::any::type_name::<M>())
             .field("customizer", &self.customizer)
             .field("permanent_errors", &self.permanent.is_some())

@@ -3,7 +3,7 @@
 //!
 //! Every crate that plugs a database into r2d2 (diesel's `r2d2::ConnectionManager`,
 //! `r2d2_postgres`, `r2d2_sqlite`, `r2d2_mysql`, redis's `Client`, ...) works here as it
-//! is: wrap the manager in an [`R2d2Factory`] and hand it to a
+//! is: wrap the manager in an [`R2d2ConnectionFactory`] and hand it to a
 //! [`ConnectionPool`](pool_core::ConnectionPool). You keep your driver and your queries,
 //! and get pool-core's fair queue, bounded calls, errors with causes and statistics.
 //!
@@ -14,7 +14,7 @@
 //! use diesel::prelude::*;
 //! use diesel::r2d2::ConnectionManager;
 //! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_r2d2::{R2d2Factory, R2d2Pool};
+//! use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
@@ -26,7 +26,7 @@
 //!     .wait_timeout(Duration::from_secs(5))         // r2d2's connection_timeout
 //!     .build()?;                                    // a ConfigError, never a panic
 //! let pool: R2d2Pool<ConnectionManager<SqliteConnection>> =
-//!     ConnectionPool::new(R2d2Factory::new(manager), config)?;
+//!     ConnectionPool::new(R2d2ConnectionFactory::new(manager), config)?;
 //!
 //! let threads: Vec<_> = (0..8).map(|i| {
 //!     let pool = pool.clone();                      // a cheap handle
@@ -55,7 +55,7 @@
 //! | r2d2 manager call | when | how it is bounded |
 //! |---|---|---|
 //! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
-//! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2Factory::with_max_abandoned`]) |
+//! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2ConnectionFactory::with_max_abandoned`]) |
 //! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |
 //!
@@ -78,8 +78,8 @@
 //!   give the driver its own connect timeout (libpq's `connect_timeout` in a diesel or
 //!   `postgres` URL, `r2d2_postgres`'s `Config::connect_timeout`, mysql's
 //!   `tcp_connect_timeout`), or allow `n` abandoned calls at once with
-//!   [`R2d2Factory::with_max_abandoned`] (then at most `max_size + n` at the server).
-//!   [`R2d2Factory::abandoned_connects`] tells how many are alive.
+//!   [`R2d2ConnectionFactory::with_max_abandoned`] (then at most `max_size + n` at the server).
+//!   [`R2d2ConnectionFactory::abandoned_connects`] tells how many are alive.
 //! * **`is_valid`** ignores the timeout pool-core passes. pool-core already runs
 //!   validation on acquire on a checker thread and stops waiting at the caller's deadline,
 //!   so the caller is bounded; what a hung `is_valid` still holds is its connection's
@@ -95,14 +95,14 @@
 //! The factory's error is [`R2d2Error<M::Error>`](R2d2Error), with the manager's own error
 //! as `source()`. The pool keeps it: `PoolError::AcquireTimeout` carries the last one (as
 //! `source()` and `last_error`), `PoolError::Connection` a permanent one (see
-//! [`R2d2Factory::with_permanent_errors`]) or, while the circuit breaker is open, the
+//! [`R2d2ConnectionFactory::with_permanent_errors`]) or, while the circuit breaker is open, the
 //! latest one. Display texts never repeat their causes: print
 //! the chain ([`pool_core::error::Report`], anyhow's `{:#}`).
 //!
 //! ```
 //! use std::time::Duration;
 //! use pool_core::{ConnectionPool, PoolConfig, PoolError};
-//! use pool_r2d2::{R2d2Error, R2d2Factory};
+//! use pool_r2d2::{R2d2Error, R2d2ConnectionFactory};
 //!
 //! #[derive(Debug)]
 //! struct Down;
@@ -118,7 +118,7 @@
 //!
 //! // Fail fast once a connect fails with nothing open (the default waits for 5 failures).
 //! let config = PoolConfig::builder().circuit_breaker_threshold(Some(1)).build()?;
-//! let pool = ConnectionPool::new(R2d2Factory::new(Down), config)?;
+//! let pool = ConnectionPool::new(R2d2ConnectionFactory::new(Down), config)?;
 //! let err = pool.acquire_timeout(Duration::from_secs(5)).unwrap_err();
 //! // `Connection` here; an `AcquireTimeout` carries its last error the same way.
 //! assert!(matches!(err, PoolError::Connection(_)));
@@ -135,13 +135,13 @@
 #![warn(missing_docs)]
 
 mod abandon;
-pub mod connection;
-pub mod error;
-pub mod factory;
+mod connection;
+mod error;
+mod factory;
 
 pub use connection::R2d2Connection;
 pub use error::R2d2Error;
-pub use factory::{R2d2Factory, DEFAULT_MAX_ABANDONED};
+pub use factory::{R2d2ConnectionFactory, DEFAULT_MAX_ABANDONED};
 
 /// Re-exported: the r2d2 crate whose traits this adapts (`ManageConnection`,
 /// `CustomizeConnection`), so users need not pin a matching version.
@@ -161,14 +161,14 @@ pub use r2d2;
 ///
 /// ```
 /// use pool_core::{ConnectionPool, PoolConfig};
-/// use pool_r2d2::{R2d2Factory, R2d2Pool};
+/// use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 /// use r2d2_sqlite::SqliteConnectionManager;
 ///
 /// let pool: R2d2Pool<SqliteConnectionManager> =
-///     ConnectionPool::new(R2d2Factory::new(SqliteConnectionManager::memory()), PoolConfig::default())?;
+///     ConnectionPool::new(R2d2ConnectionFactory::new(SqliteConnectionManager::memory()), PoolConfig::default())?;
 /// let conn = pool.acquire()?;
 /// let two: i64 = conn.query_row("SELECT 1 + 1", [], |row| row.get(0))?;
 /// assert_eq!(two, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type R2d2Pool<M> = pool_core::ConnectionPool<R2d2Factory<M>>;
+pub type R2d2Pool<M> = pool_core::ConnectionPool<R2d2ConnectionFactory<M>>;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
-use pool_r2d2::{R2d2Error, R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Error, R2d2Pool};
 use test_support::{assert_no_repeated_causes, error_chain};
 
 /// A gate the test opens to let hung calls finish.
@@ -176,7 +176,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 fn customizer_runs_after_each_create_and_before_each_close() {
     let (server, fake) = setup();
     let custom = Customizer(Arc::default());
-    let factory = R2d2Factory::new(fake).with_customizer(custom.clone());
+    let factory = R2d2ConnectionFactory::new(fake).with_customizer(custom.clone());
     let config = PoolConfig::builder().max_size(3).build().unwrap();
     let pool: R2d2Pool<Fake> = ConnectionPool::new(factory, config).unwrap();
 
@@ -209,7 +209,7 @@ fn a_failing_on_acquire_drops_the_connection_without_on_release() {
     let (server, fake) = setup();
     let custom = Customizer(Arc::default());
     custom.0.fail.store(true, SeqCst);
-    let factory = R2d2Factory::new(fake).with_customizer(custom.clone());
+    let factory = R2d2ConnectionFactory::new(fake).with_customizer(custom.clone());
     let err = factory
         .create(Duration::from_secs(5))
         .err()
@@ -237,7 +237,7 @@ fn connect_errors_keep_the_manager_error_as_source() {
         .circuit_breaker_threshold(Some(1))
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2Factory::new(fake), config).unwrap();
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
     let err = pool
         .acquire_timeout(Duration::from_secs(5))
         .expect_err("connect fails");
@@ -263,8 +263,8 @@ fn connect_errors_keep_the_manager_error_as_source() {
 fn permanent_errors_fail_callers_at_once() {
     let (server, fake) = setup();
     server.connect_fails.store(true, SeqCst);
-    let factory =
-        R2d2Factory::new(fake).with_permanent_errors(|e: &FakeError| e.0.contains("refused"));
+    let factory = R2d2ConnectionFactory::new(fake)
+        .with_permanent_errors(|e: &FakeError| e.0.contains("refused"));
     let pool = ConnectionPool::new(factory, PoolConfig::default()).unwrap();
     let start = Instant::now();
     let err = pool
@@ -282,7 +282,7 @@ fn permanent_errors_fail_callers_at_once() {
 fn panics_in_the_manager_are_errors() {
     let (server, fake) = setup();
     server.connect_panics.store(true, SeqCst);
-    let factory = R2d2Factory::new(fake);
+    let factory = R2d2ConnectionFactory::new(fake);
     let err = factory.create(Duration::from_secs(60)).err().unwrap();
     assert!(
         matches!(&err, R2d2Error::Panicked { during: "connect", message } if message == "connect exploded"),
@@ -314,7 +314,7 @@ fn panics_in_the_manager_are_errors() {
 fn a_hung_connect_is_abandoned_and_bounds_the_server_count() {
     let (server, fake) = setup();
     let custom = Customizer(Arc::default());
-    let factory = R2d2Factory::new(fake).with_customizer(custom.clone());
+    let factory = R2d2ConnectionFactory::new(fake).with_customizer(custom.clone());
 
     // A connect that hangs: create returns at its deadline.
     server.connect_hangs.store(true, SeqCst);
@@ -354,7 +354,7 @@ fn a_hung_connect_is_abandoned_and_bounds_the_server_count() {
 #[test]
 fn no_time_left_starts_no_connect() {
     let (server, fake) = setup();
-    let factory = R2d2Factory::new(fake);
+    let factory = R2d2ConnectionFactory::new(fake);
     assert!(matches!(
         factory.create(Duration::ZERO),
         Err(R2d2Error::ConnectTimeout { .. })
@@ -366,7 +366,7 @@ fn no_time_left_starts_no_connect() {
 #[test]
 fn max_abandoned_lets_connects_go_on_while_n_are_abandoned() {
     let (server, fake) = setup();
-    let factory = R2d2Factory::new(fake).with_max_abandoned(1);
+    let factory = R2d2ConnectionFactory::new(fake).with_max_abandoned(1);
     server.connect_hangs.store(true, SeqCst);
     assert!(factory.create(Duration::from_millis(50)).is_err());
     assert_eq!(factory.abandoned_connects(), 1);
@@ -400,7 +400,7 @@ fn pool_callers_are_bounded_while_connects_hang() {
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2Factory::new(fake), config).unwrap();
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let pool = pool.clone();
@@ -439,7 +439,7 @@ fn a_hung_is_valid_holds_only_its_own_connection_by_default() {
         .validation_skip_window(Duration::ZERO)
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2Factory::new(fake), config).unwrap();
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
     drop(pool.acquire().unwrap());
     server.valid_hangs.store(true, SeqCst);
     // The caller is bounded by its deadline (pool-core's checker thread)...
@@ -461,7 +461,7 @@ fn a_hung_is_valid_holds_only_its_own_connection_by_default() {
 fn with_max_abandoned_a_hung_is_valid_is_abandoned_and_replaced() {
     let (server, fake) = setup();
     let custom = Customizer(Arc::default());
-    let factory = R2d2Factory::new(fake)
+    let factory = R2d2ConnectionFactory::new(fake)
         .with_customizer(custom.clone())
         .with_max_abandoned(1);
     let mut conn = factory.create(Duration::from_secs(5)).unwrap();
@@ -513,7 +513,11 @@ fn a_pool_replaces_a_connection_whose_check_hangs_with_max_abandoned() {
         .validation_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2Factory::new(fake).with_max_abandoned(1), config).unwrap();
+    let pool = ConnectionPool::new(
+        R2d2ConnectionFactory::new(fake).with_max_abandoned(1),
+        config,
+    )
+    .unwrap();
     let first = pool.acquire().unwrap().id;
     server.valid_hangs.store(true, SeqCst);
     // Only the first check hangs: the replacement's check (if any) passes.
@@ -540,7 +544,7 @@ fn validation_failures_replace_connections() {
         .validation_skip_window(Duration::ZERO)
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2Factory::new(fake), config).unwrap();
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
     let first = pool.acquire().unwrap().id;
     server.valid_fails.store(true, SeqCst);
     let s = Arc::clone(&server);
@@ -558,7 +562,7 @@ fn validation_failures_replace_connections() {
 #[test]
 fn debug_shows_the_settings() {
     let (_server, fake) = setup();
-    let f = R2d2Factory::new(fake).with_max_abandoned(3);
+    let f = R2d2ConnectionFactory::new(fake).with_max_abandoned(3);
     let text = format!("{f:?}");
     assert!(text.contains("max_abandoned: 3"), "{text}");
     assert!(text.contains("Fake"), "{text}");

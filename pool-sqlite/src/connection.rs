@@ -129,19 +129,6 @@ impl SqliteConnection {
         result
     }
 
-    /// The connection, for queries. Same as dereferencing.
-    pub fn connection(&self) -> &Connection {
-        self.used.set(true);
-        &self.conn
-    }
-
-    /// The connection, for calls that need `&mut` (`transaction`, `savepoint`). Same as
-    /// dereferencing mutably.
-    pub fn connection_mut(&mut self) -> &mut Connection {
-        self.used.set(true);
-        &mut self.conn
-    }
-
     /// Takes the connection out (the flags are lost).
     pub fn into_inner(self) -> Connection {
         self.conn
@@ -151,14 +138,18 @@ impl SqliteConnection {
 impl Deref for SqliteConnection {
     type Target = Connection;
 
+    /// Counts as a use (the release-time work runs): queries take `&Connection`.
     fn deref(&self) -> &Connection {
-        self.connection()
+        self.used.set(true);
+        &self.conn
     }
 }
 
 impl DerefMut for SqliteConnection {
+    /// For calls that need `&mut` (`transaction`, `savepoint`).
     fn deref_mut(&mut self) -> &mut Connection {
-        self.connection_mut()
+        self.used.set(true);
+        &mut self.conn
     }
 }
 

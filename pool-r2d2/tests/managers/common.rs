@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_core::{ConnectionPool, PoolConfig, PoolStatistics};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 use r2d2::ManageConnection;
 
 /// PostgreSQL: trust auth, user postgres, database test.
@@ -87,8 +87,8 @@ pub trait Backend {
     /// A manager whose sessions the server can tell apart by `tag` (where it can).
     fn manager(tag: &str) -> Self::M;
     /// A factory over it (a backend may add a customizer).
-    fn factory(tag: &str) -> R2d2Factory<Self::M> {
-        R2d2Factory::new(Self::manager(tag))
+    fn factory(tag: &str) -> R2d2ConnectionFactory<Self::M> {
+        R2d2ConnectionFactory::new(Self::manager(tag))
     }
     /// Runs `SELECT 40 + 2` (or the like) and returns the answer.
     fn answer(conn: &mut Conn<Self>) -> i64;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
 use diesel::sql_types::{BigInt, Unsigned};
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 
 use crate::common::{self, Backend, Conn, Service, MYSQL_URL};
 
@@ -67,7 +67,7 @@ diesel::table! {
 fn diesel_mysql_transaction_commits_and_rolls_back() {
     crate::require!(Service::Mysql, "diesel_mysql_transaction");
     let pool: R2d2Pool<ConnectionManager<MysqlConnection>> = ConnectionPool::new(
-        R2d2Factory::new(ConnectionManager::new(MYSQL_URL)),
+        R2d2ConnectionFactory::new(ConnectionManager::new(MYSQL_URL)),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
 use diesel::sql_types::{BigInt, Integer};
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 
 use crate::common::{self, Backend, Conn, Service, PG_URL};
 
@@ -68,7 +68,7 @@ diesel::table! {
 fn diesel_pg_transaction_commits_and_rolls_back() {
     crate::require!(Service::Postgres, "diesel_pg_transaction");
     let pool: R2d2Pool<ConnectionManager<PgConnection>> = ConnectionPool::new(
-        R2d2Factory::new(DieselPg::manager("r2d2_tx")),
+        R2d2ConnectionFactory::new(DieselPg::manager("r2d2_tx")),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();

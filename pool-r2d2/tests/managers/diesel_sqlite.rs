@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::r2d2::ConnectionManager;
 use diesel::sql_types::BigInt;
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 
 use crate::common::{self, Backend, Conn, Service};
 
@@ -75,7 +75,7 @@ diesel::table! {
 fn diesel_sqlite_transaction_commits_and_rolls_back() {
     let tag = common::unique_tag("r2d2_sqlite_tx");
     let pool: R2d2Pool<ConnectionManager<SqliteConnection>> = ConnectionPool::new(
-        R2d2Factory::new(DieselSqlite::manager(&tag)),
+        R2d2ConnectionFactory::new(DieselSqlite::manager(&tag)),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();

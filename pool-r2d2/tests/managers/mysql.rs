@@ -3,7 +3,7 @@
 //! count them.
 
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 use r2d2_mysql::mysql::prelude::Queryable;
 use r2d2_mysql::mysql::{Conn as MyConn, Opts, OptsBuilder, TxOpts};
 use r2d2_mysql::MySqlConnectionManager;
@@ -112,7 +112,7 @@ fn r2d2_mysql_transaction_commits_and_rolls_back() {
     let manager =
         MySqlConnectionManager::new(OptsBuilder::from_opts(Opts::from_url(MYSQL_URL).unwrap()));
     let pool: R2d2Pool<MySqlConnectionManager> = ConnectionPool::new(
-        R2d2Factory::new(manager),
+        R2d2ConnectionFactory::new(manager),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();

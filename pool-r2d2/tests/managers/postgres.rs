@@ -1,7 +1,7 @@
 //! `r2d2_postgres` (the `postgres` crate), and the PostgreSQL helpers the diesel tests share.
 
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 use r2d2_postgres::postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use std::time::Duration;
@@ -93,7 +93,7 @@ fn r2d2_postgres_killed_connection_is_replaced() {
 fn r2d2_postgres_transaction_commits_and_rolls_back() {
     crate::require!(Service::Postgres, "r2d2_postgres_transaction");
     let pool: R2d2Pool<PostgresConnectionManager<NoTls>> = ConnectionPool::new(
-        R2d2Factory::new(R2d2Postgres::manager("r2d2_pg_tx")),
+        R2d2ConnectionFactory::new(R2d2Postgres::manager("r2d2_pg_tx")),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();
@@ -124,7 +124,7 @@ fn r2d2_postgres_a_connection_broken_in_use_is_discarded_on_release() {
     crate::require!(Service::Postgres, "r2d2_postgres_broken_in_use");
     let tag = common::unique_tag("r2d2b");
     let pool: R2d2Pool<PostgresConnectionManager<NoTls>> = ConnectionPool::new(
-        R2d2Factory::new(R2d2Postgres::manager(&tag)),
+        R2d2ConnectionFactory::new(R2d2Postgres::manager(&tag)),
         PoolConfig::builder().max_size(1).build().unwrap(),
     )
     .unwrap();

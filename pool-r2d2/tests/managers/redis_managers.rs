@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 
 use crate::common::{self, Backend, Conn, Service, REDIS_URL};
 
@@ -76,8 +76,9 @@ macro_rules! redis_backend {
             fn manager(_tag: &str) -> Self::M {
                 $make
             }
-            fn factory(tag: &str) -> R2d2Factory<Self::M> {
-                R2d2Factory::new(Self::manager(tag)).with_customizer(SetName(tag.to_owned()))
+            fn factory(tag: &str) -> R2d2ConnectionFactory<Self::M> {
+                R2d2ConnectionFactory::new(Self::manager(tag))
+                    .with_customizer(SetName(tag.to_owned()))
             }
             fn answer(conn: &mut Conn<Self>) -> i64 {
                 use $redis as redis;

@@ -2,7 +2,7 @@
 //! no server.
 
 use pool_core::{ConnectionPool, PoolConfig};
-use pool_r2d2::{R2d2Factory, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
 use r2d2_sqlite::SqliteConnectionManager;
 
 use crate::common::{self, Backend, Conn, Service};
@@ -47,7 +47,7 @@ fn r2d2_sqlite_transaction_commits_and_rolls_back() {
         c.busy_timeout(std::time::Duration::from_secs(5))
     });
     let pool: R2d2Pool<SqliteConnectionManager> = ConnectionPool::new(
-        R2d2Factory::new(manager),
+        R2d2ConnectionFactory::new(manager),
         PoolConfig::builder().max_size(2).build().unwrap(),
     )
     .unwrap();
