@@ -58,7 +58,7 @@
 //! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`config`]; every default is a named constant there.
-//! * **Writing a backend**: [`factory`], and [`backend`] for the pieces every backend
+//! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
 //!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
 //!   thread abandoned at its deadline).
 //!
