@@ -1,7 +1,9 @@
-//! # pool-http: a fixed number of keep-alive sockets to one HTTP service
+//! # A tour of pool-http: a fixed number of keep-alive sockets to one HTTP service
 //!
 //! Run it with `cargo run --example http`. It needs nothing installed: it starts its own
 //! HTTP/1.1 server (tiny_http) on 127.0.0.1, on a free port.
+//!
+//! The short version, a quick start of under 40 lines: `cargo run --example http_quick`.
 //!
 //! What it shows:
 //!

@@ -1,7 +1,9 @@
-//! # pool-mysql: a pool of MySQL / MariaDB connections shared by threads
+//! # A tour of pool-mysql: a pool of MySQL / MariaDB connections shared by threads
 //!
 //! Run it with `cargo run --example mysql`. It needs a MySQL or MariaDB server; it uses
 //! `MYSQL_URL` if set, else `mysql://root@127.0.0.1:3306/test`.
+//!
+//! The short version, a quick start of under 40 lines: `cargo run --example mysql_quick`.
 //!
 //! What it shows:
 //!

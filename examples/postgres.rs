@@ -1,7 +1,9 @@
-//! # pool-postgres: a pool of PostgreSQL connections shared by threads
+//! # A tour of pool-postgres: a pool of PostgreSQL connections shared by threads
 //!
 //! Run it with `cargo run --example postgres`. It needs a PostgreSQL server; it uses
 //! `DATABASE_URL` if set, else `postgres://postgres@127.0.0.1:5432/test`.
+//!
+//! The short version, a quick start of under 40 lines: `cargo run --example postgres_quick`.
 //!
 //! What it shows:
 //!

@@ -1,7 +1,9 @@
-//! # pool-redis: a pool of Redis connections shared by threads
+//! # A tour of pool-redis: a pool of Redis connections shared by threads
 //!
 //! Run it with `cargo run --example redis`. It needs a Redis server at
 //! `redis://127.0.0.1:6379` (or set `REDIS_URL`).
+//!
+//! The short version, a quick start of under 40 lines: `cargo run --example redis_quick`.
 //!
 //! What it shows:
 //!

@@ -1,7 +1,9 @@
-//! # pool-sqlite: a pool of SQLite connections shared by threads
+//! # A tour of pool-sqlite: a pool of SQLite connections shared by threads
 //!
 //! Run it with `cargo run --example sqlite`. It needs nothing installed: SQLite is
 //! compiled in, and the database is a file in a temporary directory (removed at the end).
+//!
+//! The short version, a quick start of under 40 lines: `cargo run --example sqlite_quick`.
 //!
 //! What it shows:
 //!
