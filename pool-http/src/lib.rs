@@ -1,5 +1,31 @@
 //! HTTP for [`pool_core`]: a pool of keep-alive connections to one origin, on [`ureq`] 3.
 //!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::PoolConfig;
+//! use pool_http::{HttpConfig, HttpConnectionFactory, HttpPool, PingValidation};
+//!
+//! let config = HttpConfig::new("http://127.0.0.1:8080")?
+//!     .with_read_timeout(Duration::from_secs(5))
+//!     .with_probe_path("/health");
+//! let pool = HttpPool::builder(HttpConnectionFactory::from_config(config))
+//!     .config(PoolConfig::builder().max_size(4).build()?)
+//!     .validation(PingValidation) // GET /health must answer 2xx
+//!     .build()?;
+//!
+//! let mut conn = pool.acquire()?;
+//! let response = conn.get("/users/123")?;
+//! if response.is_success() {
+//!     println!("{}", response.text_lossy());
+//! }
+//! drop(conn);                                 // back to the pool
+//!
+//! println!("{}", pool.statistics());          // a table: sizes, waits, closes
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # One pooled connection, one socket
 //!
 //! Each [`HttpConnection`] is a `ureq` agent bound to a single origin (`http://host:port`)
@@ -31,29 +57,6 @@
 //!   answer a given status and body) and [`CompositeValidation`] are health checks to plug
 //!   into the pool builder.
 //! * [`HttpPool`] names the pool type.
-//!
-//! # Example
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_http::{HttpConfig, HttpConnectionFactory, HttpPool, PingValidation};
-//!
-//! let config = HttpConfig::new("http://127.0.0.1:8080")?
-//!     .with_read_timeout(Duration::from_secs(5))
-//!     .with_probe_path("/health");
-//! let pool = HttpPool::builder(HttpConnectionFactory::from_config(config))
-//!     .config(PoolConfig::builder().max_size(4).build()?)
-//!     .validation(PingValidation) // GET /health must answer 2xx
-//!     .build()?;
-//!
-//! let mut conn = pool.acquire()?;
-//! let response = conn.get("/users/123")?;
-//! if response.is_success() {
-//!     println!("{}", response.text_lossy());
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 //!
 //! # Failures
 //!

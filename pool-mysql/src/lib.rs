@@ -24,6 +24,9 @@
 //! let mut tx = conn.start_transaction(Default::default())?;
 //! tx.exec_drop("INSERT INTO visits (page) VALUES (?)", ("/home",))?;
 //! tx.commit()?;                            // without it, the release rolls back
+//! drop(conn);                              // back to the pool
+//!
+//! println!("{}", pool.statistics());       // a table: sizes, waits, closes
 //! # Ok(()) }
 //! ```
 //!

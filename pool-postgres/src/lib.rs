@@ -15,6 +15,9 @@
 //! let row = conn.query_one("SELECT 40 + 2", &[])?; // derefs to postgres::Client
 //! let answer: i32 = row.get(0);
 //! assert_eq!(answer, 42);
+//! drop(conn);                               // back to the pool
+//!
+//! println!("{}", pool.statistics());        // a table: sizes, waits, closes
 //! # Ok(()) }
 //! ```
 //!

@@ -1,6 +1,33 @@
 //! Redis for [`pool_core`]: a [`ConnectionFactory`](pool_core::ConnectionFactory) for the
 //! synchronous [`redis`] crate.
 //!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::PoolConfig;
+//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory, RedisPool};
+//! use pool_redis::redis::Commands;
+//!
+//! let config = RedisConfig::new("redis://127.0.0.1:6379/0")?
+//!     .with_client_name("my-service")
+//!     .with_response_timeout(Some(Duration::from_secs(2)));
+//! let factory = RedisConnectionFactory::from_config(config);
+//! let pool = RedisPool::builder(factory)
+//!     .config(PoolConfig::builder().max_size(8).build()?)
+//!     .validation(PingValidation)
+//!     .build()?;
+//!
+//! let mut conn = pool.acquire()?;
+//! let _: () = conn.set("greeting", "hello")?;
+//! let greeting: String = conn.get("greeting")?;
+//! assert_eq!(greeting, "hello");
+//! drop(conn);                              // back to the pool
+//!
+//! println!("{}", pool.statistics());       // a table: sizes, waits, closes
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # How the pieces fit
 //!
 //! * [`RedisConnectionFactory`] opens connections for the pool: from a URL with
@@ -27,30 +54,6 @@
 //! * With the `cluster` cargo feature (on by default), [`RedisClusterConnectionFactory`]
 //!   pools connections to a Redis Cluster: see the [`cluster`] module for how failovers,
 //!   redirections and session state are handled.
-//!
-//! # Example
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory, RedisPool};
-//! use pool_redis::redis::Commands;
-//!
-//! let config = RedisConfig::new("redis://127.0.0.1:6379/0")?
-//!     .with_client_name("my-service")
-//!     .with_response_timeout(Some(Duration::from_secs(2)));
-//! let factory = RedisConnectionFactory::from_config(config);
-//! let pool = RedisPool::builder(factory)
-//!     .config(PoolConfig::builder().max_size(8).build()?)
-//!     .validation(PingValidation)
-//!     .build()?;
-//!
-//! let mut conn = pool.acquire()?;
-//! let _: () = conn.set("greeting", "hello")?;
-//! let greeting: String = conn.get("greeting")?;
-//! assert_eq!(greeting, "hello");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 //!
 //! # When a connection is thrown away
 //!

@@ -35,7 +35,9 @@
 //! let conn = pool.acquire()?;
 //! let n: i64 = conn.query_row("SELECT count(*) FROM visits", [], |r| r.get(0))?;
 //! assert_eq!(n, 8);
-//! # drop(conn); pool.shutdown(); std::fs::remove_dir_all(&dir)?;
+//! drop(conn);
+//! println!("{}", pool.statistics());          // a table: sizes, waits, closes
+//! # pool.shutdown(); std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
 //!
