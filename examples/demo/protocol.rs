@@ -108,6 +108,7 @@ impl LineConnection {
 /// Closing is dropping (the pool drops connections it retires): say goodbye politely
 /// when the connection is still healthy, so the server closes its side at once.
 impl Drop for LineConnection {
+    /// `QUIT`, bounded by 100 ms, unless the connection is already known broken.
     fn drop(&mut self) {
         if !self.broken {
             let _ = self.set_timeouts(Duration::from_millis(100));

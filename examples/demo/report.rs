@@ -97,7 +97,8 @@ impl Monitor {
     }
 }
 
-/// Shuts the pool down and prints the health alerts and, last, the statistics table.
+/// The end of the story: shuts the pool down, prints the bookkeeping, the health alerts
+/// and, last, the statistics table.
 pub fn print_final_report<F: ConnectionFactory>(
     pool: &ConnectionPool<F>,
     after_shutdown: impl Fn() -> String,
