@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::events::{CreateEvent, CreateFailedEvent, ValidationFailedEvent};
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError, PoolObserver};
+use test_support::Rng;
 
 mod report;
 use report::Report;
@@ -550,13 +551,14 @@ impl Workload {
                     reported_fast.clone(),
                 );
                 thread::spawn(move || {
-                    let mut rng = XorShift::new(index as u64 + 1);
+                    let mut rng =
+                        Rng::new((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
                     while !stop.load(Relaxed) {
                         if index >= active.load(Relaxed) {
                             thread::sleep(Duration::from_millis(10));
                             continue;
                         }
-                        let work = Duration::from_millis(rng.between(2, 20));
+                        let work = Duration::from_millis(rng.range(2, 20));
                         match pool.acquire() {
                             // Dropping `conn` at the end of the arm returns it to the pool;
                             // after an error the backend's `is_broken` makes the pool close it.
@@ -597,7 +599,7 @@ impl Workload {
                                 tally.other.fetch_add(1, Relaxed);
                             }
                         }
-                        thread::sleep(Duration::from_millis(rng.between(0, 4)));
+                        thread::sleep(Duration::from_millis(rng.range(0, 4)));
                     }
                 })
             })
@@ -665,25 +667,6 @@ impl Monitor {
     fn stop(self) {
         drop(self.stop);
         let _ = self.thread.join();
-    }
-}
-
-/// A tiny xorshift64* generator: enough randomness for a demo, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform-ish in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
     }
 }
 

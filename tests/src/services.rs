@@ -190,14 +190,3 @@ pub fn redis_kill_by_name(addr: SocketAddr, name: &str) -> usize {
     }
     killed
 }
-
-/// A name unique to this process and call (client names, application names, keys).
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}

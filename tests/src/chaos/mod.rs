@@ -40,7 +40,7 @@ mod scenarios;
 
 pub use report::{check, stall_table, Report, Sessions, StallReport};
 pub use runner::{pool_error_kind, run};
-pub use scenarios::{soak_seed, Rng, Scenario};
+pub use scenarios::{soak_seed, Scenario};
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};

@@ -99,7 +99,7 @@ struct Healed {
 /// server session sampler (stall scenarios) and the [`THREADS`] client threads.
 fn start<B: Backend>(backend: Arc<B>, scenario: Scenario) -> (Running<B>, Load) {
     let label = format!("{}/{}", backend.name(), scenario.name());
-    let tag = crate::services::unique(&format!("cx-{}", backend.name()));
+    let tag = test_support::unique(&format!("cx-{}", backend.name()));
     // The first printed backtrace of the process would otherwise land in this run's RSS.
     sys::warm_backtrace_cache();
     let rss0 = sys::rss_kib();

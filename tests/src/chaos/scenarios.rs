@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use test_support::Rng;
+
 use super::report::StallReport;
 use super::runner::Probe;
 use super::{
@@ -235,27 +237,6 @@ pub(super) fn play_stall<B: Backend>(
     drop(stopped); // SIGCONT
     proxies.iter().for_each(|p| p.heal());
     (start, Instant::now())
-}
-
-/// A tiny deterministic generator (xorshift64*), so a soak's fault sequence can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded (0 is replaced).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
 }
 
 /// The seed of the soak's fault sequence: `POOL_SOAK_SEED`, or a fixed one.
