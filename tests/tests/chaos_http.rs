@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use integration_tests::backends::Http;
-use integration_tests::chaos::{check, run, selected, serial, Scenario};
+use integration_tests::chaos::{run_and_check, serial, Scenario};
 use integration_tests::http_server::HttpServer;
 use integration_tests::proxy::Direction;
 
@@ -25,10 +25,5 @@ fn http_chaos_scenarios() {
         Scenario::StallExisting,
         Scenario::StallStartups,
     ];
-    let reports: Vec<_> = scenarios
-        .into_iter()
-        .filter(|s| selected(*s))
-        .map(|s| run(backend.clone(), s, true))
-        .collect();
-    check(&reports);
+    run_and_check(backend, &scenarios);
 }

@@ -43,12 +43,12 @@ pub use runner::{pool_error_kind, run};
 pub use scenarios::{soak_seed, Scenario};
 
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PooledConnection};
 
-use crate::proxy::FaultProxy;
+use crate::proxy::{Direction, FaultProxy};
 
 /// Client threads per scenario.
 pub const THREADS: usize = 32;
@@ -182,4 +182,33 @@ pub fn selected(s: Scenario) -> bool {
             .any(|w| !w.trim().is_empty() && s.name().contains(w.trim())),
         _ => true,
     }
+}
+
+/// The scenarios a backend whose requests are bounded on the client runs behind the proxy
+/// (PostgreSQL, Redis). The server-process freeze needs a server the test
+/// started itself, and runs on its own.
+pub const SCENARIOS: [Scenario; 10] = [
+    Scenario::Restart,
+    Scenario::KillServerSide,
+    Scenario::Blackhole,
+    // Past the 1 s response timeout: requests time out, connections are replaced.
+    Scenario::LatencySpike(Duration::from_millis(700)),
+    Scenario::Flapping,
+    Scenario::CreateFailing,
+    Scenario::StallOneWay(Direction::ToServer),
+    Scenario::StallOneWay(Direction::ToClient),
+    Scenario::StallExisting,
+    Scenario::StallStartups,
+];
+
+/// Runs each [`selected`] scenario of `scenarios` for `backend`, one after another with
+/// RSS and threads measured, then [`check`]s the reports.
+pub fn run_and_check<B: Backend>(backend: Arc<B>, scenarios: &[Scenario]) {
+    let reports: Vec<_> = scenarios
+        .iter()
+        .copied()
+        .filter(|s| selected(*s))
+        .map(|s| run(backend.clone(), s, true))
+        .collect();
+    check(&reports);
 }
