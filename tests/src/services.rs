@@ -1,8 +1,10 @@
 //! The real services the chaos suite talks to, and the skip rule when they are absent.
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use pool_mysql::mysql::{self, prelude::Queryable};
 use pool_postgres::postgres;
 use pool_redis::redis;
 
@@ -13,6 +15,8 @@ pub use test_support::services_required;
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 /// Redis: 127.0.0.1:6379.
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+/// MariaDB (or MySQL): 127.0.0.1:3306, user `root` with an empty password, database `test`.
+pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
 
 /// Prints a loud skip banner (bypassing output capture), or panics when services are
 /// required.
@@ -189,4 +193,68 @@ pub fn redis_kill_by_name(addr: SocketAddr, name: &str) -> usize {
         }
     }
     killed
+}
+
+/// A direct (not proxied) admin connection to the MariaDB at `addr` (user `root`, empty
+/// password, database `test`), every wait bounded by `ADMIN_STATEMENT_TIMEOUT` (2 s).
+pub fn mysql_admin_at(addr: SocketAddr) -> Result<mysql::Conn, mysql::Error> {
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(addr.ip().to_string()))
+        .tcp_port(addr.port())
+        .user(Some("root"))
+        .db_name(Some("test"))
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(ADMIN_STATEMENT_TIMEOUT))
+        .read_timeout(Some(ADMIN_STATEMENT_TIMEOUT))
+        .write_timeout(Some(ADMIN_STATEMENT_TIMEOUT));
+    mysql::Conn::new(opts)
+}
+
+/// `Some(address)` when MariaDB answers; otherwise skips loudly (or panics).
+pub fn mysql_or_skip(test: &str) -> Option<SocketAddr> {
+    let addr: SocketAddr = MYSQL_ADDR.parse().unwrap();
+    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        && mysql_admin_at(addr)
+            .and_then(|mut c| c.query_drop("SELECT 1"))
+            .is_ok();
+    if ok {
+        Some(addr)
+    } else {
+        skip(
+            test,
+            "MariaDB (user root, empty password, db test)",
+            MYSQL_ADDR,
+        );
+        None
+    }
+}
+
+/// The sessions `admin`'s server lists from loopback over TCP: (session id, client port),
+/// from `information_schema.PROCESSLIST` (`HOST` is `127.0.0.1:<port>`).
+pub fn mysql_sessions(admin: &mut mysql::Conn) -> Result<Vec<(u64, u16)>, mysql::Error> {
+    let rows: Vec<(u64, String)> =
+        admin.query("SELECT ID, HOST FROM information_schema.PROCESSLIST")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, host)| {
+            let port = host.strip_prefix("127.0.0.1:")?.parse().ok()?;
+            Some((id, port))
+        })
+        .collect())
+}
+
+/// Kills (`KILL CONNECTION`, server side) every MariaDB session at `addr` whose client
+/// port is one of `ports`. Returns how many.
+pub fn mysql_kill_by_port(addr: SocketAddr, ports: &HashSet<u16>) -> usize {
+    let Ok(mut admin) = mysql_admin_at(addr) else {
+        return 0;
+    };
+    let Ok(sessions) = mysql_sessions(&mut admin) else {
+        return 0;
+    };
+    sessions
+        .iter()
+        .filter(|(_, port)| ports.contains(port))
+        .filter(|(id, _)| admin.query_drop(format!("KILL CONNECTION {id}")).is_ok())
+        .count()
 }

@@ -23,7 +23,8 @@
 //! second, small pool of the same backend behind its own proxy with the same faults (the
 //! *probe*), so that the pool under test goes on and its recovery is measured. The server's
 //! own list of the pool's sessions (PostgreSQL's `pg_stat_activity` by
-//! `application_name`, Redis's `CLIENT LIST` by name) is sampled too: the sessions whose
+//! `application_name`, Redis's `CLIENT LIST` by name, MariaDB's `PROCESSLIST` by the
+//! proxy's client ports) is sampled too: the sessions whose
 //! client still holds its socket must never be more than `max_size`. [`check`] prints a
 //! table of these figures, one line per stall scenario.
 //!
@@ -111,7 +112,7 @@ pub const RECOVERY_TARGET: Duration = Duration::from_secs(2);
 pub trait Backend: Send + Sync + 'static {
     /// The backend's factory.
     type F: ConnectionFactory;
-    /// `postgres`, `redis`, `http`.
+    /// `postgres`, `redis`, `http`, `mysql`.
     fn name(&self) -> &'static str;
     /// Where the real server listens.
     fn upstream(&self) -> SocketAddr;
@@ -130,8 +131,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Kills every pooled connection on the server side; returns how many.
     fn kill_server_side(&self, tag: &str, proxy: &FaultProxy) -> usize;
     /// Lists the server's sessions of connections tagged `tag`, by their client port (the
-    /// proxy's local port towards the server); `None` when the server cannot list them.
-    fn session_lister(&self, _tag: &str) -> Option<SessionLister> {
+    /// proxy's local port towards the server); `None` when the server cannot list them. A
+    /// server with no per-session tag finds the pool's sessions through `proxy`'s sockets.
+    fn session_lister(&self, _tag: &str, _proxy: &FaultProxy) -> Option<SessionLister> {
         None
     }
     /// The server processes serving the sessions tagged with one of `tags`, for the
@@ -185,7 +187,7 @@ pub fn selected(s: Scenario) -> bool {
 }
 
 /// The scenarios a backend whose requests are bounded on the client runs behind the proxy
-/// (PostgreSQL, Redis). The server-process freeze needs a server the test
+/// (PostgreSQL, Redis, MariaDB). The server-process freeze needs a server the test
 /// started itself, and runs on its own.
 pub const SCENARIOS: [Scenario; 10] = [
     Scenario::Restart,

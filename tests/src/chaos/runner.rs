@@ -118,7 +118,7 @@ fn start<B: Backend>(backend: Arc<B>, scenario: Scenario) -> (Running<B>, Load) 
     // Stall scenarios: the server's own list of the pool's sessions.
     let sessions = scenario
         .stall_length()
-        .and_then(|_| backend.session_lister(&tag))
+        .and_then(|_| backend.session_lister(&tag, &proxy))
         .map(|lister| {
             let (live, open) = (live.clone(), proxy.open_counter());
             thread::Builder::new()
