@@ -55,19 +55,36 @@ pub fn postgres_admin_at(addr: SocketAddr) -> Result<postgres::Client, postgres:
     config.connect(postgres::NoTls)
 }
 
-/// `Some(address)` when PostgreSQL answers; otherwise skips loudly (or panics).
-pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = POSTGRES_ADDR.parse().unwrap();
-    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && postgres_admin()
-            .and_then(|mut c| c.simple_query("SELECT 1"))
-            .is_ok();
-    if ok {
-        Some(addr)
+/// `Some(addr)` when something listens at `addr` (within 2 s) and `answers` says the
+/// service there serves (a query on an admin connection); otherwise skips loudly as
+/// `service` (or panics).
+fn reachable_or_skip(
+    test: &str,
+    addr: &str,
+    service: &str,
+    answers: impl FnOnce() -> bool,
+) -> Option<SocketAddr> {
+    let sock: SocketAddr = addr.parse().unwrap();
+    if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok() && answers() {
+        Some(sock)
     } else {
-        skip(test, "PostgreSQL (user postgres, db test)", POSTGRES_ADDR);
+        skip(test, service, addr);
         None
     }
+}
+
+/// `Some(address)` when PostgreSQL answers; otherwise skips loudly (or panics).
+pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
+    reachable_or_skip(
+        test,
+        POSTGRES_ADDR,
+        "PostgreSQL (user postgres, db test)",
+        || {
+            postgres_admin()
+                .and_then(|mut c| c.simple_query("SELECT 1"))
+                .is_ok()
+        },
+    )
 }
 
 /// A direct (not proxied) admin connection to the shared Redis.
@@ -85,17 +102,11 @@ pub fn redis_admin_at(addr: SocketAddr) -> redis::RedisResult<redis::Connection>
 
 /// `Some(address)` when Redis answers PING; otherwise skips loudly (or panics).
 pub fn redis_or_skip(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = REDIS_ADDR.parse().unwrap();
-    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && redis_admin()
+    reachable_or_skip(test, REDIS_ADDR, "Redis", || {
+        redis_admin()
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok();
-    if ok {
-        Some(addr)
-    } else {
-        skip(test, "Redis", REDIS_ADDR);
-        None
-    }
+            .is_ok()
+    })
 }
 
 /// Terminates every PostgreSQL session at `addr` whose `application_name` is `name`
@@ -212,21 +223,12 @@ pub fn mysql_admin_at(addr: SocketAddr) -> Result<mysql::Conn, mysql::Error> {
 
 /// `Some(address)` when MariaDB answers; otherwise skips loudly (or panics).
 pub fn mysql_or_skip(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = MYSQL_ADDR.parse().unwrap();
-    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && mysql_admin_at(addr)
+    let service = "MySQL/MariaDB (user root, empty password, db test)";
+    reachable_or_skip(test, MYSQL_ADDR, service, || {
+        mysql_admin_at(MYSQL_ADDR.parse().unwrap())
             .and_then(|mut c| c.query_drop("SELECT 1"))
-            .is_ok();
-    if ok {
-        Some(addr)
-    } else {
-        skip(
-            test,
-            "MariaDB (user root, empty password, db test)",
-            MYSQL_ADDR,
-        );
-        None
-    }
+            .is_ok()
+    })
 }
 
 /// The sessions `admin`'s server lists from loopback over TCP: (session id, client port),

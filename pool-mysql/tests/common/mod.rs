@@ -2,7 +2,6 @@
 //! connection.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use pool_core::{PoolConfig, PoolConfigBuilder};
@@ -19,20 +18,7 @@ pub const ADDR: &str = "127.0.0.1:3306";
 /// Whether the server answers. When it does not, the test is skipped with a loud message,
 /// unless `POOL_TEST_REQUIRE_SERVICES=1`, in which case it fails.
 pub fn server_available(test: &str) -> bool {
-    let addr: SocketAddr = ADDR.parse().unwrap();
-    let reachable = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && admin_conn()
-            .and_then(|mut c| c.query_drop("SELECT 1"))
-            .is_ok();
-    if reachable {
-        return true;
-    }
-    test_support::skip(
-        test,
-        &format!("MySQL/MariaDB is not reachable at {ADDR} (user root, empty password, db test)"),
-        "start it",
-    );
-    false
+    integration_tests::services::mysql_or_skip(test).is_some()
 }
 
 /// Skips the calling test (returns) when the server is unreachable.

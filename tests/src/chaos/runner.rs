@@ -14,7 +14,7 @@ use pool_core::{ConnectionPool, PoolError};
 use super::live::{sample_sessions, soak_reference, Live, BUCKET};
 use super::report::{Report, Sessions, StallReport};
 use super::scenarios::{
-    play, play_stall, Scenario, FLAP, FLAP_LATENCY, SOAK_LATENCY, SOAK_MAX_STALL,
+    play, play_stall, Scenario, Stage, FLAP, FLAP_LATENCY, SOAK_LATENCY, SOAK_MAX_STALL,
 };
 use super::{
     pool_config, sized_pool_config, Backend, DEADLINE_SLACK, FLOOR_SHARE, LATE_GRACE, OP_TIMEOUT,
@@ -229,14 +229,19 @@ fn play_fault<B: Backend>(run: &mut Running<B>) -> Played {
             played.stall = Some(st);
             vec![heal]
         }
-        _ => play(
-            run.scenario,
-            backend,
-            proxy,
-            tag,
-            &mut played.killed,
-            &mut played.fault_starts,
-        ),
+        _ => {
+            let mut stage = Stage {
+                backend,
+                proxy,
+                tag,
+                killed: 0,
+                fault_starts: Vec::new(),
+            };
+            let heals = play(run.scenario, &mut stage);
+            played.killed = stage.killed;
+            played.fault_starts = stage.fault_starts;
+            heals
+        }
     };
     played
 }

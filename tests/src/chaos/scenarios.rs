@@ -98,16 +98,22 @@ pub(super) const SOAK_LATENCY: Duration = Duration::from_millis(150);
 pub(super) const SOAK_MAX_STALL: Duration = Duration::from_millis(2500);
 const SOAK_GAP: Duration = Duration::from_millis(3000);
 
+/// What a fault script plays on (the backend, the pool's proxy, the pool's tag) and what
+/// it records on the way.
+pub(super) struct Stage<'a, B: Backend> {
+    pub(super) backend: &'a B,
+    pub(super) proxy: &'a FaultProxy,
+    pub(super) tag: &'a str,
+    /// Connections killed on the server side.
+    pub(super) killed: usize,
+    /// When each fault started (the soak's).
+    pub(super) fault_starts: Vec<Instant>,
+}
+
 /// Plays the fault script of a scenario that is not a stall; returns when each fault was
 /// healed.
-pub(super) fn play<B: Backend>(
-    scenario: Scenario,
-    backend: &B,
-    proxy: &FaultProxy,
-    tag: &str,
-    killed: &mut usize,
-    fault_starts: &mut Vec<Instant>,
-) -> Vec<Instant> {
+pub(super) fn play<B: Backend>(scenario: Scenario, stage: &mut Stage<'_, B>) -> Vec<Instant> {
+    let (backend, proxy, tag) = (stage.backend, stage.proxy, stage.tag);
     match scenario {
         Scenario::Restart => {
             proxy.set_refuse(true);
@@ -117,7 +123,7 @@ pub(super) fn play<B: Backend>(
             vec![Instant::now()]
         }
         Scenario::KillServerSide => {
-            *killed += backend.kill_server_side(tag, proxy);
+            stage.killed += backend.kill_server_side(tag, proxy);
             vec![Instant::now()]
         }
         Scenario::LatencySpike(d) => {
@@ -150,7 +156,7 @@ pub(super) fn play<B: Backend>(
             proxy.heal();
             vec![Instant::now()]
         }
-        Scenario::Soak(total) => soak_script(total, backend, proxy, tag, killed, fault_starts),
+        Scenario::Soak(total) => soak_script(total, stage),
         Scenario::Blackhole
         | Scenario::StallOneWay(_)
         | Scenario::StallExisting
@@ -249,14 +255,8 @@ pub fn soak_seed() -> u64 {
 
 /// Mixed faults, each followed by a healthy gap, until `total` is used up (the last
 /// fault leaves room for the recovery limit).
-fn soak_script<B: Backend>(
-    total: Duration,
-    backend: &B,
-    proxy: &FaultProxy,
-    tag: &str,
-    killed: &mut usize,
-    fault_starts: &mut Vec<Instant>,
-) -> Vec<Instant> {
+fn soak_script<B: Backend>(total: Duration, stage: &mut Stage<'_, B>) -> Vec<Instant> {
+    let (backend, proxy, tag) = (stage.backend, stage.proxy, stage.tag);
     let mut rng = Rng::new(soak_seed() ^ backend.name().len() as u64);
     let start = Instant::now();
     let mut heals = Vec::new();
@@ -264,7 +264,7 @@ fn soak_script<B: Backend>(
     let mut log = String::new();
     while start.elapsed() + Duration::from_secs(4) + SOAK_GAP < total {
         let kind = rng.range(0, 6);
-        fault_starts.push(Instant::now());
+        stage.fault_starts.push(Instant::now());
         let _ = write!(log, "{:.1}s:", start.elapsed().as_secs_f64());
         match kind {
             0 => {
@@ -275,7 +275,7 @@ fn soak_script<B: Backend>(
                 thread::sleep(d);
             }
             1 => {
-                *killed += backend.kill_server_side(tag, proxy);
+                stage.killed += backend.kill_server_side(tag, proxy);
                 let _ = write!(log, "kill ");
             }
             2 => {
