@@ -9,6 +9,7 @@
 //! directories, [`rng`] a replayable random generator.
 
 use std::error::Error;
+use std::io::Write;
 
 pub mod logs;
 pub mod names;
@@ -23,6 +24,16 @@ pub use rng::Rng;
 pub use services::{closed_port, services_required, skip};
 pub use temp::TempDir;
 pub use wait::{eventually, wait_for};
+
+/// Writes `msg` and a newline to the process's stderr directly (not through `eprintln!`),
+/// so the test harness's output capture does not swallow it: reports and skips must be
+/// seen.
+pub fn loud(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(msg.as_bytes());
+    let _ = err.write_all(b"\n");
+    let _ = err.flush();
+}
 
 /// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
 /// anyhow) shows, one message per error.
