@@ -163,7 +163,7 @@ fn handing_a_connection_to_a_queued_caller_does_not_allocate_on_the_releasing_th
                 })
             })
             .collect();
-        eventually(PATIENCE, "all callers queued", || {
+        wait_for(PATIENCE, "all callers queued", || {
             pool.statistics().waiting_requests == waiters
         });
         let n = allocations_in(|| drop(held));

@@ -59,7 +59,7 @@ fn creates_lazily_up_to_max_size_and_reuses() {
 #[test]
 fn min_size_is_opened_in_background_and_kept() {
     let (pool, fake) = pool_with(cfg("minsz").min_size(3).max_size(5).build().unwrap());
-    eventually(PATIENCE, "3 connections opened at start", || {
+    wait_for(PATIENCE, "3 connections opened at start", || {
         pool.statistics().idle_connections == 3
     });
     closes_done(&pool);
@@ -71,7 +71,7 @@ fn min_size_is_opened_in_background_and_kept() {
         c.mark_broken();
     }
     drop(held);
-    eventually(PATIENCE, "min_size re-opened after closes", || {
+    wait_for(PATIENCE, "min_size re-opened after closes", || {
         fake.created() == 6 && pool.statistics().total_connections == 3
     });
     thread::sleep(ms(50));
@@ -95,12 +95,12 @@ fn min_idle_floor_is_kept_idle() {
         .build()
         .unwrap();
     let (pool, fake) = pool_with(config);
-    eventually(PATIENCE, "2 idle at start", || {
+    wait_for(PATIENCE, "2 idle at start", || {
         pool.statistics().idle_connections == 2
     });
     let a = pool.acquire().unwrap();
     let b = pool.acquire().unwrap();
-    eventually(PATIENCE, "2 idle again while 2 are in use", || {
+    wait_for(PATIENCE, "2 idle again while 2 are in use", || {
         let s = pool.statistics();
         s.idle_connections == 2 && s.active_connections == 2
     });
@@ -109,7 +109,7 @@ fn min_idle_floor_is_kept_idle() {
     // The floor never pushes the pool past max_size.
     let c = pool.acquire().unwrap();
     let d = pool.acquire().unwrap();
-    eventually(PATIENCE, "5 open", || fake.live() == 5);
+    wait_for(PATIENCE, "5 open", || fake.live() == 5);
     thread::sleep(ms(50));
     closes_done(&pool);
     assert_eq!(fake.live(), 5);
@@ -131,7 +131,7 @@ fn idle_above_min_size_is_closed_after_idle_timeout() {
     let released_at = Instant::now();
     drop(held);
     assert_eq!(pool.statistics().idle_connections, 4);
-    eventually(PATIENCE, "idle connections above min_size closed", || {
+    wait_for(PATIENCE, "idle connections above min_size closed", || {
         pool.statistics().total_connections == 1
     });
     // The pool stamps a release with its coarse clock, which may lag the real time by up
@@ -164,7 +164,7 @@ fn idle_timeout_respects_min_idle() {
     let (pool, fake) = pool_with(config);
     let held: Vec<_> = (0..4).map(|_| pool.acquire().unwrap()).collect();
     drop(held);
-    eventually(PATIENCE, "closed down to min_idle", || {
+    wait_for(PATIENCE, "closed down to min_idle", || {
         pool.statistics().total_connections == 2
     });
     thread::sleep(ms(200));
@@ -232,7 +232,7 @@ fn idle_connection_past_max_lifetime_is_closed_by_housekeeping() {
         .unwrap();
     let (pool, fake) = pool_with(config);
     drop(pool.acquire().unwrap());
-    eventually(PATIENCE, "expired idle connection closed", || {
+    wait_for(PATIENCE, "expired idle connection closed", || {
         fake.live() == 0
     });
     closes_done(&pool);
@@ -473,12 +473,12 @@ fn try_acquire_never_blocks() {
 fn try_acquire_asks_the_background_to_open_one() {
     let (pool, fake) = pool_with(cfg("tryc").max_size(2).build().unwrap());
     assert!(matches!(pool.try_acquire(), Err(PoolError::PoolExhausted)));
-    eventually(
+    wait_for(
         PATIENCE,
         "try_acquire made the pool open a connection",
         || fake.created() >= 1,
     );
-    eventually(PATIENCE, "try_acquire then succeeds", || {
+    wait_for(PATIENCE, "try_acquire then succeeds", || {
         pool.try_acquire().is_ok()
     });
 }
@@ -634,7 +634,7 @@ fn pool_with_min_size_recovers_after_a_permanent_error_is_fixed() {
     fake.state.set_create(CREATE_PERMANENT);
     let state = fake.state.clone();
     let pool = ConnectionPool::new(fake, config).unwrap();
-    eventually(PATIENCE, "a permanent failure", || {
+    wait_for(PATIENCE, "a permanent failure", || {
         pool.statistics().total_create_failures >= 1
     });
     assert!(matches!(
@@ -642,7 +642,7 @@ fn pool_with_min_size_recovers_after_a_permanent_error_is_fixed() {
         Err(PoolError::Connection(_))
     ));
     state.set_create(CREATE_OK);
-    eventually(PATIENCE, "recovered after permanent error", || {
+    wait_for(PATIENCE, "recovered after permanent error", || {
         pool.acquire_timeout(ms(200)).is_ok()
     });
 }
@@ -661,7 +661,7 @@ fn lazy_pool_recovers_after_a_permanent_error_is_fixed() {
     // The password is fixed: the pool must notice at some point (the docs say a failing
     // acquire "asks for one more attempt").
     fake.set_create(CREATE_OK);
-    eventually(PATIENCE, "recovered after permanent error", || {
+    wait_for(PATIENCE, "recovered after permanent error", || {
         pool.acquire_timeout(ms(200)).is_ok()
     });
 }
@@ -748,7 +748,7 @@ fn validate_new_connections_makes_a_fail_fast_start_catch_a_broken_check() {
     let fe = cause.downcast_ref::<FakeError>().expect("the fake's error");
     assert!(fe.message.contains("does not answer"), "{}", fe.message);
     assert!(state.validate_calls.load(SeqCst) >= 1);
-    eventually(PATIENCE, "checked-and-failed connections closed", || {
+    wait_for(PATIENCE, "checked-and-failed connections closed", || {
         state.live() == 0
     });
 
@@ -956,22 +956,22 @@ fn background_validation_closes_failing_idle_connections() {
         .build()
         .unwrap();
     let (pool, fake) = pool_with(config);
-    eventually(PATIENCE, "min_size open", || {
+    wait_for(PATIENCE, "min_size open", || {
         pool.statistics().idle_connections == 2
     });
-    eventually(PATIENCE, "background validation ran", || {
+    wait_for(PATIENCE, "background validation ran", || {
         fake.validate_calls.load(SeqCst) >= 2
     });
     assert_eq!(fake.created(), 2, "passing connections are kept");
     fake.fail_validate.store(true, SeqCst);
-    eventually(PATIENCE, "failing idle connections closed", || {
+    wait_for(PATIENCE, "failing idle connections closed", || {
         pool.statistics().closed.validation_failed >= 2
     });
     let s = pool.statistics();
     assert!(s.total_validation_failures >= 2);
     assert!(s.total_validations >= 4);
     fake.fail_validate.store(false, SeqCst);
-    eventually(PATIENCE, "replaced", || {
+    wait_for(PATIENCE, "replaced", || {
         pool.statistics().idle_connections == 2
     });
 }
@@ -986,11 +986,11 @@ fn background_validation_shows_validating_connections() {
         .build()
         .unwrap();
     let (pool, fake) = pool_with(config);
-    eventually(PATIENCE, "min_size open", || {
+    wait_for(PATIENCE, "min_size open", || {
         pool.statistics().idle_connections == 2
     });
     fake.validate_latency_us.store(300_000, SeqCst);
-    eventually(PATIENCE, "a slow validation is visible", || {
+    wait_for(PATIENCE, "a slow validation is visible", || {
         let s = pool.statistics();
         s.validating_connections > 0 && s.count(ConnectionState::Validating) > 0
     });
@@ -1028,10 +1028,10 @@ fn leak_detection_reports_a_held_connection_once() {
     drop(quick); // returned in time: never reported
     let held = pool.acquire().unwrap();
     let id = held.id();
-    eventually(PATIENCE, "leak suspected", || {
+    wait_for(PATIENCE, "leak suspected", || {
         pool.statistics().total_leaks_suspected == 1
     });
-    eventually(PATIENCE, "observer told", || {
+    wait_for(PATIENCE, "observer told", || {
         recorder.count(|e| matches!(e, Event::Leak(i, held) if *i == id && *held >= ms(250))) == 1
     });
     thread::sleep(ms(150));
@@ -1181,7 +1181,7 @@ fn health_alerts() {
 #[test]
 fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
     let (pool, fake) = pool_with(cfg("sdn").min_size(2).max_size(3).build().unwrap());
-    eventually(PATIENCE, "min_size open", || fake.live() == 2);
+    wait_for(PATIENCE, "min_size open", || fake.live() == 2);
     let held: Vec<_> = (0..3).map(|_| pool.acquire().unwrap()).collect();
     let mut held = held.into_iter();
     let (a, b, c) = (
@@ -1190,7 +1190,7 @@ fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
         held.next().unwrap(),
     );
     drop(a); // one idle
-    eventually(PATIENCE, "background threads running", || {
+    wait_for(PATIENCE, "background threads running", || {
         threads_named("sdn-") >= 2
     });
     let waiters: Vec<_> = (0..3)
@@ -1202,7 +1202,7 @@ fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
                 // others wait (a short hold would pass it on to them on a slow machine).
                 let r = pool.acquire_timeout(Duration::from_secs(30));
                 let r = r.map(|c| {
-                    eventually(PATIENCE, "the pool is shut down", || pool.is_closed());
+                    wait_for(PATIENCE, "the pool is shut down", || pool.is_closed());
                     c.id
                 });
                 (r, t.elapsed())
@@ -1210,7 +1210,7 @@ fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
         })
         .collect();
     // One waiter takes the idle connection; wait for the other two to queue.
-    eventually(PATIENCE, "two waiters queued", || {
+    wait_for(PATIENCE, "two waiters queued", || {
         pool.statistics().waiting_requests == 2
     });
     pool.shutdown();
@@ -1228,7 +1228,7 @@ fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
     assert!(matches!(pool.acquire(), Err(PoolError::Closed)));
     assert!(matches!(pool.try_acquire(), Err(PoolError::Closed)));
     // The idle one (returned by the waiter after shutdown) is closed; b and c still live.
-    eventually(PATIENCE, "only in-use connections left", || {
+    wait_for(PATIENCE, "only in-use connections left", || {
         fake.live() == 2
     });
     drop(b);
@@ -1240,7 +1240,7 @@ fn shutdown_closes_idle_wakes_waiters_and_closes_in_use_on_return() {
     let s = pool.statistics();
     assert_eq!(s.total_connections, 0);
     assert_eq!(s.total_acquired, s.total_released);
-    eventually(PATIENCE, "background threads are gone", || {
+    wait_for(PATIENCE, "background threads are gone", || {
         threads_named("sdn-") == 0
     });
     pool.shutdown(); // idempotent
@@ -1277,8 +1277,8 @@ fn shutdown_timeout_waits_for_connections_to_come_back() {
 #[test]
 fn dropping_the_last_handle_shuts_down() {
     let (pool, fake) = pool_with(cfg("lastd").min_size(2).max_size(3).build().unwrap());
-    eventually(PATIENCE, "min_size open", || fake.live() == 2);
-    eventually(PATIENCE, "threads", || threads_named("lastd-") >= 2);
+    wait_for(PATIENCE, "min_size open", || fake.live() == 2);
+    wait_for(PATIENCE, "threads", || threads_named("lastd-") >= 2);
     let clone = pool.clone();
     let held = pool.acquire().unwrap();
     drop(pool);
@@ -1287,11 +1287,11 @@ fn dropping_the_last_handle_shuts_down() {
     drop(clone);
     // Dropping the last handle closes the idle ones before it returns.
     assert_eq!(fake.live(), 1, "idle closed, the held one is not");
-    eventually(PATIENCE, "background threads gone", || {
+    wait_for(PATIENCE, "background threads gone", || {
         threads_named("lastd-") == 0
     });
     drop(held);
-    eventually(PATIENCE, "closed on return", || fake.live() == 0);
+    wait_for(PATIENCE, "closed on return", || fake.live() == 0);
 }
 
 // ------------------------------------------------------------------------- suspend, evict, resize
@@ -1311,7 +1311,7 @@ fn suspend_holds_callers_and_resume_serves_them_in_order() {
             order.lock().unwrap().push(i);
             drop(c);
         }));
-        eventually(PATIENCE, "queued", || {
+        wait_for(PATIENCE, "queued", || {
             pool.statistics().waiting_requests == i + 1
         });
     }
@@ -1342,9 +1342,9 @@ fn evict_idle_closes_idle_connections_and_refills_floors() {
     assert_eq!(fake.live(), 1, "the in-use one goes back to the pool");
 
     let (pool, fake) = pool_with(cfg("evict2").min_size(2).max_size(4).build().unwrap());
-    eventually(PATIENCE, "min_size", || fake.live() == 2);
+    wait_for(PATIENCE, "min_size", || fake.live() == 2);
     pool.evict_idle();
-    eventually(PATIENCE, "floors refilled", || {
+    wait_for(PATIENCE, "floors refilled", || {
         fake.created() == 4 && pool.statistics().idle_connections == 2
     });
 }
@@ -1402,7 +1402,7 @@ fn resize_up_and_down() {
 
     // Growing min_size opens connections.
     pool.resize(3, 5).unwrap();
-    eventually(PATIENCE, "min_size grown", || fake.live() == 3);
+    wait_for(PATIENCE, "min_size grown", || fake.live() == 3);
     assert_eq!(pool.statistics().min_size, 3);
 
     // Invalid resizes are rejected and change nothing.
@@ -1505,7 +1505,7 @@ fn huge_timeouts_do_not_overflow() {
     let c = pool.acquire().unwrap();
     let p = pool.clone();
     let t = thread::spawn(move || p.acquire().map(|c| c.id));
-    eventually(PATIENCE, "queued", || {
+    wait_for(PATIENCE, "queued", || {
         pool.statistics().waiting_requests == 1
     });
     drop(c);
@@ -1649,7 +1649,7 @@ fn served_order(
                 Err(e) => assert!(e.is_timeout(), "{e:?}"),
             }
         }));
-        eventually(PATIENCE, "the thread is queued", || {
+        wait_for(PATIENCE, "the thread is queued", || {
             let s = pool.statistics();
             s.waiting_requests + (s.total_timeouts as usize - timeouts_before) == i + 1
         });
@@ -1658,7 +1658,7 @@ fn served_order(
     let short: Vec<_> = timeouts.iter().flatten().collect();
     if !short.is_empty() {
         let expect = n - short.len();
-        eventually(PATIENCE, "short waiters timed out", || {
+        wait_for(PATIENCE, "short waiters timed out", || {
             let s = pool.statistics();
             s.waiting_requests == expect
                 && s.total_timeouts as usize - timeouts_before == short.len()
@@ -1740,20 +1740,20 @@ fn failed_checkout_round(name: &str) -> Vec<usize> {
             thread::sleep(ms(2));
             drop(c);
         }));
-        eventually(PATIENCE, "queued", || {
+        wait_for(PATIENCE, "queued", || {
             pool.statistics().waiting_requests == i + 1
         });
     }
     drop(a); // granted to caller 0, fails validation, a replacement is opened
-    eventually(PATIENCE, "replacement opened", || fake.created() == 3);
+    wait_for(PATIENCE, "replacement opened", || fake.created() == 3);
     // Whoever gets the replacement records it (caller 0, unless it lost its turn); only
     // then is `b` returned, so that two callers woken at about the same time cannot race
     // each other to the `order` list. Caller 0's release (after its 2 ms hold) serves the
     // next caller: wait for that one too.
-    eventually(PATIENCE, "the replacement handed out", || {
+    wait_for(PATIENCE, "the replacement handed out", || {
         !order.lock().unwrap().is_empty()
     });
-    eventually(PATIENCE, "the replacement passed on", || {
+    wait_for(PATIENCE, "the replacement passed on", || {
         order.lock().unwrap().len() >= 2
     });
     drop(b);

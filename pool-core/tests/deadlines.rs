@@ -356,7 +356,7 @@ fn prepare(pool: &ConnectionPool<Fake>, fake: &FakeState, method: Method, fault:
             arm(fake, fault);
             broken.mark_broken();
             drop(broken);
-            eventually(PATIENCE, "the broken connection's close started", || {
+            wait_for(PATIENCE, "the broken connection's close started", || {
                 fake.drops_started.load(SeqCst) >= 1
             });
         }
@@ -364,7 +364,7 @@ fn prepare(pool: &ConnectionPool<Fake>, fake: &FakeState, method: Method, fault:
             arm(fake, fault);
             if method.shuts_down() {
                 let _ = pool.try_acquire(); // asks for a connection in the background
-                eventually(PATIENCE, "a create started", || {
+                wait_for(PATIENCE, "a create started", || {
                     fake.create_calls.load(SeqCst) >= 1
                 });
             }
@@ -373,7 +373,7 @@ fn prepare(pool: &ConnectionPool<Fake>, fake: &FakeState, method: Method, fault:
             arm(fake, fault);
             if method.shuts_down() {
                 let _ = pool.try_acquire();
-                eventually(PATIENCE, "a create failed", || {
+                wait_for(PATIENCE, "a create failed", || {
                     pool.statistics().total_create_failures >= 1
                 });
             }

@@ -177,7 +177,7 @@ fn worker(pool: &ConnectionPool<Fake>, seed: u64, tally: &Tally) {
 /// After the storm: everything is back, the numbers add up, and the full capacity is
 /// still usable.
 fn check_at_rest(pool: &ConnectionPool<Fake>, fake: &FakeState, max: usize, tally: &Tally) {
-    eventually(PATIENCE, "pool at rest", || {
+    wait_for(PATIENCE, "pool at rest", || {
         let s = pool.statistics();
         s.active_connections == 0 && s.waiting_requests == 0 && s.pending_connections == 0
     });
@@ -585,7 +585,7 @@ fn last_handle_round(round: u64) -> (Duration, Duration) {
     stop.store(true, SeqCst);
     let sched = probe.join().unwrap();
     state.drop_latency_us.store(0, SeqCst);
-    eventually(PATIENCE, "every connection of the round closed", || {
+    wait_for(PATIENCE, "every connection of the round closed", || {
         state.live() == 0
             && state.drops_started.load(SeqCst) == state.dropped()
             && state.dropped() == state.created()
@@ -686,7 +686,7 @@ fn close_storm() {
     let run = start.elapsed();
 
     // Quiescence: everything back, every close (overrunning ones too) finished.
-    eventually(PATIENCE, "pool at rest", || {
+    wait_for(PATIENCE, "pool at rest", || {
         let s = pool.statistics();
         s.active_connections == 0 && s.waiting_requests == 0 && s.pending_connections == 0
     });

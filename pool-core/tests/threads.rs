@@ -22,10 +22,10 @@ fn background_threads_end_on_shutdown_and_on_drop_of_the_last_handle() {
         .build()
         .unwrap();
     let (pool, fake) = pool_with(config);
-    eventually(PATIENCE, "background threads started", || {
+    wait_for(PATIENCE, "background threads started", || {
         thread_count() == base + 3 && threads_named("thrA-") == 3
     });
-    eventually(PATIENCE, "min_size open", || fake.live() == 2);
+    wait_for(PATIENCE, "min_size open", || fake.live() == 2);
     let held = pool.acquire().unwrap();
     pool.shutdown();
     // shutdown joins them: gone when it returns.
@@ -33,9 +33,9 @@ fn background_threads_end_on_shutdown_and_on_drop_of_the_last_handle() {
     assert_eq!(thread_count(), base, "{:?}", thread_names());
     drop(held);
     // Closed on the background closer, which then ends (the pool is shut down).
-    eventually(PATIENCE, "closed on return", || fake.live() == 0);
+    wait_for(PATIENCE, "closed on return", || fake.live() == 0);
     drop(pool);
-    eventually(PATIENCE, "the closer ended", || thread_count() == base);
+    wait_for(PATIENCE, "the closer ended", || thread_count() == base);
 
     // Dropping the last handle, with clones and a connection outliving the pool handles.
     let config = cfg("thrB")
@@ -46,7 +46,7 @@ fn background_threads_end_on_shutdown_and_on_drop_of_the_last_handle() {
         .build()
         .unwrap();
     let (pool, fake) = pool_with(config);
-    eventually(PATIENCE, "background threads started", || {
+    wait_for(PATIENCE, "background threads started", || {
         thread_count() == base + 4
     });
     let clones: Vec<_> = (0..3).map(|_| pool.clone()).collect();
@@ -56,12 +56,12 @@ fn background_threads_end_on_shutdown_and_on_drop_of_the_last_handle() {
     assert_eq!(thread_count(), base, "{:?}", thread_names());
     assert_eq!(fake.live(), 1, "the held connection is still usable");
     drop(held);
-    eventually(PATIENCE, "closed on return", || fake.live() == 0);
-    eventually(PATIENCE, "the closer ended", || thread_count() == base);
+    wait_for(PATIENCE, "closed on return", || fake.live() == 0);
+    wait_for(PATIENCE, "the closer ended", || thread_count() == base);
 
     // A pool whose handle is dropped from another thread.
     let (pool, _fake) = pool_with(cfg("thrC").build().unwrap());
-    eventually(PATIENCE, "started", || thread_count() == base + 3);
+    wait_for(PATIENCE, "started", || thread_count() == base + 3);
     thread::spawn(move || drop(pool)).join().unwrap();
     assert_eq!(thread_count(), base, "{:?}", thread_names());
 }

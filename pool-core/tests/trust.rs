@@ -158,7 +158,7 @@ fn release_still_closing_keeps_pool_alive_after_last_handle_dropped() {
         thread::sleep(ms(50));
         drop(b); // the last one back: frees the pool while A is still closing
         ta.join().expect("A's release");
-        eventually(PATIENCE, "every connection closed", || fake.live() == 0);
+        wait_for(PATIENCE, "every connection closed", || fake.live() == 0);
     });
     assert_eq!(
         VIOLATIONS.load(SeqCst),
@@ -216,7 +216,7 @@ fn last_handle_drop_racing_releases_is_memory_safe_stress() {
                 for t in threads {
                     t.join().expect("a release");
                 }
-                eventually(PATIENCE, "every connection closed", || fake.live() == 0);
+                wait_for(PATIENCE, "every connection closed", || fake.live() == 0);
                 let v = VIOLATIONS.load(SeqCst);
                 if v > seen {
                     bad_rounds += 1;
@@ -473,7 +473,7 @@ fn shutdown_timeout_returns_in_time_with_a_hung_create_in_flight() {
         let (pool, fake) = pool_with(cfg("sd-create").max_size(2).build().unwrap());
         fake.create_latency_us.store(5_000_000, SeqCst);
         let _ = pool.try_acquire(); // asks for one connection in the background
-        eventually(PATIENCE, "a create in flight", || {
+        wait_for(PATIENCE, "a create in flight", || {
             fake.create_calls.load(SeqCst) == 1
         });
         let (done, took) = timed(|| pool.shutdown_timeout(ms(300)));
@@ -502,7 +502,7 @@ fn shutdown_timeout_returns_in_time_with_a_hung_background_validation() {
             let (a, b) = (pool.acquire().unwrap(), pool.acquire().unwrap());
             fake.validate_latency_us.store(5_000_000, SeqCst);
             drop((a, b));
-            eventually(PATIENCE, "a background validation running", || {
+            wait_for(PATIENCE, "a background validation running", || {
                 pool.statistics().validating_idle_connections > 0
             });
             let (done, took) = timed(|| pool.shutdown_timeout(ms(300)));
@@ -524,7 +524,7 @@ fn dropping_the_last_handle_with_a_hung_create_returns_promptly() {
             let (pool, fake) = pool_with(cfg("sd-drop").max_size(2).build().unwrap());
             fake.create_latency_us.store(5_000_000, SeqCst);
             let _ = pool.try_acquire();
-            eventually(PATIENCE, "a create in flight", || {
+            wait_for(PATIENCE, "a create in flight", || {
                 fake.create_calls.load(SeqCst) == 1
             });
             let ((), took) = timed(|| drop(pool));
@@ -549,7 +549,7 @@ fn concurrent_shutdown_timeout_calls_both_wait_for_the_closes() {
             let done = p1.shutdown_timeout(Duration::from_secs(5));
             (done, f1.dropped())
         });
-        eventually(PATIENCE, "first shutdown started", || pool.is_closed());
+        wait_for(PATIENCE, "first shutdown started", || pool.is_closed());
         let p2 = pool.clone();
         let f2 = fake.clone();
         let t2 = thread::spawn(move || {
@@ -686,7 +686,7 @@ fn panicking_close_on_release_does_not_leak_capacity() {
         fake.drop_panics.store(true, SeqCst);
         let _ = catch_unwind(AssertUnwindSafe(|| drop(c)));
         fake.drop_panics.store(false, SeqCst);
-        eventually(PATIENCE, "the broken connection closed", || {
+        wait_for(PATIENCE, "the broken connection closed", || {
             fake.live() == 0
         });
         let r = pool.acquire_timeout(ms(1000)).map(|c| c.id);
@@ -708,7 +708,7 @@ fn panicking_close_in_housekeeping(name: &'static str, lifetime: bool) {
         let (pool, fake) = pool_with(b.build().unwrap());
         drop(pool.acquire().unwrap());
         fake.drop_panics.store(true, SeqCst);
-        eventually(
+        wait_for(
             PATIENCE,
             "the housekeeper closed the idle connection",
             || fake.dropped() == 1,
@@ -721,7 +721,7 @@ fn panicking_close_in_housekeeping(name: &'static str, lifetime: bool) {
             "max_size 1: no connection after a panicking close in housekeeping: {r:?}"
         );
         // The housekeeper is still there: the new connection is closed in turn.
-        eventually(
+        wait_for(
             ms(2000),
             "the housekeeper still closes idle/expired connections",
             || fake.dropped() >= 2,
@@ -747,7 +747,7 @@ fn panicking_close_in_evict_idle_does_not_leak_capacity() {
         fake.drop_panics.store(true, SeqCst);
         let _ = catch_unwind(AssertUnwindSafe(|| pool.evict_idle()));
         fake.drop_panics.store(false, SeqCst);
-        eventually(PATIENCE, "the idle connection closed", || fake.live() == 0);
+        wait_for(PATIENCE, "the idle connection closed", || fake.live() == 0);
         let r = pool.acquire_timeout(ms(1000)).map(|c| c.id);
         assert!(
             r.is_ok(),
@@ -797,16 +797,16 @@ fn panicking_leak_observer_does_not_kill_the_housekeeper() {
             .build()
             .unwrap();
         let c = pool.acquire().unwrap();
-        eventually(PATIENCE, "a leak reported", || {
+        wait_for(PATIENCE, "a leak reported", || {
             obs.reports.load(SeqCst) >= 1
         });
         drop(c);
         let d = pool.acquire().unwrap(); // leak detection must still work
-        eventually(ms(2000), "the second leak reported", || {
+        wait_for(ms(2000), "the second leak reported", || {
             obs.reports.load(SeqCst) >= 2
         });
         drop(d);
-        eventually(
+        wait_for(
             ms(2000),
             "the idle connection closed by the housekeeper",
             || state.dropped() >= 1,
@@ -837,7 +837,7 @@ fn slow_leak_observer_does_not_stall_an_unrelated_acquire() {
         drop(pool.acquire().unwrap()); // one idle, ready
         let held = pool.acquire().unwrap();
         drop(pool.acquire().unwrap());
-        eventually(PATIENCE, "the leak observer is running", || {
+        wait_for(PATIENCE, "the leak observer is running", || {
             obs.reports.load(SeqCst) >= 1
         });
         let p = pool.clone();
@@ -901,10 +901,10 @@ fn shutdown_from_an_observer_on_a_validation_worker_does_not_deadlock() {
         state.validate_latency_us.store(20_000, SeqCst);
         state.fail_validate.store(true, SeqCst);
         drop(conns);
-        eventually(PATIENCE, "an observer called shutdown", || {
+        wait_for(PATIENCE, "an observer called shutdown", || {
             o.called.load(SeqCst)
         });
-        eventually(
+        wait_for(
             ms(3000),
             "shutdown called from the observer returned",
             || o.returned.load(SeqCst),
@@ -1026,7 +1026,7 @@ fn soft_evict_never_hands_out_a_connection_opened_before_it() {
             let old = c2.id;
             let p = pool.clone();
             let w1 = thread::spawn(move || p.acquire_timeout(ms(2000)).map(|c| c.id));
-            eventually(PATIENCE, "W1 queued", || {
+            wait_for(PATIENCE, "W1 queued", || {
                 pool.statistics().waiting_requests == 1
             });
             let p = pool.clone();
@@ -1037,7 +1037,7 @@ fn soft_evict_never_hands_out_a_connection_opened_before_it() {
                 }
                 p.acquire_timeout(ms(2000)).map(|c| c.id)
             });
-            eventually(PATIENCE, "W2 queued", || {
+            wait_for(PATIENCE, "W2 queued", || {
                 pool.statistics().waiting_requests == 2
             });
             drop(c1); // granted to W1
@@ -1121,15 +1121,15 @@ fn resize_down_and_back_up_restores_min_idle() {
                 .build()
                 .unwrap(),
         );
-        eventually(PATIENCE, "3 idle at start", || {
+        wait_for(PATIENCE, "3 idle at start", || {
             pool.statistics().idle_connections == 3
         });
         pool.resize(0, 1).unwrap();
-        eventually(PATIENCE, "shrunk to 1", || {
+        wait_for(PATIENCE, "shrunk to 1", || {
             pool.statistics().total_connections == 1
         });
         pool.resize(0, 5).unwrap();
-        eventually(
+        wait_for(
             ms(2000),
             "min_idle 3 restored after resizing back to max 5",
             || pool.statistics().idle_connections == 3,

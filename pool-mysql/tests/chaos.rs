@@ -174,7 +174,7 @@ fn blackhole_then_heal() {
     // The server never saw more of the pool's connections than max_size (plus attempts
     // being abandoned), and settles back within it.
     assert!(
-        common::eventually(|| proxy.open() <= MAX),
+        common::eventually(common::CLOSE_WAIT, || proxy.open() <= MAX),
         "{} open at the proxy",
         proxy.open()
     );
@@ -215,9 +215,11 @@ fn a_release_into_a_blackhole_is_bounded_by_the_reset_timeout() {
         took >= RESET_TIMEOUT - Duration::from_millis(50) && took <= RESET_TIMEOUT + SLACK,
         "release took {took:?}"
     );
-    assert!(common::eventually(
-        || pool.statistics().closed.reset_failed == 1
-    ));
+    assert!(common::eventually(common::CLOSE_WAIT, || pool
+        .statistics()
+        .closed
+        .reset_failed
+        == 1));
     proxy.heal();
     let mut conn = pool.acquire().unwrap();
     let x: Option<Option<i64>> = conn.query_first("SELECT @x").unwrap();

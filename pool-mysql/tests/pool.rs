@@ -28,7 +28,7 @@ struct Table(String);
 
 impl Table {
     fn create(prefix: &str, columns: &str) -> Table {
-        let name = common::unique_table(prefix);
+        let name = common::unique_ident(prefix);
         common::admin()
             .query_drop(format!("CREATE TABLE {name} ({columns}) ENGINE=InnoDB"))
             .unwrap();
@@ -271,7 +271,7 @@ fn a_connection_killed_while_checked_out_is_discarded_on_release() {
         // (no round trip), finds it closed, and discards the connection.
     };
     assert!(
-        common::eventually(|| pool.statistics().closed.broken == 1),
+        common::eventually(common::CLOSE_WAIT, || pool.statistics().closed.broken == 1),
         "{:?}",
         pool.statistics()
     );
@@ -454,7 +454,11 @@ fn statistics_count_what_happened() {
     let s = pool.statistics();
     assert_eq!(s.total_acquired, 9);
     assert_eq!(s.total_released, 9);
-    assert!(common::eventually(|| pool.statistics().closed.broken == 1));
+    assert!(common::eventually(common::CLOSE_WAIT, || pool
+        .statistics()
+        .closed
+        .broken
+        == 1));
     assert!(s.total_validations >= 5, "{s:?}");
     assert_eq!(s.total_validation_failures, 0);
     assert!(s.total_connections <= 3);

@@ -14,6 +14,7 @@ use pool_redis::{
     RedisError,
 };
 use support::*;
+use test_support::eventually;
 
 fn named_factory(url: &str, name: &str) -> RedisConnectionFactory {
     RedisConnectionFactory::from_config(
@@ -49,7 +50,11 @@ fn after_client_kill_only_working_connections_are_handed_out() {
         assert_eq!(held.len(), 4);
     }
     let mut admin = admin(&url);
-    assert!(eventually(|| clients_named(&mut admin, &name).len() == 4));
+    assert!(eventually(Duration::from_secs(5), || clients_named(
+        &mut admin, &name
+    )
+    .len()
+        == 4));
     assert_eq!(kill_clients_named(&mut admin, &name), 4);
 
     // every connection handed out now works
@@ -63,17 +68,6 @@ fn after_client_kill_only_working_connections_are_handed_out() {
     drop(held);
     let stats = pool.statistics();
     assert!(stats.total_connections <= 4);
-}
-
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -13,17 +13,10 @@ use pool_sqlite::{
     OpenProblem, OpenTransactionPolicy, QueryValidation, SqliteConnectionFactory, SqliteError,
     SqlitePool,
 };
+use test_support::eventually;
 
-/// Polls `f` for up to 2 s (closes are counted when the background closer is done).
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    (0..200).any(|_| {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        false
-    })
-}
+/// How long a close may take to be counted (the background closer runs it).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 fn sqlite_error(err: &PoolError) -> &SqliteError {
     err.connection_error()
@@ -276,7 +269,11 @@ fn the_discard_policy_replaces_a_connection_left_in_a_transaction() {
     drop(conn);
     let s = pool.statistics();
     assert_eq!(s.total_created, 2, "{s:?}");
-    assert!(eventually(|| pool.statistics().closed.reset_failed == 1));
+    assert!(eventually(CLOSE_WAIT, || pool
+        .statistics()
+        .closed
+        .reset_failed
+        == 1));
     pool.shutdown();
 }
 
@@ -329,7 +326,7 @@ fn a_fatal_error_marks_the_connection_broken_and_the_pool_replaces_it() {
         assert!(conn.is_broken());
     }
     assert!(
-        eventually(|| pool.statistics().closed.broken == 1),
+        eventually(CLOSE_WAIT, || pool.statistics().closed.broken == 1),
         "{:?}",
         pool.statistics()
     );
@@ -365,7 +362,7 @@ fn a_corrupt_file_is_fatal_to_the_connection_that_reads_it() {
     );
     assert!(conn.is_broken());
     drop(conn);
-    assert!(eventually(|| pool.statistics().closed.broken == 1));
+    assert!(eventually(CLOSE_WAIT, || pool.statistics().closed.broken == 1));
     // New connections to a file that is not a database fail fast: permanent.
     let start = Instant::now();
     let err = pool.acquire().expect_err("not a database");
@@ -679,7 +676,7 @@ fn statistics_count_what_happened() {
     let s = pool.statistics();
     assert_eq!(s.total_acquired, 9);
     assert_eq!(s.total_released, 9);
-    assert!(eventually(|| pool.statistics().closed.broken == 1));
+    assert!(eventually(CLOSE_WAIT, || pool.statistics().closed.broken == 1));
     assert!(s.total_validations >= 5, "{s:?}");
     assert_eq!(s.total_validation_failures, 0);
     assert_eq!(s.max_size, 3);

@@ -4,15 +4,36 @@
 //! Every error in the workspace says only its own part in `Display` and returns its cause
 //! from `source()`. The helpers at the root read that chain and check the rule;
 //! [`services`] is the skip rule for tests that need a server, [`logs`] a logger that keeps
-//! every record.
+//! every record, [`wait`] the poll-until-true helpers ([`eventually`], [`wait_for`]),
+//! [`names`] names unique to a process and call, [`temp`] self-removing temporary
+//! directories, [`rng`] a replayable random generator.
 
 use std::error::Error;
+use std::io::Write;
 
 pub mod logs;
+pub mod names;
+pub mod rng;
 pub mod services;
+pub mod temp;
+pub mod wait;
 
 pub use logs::{captured_logs, install_logger};
+pub use names::{unique, unique_ident};
+pub use rng::Rng;
 pub use services::{closed_port, services_required, skip};
+pub use temp::TempDir;
+pub use wait::{eventually, wait_for};
+
+/// Writes `msg` and a newline to the process's stderr directly (not through `eprintln!`),
+/// so the test harness's output capture does not swallow it: reports and skips must be
+/// seen.
+pub fn loud(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(msg.as_bytes());
+    let _ = err.write_all(b"\n");
+    let _ = err.flush();
+}
 
 /// The messages of `e`'s `source()` chain, outermost first: what a report (`{:#}` with
 /// anyhow) shows, one message per error.

@@ -3,7 +3,6 @@
 //! Such a test is skipped, loudly, so a quiet pass never hides that it did not run; with
 //! `POOL_TEST_REQUIRE_SERVICES=1` (CI sets it) it fails instead.
 
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 
 /// Whether a missing service must fail the test instead of skipping it
@@ -29,13 +28,10 @@ pub fn skip(test: &str, what: &str, fix: &str) {
     } else {
         format!("{fix}, or ")
     };
-    let msg = format!(
+    crate::loud(&format!(
         "\n{banner}\n!!! SKIPPED {test}: {what}\n!!! ({fix}set POOL_TEST_REQUIRE_SERVICES=1 \
-         to make this a failure)\n{banner}\n"
-    );
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(msg.as_bytes());
-    let _ = err.flush();
+         to make this a failure)\n{banner}"
+    ));
 }
 
 /// A loopback port with nothing listening on it (bound, then released).

@@ -1,9 +1,12 @@
-//! The three backends as the chaos runner drives them, each through a [`FaultProxy`].
+//! The backends as the chaos runner drives them, each through a [`FaultProxy`].
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use pool_core::{ConnectionPool, PoolConfig, PooledConnection};
 use pool_http::{HttpConfig, HttpConnectionFactory, HttpError, HttpRequest};
+use pool_mysql::mysql::{self, prelude::Queryable};
+use pool_mysql::MysqlConnectionFactory;
 use pool_postgres::{IoTimeoutKind, PostgresConnectionFactory};
 use pool_redis::redis::{self, Commands};
 use pool_redis::{RedisConfig, RedisConnectionFactory};
@@ -62,7 +65,7 @@ impl Backend for Redis {
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
         services::redis_kill_by_name(self.addr, tag)
     }
-    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+    fn session_lister(&self, tag: &str, _proxy: &FaultProxy) -> Option<SessionLister> {
         let (addr, tag) = (self.addr, tag.to_owned());
         let mut admin = None;
         Some(Box::new(move || {
@@ -167,7 +170,7 @@ impl Backend for Postgres {
     fn kill_server_side(&self, tag: &str, _proxy: &FaultProxy) -> usize {
         services::postgres_kill_by_app(self.addr, tag)
     }
-    fn session_lister(&self, tag: &str) -> Option<SessionLister> {
+    fn session_lister(&self, tag: &str, _proxy: &FaultProxy) -> Option<SessionLister> {
         let (addr, tag) = (self.addr, tag.to_owned());
         let mut admin = None;
         Some(Box::new(move || {
@@ -233,5 +236,115 @@ impl Backend for Http {
     }
     fn kill_server_side(&self, _tag: &str, proxy: &FaultProxy) -> usize {
         proxy.reset_all()
+    }
+}
+
+/// MariaDB (or MySQL): `SELECT 1`, read and write timeouts [`OP_TIMEOUT`] on the socket
+/// (a request of one round trip that sees no bytes for that long fails and the connection
+/// is closed), the release-time `COM_RESET_CONNECTION` bounded by [`OP_TIMEOUT`] too,
+/// `COM_PING` validation.
+///
+/// MariaDB has no per-session tag the server lists (connection attributes need the
+/// performance schema, off by default, and the shared server is never reconfigured), so
+/// the pool's sessions are found by their client port: the proxy's sockets towards the
+/// server (`127.0.0.1:<port>` in `PROCESSLIST.HOST`).
+pub struct Mysql {
+    /// The real server.
+    pub addr: SocketAddr,
+}
+
+impl Backend for Mysql {
+    type F = MysqlConnectionFactory;
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+    fn upstream(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pool(&self, proxy: SocketAddr, _tag: &str, config: PoolConfig) -> ConnectionPool<Self::F> {
+        let factory =
+            MysqlConnectionFactory::new(&format!("mysql://root@127.0.0.1:{}/test", proxy.port()))
+                .expect("mysql url")
+                .with_read_timeout(Some(OP_TIMEOUT))
+                .with_write_timeout(Some(OP_TIMEOUT))
+                .with_reset_timeout(OP_TIMEOUT)
+                .expect("reset timeout")
+                .with_tcp_connect_timeout(CONNECTION_TIMEOUT)
+                .expect("connect timeout");
+        ConnectionPool::builder(factory)
+            .config(config)
+            .validation(pool_mysql::PingValidation)
+            .build()
+            .expect("mysql pool")
+    }
+    fn op(&self, conn: &mut PooledConnection<Self::F>, _tag: &str) -> Result<(), String> {
+        let r: Result<Option<i64>, mysql::Error> = conn.query_first("SELECT 1");
+        match conn.check(r) {
+            Ok(Some(1)) => Ok(()),
+            Ok(_) => Err("mysql: wrong answer".into()),
+            Err(mysql::Error::MySqlError(e)) => Err(format!("mysql: error {}", e.code)),
+            Err(mysql::Error::IoError(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err("mysql: timeout".into())
+            }
+            Err(mysql::Error::IoError(_)) => Err("mysql: i/o error".into()),
+            // The driver's packet codec wraps the socket's errors in its own.
+            Err(mysql::Error::CodecError(e)) => {
+                let text = e.to_string();
+                Err(
+                    if text.contains("timed out") || text.contains("temporarily unavailable") {
+                        "mysql: timeout (codec)".into()
+                    } else {
+                        "mysql: codec error".into()
+                    },
+                )
+            }
+            Err(mysql::Error::DriverError(e)) => Err(format!("mysql: driver error ({e})")),
+            Err(e) => Err(format!("mysql: other error ({e})")),
+        }
+    }
+    fn client_side_timeout(&self) -> bool {
+        true // the read timeout
+    }
+    fn round_trips(&self) -> u32 {
+        // validation ping, the query, release-time reset
+        3
+    }
+    fn kill_server_side(&self, _tag: &str, proxy: &FaultProxy) -> usize {
+        services::mysql_kill_by_port(self.addr, &proxy.open_counter().upstream_ports())
+    }
+    fn session_lister(&self, _tag: &str, proxy: &FaultProxy) -> Option<SessionLister> {
+        let (addr, open) = (self.addr, proxy.open_counter());
+        let mut admin = None;
+        // The sessions seen with their client connected through the proxy: ours from then
+        // on, until the server stops listing them (session ids are never reused).
+        let mut ours: HashSet<u64> = HashSet::new();
+        Some(Box::new(move || {
+            if admin.is_none() {
+                admin = Some(services::mysql_admin_at(addr).map_err(|e| e.to_string())?);
+            }
+            let conn = admin.as_mut().expect("connected");
+            let sessions = services::mysql_sessions(conn).map_err(|e| {
+                admin = None;
+                e.to_string()
+            })?;
+            let held = open.upstream_ports();
+            ours.extend(
+                sessions
+                    .iter()
+                    .filter(|(_, port)| held.contains(port))
+                    .map(|(id, _)| *id),
+            );
+            ours.retain(|id| sessions.iter().any(|(i, _)| i == id));
+            Ok(sessions
+                .iter()
+                .filter(|(id, _)| ours.contains(id))
+                .map(|(_, port)| *port)
+                .collect())
+        }))
     }
 }

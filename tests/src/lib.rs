@@ -13,12 +13,5 @@ pub mod sys;
 
 pub use proxy::FaultProxy;
 
-/// Writes to the process's stderr directly (not through `eprintln!`), so the test
-/// harness's output capture does not swallow it: reports and skips must be seen.
-pub fn loud(msg: &str) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(msg.as_bytes());
-    let _ = err.write_all(b"\n");
-    let _ = err.flush();
-}
+/// Writes to the process's stderr directly, past the test harness's output capture.
+pub use test_support::loud;

@@ -930,6 +930,7 @@ fn client_write_failed(conn: &Conn) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_support::eventually;
 
     /// An upstream that echoes every byte back.
     fn echo_server() -> (SocketAddr, Arc<AtomicBool>) {
@@ -966,16 +967,8 @@ mod tests {
         Ok(got)
     }
 
-    fn eventually(mut f: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < end {
-            if f() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        f()
-    }
+    /// How long the proxy may take to see a socket open or close.
+    const PATIENCE: Duration = Duration::from_secs(3);
 
     #[test]
     fn forwards_counts_and_resets() {
@@ -990,14 +983,18 @@ mod tests {
         assert_eq!(proxy.open(), 2);
         assert_eq!(proxy.open_counter().kernel(), Some(2));
         drop(b);
-        assert!(eventually(|| proxy.open_counter().kernel() == Some(1)));
-        assert!(eventually(|| proxy.open() == 1), "open {}", proxy.open());
+        assert!(eventually(PATIENCE, || proxy.open_counter().kernel() == Some(1)));
+        assert!(
+            eventually(PATIENCE, || proxy.open() == 1),
+            "open {}",
+            proxy.open()
+        );
 
         assert_eq!(proxy.reset_all(), 1);
         let mut buf = [0u8; 1];
         let err = a.read(&mut buf).expect_err("reset");
         assert_eq!(err.kind(), ErrorKind::ConnectionReset);
-        assert!(eventually(|| proxy.open() == 0));
+        assert!(eventually(PATIENCE, || proxy.open() == 0));
         assert_eq!(proxy.max_open(), 2);
         stop.store(true, SeqCst);
     }
@@ -1008,10 +1005,10 @@ mod tests {
         let proxy = FaultProxy::start(up);
 
         proxy.set_refuse(true);
-        assert!(eventually(|| TcpStream::connect(proxy.addr())
+        assert!(eventually(PATIENCE, || TcpStream::connect(proxy.addr())
             .is_err_and(|e| e.kind() == ErrorKind::ConnectionRefused)));
         proxy.set_refuse(false);
-        assert!(eventually(|| TcpStream::connect(proxy.addr()).is_ok()));
+        assert!(eventually(PATIENCE, || TcpStream::connect(proxy.addr()).is_ok()));
 
         // Blackhole: the echo stalls, then arrives after healing.
         let mut c = TcpStream::connect(proxy.addr()).unwrap();
@@ -1107,7 +1104,7 @@ mod tests {
         // Server → client stalled: the request arrives, the reply is held until the heal.
         proxy.set_stall(Direction::ToClient, true);
         c.write_all(b"2").unwrap();
-        assert!(eventually(|| got.lock().unwrap().as_slice() == b"12"));
+        assert!(eventually(PATIENCE, || got.lock().unwrap().as_slice() == b"12"));
         assert!(read_within(&mut c, Duration::from_millis(300)).is_empty());
         proxy.heal();
         assert_eq!(read_within(&mut c, Duration::from_secs(2)), b"ack");
@@ -1130,9 +1127,11 @@ mod tests {
         let mut old = TcpStream::connect(proxy.addr()).unwrap();
         old.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         assert_eq!(roundtrip(&mut old, b"a").unwrap(), b"a");
-        assert!(eventually(
-            || proxy.open_counter().upstream_ports().len() == 1
-        ));
+        assert!(eventually(PATIENCE, || proxy
+            .open_counter()
+            .upstream_ports()
+            .len()
+            == 1));
         assert_eq!(proxy.stall_existing(), 1);
         // The open connection is stalled...
         assert!(read_within(&mut old, Duration::from_millis(50)).is_empty());
@@ -1144,9 +1143,11 @@ mod tests {
         assert_eq!(roundtrip(&mut new, b"c").unwrap(), b"c");
         // The stalled client leaves: its server session is no longer listed as held.
         drop(old);
-        assert!(eventually(
-            || proxy.open_counter().upstream_ports().len() == 1
-        ));
+        assert!(eventually(PATIENCE, || proxy
+            .open_counter()
+            .upstream_ports()
+            .len()
+            == 1));
         proxy.heal();
         assert_eq!(roundtrip(&mut new, b"d").unwrap(), b"d");
         stop.store(true, SeqCst);

@@ -1,8 +1,10 @@
 //! The real services the chaos suite talks to, and the skip rule when they are absent.
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use pool_mysql::mysql::{self, prelude::Queryable};
 use pool_postgres::postgres;
 use pool_redis::redis;
 
@@ -13,6 +15,8 @@ pub use test_support::services_required;
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 /// Redis: 127.0.0.1:6379.
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+/// MariaDB (or MySQL): 127.0.0.1:3306, user `root` with an empty password, database `test`.
+pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
 
 /// Prints a loud skip banner (bypassing output capture), or panics when services are
 /// required.
@@ -51,19 +55,36 @@ pub fn postgres_admin_at(addr: SocketAddr) -> Result<postgres::Client, postgres:
     config.connect(postgres::NoTls)
 }
 
-/// `Some(address)` when PostgreSQL answers; otherwise skips loudly (or panics).
-pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = POSTGRES_ADDR.parse().unwrap();
-    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && postgres_admin()
-            .and_then(|mut c| c.simple_query("SELECT 1"))
-            .is_ok();
-    if ok {
-        Some(addr)
+/// `Some(addr)` when something listens at `addr` (within 2 s) and `answers` says the
+/// service there serves (a query on an admin connection); otherwise skips loudly as
+/// `service` (or panics).
+fn reachable_or_skip(
+    test: &str,
+    addr: &str,
+    service: &str,
+    answers: impl FnOnce() -> bool,
+) -> Option<SocketAddr> {
+    let sock: SocketAddr = addr.parse().unwrap();
+    if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok() && answers() {
+        Some(sock)
     } else {
-        skip(test, "PostgreSQL (user postgres, db test)", POSTGRES_ADDR);
+        skip(test, service, addr);
         None
     }
+}
+
+/// `Some(address)` when PostgreSQL answers; otherwise skips loudly (or panics).
+pub fn postgres_or_skip(test: &str) -> Option<SocketAddr> {
+    reachable_or_skip(
+        test,
+        POSTGRES_ADDR,
+        "PostgreSQL (user postgres, db test)",
+        || {
+            postgres_admin()
+                .and_then(|mut c| c.simple_query("SELECT 1"))
+                .is_ok()
+        },
+    )
 }
 
 /// A direct (not proxied) admin connection to the shared Redis.
@@ -81,17 +102,11 @@ pub fn redis_admin_at(addr: SocketAddr) -> redis::RedisResult<redis::Connection>
 
 /// `Some(address)` when Redis answers PING; otherwise skips loudly (or panics).
 pub fn redis_or_skip(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = REDIS_ADDR.parse().unwrap();
-    let ok = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && redis_admin()
+    reachable_or_skip(test, REDIS_ADDR, "Redis", || {
+        redis_admin()
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok();
-    if ok {
-        Some(addr)
-    } else {
-        skip(test, "Redis", REDIS_ADDR);
-        None
-    }
+            .is_ok()
+    })
 }
 
 /// Terminates every PostgreSQL session at `addr` whose `application_name` is `name`
@@ -191,13 +206,57 @@ pub fn redis_kill_by_name(addr: SocketAddr, name: &str) -> usize {
     killed
 }
 
-/// A name unique to this process and call (client names, application names, keys).
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+/// A direct (not proxied) admin connection to the MariaDB at `addr` (user `root`, empty
+/// password, database `test`), every wait bounded by `ADMIN_STATEMENT_TIMEOUT` (2 s).
+pub fn mysql_admin_at(addr: SocketAddr) -> Result<mysql::Conn, mysql::Error> {
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(addr.ip().to_string()))
+        .tcp_port(addr.port())
+        .user(Some("root"))
+        .db_name(Some("test"))
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(ADMIN_STATEMENT_TIMEOUT))
+        .read_timeout(Some(ADMIN_STATEMENT_TIMEOUT))
+        .write_timeout(Some(ADMIN_STATEMENT_TIMEOUT));
+    mysql::Conn::new(opts)
+}
+
+/// `Some(address)` when MariaDB answers; otherwise skips loudly (or panics).
+pub fn mysql_or_skip(test: &str) -> Option<SocketAddr> {
+    let service = "MySQL/MariaDB (user root, empty password, db test)";
+    reachable_or_skip(test, MYSQL_ADDR, service, || {
+        mysql_admin_at(MYSQL_ADDR.parse().unwrap())
+            .and_then(|mut c| c.query_drop("SELECT 1"))
+            .is_ok()
+    })
+}
+
+/// The sessions `admin`'s server lists from loopback over TCP: (session id, client port),
+/// from `information_schema.PROCESSLIST` (`HOST` is `127.0.0.1:<port>`).
+pub fn mysql_sessions(admin: &mut mysql::Conn) -> Result<Vec<(u64, u16)>, mysql::Error> {
+    let rows: Vec<(u64, String)> =
+        admin.query("SELECT ID, HOST FROM information_schema.PROCESSLIST")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, host)| {
+            let port = host.strip_prefix("127.0.0.1:")?.parse().ok()?;
+            Some((id, port))
+        })
+        .collect())
+}
+
+/// Kills (`KILL CONNECTION`, server side) every MariaDB session at `addr` whose client
+/// port is one of `ports`. Returns how many.
+pub fn mysql_kill_by_port(addr: SocketAddr, ports: &HashSet<u16>) -> usize {
+    let Ok(mut admin) = mysql_admin_at(addr) else {
+        return 0;
+    };
+    let Ok(sessions) = mysql_sessions(&mut admin) else {
+        return 0;
+    };
+    sessions
+        .iter()
+        .filter(|(_, port)| ports.contains(port))
+        .filter(|(id, _)| admin.query_drop(format!("KILL CONNECTION {id}")).is_ok())
+        .count()
 }

@@ -2,12 +2,10 @@
 //! the stall of the server's own processes, against a throwaway cluster.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use integration_tests::backends::Postgres;
-use integration_tests::chaos::{check, run, selected, serial, Scenario};
+use integration_tests::chaos::{check, run, run_and_check, selected, serial, Scenario, SCENARIOS};
 use integration_tests::pg_cluster::ThrowawayPostgres;
-use integration_tests::proxy::Direction;
 use integration_tests::services;
 
 #[test]
@@ -17,25 +15,7 @@ fn postgres_chaos_scenarios() {
     };
     let _one_at_a_time = serial();
     let backend = Arc::new(Postgres::shared(addr));
-    let scenarios = [
-        Scenario::Restart,
-        Scenario::KillServerSide,
-        Scenario::Blackhole,
-        // Past the 1 s response timeout: requests time out, connections are replaced.
-        Scenario::LatencySpike(Duration::from_millis(700)),
-        Scenario::Flapping,
-        Scenario::CreateFailing,
-        Scenario::StallOneWay(Direction::ToServer),
-        Scenario::StallOneWay(Direction::ToClient),
-        Scenario::StallExisting,
-        Scenario::StallStartups,
-    ];
-    let reports: Vec<_> = scenarios
-        .into_iter()
-        .filter(|s| selected(*s))
-        .map(|s| run(backend.clone(), s, true))
-        .collect();
-    check(&reports);
+    run_and_check(backend, &SCENARIOS);
 }
 
 /// The server's processes stop without closing a socket: the backends of both pools'

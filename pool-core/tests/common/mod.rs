@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pool_core::events::{
     AcquireEvent, CloseEvent, CreateEvent, CreateFailedEvent, LeakSuspectedEvent, PoolObserver,
@@ -316,22 +316,10 @@ pub fn pool_with(config: PoolConfig) -> (ConnectionPool<Fake>, Arc<FakeState>) {
     (pool, state)
 }
 
-/// Polls `cond` every millisecond until it holds; panics with `what` after `within`.
-#[track_caller]
-pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for: {what}");
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-}
+/// Polls a condition until it holds; panics with what it waited for after the limit.
+pub use test_support::wait_for;
 
-/// The default patience for `eventually`: generous, CI machines are noisy.
+/// The default patience for `wait_for`: generous, CI machines are noisy.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// `PF_EXITING` in the `flags` field of `/proc/<pid>/task/<tid>/stat`.
@@ -452,7 +440,7 @@ impl PoolObserver for Recorder {
 /// background closer, so a test that checks `live()` or the close counters after a
 /// discard calls this first.
 pub fn closes_done<F: ConnectionFactory>(pool: &ConnectionPool<F>) {
-    eventually(PATIENCE, "retired connections closed", || {
+    wait_for(PATIENCE, "retired connections closed", || {
         pool.statistics().closing_connections == 0
     });
 }

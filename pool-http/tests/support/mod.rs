@@ -236,20 +236,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(Shutdown::Both);
 }
 
-/// Waits up to `limit` for `cond`.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
-
 /// Shared with every crate's tests (each test binary uses some of them).
 #[allow(unused_imports)]
 pub use test_support::{
-    assert_no_repeated_causes, captured_logs, chain_text, closed_port, error_chain, install_logger,
+    assert_no_repeated_causes, captured_logs, chain_text, closed_port, error_chain, eventually,
+    install_logger,
 };

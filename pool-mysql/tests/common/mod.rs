@@ -2,7 +2,6 @@
 //! connection.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use pool_core::{PoolConfig, PoolConfigBuilder};
@@ -19,20 +18,7 @@ pub const ADDR: &str = "127.0.0.1:3306";
 /// Whether the server answers. When it does not, the test is skipped with a loud message,
 /// unless `POOL_TEST_REQUIRE_SERVICES=1`, in which case it fails.
 pub fn server_available(test: &str) -> bool {
-    let addr: SocketAddr = ADDR.parse().unwrap();
-    let reachable = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        && admin_conn()
-            .and_then(|mut c| c.query_drop("SELECT 1"))
-            .is_ok();
-    if reachable {
-        return true;
-    }
-    test_support::skip(
-        test,
-        &format!("MySQL/MariaDB is not reachable at {ADDR} (user root, empty password, db test)"),
-        "start it",
-    );
-    false
+    integration_tests::services::mysql_or_skip(test).is_some()
 }
 
 /// Skips the calling test (returns) when the server is unreachable.
@@ -81,17 +67,6 @@ pub fn alive(admin: &mut Conn, id: u32) -> bool {
     n == Some(1)
 }
 
-/// A table name unique to this process and call.
-pub fn unique_table(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// Pool settings for the tests: `max` connections, 10 s waits.
 pub fn config(max: usize) -> PoolConfigBuilder {
     PoolConfig::builder()
@@ -100,17 +75,11 @@ pub fn config(max: usize) -> PoolConfigBuilder {
         .connection_timeout(Duration::from_secs(5))
 }
 
-/// Polls `f` for up to 2 s (closes are counted when the background closer is done).
-pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    (0..200).any(|_| {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        false
-    })
-}
+/// How long a close may take to be counted (the background closer runs it).
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Shared with every crate's tests.
 #[allow(unused_imports)]
-pub use test_support::{assert_no_repeated_causes, chain_text, closed_port, error_chain};
+pub use test_support::{
+    assert_no_repeated_causes, chain_text, closed_port, error_chain, eventually, unique_ident,
+};

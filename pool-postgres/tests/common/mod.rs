@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The test server (trust auth, user `postgres`, database `test`).
@@ -42,12 +41,7 @@ macro_rules! require_server {
 /// An application_name unique to this test run and call, to find our sessions in
 /// `pg_stat_activity` without touching anyone else's.
 pub fn unique_app(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "pgpool-{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    test_support::unique(&format!("pgpool-{prefix}"))
 }
 
 /// A side connection for inspecting and poking the server.

@@ -11,7 +11,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Skips the test loudly (stderr banner past the harness's capture), or fails it when
@@ -76,46 +75,34 @@ pub fn run(cmd: &mut Command) -> Output {
 /// A directory under the system temp dir, owned by the service user, mode 0700; removed
 /// on drop.
 pub struct TempDir {
-    path: PathBuf,
+    dir: test_support::TempDir,
 }
 
 impl TempDir {
     /// Makes one named after `prefix`, this process and a counter.
     pub fn new(prefix: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "pool-postgres-{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = test_support::TempDir::new(&format!("pool-postgres-{prefix}"));
+        let path = dir.path();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
         if let Ok(Some((uid, gid))) = service_user() {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
         }
-        TempDir { path }
+        TempDir { dir }
     }
 
     /// Its path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Writes a file in it (owned by the service user).
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.path.join(name);
+        let p = self.dir.join(name);
         std::fs::write(&p, contents).unwrap();
         if let Ok(Some((uid, gid))) = service_user() {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
         }
         p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

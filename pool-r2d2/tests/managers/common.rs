@@ -66,14 +66,7 @@ pub fn available(service: Option<Service>, test: &str) -> bool {
 }
 
 /// A tag unique to this process and call, to find our sessions on a shared server.
-pub fn unique_tag(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use test_support::unique_ident as unique_tag;
 
 /// The manager's connection.
 pub type Conn<B> = <<B as Backend>::M as ManageConnection>::Connection;
