@@ -80,7 +80,7 @@ use pool_core::ConnectionFactory;
 
 use crate::connect::{open_within, Abandoned};
 use crate::connection::{MysqlConnection, Timeouts};
-use crate::error::{is_socket_timeout, ConfigError, MysqlError};
+use crate::error::{ConfigError, MysqlError};
 use crate::sock;
 
 /// The TCP connect timeout, unless the URL (`tcp_connect_timeout_ms`) or
@@ -600,52 +600,24 @@ impl ConnectionFactory for MysqlConnectionFactory {
     /// [`MysqlError::ConnectStalled`].
     fn create(&self, timeout: Duration) -> Result<MysqlConnection, MysqlError> {
         let start = Instant::now();
-        let timeout_err = || MysqlError::ConnectTimeout {
-            target: self.target.clone(),
-            timeout,
-        };
-        if timeout.is_zero() {
-            return Err(timeout_err());
-        }
-        let deadline = start + timeout;
-        if !self.abandoned.wait_none_until(deadline) {
-            return Err(MysqlError::ConnectStalled {
-                target: self.target.clone(),
-                waited: timeout,
-            });
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_err());
-        }
-        let cap = |t: Option<Duration>| Some(t.map_or(remaining, |t| t.min(remaining)));
-        let mut opts = OptsBuilder::from_opts(self.opts.clone())
-            .prefer_socket(self.prefer_socket)
-            .tcp_connect_timeout(Some(self.tcp_connect_timeout.min(remaining)))
-            .read_timeout(cap(self.read_timeout))
-            .write_timeout(cap(self.write_timeout));
-        if self.opts.get_tcp_keepalive_time_ms().is_none() {
-            opts = opts.tcp_keepalive_time_ms(Some(DEFAULT_TCP_KEEPALIVE.as_millis() as u32));
-        }
-        let job = Job {
-            opts: opts.into(),
-            init_sql: self.init_sql.clone(),
-            timeouts: self.timeouts(),
-            target: self.target.clone(),
-        };
-        let result = match open_within(move || job.open(), deadline, &self.abandoned, &self.target)
-        {
-            // The attempt's own timeouts (capped at the deadline) cut it short a moment
-            // before this call gave up.
-            Some(Err(MysqlError::Connect { source, .. }))
-                if is_socket_timeout(&source)
-                    && Instant::now() + Duration::from_millis(50) >= deadline =>
-            {
-                Err(timeout_err())
+        let result = open_within(&self.target, timeout, &self.abandoned, |_, remaining| {
+            let cap = |t: Option<Duration>| Some(t.map_or(remaining, |t| t.min(remaining)));
+            let mut opts = OptsBuilder::from_opts(self.opts.clone())
+                .prefer_socket(self.prefer_socket)
+                .tcp_connect_timeout(Some(self.tcp_connect_timeout.min(remaining)))
+                .read_timeout(cap(self.read_timeout))
+                .write_timeout(cap(self.write_timeout));
+            if self.opts.get_tcp_keepalive_time_ms().is_none() {
+                opts = opts.tcp_keepalive_time_ms(Some(DEFAULT_TCP_KEEPALIVE.as_millis() as u32));
             }
-            Some(result) => result,
-            None => Err(timeout_err()),
-        };
+            let job = Job {
+                opts: opts.into(),
+                init_sql: self.init_sql.clone(),
+                timeouts: self.timeouts(),
+                target: self.target.clone(),
+            };
+            Ok(move || job.open())
+        });
         match &result {
             Ok(conn) => log::debug!(
                 "opened mysql connection {} to {} in {:?}",

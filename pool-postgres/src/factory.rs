@@ -552,45 +552,21 @@ impl ConnectionFactory for PostgresConnectionFactory {
     /// [`PostgresError::ConnectStalled`].
     fn create(&self, timeout: Duration) -> Result<PostgresConnection, PostgresError> {
         let start = Instant::now();
-        let timeout_err = || PostgresError::ConnectTimeout {
-            target: self.target.clone(),
-            timeout,
-        };
-        if timeout.is_zero() {
-            return Err(timeout_err());
-        }
-        let deadline = start + timeout;
-        if !self.abandoned.wait_none_until(deadline) {
-            let err = PostgresError::ConnectStalled {
+        let mut result = open_within(&self.target, timeout, &self.abandoned, |remaining| {
+            let mut config = self.config.clone();
+            let connect_timeout = config
+                .get_connect_timeout()
+                .map_or(remaining, |t| (*t).min(remaining));
+            config.connect_timeout(connect_timeout);
+            Job {
+                config,
+                connector: self.connector.clone(),
+                sslmode: self.sslmode,
+                init_sql: self.init_sql.clone(),
                 target: self.target.clone(),
-                waited: timeout,
-            };
-            log::debug!("{err}");
-            return Err(err);
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_err());
-        }
-        let mut config = self.config.clone();
-        let connect_timeout = config
-            .get_connect_timeout()
-            .map_or(remaining, |t| (*t).min(remaining));
-        config.connect_timeout(connect_timeout);
-        let job = Job {
-            config,
-            connector: self.connector.clone(),
-            sslmode: self.sslmode,
-            init_sql: self.init_sql.clone(),
-            target: self.target.clone(),
-            guard: IoGuard::new(self.network_timeout),
-        };
-        let mut result = match open_within(job, deadline, &self.abandoned) {
-            // The attempt's own deadline cut it short a moment before this call gave up.
-            Some(Err(e)) if crate::io::io_timeout(&e).is_some() => Err(timeout_err()),
-            Some(result) => result,
-            None => Err(timeout_err()),
-        };
+                guard: IoGuard::new(self.network_timeout),
+            }
+        });
         if let Ok(conn) = &mut result {
             conn.transaction_pooled = self.transaction_pooled();
         }

@@ -823,31 +823,13 @@ impl ConnectionFactory for SqliteConnectionFactory {
     /// and then fails with [`SqliteError::OpenStalled`].
     fn create(&self, timeout: Duration) -> Result<SqliteConnection, SqliteError> {
         let start = Instant::now();
-        let timeout_err = || SqliteError::OpenTimeout {
-            target: self.target.clone(),
-            timeout,
-        };
-        if timeout.is_zero() {
-            return Err(timeout_err());
-        }
-        let deadline = start + timeout;
-        if !self.abandoned.wait_none_until(deadline) {
-            return Err(SqliteError::OpenStalled {
-                target: self.target.clone(),
-                waited: timeout,
-            });
-        }
-        if matches!(self.setup.target, Target::Memory(_)) {
-            self.ensure_anchor()?;
-        }
-        let setup = self.setup.clone();
-        let result = open_within(
-            move || setup.open(),
-            deadline,
-            &self.abandoned,
-            &self.target,
-        )
-        .unwrap_or_else(|| Err(timeout_err()));
+        let result = open_within(&self.target, timeout, &self.abandoned, |_, _| {
+            if matches!(self.setup.target, Target::Memory(_)) {
+                self.ensure_anchor()?;
+            }
+            let setup = self.setup.clone();
+            Ok(move || setup.open())
+        });
         match &result {
             Ok(_) => log::debug!(
                 "opened sqlite connection to {} in {:?}",
