@@ -22,8 +22,43 @@ use std::time::{Duration, Instant};
 pub(crate) use pool_core::backend::Abandoned;
 use pool_core::backend::{OpenTarget, Opened};
 
-use crate::connection::MysqlConnection;
+use mysql::prelude::Queryable;
+use mysql::Opts;
+
+use crate::connection::{MysqlConnection, Timeouts};
 use crate::error::{is_socket_timeout, MysqlError};
+use crate::sock;
+
+/// Everything one connect attempt needs, owned, to run on its own thread.
+pub(crate) struct Job {
+    pub(crate) opts: Opts,
+    pub(crate) init_sql: Vec<String>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) target: String,
+}
+
+impl Job {
+    pub(crate) fn open(self) -> Result<MysqlConnection, MysqlError> {
+        let tls = self.opts.get_ssl_opts().is_some();
+        let conn = mysql::Conn::new(self.opts).map_err(|source| MysqlError::Connect {
+            target: self.target.clone(),
+            source,
+        })?;
+        let mut conn = MysqlConnection::with_settings(conn, Some(self.timeouts), tls);
+        for (i, sql) in self.init_sql.iter().enumerate() {
+            conn.conn
+                .query_drop(sql)
+                .map_err(|source| MysqlError::Init {
+                    index: i + 1,
+                    source,
+                })?;
+        }
+        // Opened: from now on the socket has the pool's timeouts, not the connect's.
+        sock::set_timeouts(&conn.conn, self.timeouts.read, self.timeouts.write)
+            .map_err(MysqlError::Socket)?;
+        Ok(conn)
+    }
+}
 
 /// Runs the job `prepare` builds (given the deadline and the time left) on a
 /// `mysql-connect` thread within `timeout`, as [`pool_core::backend::open_within`] says,
