@@ -75,9 +75,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql::Opts;
+#[cfg(doc)]
+use mysql::OptsBuilder;
 
 use crate::connect::Abandoned;
 use crate::error::ConfigError;
+#[cfg(doc)]
+use crate::error::MysqlError;
 
 mod lifecycle;
 mod url;

@@ -16,6 +16,8 @@ use crate::error::ConfigError;
 use crate::pgbouncer::PgBouncerMode;
 use crate::reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, NO_RESET};
 use crate::tls::{Connector, SslMode};
+#[cfg(doc)]
+use crate::{PostgresConnection, PostgresError};
 
 mod keepalives;
 mod lifecycle;

@@ -91,6 +91,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(doc)]
+use postgres::tls::MakeTlsConnect;
 use postgres::Socket;
 
 use crate::error::ConfigError;

@@ -348,7 +348,7 @@ impl SqliteConnectionFactory {
 
     /// Adds SQL run on every new connection, after the pragmas (several statements
     /// allowed: `CREATE TEMP VIEW ...`, `ATTACH ...`, schema set-up with `IF NOT EXISTS`).
-    /// A failure closes the new connection ([`SqliteError::Init`]).
+    /// A failure closes the new connection ([`SqliteError::Init`](crate::SqliteError::Init)).
     ///
     /// ```
     /// let f = pool_sqlite::SqliteConnectionFactory::new("app.db")?

@@ -15,7 +15,7 @@ pub enum Opened<T, E> {
     Opened(T),
     /// The attempt (or the `prepare` step before it) answered in time with an error.
     Failed(E),
-    /// The job panicked; the panic's message (see [`panic_message`]).
+    /// The job panicked; the panic's message (see [`panic_message`](super::panic_message)).
     Panicked(String),
     /// The time was up: the timeout was zero, nothing was left of it after the wait for
     /// abandoned attempts, or the attempt still ran at the deadline. Then `abandoned` is

@@ -10,6 +10,8 @@ use crate::connect::{open_within, Job};
 use crate::error::PostgresError;
 use crate::io::IoGuard;
 use crate::reset::Release;
+#[cfg(doc)]
+use crate::reset::ResetMode;
 use crate::PostgresConnection;
 
 impl ConnectionFactory for PostgresConnectionFactory {

@@ -73,7 +73,7 @@ impl SqliteConnectionFactory {
     /// How many opens `create` gave up on (their deadline passed: a hung filesystem) are
     /// still blocked on their thread. While there is any, `create` waits for it, up to its
     /// own deadline, before opening anything new, and fails with
-    /// [`SqliteError::OpenStalled`] if it is still there: a hung filesystem costs one
+    /// [`SqliteError::OpenStalled`](crate::SqliteError::OpenStalled) if it is still there: a hung filesystem costs one
     /// thread, not one per retry.
     pub fn abandoned_opens(&self) -> usize {
         self.abandoned.live()

@@ -89,7 +89,7 @@ impl ConnectionFactory for SqliteConnectionFactory {
         result
     }
 
-    /// Runs [`PING_SQL`] (`SELECT 1`): no file, no lock, answers at once unless the
+    /// Runs [`PING_SQL`](crate::PING_SQL) (`SELECT 1`): no file, no lock, answers at once unless the
     /// connection is unusable. For a check that reads the database, use
     /// [`QueryValidation`](crate::QueryValidation).
     fn validate(&self, conn: &mut SqliteConnection, _timeout: Duration) -> Result<(), SqliteError> {
