@@ -13,7 +13,8 @@
 //!   while an abandoned one still runs;
 //! * [`open_within`] and [`Opened`]: the whole bounded open a factory's `create` does with
 //!   them (zero timeout, the wait for abandoned attempts, the helper thread, the close of
-//!   a late answer), reporting which way it ended;
+//!   a late answer), reporting which way it ended, and [`log_created`] to log how it
+//!   ended;
 //! * [`ValidationQuery`]: the statement a `QueryValidation` runs, and the rule that a
 //!   check which answered after its timeout fails too;
 //! * for logs, [`Report`](crate::error::Report) prints an error with its `source()` chain.
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 mod open;
 mod within;
 
-pub use open::{open_within, OpenTarget, Opened};
+pub use open::{log_created, open_within, OpenTarget, Opened};
 pub use within::{run_within, Abandoned};
 
 /// A secret string (a password, a token, an `Authorization` header value): `Debug`

@@ -142,6 +142,32 @@ where
     }
 }
 
+/// Logs at debug level how a factory's `create` ended, and how long it took since
+/// `start`: `opened {what} to {target} in 12ms`, or `opening {what} failed after 2s: `
+/// and the error with its causes (see [`Report`](crate::error::Report)).
+///
+/// ```
+/// use std::time::Instant;
+/// use pool_core::backend::log_created;
+///
+/// let start = Instant::now();
+/// let opened: Result<u32, std::io::Error> = Ok(7);
+/// log_created("demo connection", "demo:1", start, &opened);
+/// ```
+pub fn log_created<T, E>(what: &str, target: &str, start: Instant, result: &Result<T, E>)
+where
+    E: std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => log::debug!("opened {what} to {target} in {:?}", start.elapsed()),
+        Err(e) => log::debug!(
+            "opening {what} failed after {:?}: {}",
+            start.elapsed(),
+            crate::error::Report(e)
+        ),
+    }
+}
+
 /// An [`open_within`] job's error, or its panic.
 enum Failure<E> {
     Failed(E),

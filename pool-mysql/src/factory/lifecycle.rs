@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql::OptsBuilder;
+use pool_core::backend::log_created;
 use pool_core::ConnectionFactory;
 
 use super::{MysqlConnectionFactory, ResetMode, DEFAULT_TCP_KEEPALIVE};
@@ -79,19 +80,11 @@ impl ConnectionFactory for MysqlConnectionFactory {
             };
             Ok(move || job.open())
         });
-        match &result {
-            Ok(conn) => log::debug!(
-                "opened mysql connection {} to {} in {:?}",
-                conn.conn.connection_id(),
-                self.target,
-                start.elapsed()
-            ),
-            Err(e) => log::debug!(
-                "opening mysql connection failed after {:?}: {}",
-                start.elapsed(),
-                pool_core::error::Report(e)
-            ),
-        }
+        let what = match &result {
+            Ok(conn) => format!("mysql connection {}", conn.conn.connection_id()),
+            Err(_) => "mysql connection".to_owned(),
+        };
+        log_created(&what, &self.target, start, &result);
         result
     }
 

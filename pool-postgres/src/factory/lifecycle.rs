@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use pool_core::backend::log_created;
 use pool_core::ConnectionFactory;
 
 use super::PostgresConnectionFactory;
@@ -45,18 +46,7 @@ impl ConnectionFactory for PostgresConnectionFactory {
         if let Ok(conn) = &mut result {
             conn.transaction_pooled = self.transaction_pooled();
         }
-        match &result {
-            Ok(_) => log::debug!(
-                "opened postgres connection to {} in {:?}",
-                self.target,
-                start.elapsed()
-            ),
-            Err(e) => log::debug!(
-                "opening postgres connection failed after {:?}: {}",
-                start.elapsed(),
-                pool_core::error::Report(e)
-            ),
-        }
+        log_created("postgres connection", &self.target, start, &result);
         result
     }
 

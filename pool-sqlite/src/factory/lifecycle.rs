@@ -5,6 +5,7 @@
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
+use pool_core::backend::log_created;
 use pool_core::ConnectionFactory;
 use rusqlite::{Connection, OpenFlags};
 
@@ -74,18 +75,7 @@ impl ConnectionFactory for SqliteConnectionFactory {
             let setup = self.setup.clone();
             Ok(move || setup.open())
         });
-        match &result {
-            Ok(_) => log::debug!(
-                "opened sqlite connection to {} in {:?}",
-                self.target,
-                start.elapsed()
-            ),
-            Err(e) => log::debug!(
-                "opening sqlite connection failed after {:?}: {}",
-                start.elapsed(),
-                pool_core::error::Report(e)
-            ),
-        }
+        log_created("sqlite connection", &self.target, start, &result);
         result
     }
 
