@@ -15,6 +15,7 @@
 //!   them (zero timeout, the wait for abandoned attempts, the helper thread, the close of
 //!   a late answer), reporting which way it ended, and [`log_created`] to log how it
 //!   ended;
+//! * [`percent_decode`]: the `%XX` escapes of a URL part, decoded leniently;
 //! * [`ValidationQuery`]: the statement a `QueryValidation` runs, and the rule that a
 //!   check which answered after its timeout fails too;
 //! * for logs, [`Report`](crate::error::Report) prints an error with its `source()` chain.
@@ -78,6 +79,38 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Decodes the `%XX` escapes of a URL part (a password, a path), leniently: a `%` not
+/// followed by two hex digits stays as it is, and bytes that are not UTF-8 become
+/// `U+FFFD`. For text that is only looked at or matched (a password to scrub from an
+/// error, a file to diagnose), not for input that must be refused when malformed.
+///
+/// ```
+/// use pool_core::backend::percent_decode;
+///
+/// assert_eq!(percent_decode("p%40ss%20word"), "p@ss word");
+/// assert_eq!(percent_decode("100%"), "100%");
+/// assert_eq!(percent_decode("%zz%4"), "%zz%4");
+/// ```
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let (b'%', Some(b)) = (bytes[i], hex) {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The statement a backend's `QueryValidation` runs, and the rule every such check keeps:

@@ -3,6 +3,7 @@
 //! derived from it (a driver's parse error, say).
 
 use mysql::Opts;
+use pool_core::backend::percent_decode;
 
 /// The passwords a URL carries (userinfo and `password=`), raw and percent-decoded, to be
 /// scrubbed from any text derived from it.
@@ -26,26 +27,6 @@ pub(super) fn secrets_in(url: &str) -> Vec<String> {
     out.extend(decoded);
     out.retain(|p| !p.is_empty());
     out
-}
-
-pub(super) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let (b'%', Some(b)) = (bytes[i], hex) {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `text` with every secret replaced by `<redacted>`.

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use pool_core::backend::percent_decode;
+
 /// Where the connections go.
 #[derive(Debug, Clone)]
 pub(super) enum Target {
@@ -80,23 +82,7 @@ pub(super) fn uri_path(uri: &str) -> Option<PathBuf> {
     if rest.is_empty() {
         return None;
     }
-    let bytes = rest.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let (b'%', Some(b)) = (bytes[i], hex) {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    Some(PathBuf::from(String::from_utf8_lossy(&out).into_owned()))
+    Some(PathBuf::from(percent_decode(rest)))
 }
 
 #[cfg(test)]
