@@ -61,7 +61,6 @@
 //! aborted (`connect_timeout`, capped at the time left, bounds them); see
 //! [`abandoned_connects`](crate::PostgresConnectionFactory::abandoned_connects) for how the
 //! server's count stays within `max_size` meanwhile.
-
 //!
 //! # Where it lives
 //!
