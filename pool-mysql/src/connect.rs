@@ -17,43 +17,89 @@
 //! backend.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) use pool_core::backend::Abandoned;
+use pool_core::backend::{OpenTarget, Opened};
 
-use crate::connection::MysqlConnection;
-use crate::error::MysqlError;
+use mysql::prelude::Queryable;
+use mysql::Opts;
 
-type OpenResult = Result<MysqlConnection, MysqlError>;
+use crate::connection::{MysqlConnection, Timeouts};
+use crate::error::{is_socket_timeout, MysqlError};
+use crate::sock;
 
-/// Runs `job` on a `mysql-connect` thread and waits for it until `deadline`. `None`: the
-/// deadline passed; the attempt is counted in `abandoned` until its thread ends (and closes
-/// what it opened).
-pub(crate) fn open_within(
-    job: impl FnOnce() -> OpenResult + Send + 'static,
-    deadline: Instant,
-    abandoned: &Arc<Abandoned>,
-    target: &str,
-) -> Option<OpenResult> {
-    let target = target.to_owned();
-    let late = move |answer: OpenResult| match answer {
-        Ok(conn) => {
-            drop(conn);
-            log::debug!("mysql connection to {target} opened after its deadline; closed");
+/// Everything one connect attempt needs, owned, to run on its own thread.
+pub(crate) struct Job {
+    pub(crate) opts: Opts,
+    pub(crate) init_sql: Vec<String>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) target: String,
+}
+
+impl Job {
+    pub(crate) fn open(self) -> Result<MysqlConnection, MysqlError> {
+        let tls = self.opts.get_ssl_opts().is_some();
+        let conn = mysql::Conn::new(self.opts).map_err(|source| MysqlError::Connect {
+            target: self.target.clone(),
+            source,
+        })?;
+        let mut conn = MysqlConnection::with_settings(conn, Some(self.timeouts), tls);
+        for (i, sql) in self.init_sql.iter().enumerate() {
+            conn.conn
+                .query_drop(sql)
+                .map_err(|source| MysqlError::Init {
+                    index: i + 1,
+                    source,
+                })?;
         }
-        Err(e) => log::debug!(
-            "abandoned mysql connection attempt to {target} ended: {}",
-            pool_core::error::Report(&e)
-        ),
+        // Opened: from now on the socket has the pool's timeouts, not the connect's.
+        sock::set_timeouts(&conn.conn, self.timeouts.read, self.timeouts.write)
+            .map_err(MysqlError::Socket)?;
+        Ok(conn)
+    }
+}
+
+/// Runs the job `prepare` builds (given the deadline and the time left) on a
+/// `mysql-connect` thread within `timeout`, as [`pool_core::backend::open_within`] says,
+/// and names each way it can end with this crate's error.
+pub(crate) fn open_within<J>(
+    target: &str,
+    timeout: Duration,
+    abandoned: &Arc<Abandoned>,
+    prepare: impl FnOnce(Instant, Duration) -> Result<J, MysqlError>,
+) -> Result<MysqlConnection, MysqlError>
+where
+    J: FnOnce() -> Result<MysqlConnection, MysqlError> + Send + 'static,
+{
+    let deadline = Instant::now() + timeout;
+    let timeout_err = || MysqlError::ConnectTimeout {
+        target: target.to_owned(),
+        timeout,
     };
-    let spawned = pool_core::backend::run_within(
-        "mysql-connect",
-        deadline,
-        abandoned,
-        job,
-        MysqlError::DriverPanic,
-        late,
-    );
-    // No thread to be had (out of threads or memory): transient, the pool retries.
-    spawned.unwrap_or_else(|e| Some(Err(MysqlError::ConnectThread(e))))
+    let names = OpenTarget {
+        thread_name: "mysql-connect",
+        what: "mysql connection",
+        target,
+    };
+    match pool_core::backend::open_within(names, timeout, abandoned, prepare) {
+        Opened::Opened(conn) => Ok(conn),
+        // The attempt's own timeouts (capped at the deadline) cut it short a moment
+        // before this call gave up.
+        Opened::Failed(MysqlError::Connect { ref source, .. })
+            if is_socket_timeout(source)
+                && Instant::now() + Duration::from_millis(50) >= deadline =>
+        {
+            Err(timeout_err())
+        }
+        Opened::Failed(e) => Err(e),
+        Opened::Panicked(message) => Err(MysqlError::DriverPanic(message)),
+        Opened::TimedOut { .. } => Err(timeout_err()),
+        Opened::Stalled => Err(MysqlError::ConnectStalled {
+            target: target.to_owned(),
+            waited: timeout,
+        }),
+        // No thread to be had (out of threads or memory): transient, the pool retries.
+        Opened::NoThread(e) => Err(MysqlError::ConnectThread(e)),
+    }
 }

@@ -63,9 +63,8 @@ pub(crate) struct Timeouts {
 /// [`MysqlConnectionFactory`](crate::MysqlConnectionFactory), or wrap a connection you
 /// opened yourself with [`MysqlConnection::new`].
 pub struct MysqlConnection {
-    /// Declared before `conn` so it drops first: it bounds the connection's goodbye.
-    close_bound: sock::CloseBound,
-    pub(crate) conn: Conn,
+    /// The connection, its goodbye bounded when dropped.
+    pub(crate) conn: sock::BoundedClose,
     pub(crate) broken: bool,
     pub(crate) used: bool,
     /// The factory's timeouts (`None` for a connection opened elsewhere).
@@ -94,8 +93,7 @@ impl MysqlConnection {
     /// A connection a factory opened, with the socket timeouts it set.
     pub(crate) fn with_settings(conn: Conn, timeouts: Option<Timeouts>, tls: bool) -> Self {
         MysqlConnection {
-            close_bound: sock::CloseBound::new(&conn, CLOSE_TIMEOUT),
-            conn,
+            conn: sock::BoundedClose::new(conn, CLOSE_TIMEOUT),
             broken: false,
             used: false,
             timeouts,
@@ -113,7 +111,7 @@ impl MysqlConnection {
     /// session gets no goodbye).
     pub(crate) fn set_broken(&mut self) {
         self.broken = true;
-        self.close_bound.abort();
+        self.conn.abort();
     }
 
     /// Whether the connection was marked broken (by [`mark_broken`](Self::mark_broken),
@@ -200,13 +198,8 @@ impl MysqlConnection {
 
     /// Takes the connection out (the flags are lost; the socket keeps its timeouts).
     pub fn into_inner(self) -> Conn {
-        let MysqlConnection {
-            mut close_bound,
-            conn,
-            ..
-        } = self;
-        close_bound.disarm(); // the caller owns the connection now: no bound on its close
-        conn
+        // The caller owns the connection now: no bound on its close.
+        self.conn.into_inner()
     }
 
     /// Puts the factory's socket timeouts back after

@@ -72,16 +72,21 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mysql::prelude::Queryable;
-use mysql::{Opts, OptsBuilder};
-use pool_core::ConnectionFactory;
+use mysql::Opts;
+#[cfg(doc)]
+use mysql::OptsBuilder;
 
-use crate::connect::{open_within, Abandoned};
-use crate::connection::{MysqlConnection, Timeouts};
-use crate::error::{is_socket_timeout, ConfigError, MysqlError};
-use crate::sock;
+use crate::connect::Abandoned;
+use crate::error::ConfigError;
+#[cfg(doc)]
+use crate::error::MysqlError;
+
+mod lifecycle;
+mod url;
+
+use url::{describe_target, scrub, secrets_in};
 
 /// The TCP connect timeout, unless the URL (`tcp_connect_timeout_ms`) or
 /// [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) says
@@ -162,80 +167,6 @@ pub struct MysqlConnectionFactory {
     reset_timeout: Duration,
     init_sql: Vec<String>,
     abandoned: Arc<Abandoned>,
-}
-
-/// The passwords a URL carries (userinfo and `password=`), raw and percent-decoded, to be
-/// scrubbed from any text derived from it.
-fn secrets_in(url: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        if let Some((_, pass)) = userinfo.split_once(':') {
-            out.push(pass.to_owned());
-        }
-    }
-    if let Some((_, query)) = rest.split_once('?') {
-        for pair in query.split(['&', '#']) {
-            if let Some(("password", pass)) = pair.split_once('=') {
-                out.push(pass.to_owned());
-            }
-        }
-    }
-    let decoded: Vec<String> = out.iter().map(|p| percent_decode(p)).collect();
-    out.extend(decoded);
-    out.retain(|p| !p.is_empty());
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let (b'%', Some(b)) = (bytes[i], hex) {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `text` with every secret replaced by `<redacted>`.
-fn scrub(text: String, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .fold(text, |t, s| t.replace(s.as_str(), "<redacted>"))
-}
-
-/// `mysql://user@host:port/db` (or the socket path), from the options: never the password.
-fn describe_target(opts: &Opts) -> String {
-    let mut s = String::from("mysql://");
-    if let Some(user) = opts.get_user() {
-        s.push_str(user);
-        s.push('@');
-    }
-    let host = opts.get_ip_or_hostname();
-    if host.contains(':') && !host.starts_with('[') {
-        s.push_str(&format!("[{host}]:{}", opts.get_tcp_port()));
-    } else {
-        s.push_str(&format!("{host}:{}", opts.get_tcp_port()));
-    }
-    if let Some(db) = opts.get_db_name() {
-        s.push('/');
-        s.push_str(db);
-    }
-    if let Some(socket) = opts.get_socket() {
-        s.push_str(&format!(" (socket {socket})"));
-    }
-    s
 }
 
 impl MysqlConnectionFactory {
@@ -497,39 +428,6 @@ impl MysqlConnectionFactory {
     pub fn abandoned_connects(&self) -> usize {
         self.abandoned.live()
     }
-
-    fn timeouts(&self) -> Timeouts {
-        Timeouts {
-            read: self.read_timeout,
-            write: self.write_timeout,
-        }
-    }
-
-    fn reset_now(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
-        let mode = self.reset;
-        let init_sql = &self.init_sql;
-        let outcome = sock::within(&mut conn.conn, self.reset_timeout, |c| {
-            let reset = match mode {
-                ResetMode::Connection => c.reset(),
-                ResetMode::Rollback => c.query_drop("ROLLBACK"),
-            };
-            reset.map_err(|source| MysqlError::Reset {
-                step: mode.step(),
-                source,
-            })?;
-            if mode == ResetMode::Connection {
-                for (i, sql) in init_sql.iter().enumerate() {
-                    c.query_drop(sql).map_err(|source| MysqlError::Init {
-                        index: i + 1,
-                        source,
-                    })?;
-                }
-            }
-            Ok(())
-        });
-        outcome.map_err(MysqlError::Socket)??;
-        conn.restore_timeouts().map_err(MysqlError::Socket)
-    }
 }
 
 impl fmt::Display for MysqlConnectionFactory {
@@ -556,171 +454,9 @@ impl fmt::Debug for MysqlConnectionFactory {
     }
 }
 
-/// Everything one connect attempt needs, owned, to run on its own thread.
-struct Job {
-    opts: Opts,
-    init_sql: Vec<String>,
-    timeouts: Timeouts,
-    target: String,
-}
-
-impl Job {
-    fn open(self) -> Result<MysqlConnection, MysqlError> {
-        let tls = self.opts.get_ssl_opts().is_some();
-        let conn = mysql::Conn::new(self.opts).map_err(|source| MysqlError::Connect {
-            target: self.target.clone(),
-            source,
-        })?;
-        let mut conn = MysqlConnection::with_settings(conn, Some(self.timeouts), tls);
-        for (i, sql) in self.init_sql.iter().enumerate() {
-            conn.conn
-                .query_drop(sql)
-                .map_err(|source| MysqlError::Init {
-                    index: i + 1,
-                    source,
-                })?;
-        }
-        // Opened: from now on the socket has the pool's timeouts, not the connect's.
-        sock::set_timeouts(&conn.conn, self.timeouts.read, self.timeouts.write)
-            .map_err(MysqlError::Socket)?;
-        Ok(conn)
-    }
-}
-
-impl ConnectionFactory for MysqlConnectionFactory {
-    type Connection = MysqlConnection;
-    type Error = MysqlError;
-
-    /// Opens a connection within `timeout` (TCP connect, handshake, authentication, init
-    /// SQL), on a helper thread.
-    ///
-    /// While a connect attempt that an earlier call gave up on is still running (see
-    /// [`abandoned_connects`](MysqlConnectionFactory::abandoned_connects)), no new one
-    /// starts: this call waits for it until its own deadline and then fails with
-    /// [`MysqlError::ConnectStalled`].
-    fn create(&self, timeout: Duration) -> Result<MysqlConnection, MysqlError> {
-        let start = Instant::now();
-        let timeout_err = || MysqlError::ConnectTimeout {
-            target: self.target.clone(),
-            timeout,
-        };
-        if timeout.is_zero() {
-            return Err(timeout_err());
-        }
-        let deadline = start + timeout;
-        if !self.abandoned.wait_none_until(deadline) {
-            return Err(MysqlError::ConnectStalled {
-                target: self.target.clone(),
-                waited: timeout,
-            });
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_err());
-        }
-        let cap = |t: Option<Duration>| Some(t.map_or(remaining, |t| t.min(remaining)));
-        let mut opts = OptsBuilder::from_opts(self.opts.clone())
-            .prefer_socket(self.prefer_socket)
-            .tcp_connect_timeout(Some(self.tcp_connect_timeout.min(remaining)))
-            .read_timeout(cap(self.read_timeout))
-            .write_timeout(cap(self.write_timeout));
-        if self.opts.get_tcp_keepalive_time_ms().is_none() {
-            opts = opts.tcp_keepalive_time_ms(Some(DEFAULT_TCP_KEEPALIVE.as_millis() as u32));
-        }
-        let job = Job {
-            opts: opts.into(),
-            init_sql: self.init_sql.clone(),
-            timeouts: self.timeouts(),
-            target: self.target.clone(),
-        };
-        let result = match open_within(move || job.open(), deadline, &self.abandoned, &self.target)
-        {
-            // The attempt's own timeouts (capped at the deadline) cut it short a moment
-            // before this call gave up.
-            Some(Err(MysqlError::Connect { source, .. }))
-                if is_socket_timeout(&source)
-                    && Instant::now() + Duration::from_millis(50) >= deadline =>
-            {
-                Err(timeout_err())
-            }
-            Some(result) => result,
-            None => Err(timeout_err()),
-        };
-        match &result {
-            Ok(conn) => log::debug!(
-                "opened mysql connection {} to {} in {:?}",
-                conn.conn.connection_id(),
-                self.target,
-                start.elapsed()
-            ),
-            Err(e) => log::debug!(
-                "opening mysql connection failed after {:?}: {}",
-                start.elapsed(),
-                pool_core::error::Report(e)
-            ),
-        }
-        result
-    }
-
-    /// Pings the server (`COM_PING`), bounded by `timeout`.
-    fn validate(&self, conn: &mut MysqlConnection, timeout: Duration) -> Result<(), MysqlError> {
-        crate::validation::ping(conn, timeout)
-    }
-
-    /// Resets a used connection's session as [`ResetMode`] says, bounded by the
-    /// [reset timeout](MysqlConnectionFactory::with_reset_timeout); an unused one is left
-    /// as it is. A failure discards the connection.
-    fn reset(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
-        if conn.broken {
-            return Err(MysqlError::Broken);
-        }
-        if !std::mem::take(&mut conn.used) {
-            return Ok(());
-        }
-        let result = self.reset_now(conn);
-        if let Err(e) = &result {
-            conn.set_broken();
-            log::debug!(
-                "mysql connection reset failed, discarding it: {}",
-                pool_core::error::Report(e)
-            );
-        }
-        result
-    }
-
-    /// True when the connection was marked broken or the server closed it (a look at the
-    /// socket, no round trip).
-    fn is_broken(&self, conn: &mut MysqlConnection) -> bool {
-        let broken = conn.is_broken();
-        if broken {
-            conn.set_broken();
-        }
-        broken
-    }
-
-    /// A refused login (`1045`), an unknown database (`1049`), no access to it (`1044`),
-    /// ... (see [`is_permanent_error`](crate::is_permanent_error)).
-    fn is_permanent(&self, error: &MysqlError) -> bool {
-        error.is_permanent()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_are_found_and_scrubbed() {
-        let s = secrets_in("mysql://app:p%40ss@db:3306/x?password=other&ssl=1");
-        assert!(s.contains(&"p%40ss".to_owned()));
-        assert!(s.contains(&"p@ss".to_owned()));
-        assert!(s.contains(&"other".to_owned()));
-        assert_eq!(
-            scrub("user app p@ss other".into(), &s),
-            "user app <redacted> <redacted>"
-        );
-        assert!(secrets_in("mysql://root@127.0.0.1/test").is_empty());
-    }
 
     #[test]
     fn targets_never_show_the_password() {

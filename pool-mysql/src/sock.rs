@@ -42,6 +42,10 @@ mod imp {
     use super::Peer;
 
     /// Runs `f` on the socket `conn` owns.
+    ///
+    /// The one `unsafe` of the crate: `mysql` 28 gives its socket only as a raw
+    /// descriptor (`AsRawFd for Conn`; no `AsFd`, and its stream types are private), so
+    /// the descriptor is borrowed here, for no longer than `conn` is.
     fn with_socket<T>(conn: &mysql::Conn, f: impl FnOnce(SockRef<'_>) -> T) -> T {
         let fd = conn.as_raw_fd();
         // SAFETY: `fd` is the descriptor of the socket `conn` owns (`AsRawFd for Conn`);
@@ -68,48 +72,10 @@ mod imp {
         })
     }
 
-    /// Sets a write timeout on a connection's socket when dropped: the connection's
-    /// goodbye (`COM_QUIT`, statement closes) cannot block its thread past it. A broken
-    /// connection's socket is shut down instead, so the goodbye fails at once: nobody is
-    /// listening for it.
-    pub(crate) struct CloseBound {
-        fd: Option<std::os::fd::RawFd>,
-        timeout: Duration,
-        abort: bool,
-    }
-
-    impl CloseBound {
-        pub(crate) fn new(conn: &mysql::Conn, timeout: Duration) -> Self {
-            CloseBound {
-                fd: Some(conn.as_raw_fd()),
-                timeout,
-                abort: false,
-            }
-        }
-
-        /// Shut the socket down on drop instead of saying goodbye.
-        pub(crate) fn abort(&mut self) {
-            self.abort = true;
-        }
-
-        /// No bound on the close (the connection leaves the wrapper).
-        pub(crate) fn disarm(&mut self) {
-            self.fd = None;
-        }
-    }
-
-    impl Drop for CloseBound {
-        fn drop(&mut self) {
-            if let Some(fd) = self.fd {
-                // SAFETY: a `CloseBound` is a field of `MysqlConnection` declared before its
-                // `Conn`, so it is dropped while the `Conn`, which owns `fd`, is still open;
-                // when the `Conn` leaves the wrapper (`into_inner`) the bound is disarmed
-                // first. So `fd` is open and is that connection's socket.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-                let _ =
-                    SockRef::from(&borrowed).set_write_timeout(super::clamp(Some(self.timeout)));
-            }
-        }
+    /// Bounds the goodbye of the connection about to be dropped: its socket gets a write
+    /// timeout of `timeout`.
+    pub(crate) fn bound_close(conn: &mysql::Conn, timeout: Duration) {
+        let _ = with_socket(conn, |s| s.set_write_timeout(super::clamp(Some(timeout))));
     }
 
     pub(crate) fn peer(conn: &mysql::Conn) -> Peer {
@@ -152,24 +118,73 @@ mod imp {
         Ok(())
     }
 
-    pub(crate) struct CloseBound;
-
-    impl CloseBound {
-        pub(crate) fn new(_conn: &mysql::Conn, _timeout: Duration) -> Self {
-            CloseBound
-        }
-
-        pub(crate) fn disarm(&mut self) {}
-
-        pub(crate) fn abort(&mut self) {}
-    }
+    pub(crate) fn bound_close(_conn: &mysql::Conn, _timeout: Duration) {}
 
     pub(crate) fn peer(_conn: &mysql::Conn) -> Peer {
         Peer::Quiet
     }
 }
 
-pub(crate) use imp::{peer, set_timeouts, timeouts, CloseBound};
+pub(crate) use imp::{peer, set_timeouts, timeouts};
+
+/// A connection whose goodbye (`COM_QUIT`, statement closes) is bounded: when dropped, its
+/// socket first gets a write timeout, so the goodbye cannot block its thread past it.
+/// Dereferences to the connection.
+pub(crate) struct BoundedClose {
+    /// `Some` until [`into_inner`](Self::into_inner) takes it out.
+    conn: Option<mysql::Conn>,
+    timeout: Duration,
+    /// Marked by a broken connection (see `MysqlConnection::set_broken`).
+    abort: bool,
+}
+
+impl BoundedClose {
+    pub(crate) fn new(conn: mysql::Conn, timeout: Duration) -> Self {
+        BoundedClose {
+            conn: Some(conn),
+            timeout,
+            abort: false,
+        }
+    }
+
+    /// The connection is broken: nobody is listening for its goodbye.
+    pub(crate) fn abort(&mut self) {
+        self.abort = true;
+    }
+
+    /// Takes the connection out, with no bound on its close.
+    pub(crate) fn into_inner(mut self) -> mysql::Conn {
+        self.conn
+            .take()
+            .expect("a BoundedClose holds its connection until into_inner consumes it")
+    }
+}
+
+impl std::ops::Deref for BoundedClose {
+    type Target = mysql::Conn;
+
+    fn deref(&self) -> &mysql::Conn {
+        self.conn
+            .as_ref()
+            .expect("a BoundedClose holds its connection until into_inner consumes it")
+    }
+}
+
+impl std::ops::DerefMut for BoundedClose {
+    fn deref_mut(&mut self) -> &mut mysql::Conn {
+        self.conn
+            .as_mut()
+            .expect("a BoundedClose holds its connection until into_inner consumes it")
+    }
+}
+
+impl Drop for BoundedClose {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            imp::bound_close(conn, self.timeout);
+        }
+    }
+}
 
 /// Runs `op` with the socket's read and write timeouts set to `limit`, then puts back the
 /// ones it had. `Err` (from the socket, not from `op`) when they could not be changed or

@@ -33,9 +33,10 @@
 //! # let _ = pool; Ok(()) }
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
+use pool_core::backend::ValidationQuery;
 use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 
 use crate::{sock, MysqlConnection, MysqlError};
@@ -107,18 +108,20 @@ impl ValidationStrategy<MysqlConnection> for PingValidation {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QueryValidation {
-    sql: String,
+    query: ValidationQuery,
 }
 
 impl QueryValidation {
     /// A check that runs `sql`.
     pub fn new(sql: impl Into<String>) -> Self {
-        QueryValidation { sql: sql.into() }
+        QueryValidation {
+            query: ValidationQuery::new(sql),
+        }
     }
 
     /// The statement it runs.
     pub fn sql(&self) -> &str {
-        &self.sql
+        self.query.sql()
     }
 
     /// Runs the check on `conn` within `timeout`.
@@ -126,30 +129,25 @@ impl QueryValidation {
         if conn.is_broken() {
             return Err(MysqlError::Broken);
         }
-        let start = Instant::now();
-        let sql = self.sql.as_str();
-        match sock::within(&mut conn.conn, timeout, |c| c.query_drop(sql)) {
-            Ok(Ok(())) => {}
+        let run = |sql: &str| match sock::within(&mut conn.conn, timeout, |c| c.query_drop(sql)) {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => {
                 conn.observe_error(&source);
-                return Err(MysqlError::Validation {
+                Err(MysqlError::Validation {
                     check: "query",
                     source,
-                });
+                })
             }
             Err(e) => {
                 conn.set_broken();
-                return Err(MysqlError::Socket(e));
+                Err(MysqlError::Socket(e))
             }
-        }
-        let took = start.elapsed();
-        if took > timeout {
-            return Err(MysqlError::ValidationFailed {
+        };
+        self.query
+            .check(timeout, run, |reason| MysqlError::ValidationFailed {
                 check: "query",
-                reason: format!("answered after {took:?}, the limit is {timeout:?}"),
-            });
-        }
-        Ok(())
+                reason,
+            })
     }
 }
 

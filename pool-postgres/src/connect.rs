@@ -23,9 +23,10 @@
 //! by every backend.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) use pool_core::backend::Abandoned;
+use pool_core::backend::{OpenTarget, Opened};
 
 use crate::error::PostgresError;
 use crate::io::IoGuard;
@@ -64,50 +65,59 @@ impl Job {
     }
 }
 
-/// Runs `job` on a `pg-connect` thread and waits for it until `deadline`. `None`: the
-/// deadline passed; the attempt is aborted and counted in `abandoned` until its thread
-/// ends.
+/// Runs the [`Job`] `prepare` builds (given the deadline and the time left) on a
+/// `pg-connect` thread within `timeout`, as [`pool_core::backend::open_within`] says, and
+/// names each way it can end with this crate's error. The job's guard ends the attempt at
+/// the deadline on its own; an attempt abandoned then is aborted too.
 pub(crate) fn open_within(
-    job: Job,
-    deadline: Instant,
+    target: &str,
+    timeout: Duration,
     abandoned: &Arc<Abandoned>,
-) -> Option<Result<PostgresConnection, PostgresError>> {
-    // The thread's own bound: it ends the attempt at the deadline even if nobody aborts it.
-    job.guard
-        .set_deadline(Some(deadline.saturating_duration_since(Instant::now())));
-    let guard = job.guard.clone();
-    let target = job.target.clone();
-    // Nobody is waiting: close what was opened (Terminate, then the socket); the next
-    // attempt starts only after this.
-    let late = move |answer: Result<PostgresConnection, PostgresError>| match answer {
-        Ok(conn) => {
-            drop(conn);
-            log::debug!("postgres connection to {target} opened after its deadline; closed");
-        }
-        Err(e) => log::debug!(
-            "abandoned postgres connection attempt to {target} ended: {}",
-            pool_core::error::Report(&e)
-        ),
+    prepare: impl FnOnce(Duration) -> Job,
+) -> Result<PostgresConnection, PostgresError> {
+    let timeout_err = || PostgresError::ConnectTimeout {
+        target: target.to_owned(),
+        timeout,
     };
-    let spawned = pool_core::backend::run_within(
-        "pg-connect",
-        deadline,
-        abandoned,
-        move || job.open(),
-        PostgresError::DriverPanic,
-        late,
-    );
-    match spawned {
-        Ok(answer) => {
-            if answer.is_none() {
+    let names = OpenTarget {
+        thread_name: "pg-connect",
+        what: "postgres connection",
+        target,
+    };
+    let mut guard = None;
+    let opened = pool_core::backend::open_within(names, timeout, abandoned, |deadline, left| {
+        let job = prepare(left);
+        // The thread's own bound: it ends the attempt at the deadline even if nobody
+        // aborts it.
+        job.guard
+            .set_deadline(Some(deadline.saturating_duration_since(Instant::now())));
+        guard = Some(job.guard.clone());
+        Ok(move || job.open())
+    });
+    match opened {
+        Opened::Opened(conn) => Ok(conn),
+        // The attempt's own deadline cut it short a moment before this call gave up.
+        Opened::Failed(e) if crate::io::io_timeout(&e).is_some() => Err(timeout_err()),
+        Opened::Failed(e) => Err(e),
+        Opened::Panicked(message) => Err(PostgresError::DriverPanic(message)),
+        Opened::TimedOut { abandoned } => {
+            if let (true, Some(guard)) = (abandoned, guard) {
                 // Wake the thread if it is parked on a silent socket: it fails at once,
                 // closes what it opened and ends the abandoned attempt.
                 guard.abort();
             }
-            answer
+            Err(timeout_err())
+        }
+        Opened::Stalled => {
+            let err = PostgresError::ConnectStalled {
+                target: target.to_owned(),
+                waited: timeout,
+            };
+            log::debug!("{err}");
+            Err(err)
         }
         // No thread to be had: nothing was run or counted. A transient failure: the pool
         // retries.
-        Err(e) => Some(Err(PostgresError::ConnectThread(e))),
+        Opened::NoThread(e) => Err(PostgresError::ConnectThread(e)),
     }
 }

@@ -8,45 +8,22 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use pool_core::ConnectionFactory;
+use std::time::Duration;
 
 use crate::conn_str::{self, push_startup_setting};
-use crate::connect::{open_within, Abandoned, Job};
-use crate::error::{ConfigError, PostgresError};
-use crate::io::IoGuard;
+use crate::connect::Abandoned;
+use crate::error::ConfigError;
 use crate::pgbouncer::PgBouncerMode;
-use crate::reset::{OpenTransactionPolicy, Release, ResetMode, DEFAULT_RESET_TIMEOUT, NO_RESET};
+use crate::reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, NO_RESET};
 use crate::tls::{Connector, SslMode};
-use crate::PostgresConnection;
+#[cfg(doc)]
+use crate::{PostgresConnection, PostgresError};
 
-/// The TCP user timeout set on new connections unless the connection string sets
-/// `tcp_user_timeout` (see
-/// [`with_tcp_user_timeout`](PostgresConnectionFactory::with_tcp_user_timeout)).
-pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+mod keepalives;
+mod lifecycle;
 
-/// TCP keepalive settings for new connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalives {
-    /// Idle time before the first probe.
-    pub idle: Duration,
-    /// Time between probes.
-    pub interval: Duration,
-    /// Unanswered probes before the connection is considered dead.
-    pub retries: u32,
-}
-
-impl Default for Keepalives {
-    /// 60 s idle, 10 s interval, 3 retries: a vanished peer is noticed in about 90 s.
-    fn default() -> Self {
-        Keepalives {
-            idle: Duration::from_secs(60),
-            interval: Duration::from_secs(10),
-            retries: 3,
-        }
-    }
-}
+use keepalives::apply_keepalives;
+pub use keepalives::{Keepalives, DEFAULT_TCP_USER_TIMEOUT};
 
 /// Opens, validates, resets and classifies PostgreSQL connections for a
 /// [`pool_core::ConnectionPool`].
@@ -497,14 +474,6 @@ impl PostgresConnectionFactory {
     }
 }
 
-fn apply_keepalives(config: &mut postgres::Config, k: Keepalives) {
-    config
-        .keepalives(true)
-        .keepalives_idle(k.idle)
-        .keepalives_interval(k.interval)
-        .keepalives_retries(k.retries);
-}
-
 impl fmt::Display for PostgresConnectionFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (sslmode={})", self.target, self.sslmode)
@@ -536,119 +505,5 @@ impl fmt::Debug for PostgresConnectionFactory {
             .field("pgbouncer", &self.pgbouncer)
             .field("abandoned_connects", &self.abandoned.live())
             .finish()
-    }
-}
-
-impl ConnectionFactory for PostgresConnectionFactory {
-    type Connection = PostgresConnection;
-    type Error = PostgresError;
-
-    /// Opens a connection within `timeout` (TCP connect, TLS, authentication, init SQL).
-    ///
-    /// Never has more connections open or opening at the server than the pool counts:
-    /// while a connect attempt that an earlier call gave up on is still running (see
-    /// [`abandoned_connects`](PostgresConnectionFactory::abandoned_connects)), no new one
-    /// starts; this call waits for it until its own deadline and then fails with
-    /// [`PostgresError::ConnectStalled`].
-    fn create(&self, timeout: Duration) -> Result<PostgresConnection, PostgresError> {
-        let start = Instant::now();
-        let timeout_err = || PostgresError::ConnectTimeout {
-            target: self.target.clone(),
-            timeout,
-        };
-        if timeout.is_zero() {
-            return Err(timeout_err());
-        }
-        let deadline = start + timeout;
-        if !self.abandoned.wait_none_until(deadline) {
-            let err = PostgresError::ConnectStalled {
-                target: self.target.clone(),
-                waited: timeout,
-            };
-            log::debug!("{err}");
-            return Err(err);
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_err());
-        }
-        let mut config = self.config.clone();
-        let connect_timeout = config
-            .get_connect_timeout()
-            .map_or(remaining, |t| (*t).min(remaining));
-        config.connect_timeout(connect_timeout);
-        let job = Job {
-            config,
-            connector: self.connector.clone(),
-            sslmode: self.sslmode,
-            init_sql: self.init_sql.clone(),
-            target: self.target.clone(),
-            guard: IoGuard::new(self.network_timeout),
-        };
-        let mut result = match open_within(job, deadline, &self.abandoned) {
-            // The attempt's own deadline cut it short a moment before this call gave up.
-            Some(Err(e)) if crate::io::io_timeout(&e).is_some() => Err(timeout_err()),
-            Some(result) => result,
-            None => Err(timeout_err()),
-        };
-        if let Ok(conn) = &mut result {
-            conn.transaction_pooled = self.transaction_pooled();
-        }
-        match &result {
-            Ok(_) => log::debug!(
-                "opened postgres connection to {} in {:?}",
-                self.target,
-                start.elapsed()
-            ),
-            Err(e) => log::debug!(
-                "opening postgres connection failed after {:?}: {}",
-                start.elapsed(),
-                pool_core::error::Report(e)
-            ),
-        }
-        result
-    }
-
-    /// Pings the server (`Client::is_valid`: an empty query, bounded by `timeout`).
-    fn validate(
-        &self,
-        conn: &mut PostgresConnection,
-        timeout: Duration,
-    ) -> Result<(), PostgresError> {
-        crate::validation::ping(conn, timeout)
-    }
-
-    /// Rolls back a transaction left open (or discards the connection), then resets the
-    /// session as [`ResetMode`] says. A connection not used since it was handed out is
-    /// left as it is.
-    ///
-    /// Bounded by the [reset timeout](PostgresConnectionFactory::with_reset_timeout): past
-    /// it the connection is closed (its socket aborted) and discarded.
-    fn reset(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-        let release = Release {
-            mode: self.reset_mode(),
-            open_transaction: self.open_transaction,
-            check_transactions: self.check_transactions,
-            transaction_pooled: self.transaction_pooled(),
-            init_sql: &self.init_sql,
-            target: &self.target,
-        };
-        match conn.guard.clone() {
-            Some(guard) => guard.within(self.reset_timeout, || release.run(conn)),
-            None => release.run(conn),
-        }
-    }
-
-    /// True when the client is closed or the connection was marked broken (no I/O).
-    fn is_broken(&self, conn: &mut PostgresConnection) -> bool {
-        conn.is_broken()
-    }
-
-    /// Rejected passwords (`28P01`), unknown roles (`28000`), unknown databases (`3D000`),
-    /// a missing password, an unsupported authentication method, a certificate that does
-    /// not verify, a server without TLS when `sslmode` requires it: waiting will not fix
-    /// them (see [`is_permanent_error`](crate::is_permanent_error)).
-    fn is_permanent(&self, error: &PostgresError) -> bool {
-        error.is_permanent()
     }
 }

@@ -34,8 +34,9 @@
 //! # let _ = pool; Ok(()) }
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pool_core::backend::ValidationQuery;
 use pool_core::validation::{
     CompositeValidation, ConnectionInfo, MaxAgeValidation, ValidationError, ValidationStrategy,
 };
@@ -116,18 +117,20 @@ impl ValidationStrategy<PostgresConnection> for PingValidation {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QueryValidation {
-    sql: String,
+    query: ValidationQuery,
 }
 
 impl QueryValidation {
     /// A check that runs `sql`.
     pub fn new(sql: impl Into<String>) -> Self {
-        QueryValidation { sql: sql.into() }
+        QueryValidation {
+            query: ValidationQuery::new(sql),
+        }
     }
 
     /// The statement it runs.
     pub fn sql(&self) -> &str {
-        &self.sql
+        self.query.sql()
     }
 
     /// Runs the check on `conn` within `timeout`.
@@ -140,32 +143,30 @@ impl QueryValidation {
             return Err(PostgresError::Broken);
         }
         let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
-        let sql = format!(
-            "SET LOCAL statement_timeout = {millis}; {}",
-            self.sql.trim().trim_end_matches(';')
-        );
-        let start = Instant::now();
-        // The server stops the statement at the timeout; the client stops waiting for
-        // the network a little later (a stalled network sends no error back): past it the
-        // socket is aborted and the connection is broken.
-        let result = conn.within(timeout + QUERY_CHECK_GRACE, |client| {
-            client.simple_query(&sql)
-        });
-        result.map_err(|source| {
-            conn.observe_error(&source);
-            PostgresError::Validation {
-                check: "query",
-                source,
-            }
-        })?;
-        let took = start.elapsed();
-        if took > timeout {
-            return Err(PostgresError::ValidationFailed {
-                check: "query",
-                reason: format!("answered after {took:?}, the limit is {timeout:?}"),
+        let run = |sql: &str| {
+            let sql = format!(
+                "SET LOCAL statement_timeout = {millis}; {}",
+                sql.trim().trim_end_matches(';')
+            );
+            // The server stops the statement at the timeout; the client stops waiting
+            // for the network a little later (a stalled network sends no error back):
+            // past it the socket is aborted and the connection is broken.
+            let result = conn.within(timeout + QUERY_CHECK_GRACE, |client| {
+                client.simple_query(&sql)
             });
-        }
-        Ok(())
+            result.map(drop).map_err(|source| {
+                conn.observe_error(&source);
+                PostgresError::Validation {
+                    check: "query",
+                    source,
+                }
+            })
+        };
+        self.query
+            .check(timeout, run, |reason| PostgresError::ValidationFailed {
+                check: "query",
+                reason,
+            })
     }
 }
 

@@ -14,43 +14,44 @@
 //! [`pool_core::backend::run_within`], shared by every backend.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) use pool_core::backend::Abandoned;
+use pool_core::backend::{OpenTarget, Opened};
 
 use crate::connection::SqliteConnection;
 use crate::error::SqliteError;
 
-type OpenResult = Result<SqliteConnection, SqliteError>;
-
-/// Runs `job` on a `sqlite-open` thread and waits for it until `deadline`. `None`: the
-/// deadline passed; the attempt is counted in `abandoned` until its thread ends (and closes
-/// what it opened).
-pub(crate) fn open_within(
-    job: impl FnOnce() -> OpenResult + Send + 'static,
-    deadline: Instant,
-    abandoned: &Arc<Abandoned>,
+/// Runs the job `prepare` builds on a `sqlite-open` thread within `timeout`, as
+/// [`pool_core::backend::open_within`] says, and names each way it can end with this
+/// crate's error.
+pub(crate) fn open_within<J>(
     target: &str,
-) -> Option<OpenResult> {
-    let target = target.to_owned();
-    let late = move |answer: OpenResult| match answer {
-        Ok(conn) => {
-            drop(conn);
-            log::debug!("sqlite database {target} opened after its deadline; closed");
-        }
-        Err(e) => log::debug!(
-            "abandoned open of sqlite database {target} ended: {}",
-            pool_core::error::Report(&e)
-        ),
+    timeout: Duration,
+    abandoned: &Arc<Abandoned>,
+    prepare: impl FnOnce(Instant, Duration) -> Result<J, SqliteError>,
+) -> Result<SqliteConnection, SqliteError>
+where
+    J: FnOnce() -> Result<SqliteConnection, SqliteError> + Send + 'static,
+{
+    let names = OpenTarget {
+        thread_name: "sqlite-open",
+        what: "sqlite connection",
+        target,
     };
-    let spawned = pool_core::backend::run_within(
-        "sqlite-open",
-        deadline,
-        abandoned,
-        job,
-        SqliteError::DriverPanic,
-        late,
-    );
-    // No thread to be had (out of threads or memory): transient, the pool retries.
-    spawned.unwrap_or_else(|e| Some(Err(SqliteError::OpenThread(e))))
+    match pool_core::backend::open_within(names, timeout, abandoned, prepare) {
+        Opened::Opened(conn) => Ok(conn),
+        Opened::Failed(e) => Err(e),
+        Opened::Panicked(message) => Err(SqliteError::DriverPanic(message)),
+        Opened::TimedOut { .. } => Err(SqliteError::OpenTimeout {
+            target: target.to_owned(),
+            timeout,
+        }),
+        Opened::Stalled => Err(SqliteError::OpenStalled {
+            target: target.to_owned(),
+            waited: timeout,
+        }),
+        // No thread to be had (out of threads or memory): transient, the pool retries.
+        Opened::NoThread(e) => Err(SqliteError::OpenThread(e)),
+    }
 }

@@ -37,6 +37,7 @@
 
 use std::time::{Duration, Instant};
 
+use pool_core::backend::ValidationQuery;
 use pool_core::validation::{ConnectionInfo, ValidationError, ValidationStrategy};
 
 use crate::{SqliteConnection, SqliteError, PING_SQL};
@@ -127,18 +128,20 @@ impl ValidationStrategy<SqliteConnection> for PingValidation {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QueryValidation {
-    sql: String,
+    query: ValidationQuery,
 }
 
 impl QueryValidation {
     /// A check that runs `sql` (one statement; every row is stepped through).
     pub fn new(sql: impl Into<String>) -> Self {
-        QueryValidation { sql: sql.into() }
+        QueryValidation {
+            query: ValidationQuery::new(sql),
+        }
     }
 
     /// The statement it runs.
     pub fn sql(&self) -> &str {
-        &self.sql
+        self.query.sql()
     }
 
     /// Runs the check on `conn` within `timeout`.
@@ -146,46 +149,44 @@ impl QueryValidation {
         if conn.broken {
             return Err(SqliteError::Broken);
         }
-        let start = Instant::now();
-        let deadline = start + timeout;
-        let db = &conn.conn;
-        // The busy timeout in force (a pragma read: no I/O), capped for the check.
-        let busy: Option<i64> = db
-            .query_row("PRAGMA busy_timeout", [], |row| row.get(0))
-            .ok();
-        let cap = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        if let Some(ms) = busy {
-            if ms > cap {
-                let _ = db.busy_timeout(timeout);
+        let deadline = Instant::now() + timeout;
+        let run = |sql: &str| {
+            let db = &conn.conn;
+            // The busy timeout in force (a pragma read: no I/O), capped for the check.
+            let busy: Option<i64> = db
+                .query_row("PRAGMA busy_timeout", [], |row| row.get(0))
+                .ok();
+            let cap = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+            if let Some(ms) = busy {
+                if ms > cap {
+                    let _ = db.busy_timeout(timeout);
+                }
             }
-        }
-        db.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
-        let result = db.prepare(&self.sql).and_then(|mut stmt| {
-            let mut rows = stmt.query([])?;
-            while rows.next()?.is_some() {}
-            Ok(())
-        });
-        db.progress_handler(0, None::<fn() -> bool>);
-        if let Some(ms) = busy {
-            if ms > cap {
-                let _ = db.busy_timeout(Duration::from_millis(ms as u64));
-            }
-        }
-        result.map_err(|source| {
-            conn.observe_error(&source);
-            SqliteError::Validation {
-                check: "query",
-                source,
-            }
-        })?;
-        let took = start.elapsed();
-        if took > timeout {
-            return Err(SqliteError::ValidationFailed {
-                check: "query",
-                reason: format!("answered after {took:?}, the limit is {timeout:?}"),
+            db.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
+            let result = db.prepare(sql).and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
             });
-        }
-        Ok(())
+            db.progress_handler(0, None::<fn() -> bool>);
+            if let Some(ms) = busy {
+                if ms > cap {
+                    let _ = db.busy_timeout(Duration::from_millis(ms as u64));
+                }
+            }
+            result.map_err(|source| {
+                conn.observe_error(&source);
+                SqliteError::Validation {
+                    check: "query",
+                    source,
+                }
+            })
+        };
+        self.query
+            .check(timeout, run, |reason| SqliteError::ValidationFailed {
+                check: "query",
+                reason,
+            })
     }
 }
 

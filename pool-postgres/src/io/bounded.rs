@@ -1,0 +1,126 @@
+//! [`Bounded`]: the stream wrapper every byte of a connection goes through, failing its
+//! reads and writes once one of the connection's bounds has passed.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::guard::IoGuard;
+use super::watch::Watch;
+
+/// A stream wrapped with a connection's bounds. The socket itself is wrapped (so an abort
+/// or a deadline also stops a TLS handshake), and so is what the driver finally talks to,
+/// the socket or the TLS session on it: that outer wrapper sees the protocol in clear and
+/// runs the network timeout.
+pub struct Bounded<S> {
+    inner: S,
+    watch: Watch,
+}
+
+impl<S> Bounded<S> {
+    pub(crate) fn socket(inner: S, guard: IoGuard) -> Bounded<S> {
+        Bounded {
+            inner,
+            watch: Watch::new(guard, false),
+        }
+    }
+
+    pub(crate) fn outer(inner: S, guard: IoGuard) -> Bounded<S> {
+        guard.attach_outer();
+        Bounded {
+            inner,
+            watch: Watch::new(guard, true),
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> fmt::Debug for Bounded<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bounded")
+            .field("guard", &self.watch.guard)
+            .field("outstanding", &self.watch.outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.watch.check()?;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if !new.is_empty() {
+                    this.watch.received(new);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.watch.pending(cx, false) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.watch.check()?;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.watch.sent(&buf[..n]);
+                    this.watch.request_sent(cx);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.watch.pending(cx, true) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.watch.check()?;
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => match this.watch.pending(cx, true) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.watch.check()?;
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => match this.watch.pending(cx, true) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+            ready => ready,
+        }
+    }
+}

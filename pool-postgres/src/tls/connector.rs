@@ -1,0 +1,180 @@
+//! [`Connector`]: how connections are opened. It holds the TLS connector the factory was
+//! given (native-tls's, rustls's, or the user's `MakeTlsConnect`, with its types erased
+//! so the factory stays one type), and hands the driver a connector of this crate's
+//! (see [`negotiate`](super::negotiate)) that wraps every socket in the pool's bounds.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::negotiate::{CancelTls, DriverTls};
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+use super::rustls_client_config;
+use super::{BoxError, PgSocket, SslMode};
+use crate::error::ConfigError;
+use crate::io::IoGuard;
+
+pub(super) type Handshake = Pin<Box<dyn Future<Output = Result<Box<dyn TlsIo>, BoxError>> + Send>>;
+
+/// A TLS session on a [`PgSocket`], whatever connector made it.
+pub(crate) trait TlsIo: AsyncRead + AsyncWrite + TlsStream + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
+
+/// A user's `MakeTlsConnect`, with its types erased so the factory stays one type.
+pub(super) trait ErasedTls: Send + Sync {
+    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError>;
+}
+
+struct Erased<T>(T);
+
+impl<T> ErasedTls for Erased<T>
+where
+    T: MakeTlsConnect<PgSocket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
+{
+    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError> {
+        let connect = self
+            .0
+            .clone()
+            .make_tls_connect(domain)
+            .map_err(Into::into)?;
+        let handshake = connect.connect(socket);
+        Ok(Box::pin(async move {
+            let stream = handshake.await.map_err(Into::into)?;
+            Ok(Box::new(stream) as Box<dyn TlsIo>)
+        }))
+    }
+}
+
+/// How connections are opened: the TLS connector if there is one (none: plain only).
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tls: Option<Arc<dyn ErasedTls>>,
+    name: &'static str,
+}
+
+impl Connector {
+    /// Builds the connector for `mode`: native-tls's when that feature is on (whether or not
+    /// `rustls` is too), else rustls's when that one is, else none (plain only).
+    pub(crate) fn for_mode(
+        mode: SslMode,
+        root_cert: Option<&std::path::Path>,
+    ) -> Result<Connector, ConfigError> {
+        if mode == SslMode::Disable {
+            return Ok(Connector::plain());
+        }
+        #[cfg(feature = "native-tls")]
+        {
+            Ok(Connector::native(super::native::connector(
+                mode, root_cert,
+            )?))
+        }
+        #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+        {
+            Ok(Connector::rustls(rustls_client_config(mode, root_cert)?))
+        }
+        #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
+        {
+            let _ = root_cert;
+            if mode.requires_tls() {
+                return Err(ConfigError::TlsUnavailable {
+                    sslmode: mode.as_str().into(),
+                });
+            }
+            Ok(Connector::plain())
+        }
+    }
+
+    pub(crate) fn plain() -> Connector {
+        Connector {
+            tls: None,
+            name: "none",
+        }
+    }
+
+    #[cfg(feature = "native-tls")]
+    pub(crate) fn native(connector: native_tls::TlsConnector) -> Connector {
+        Connector::custom(
+            postgres_native_tls::MakeTlsConnector::new(connector),
+            "native-tls",
+        )
+    }
+
+    #[cfg(feature = "rustls")]
+    pub(crate) fn rustls(config: rustls::ClientConfig) -> Connector {
+        Connector::custom(
+            tokio_postgres_rustls::MakeRustlsConnect::new(config),
+            "rustls",
+        )
+    }
+
+    pub(crate) fn custom<T>(tls: T, name: &'static str) -> Connector
+    where
+        T: MakeTlsConnect<PgSocket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
+    {
+        Connector {
+            tls: Some(Arc::new(Erased(tls))),
+            name,
+        }
+    }
+
+    /// Opens a client with `config`, every byte through streams bounded by `guard`.
+    ///
+    /// The driver is told to hand the socket straight to this crate's connector (direct
+    /// TLS negotiation, TLS "required"), which then does what `sslmode` says: asks the
+    /// server for TLS and runs the user's connector, or carries the protocol in clear.
+    /// That is the only way the driver lets the crate wrap a socket it opened.
+    /// Connections to a Unix-domain socket keep the driver's own plain path.
+    pub(crate) fn connect(
+        &self,
+        config: &postgres::Config,
+        mode: SslMode,
+        guard: &IoGuard,
+    ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
+        let unix = config
+            .get_hosts()
+            .iter()
+            .any(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+        if unix {
+            let mut config = config.clone();
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            return Ok((config.connect(postgres::NoTls)?, None));
+        }
+        let mut config = config.clone();
+        let direct = config.get_ssl_negotiation() == postgres::config::SslNegotiation::Direct;
+        config
+            .ssl_mode(postgres::config::SslMode::Require)
+            .ssl_negotiation(postgres::config::SslNegotiation::Direct);
+        if config.get_hosts().is_empty() {
+            // The driver refuses TLS (ours included) without a host name: name each
+            // address after itself.
+            for addr in config.get_hostaddrs().to_vec() {
+                config.host(&addr.to_string());
+            }
+        }
+        let client = config.connect(DriverTls {
+            guard: guard.clone(),
+            mode,
+            direct,
+            tls: self.tls.clone(),
+        })?;
+        let cancel = CancelTls {
+            mode,
+            direct,
+            tls: self.tls.clone(),
+        };
+        Ok((client, Some(cancel)))
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+}
