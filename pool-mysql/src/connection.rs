@@ -107,11 +107,10 @@ impl MysqlConnection {
         self.set_broken();
     }
 
-    /// Broken: discarded on release, and its socket shut down when dropped (a broken
-    /// session gets no goodbye).
+    /// Broken: discarded on release. Its goodbye when dropped is bounded like any
+    /// other's (the socket's write timeout, [`CLOSE_TIMEOUT`]).
     pub(crate) fn set_broken(&mut self) {
         self.broken = true;
-        self.conn.abort();
     }
 
     /// Whether the connection was marked broken (by [`mark_broken`](Self::mark_broken),

@@ -134,8 +134,6 @@ pub(crate) struct BoundedClose {
     /// `Some` until [`into_inner`](Self::into_inner) takes it out.
     conn: Option<mysql::Conn>,
     timeout: Duration,
-    /// Marked by a broken connection (see `MysqlConnection::set_broken`).
-    abort: bool,
 }
 
 impl BoundedClose {
@@ -143,13 +141,7 @@ impl BoundedClose {
         BoundedClose {
             conn: Some(conn),
             timeout,
-            abort: false,
         }
-    }
-
-    /// The connection is broken: nobody is listening for its goodbye.
-    pub(crate) fn abort(&mut self) {
-        self.abort = true;
     }
 
     /// Takes the connection out, with no bound on its close.
