@@ -1,41 +1,5 @@
-//! The pooled connection: a [`mysql::Conn`] that remembers whether it is still fit.
-//!
-//! [`MysqlConnection`] dereferences to [`mysql::Conn`], so code written for the driver
-//! (`query`, `exec`, `start_transaction`, through [`mysql::prelude::Queryable`]) works
-//! unchanged on a pooled connection. It adds what the pool needs:
-//!
-//! * a **broken** flag. When a query fails with a fatal error (the server closed the
-//!   session, `KILL`, a read timeout in the middle of a reply), report it with
-//!   [`check`](MysqlConnection::check) or
-//!   [`observe_error`](MysqlConnection::observe_error) and the pool discards the
-//!   connection when it comes back instead of handing it to the next caller. Errors that
-//!   leave the session usable (a duplicate key, a syntax error, a deadlock) are left
-//!   alone. A session the server closed is noticed without help, when the connection
-//!   comes back: the release looks at the socket (no round trip) and finds it closed.
-//! * a **used** flag, set whenever the connection is borrowed mutably (every query
-//!   needs `&mut Conn`). A connection handed out and returned without being used skips
-//!   the release-time reset: nothing can have changed.
-//! * the **read timeout** for the next queries, changeable until the connection goes
-//!   back ([`set_read_timeout`](MysqlConnection::set_read_timeout)): for one long report
-//!   on a pool whose timeout is short.
-//!
-//! ```no_run
-//! use pool_mysql::mysql::prelude::Queryable;
-//! use pool_mysql::{MysqlConnectionFactory, MysqlPool};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = MysqlPool::new(
-//!     MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?,
-//!     pool_core::PoolConfig::default(),
-//! )?;
-//! let mut conn = pool.acquire()?;
-//! // `check` passes the result through, and marks the connection broken if the error
-//! // means the session is gone, so the pool will not reuse it.
-//! let result = conn.query_first::<i64, _>("SELECT 1");
-//! let one = conn.check(result)?;
-//! assert_eq!(one, Some(1));
-//! # Ok(()) }
-//! ```
+//! [`MysqlConnection`], the pooled connection; what it adds to the driver's is taught on
+//! its own docs.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -59,9 +23,45 @@ pub(crate) struct Timeouts {
 
 /// A pooled MySQL connection: a [`mysql::Conn`] plus a broken flag.
 ///
-/// Dereferences to [`Conn`]. Get one from a pool built on
-/// [`MysqlConnectionFactory`](crate::MysqlConnectionFactory), or wrap a connection you
-/// opened yourself with [`MysqlConnection::new`].
+/// Get one from a pool built on [`MysqlConnectionFactory`](crate::MysqlConnectionFactory),
+/// or wrap a connection you opened yourself with [`MysqlConnection::new`].
+///
+/// [`MysqlConnection`] dereferences to [`mysql::Conn`], so code written for the driver
+/// (`query`, `exec`, `start_transaction`, through [`mysql::prelude::Queryable`]) works
+/// unchanged on a pooled connection. It adds what the pool needs:
+///
+/// * a **broken** flag. When a query fails with a fatal error (the server closed the
+///   session, `KILL`, a read timeout in the middle of a reply), report it with
+///   [`check`](MysqlConnection::check) or
+///   [`observe_error`](MysqlConnection::observe_error) and the pool discards the
+///   connection when it comes back instead of handing it to the next caller. Errors that
+///   leave the session usable (a duplicate key, a syntax error, a deadlock) are left
+///   alone. A session the server closed is noticed without help, when the connection
+///   comes back: the release looks at the socket (no round trip) and finds it closed.
+/// * a **used** flag, set whenever the connection is borrowed mutably (every query
+///   needs `&mut Conn`). A connection handed out and returned without being used skips
+///   the release-time reset: nothing can have changed.
+/// * the **read timeout** for the next queries, changeable until the connection goes
+///   back ([`set_read_timeout`](MysqlConnection::set_read_timeout)): for one long report
+///   on a pool whose timeout is short.
+///
+/// ```no_run
+/// use pool_mysql::mysql::prelude::Queryable;
+/// use pool_mysql::{MysqlConnectionFactory, MysqlPool};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = MysqlPool::new(
+///     MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?,
+///     pool_core::PoolConfig::default(),
+/// )?;
+/// let mut conn = pool.acquire()?;
+/// // `check` passes the result through, and marks the connection broken if the error
+/// // means the session is gone, so the pool will not reuse it.
+/// let result = conn.query_first::<i64, _>("SELECT 1");
+/// let one = conn.check(result)?;
+/// assert_eq!(one, Some(1));
+/// # Ok(()) }
+/// ```
 pub struct MysqlConnection {
     /// The connection, its goodbye bounded when dropped.
     pub(crate) conn: sock::BoundedClose,

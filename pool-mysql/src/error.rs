@@ -1,47 +1,5 @@
-//! Errors, and how MySQL / MariaDB errors are classified for the pool.
-//!
-//! Two kinds of error come out of this crate:
-//!
-//! * [`ConfigError`]: the URL or a setting is wrong. Returned by the constructors of
-//!   [`MysqlConnectionFactory`](crate::MysqlConnectionFactory), never a panic, and never
-//!   containing the password.
-//! * [`MysqlError`]: opening, checking or resetting a connection failed. It is the
-//!   factory's `Error` type, so the pool hands it back inside
-//!   [`PoolError::Connection`](pool_core::PoolError::Connection) or as the last error of
-//!   [`PoolError::AcquireTimeout`](pool_core::PoolError::AcquireTimeout);
-//!   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a
-//!   downcast gets it back.
-//!
-//! `Display` says what failed (and, for a refused login, what to check) but never repeats
-//! the text of the cause, which is `source()`: the driver's [`mysql::Error`] (for a server
-//! error, `MySqlError { ERROR 1045 (28000): Access denied for user ... }`). Print the whole
-//! chain to see everything: `{:#}` with `anyhow`, or a loop over `source()`.
-//!
-//! Two classifications matter to a pool:
-//!
-//! * **fatal** ([`is_fatal_error`]): the session is gone or out of step: an I/O error (the
-//!   server closed the socket, `KILL`, a read or write timeout), a protocol error, or a
-//!   server error that ends the session (`1927` connection killed, `1053` server shutdown,
-//!   `4031` disconnected for inactivity). Report such errors with
-//!   [`MysqlConnection::check`](crate::MysqlConnection::check) and the pool replaces the
-//!   connection. Query errors (syntax, duplicate key, a deadlock, `KILL QUERY`) leave the
-//!   session usable.
-//! * **permanent** ([`is_permanent_error`]): opening failed in a way waiting cannot fix:
-//!   `1045` access denied (wrong password or unknown user), `1049` unknown database,
-//!   `1044` no access to the database, `1130` host not allowed, an authentication method
-//!   the driver cannot do. The pool then fails `acquire` at once with the real error
-//!   instead of retrying until the wait timeout. Refused connections, timeouts and `1040`
-//!   (too many connections) are retried.
-//!
-//! ```
-//! use pool_mysql::{is_fatal_code, is_permanent_code};
-//!
-//! assert!(is_permanent_code(1045));   // access denied
-//! assert!(is_permanent_code(1049));   // unknown database
-//! assert!(!is_permanent_code(1040));  // too many connections: worth retrying
-//! assert!(is_fatal_code(1927));       // connection was killed
-//! assert!(!is_fatal_code(1062));      // duplicate key: the session is fine
-//! ```
+//! [`MysqlError`] and [`ConfigError`], and how driver errors are classified (fatal,
+//! permanent); the whole story is on [`MysqlError`]'s own docs.
 
 use std::time::Duration;
 
@@ -84,6 +42,49 @@ pub enum ConfigError {
 /// assert_eq!(e.to_string(), "connecting to mysql://app@db:3306/shop timed out after 2s");
 /// assert!(!e.is_permanent());
 /// assert!(e.code().is_none());
+/// ```
+///
+/// Two kinds of error come out of this crate:
+///
+/// * [`ConfigError`]: the URL or a setting is wrong. Returned by the constructors of
+///   [`MysqlConnectionFactory`](crate::MysqlConnectionFactory), never a panic, and never
+///   containing the password.
+/// * [`MysqlError`]: opening, checking or resetting a connection failed. It is the
+///   factory's `Error` type, so the pool hands it back inside
+///   [`PoolError::Connection`](pool_core::PoolError::Connection) or as the last error of
+///   [`PoolError::AcquireTimeout`](pool_core::PoolError::AcquireTimeout);
+///   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a
+///   downcast gets it back.
+///
+/// `Display` says what failed (and, for a refused login, what to check) but never repeats
+/// the text of the cause, which is `source()`: the driver's [`mysql::Error`] (for a server
+/// error, `MySqlError { ERROR 1045 (28000): Access denied for user ... }`). Print the whole
+/// chain to see everything: `{:#}` with `anyhow`, or a loop over `source()`.
+///
+/// Two classifications matter to a pool:
+///
+/// * **fatal** ([`is_fatal_error`]): the session is gone or out of step: an I/O error (the
+///   server closed the socket, `KILL`, a read or write timeout), a protocol error, or a
+///   server error that ends the session (`1927` connection killed, `1053` server shutdown,
+///   `4031` disconnected for inactivity). Report such errors with
+///   [`MysqlConnection::check`](crate::MysqlConnection::check) and the pool replaces the
+///   connection. Query errors (syntax, duplicate key, a deadlock, `KILL QUERY`) leave the
+///   session usable.
+/// * **permanent** ([`is_permanent_error`]): opening failed in a way waiting cannot fix:
+///   `1045` access denied (wrong password or unknown user), `1049` unknown database,
+///   `1044` no access to the database, `1130` host not allowed, an authentication method
+///   the driver cannot do. The pool then fails `acquire` at once with the real error
+///   instead of retrying until the wait timeout. Refused connections, timeouts and `1040`
+///   (too many connections) are retried.
+///
+/// ```
+/// use pool_mysql::{is_fatal_code, is_permanent_code};
+///
+/// assert!(is_permanent_code(1045));   // access denied
+/// assert!(is_permanent_code(1049));   // unknown database
+/// assert!(!is_permanent_code(1040));  // too many connections: worth retrying
+/// assert!(is_fatal_code(1927));       // connection was killed
+/// assert!(!is_fatal_code(1062));      // duplicate key: the session is fine
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

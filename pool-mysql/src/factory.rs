@@ -1,74 +1,6 @@
-//! The factory: how the pool opens, checks and recycles MySQL / MariaDB connections.
-//!
-//! # Opening
-//!
-//! [`MysqlConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
-//! connection within the time the pool allows (its `connection_timeout`, or less when the
-//! caller waiting for it has less left): TCP connect, handshake, authentication and init
-//! SQL run on a helper thread with every timeout capped at the time left, and `create`
-//! returns at its deadline whatever the network does. TCP keepalive is on
-//! ([`DEFAULT_TCP_KEEPALIVE`], unless the URL sets `tcp_keepalive_time_ms`), so a peer that
-//! vanished is noticed on idle connections too.
-//!
-//! The driver's habit of reconnecting through the Unix socket when the host is loopback
-//! (`prefer_socket`) is off unless the URL asks for it (`?prefer_socket=true`) or
-//! [`with_prefer_socket`](MysqlConnectionFactory::with_prefer_socket) does: it costs a
-//! second connect, and the pool should talk to the address it was given.
-//!
-//! # Every call bounded
-//!
-//! The driver sets a read and a write timeout on the socket for the life of a connection;
-//! this crate also changes them for the length of one operation (on Unix, where the driver
-//! gives out its socket), so each thing the pool does has its bound:
-//!
-//! | work | bound | default |
-//! |---|---|---|
-//! | open | the pool's `connection_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
-//! | ping (validation) | the pool's `validation_timeout` | pool-core's |
-//! | release-time reset | [`with_reset_timeout`](MysqlConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
-//! | close (`COM_QUIT`) | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
-//! | your queries: each wait for the server / to send | [`with_read_timeout`](MysqlConnectionFactory::with_read_timeout), [`with_write_timeout`](MysqlConnectionFactory::with_write_timeout) | [`DEFAULT_READ_TIMEOUT`] (60 s), [`DEFAULT_WRITE_TIMEOUT`] (30 s) |
-//!
-//! The read timeout is a limit on silence, not on a query: a query that streams rows for
-//! ten minutes is fine, one that computes for longer than the read timeout before its first
-//! row is cut off (an I/O error; the connection is broken and replaced). Raise it, turn it
-//! off (`None`), or raise it for one connection with
-//! [`MysqlConnection::set_read_timeout`](crate::MysqlConnection::set_read_timeout); for a
-//! limit the server enforces, use `max_statement_time` (MariaDB) or `max_execution_time`
-//! (MySQL).
-//!
-//! # Returning
-//!
-//! When a connection comes back to the pool, on the releasing thread:
-//!
-//! 1. a connection marked broken, or whose socket the server closed (`KILL`, a restart,
-//!    `wait_timeout`: seen without a round trip), is discarded;
-//! 2. a connection that was not used since it was handed out is put back as is;
-//! 3. otherwise the session is reset as [`ResetMode`] says: `COM_RESET_CONNECTION` (the
-//!    default: rolls back an open transaction, releases table and named locks, drops
-//!    temporary tables and prepared statements, resets user variables and session
-//!    settings, in one round trip; the driver falls back to `COM_CHANGE_USER` on servers
-//!    before MySQL 5.7.3 / MariaDB 10.2.4), then the init SQL runs again; or only
-//!    `ROLLBACK` ([`ResetMode::Rollback`]). Either way the next caller never gets a
-//!    connection half-way through someone else's transaction.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_mysql::{MysqlConnectionFactory, MysqlPool};
-//! use pool_mysql::mysql::prelude::Queryable;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let factory = MysqlConnectionFactory::new("mysql://app:secret@db.internal:3306/shop")?
-//!     .with_read_timeout(Some(Duration::from_secs(30)))
-//!     .with_init_sql("SET SESSION time_zone = '+00:00'");
-//! let pool = MysqlPool::new(factory, PoolConfig::default())?;
-//! let mut conn = pool.acquire()?;
-//! conn.query_drop("START TRANSACTION")?;
-//! conn.query_drop("UPDATE stock SET n = n - 1 WHERE sku = 'A-1'")?;
-//! drop(conn); // no COMMIT: rolled back by COM_RESET_CONNECTION, time_zone set again
-//! # Ok(()) }
-//! ```
+//! [`MysqlConnectionFactory`], its settings and defaults, and [`ResetMode`]. What it does
+//! on open, the bound on every call and what happens on release are taught on its own
+//! docs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -145,7 +77,8 @@ impl ResetMode {
 ///
 /// Build it from a URL ([`new`](Self::new)) or the driver's options
 /// ([`from_config`](Self::from_config)), then adjust it with the `with_*` methods. `Display`
-/// and `Debug` show where it connects, never the password.
+/// and `Debug` show where it connects, never the password. The sections below say how it
+/// opens, what bounds every call and what happens on release.
 ///
 /// ```
 /// use pool_mysql::{MysqlConnectionFactory, DEFAULT_READ_TIMEOUT};
@@ -155,6 +88,76 @@ impl ResetMode {
 /// assert!(!format!("{factory:?}").contains("s3cret"));
 /// assert_eq!(factory.read_timeout(), Some(DEFAULT_READ_TIMEOUT));
 /// # Ok::<(), pool_mysql::ConfigError>(())
+/// ```
+///
+/// # Opening
+///
+/// [`MysqlConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
+/// connection within the time the pool allows (its `connection_timeout`, or less when the
+/// caller waiting for it has less left): TCP connect, handshake, authentication and init
+/// SQL run on a helper thread with every timeout capped at the time left, and `create`
+/// returns at its deadline whatever the network does. TCP keepalive is on
+/// ([`DEFAULT_TCP_KEEPALIVE`], unless the URL sets `tcp_keepalive_time_ms`), so a peer that
+/// vanished is noticed on idle connections too.
+///
+/// The driver's habit of reconnecting through the Unix socket when the host is loopback
+/// (`prefer_socket`) is off unless the URL asks for it (`?prefer_socket=true`) or
+/// [`with_prefer_socket`](MysqlConnectionFactory::with_prefer_socket) does: it costs a
+/// second connect, and the pool should talk to the address it was given.
+///
+/// # Every call bounded
+///
+/// The driver sets a read and a write timeout on the socket for the life of a connection;
+/// this crate also changes them for the length of one operation (on Unix, where the driver
+/// gives out its socket), so each thing the pool does has its bound:
+///
+/// | work | bound | default |
+/// |---|---|---|
+/// | open | the pool's `connection_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
+/// | ping (validation) | the pool's `validation_timeout` | pool-core's |
+/// | release-time reset | [`with_reset_timeout`](MysqlConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
+/// | close (`COM_QUIT`) | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
+/// | your queries: each wait for the server / to send | [`with_read_timeout`](MysqlConnectionFactory::with_read_timeout), [`with_write_timeout`](MysqlConnectionFactory::with_write_timeout) | [`DEFAULT_READ_TIMEOUT`] (60 s), [`DEFAULT_WRITE_TIMEOUT`] (30 s) |
+///
+/// The read timeout is a limit on silence, not on a query: a query that streams rows for
+/// ten minutes is fine, one that computes for longer than the read timeout before its first
+/// row is cut off (an I/O error; the connection is broken and replaced). Raise it, turn it
+/// off (`None`), or raise it for one connection with
+/// [`MysqlConnection::set_read_timeout`](crate::MysqlConnection::set_read_timeout); for a
+/// limit the server enforces, use `max_statement_time` (MariaDB) or `max_execution_time`
+/// (MySQL).
+///
+/// # Returning
+///
+/// When a connection comes back to the pool, on the releasing thread:
+///
+/// 1. a connection marked broken, or whose socket the server closed (`KILL`, a restart,
+///    `wait_timeout`: seen without a round trip), is discarded;
+/// 2. a connection that was not used since it was handed out is put back as is;
+/// 3. otherwise the session is reset as [`ResetMode`] says: `COM_RESET_CONNECTION` (the
+///    default: rolls back an open transaction, releases table and named locks, drops
+///    temporary tables and prepared statements, resets user variables and session
+///    settings, in one round trip; the driver falls back to `COM_CHANGE_USER` on servers
+///    before MySQL 5.7.3 / MariaDB 10.2.4), then the init SQL runs again; or only
+///    `ROLLBACK` ([`ResetMode::Rollback`]). Either way the next caller never gets a
+///    connection half-way through someone else's transaction.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pool_core::PoolConfig;
+/// use pool_mysql::{MysqlConnectionFactory, MysqlPool};
+/// use pool_mysql::mysql::prelude::Queryable;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let factory = MysqlConnectionFactory::new("mysql://app:secret@db.internal:3306/shop")?
+///     .with_read_timeout(Some(Duration::from_secs(30)))
+///     .with_init_sql("SET SESSION time_zone = '+00:00'");
+/// let pool = MysqlPool::new(factory, PoolConfig::default())?;
+/// let mut conn = pool.acquire()?;
+/// conn.query_drop("START TRANSACTION")?;
+/// conn.query_drop("UPDATE stock SET n = n - 1 WHERE sku = 'A-1'")?;
+/// drop(conn); // no COMMIT: rolled back by COM_RESET_CONNECTION, time_zone set again
+/// # Ok(()) }
 /// ```
 pub struct MysqlConnectionFactory {
     opts: Opts,
@@ -257,8 +260,8 @@ impl MysqlConnectionFactory {
     }
 
     /// How long a read may wait for the server on pooled connections (default
-    /// [`DEFAULT_READ_TIMEOUT`]; `None`: no limit). See the [module docs](crate::factory)
-    /// for what it bounds.
+    /// [`DEFAULT_READ_TIMEOUT`]; `None`: no limit). See
+    /// [every call bounded](MysqlConnectionFactory#every-call-bounded) for what it bounds.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -36,19 +36,56 @@
 //!   the driver's [`mysql::OptsBuilder`], within the pool's connection timeout (on a
 //!   helper thread, with the driver's timeouts capped at the time left), with TCP
 //!   keepalive and optional init SQL.
-//! * **Every call bounded** ([`factory`]): read and write timeouts on the socket
-//!   ([`DEFAULT_READ_TIMEOUT`], [`DEFAULT_WRITE_TIMEOUT`]); the ping, the release-time
-//!   reset and the close each have their own bound.
-//! * **Checking** ([`validation`]): `COM_PING` (the default), or a query.
-//! * **Recycling** ([`factory`]): a used connection is reset with
-//!   `COM_RESET_CONNECTION` on release (or only rolled back, [`ResetMode`]): never handed
-//!   on inside someone else's transaction, holding their locks or their session settings.
-//! * **Dead sessions** ([`connection`]): a connection the server closed (`KILL`, a
+//! * **Every call bounded** ([the table](MysqlConnectionFactory#every-call-bounded)):
+//!   read and write timeouts on the socket ([`DEFAULT_READ_TIMEOUT`],
+//!   [`DEFAULT_WRITE_TIMEOUT`]); the ping, the release-time reset and the close each have
+//!   their own bound.
+//! * **Checking** ([health checks](#health-checks)): `COM_PING` (the default), or a query.
+//! * **Recycling** ([returning](MysqlConnectionFactory#returning)): a used connection is
+//!   reset with `COM_RESET_CONNECTION` on release (or only rolled back, [`ResetMode`]):
+//!   never handed on inside someone else's transaction, holding their locks or their
+//!   session settings.
+//! * **Dead sessions** ([`MysqlConnection`]): a connection the server closed (`KILL`, a
 //!   restart, `wait_timeout`) is seen on release without a round trip and replaced;
 //!   errors your queries get are classified with [`MysqlConnection::check`].
-//! * **Failing fast** ([`error`]): a wrong password (`1045`) or an unknown database
+//! * **Failing fast** ([`MysqlError`]): a wrong password (`1045`) or an unknown database
 //!   (`1049`) is *permanent*, so `acquire` returns it at once as
 //!   `PoolError::Connection` instead of retrying until the wait timeout.
+//!
+//! # Health checks
+//!
+//! The pool checks a connection before handing it out (`validate_on_acquire`, skipped for
+//! one used in the last moments) and while it sits idle (`validation_interval`). Pick what
+//! "healthy" means:
+//!
+//! * [`PingValidation`]: `COM_PING`, one round trip that the server answers without
+//!   parsing or running anything, bounded by the timeout. What the factory's own
+//!   `validate` does, and the default.
+//! * [`QueryValidation`]: a real statement (default `SELECT 1`), for when "the server
+//!   answers" is not enough: a replica that must answer a query, a table that must be
+//!   there. Bounded by the timeout on the client (the socket's read and write timeouts
+//!   for the check); past it the connection is broken and replaced.
+//!
+//! Attach one with the pool builder:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_mysql::{CompositeValidation, MaxAgeValidation, MysqlConnectionFactory,
+//!                  PingValidation, QueryValidation};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?;
+//! let check = CompositeValidation::new()
+//!     .with(MaxAgeValidation::new(Duration::from_secs(3600)))
+//!     .with(PingValidation)
+//!     .with(QueryValidation::new("SELECT 1 FROM information_schema.tables LIMIT 1"));
+//! let pool = ConnectionPool::builder(factory)
+//!     .config(PoolConfig::default())
+//!     .validation(check)
+//!     .build()?;
+//! # let _ = pool; Ok(()) }
+//! ```
 //!
 //! # Secrets
 //!
@@ -70,11 +107,11 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod connect;
-pub mod connection;
-pub mod error;
-pub mod factory;
+mod connection;
+mod error;
+mod factory;
 mod sock;
-pub mod validation;
+mod validation;
 
 pub use connection::{MysqlConnection, CLOSE_TIMEOUT};
 pub use error::{

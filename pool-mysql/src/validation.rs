@@ -1,37 +1,5 @@
-//! Health checks for MySQL / MariaDB connections.
-//!
-//! The pool checks a connection before handing it out (`validate_on_acquire`, skipped for
-//! one used in the last moments) and while it sits idle (`validation_interval`). Pick what
-//! "healthy" means:
-//!
-//! * [`PingValidation`]: `COM_PING`, one round trip that the server answers without
-//!   parsing or running anything, bounded by the timeout. What the factory's own
-//!   `validate` does, and the default.
-//! * [`QueryValidation`]: a real statement (default `SELECT 1`), for when "the server
-//!   answers" is not enough: a replica that must answer a query, a table that must be
-//!   there. Bounded by the timeout on the client (the socket's read and write timeouts
-//!   for the check); past it the connection is broken and replaced.
-//!
-//! Attach one with the pool builder:
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_mysql::{CompositeValidation, MaxAgeValidation, MysqlConnectionFactory,
-//!                  PingValidation, QueryValidation};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let factory = MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?;
-//! let check = CompositeValidation::new()
-//!     .with(MaxAgeValidation::new(Duration::from_secs(3600)))
-//!     .with(PingValidation)
-//!     .with(QueryValidation::new("SELECT 1 FROM information_schema.tables LIMIT 1"));
-//! let pool = ConnectionPool::builder(factory)
-//!     .config(PoolConfig::default())
-//!     .validation(check)
-//!     .build()?;
-//! # let _ = pool; Ok(()) }
-//! ```
+//! [`PingValidation`] and [`QueryValidation`]; which to pick is taught in the crate docs
+//! (Health checks).
 
 use std::time::Duration;
 

@@ -1,35 +1,5 @@
-//! The pooled connection: a [`rusqlite::Connection`] that remembers whether it is still fit.
-//!
-//! [`SqliteConnection`] dereferences to [`rusqlite::Connection`], so code written for
-//! rusqlite works unchanged on a pooled connection. It adds two things the pool needs:
-//!
-//! * a **broken** flag. When a statement fails with a fatal error (an I/O error, a corrupt
-//!   database: see [`is_fatal_error`]), report it with
-//!   [`check`](SqliteConnection::check) or
-//!   [`observe_error`](SqliteConnection::observe_error) and the pool discards the
-//!   connection when it comes back instead of handing it to the next caller. Errors that
-//!   leave the connection usable ("database is locked", a constraint violation) are left
-//!   alone.
-//! * a **used** flag, set whenever the connection is dereferenced. A connection handed out
-//!   and returned untouched skips the release-time reset SQL: nothing can have changed.
-//!
-//! ```
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_sqlite::SqliteConnectionFactory;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let factory = SqliteConnectionFactory::memory("connection-docs")?;
-//! let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(2).build()?)?;
-//!
-//! let mut conn = pool.acquire()?;
-//! conn.execute_batch("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")?;
-//! // `check` passes the result through, and marks the connection broken if the error
-//! // means the database file is unusable (I/O error, corruption), so the pool replaces it.
-//! let result = conn.execute("INSERT INTO kv VALUES (?1, ?2)", ["answer", "42"]);
-//! let inserted = conn.check(result)?;
-//! assert_eq!(inserted, 1);
-//! # Ok(()) }
-//! ```
+//! [`SqliteConnection`], the pooled connection; what it adds to rusqlite's is taught on
+//! its own docs.
 
 use std::cell::Cell;
 use std::fmt;
@@ -41,9 +11,39 @@ use crate::error::is_fatal_error;
 
 /// A pooled SQLite connection: a [`rusqlite::Connection`] plus a broken flag.
 ///
-/// Dereferences to [`Connection`]. Get one from a pool built on
-/// [`SqliteConnectionFactory`](crate::SqliteConnectionFactory), or wrap a connection you
-/// opened yourself with [`SqliteConnection::new`].
+/// Get one from a pool built on [`SqliteConnectionFactory`](crate::SqliteConnectionFactory),
+/// or wrap a connection you opened yourself with [`SqliteConnection::new`].
+///
+/// [`SqliteConnection`] dereferences to [`rusqlite::Connection`], so code written for
+/// rusqlite works unchanged on a pooled connection. It adds two things the pool needs:
+///
+/// * a **broken** flag. When a statement fails with a fatal error (an I/O error, a corrupt
+///   database: see [`is_fatal_error`]), report it with
+///   [`check`](SqliteConnection::check) or
+///   [`observe_error`](SqliteConnection::observe_error) and the pool discards the
+///   connection when it comes back instead of handing it to the next caller. Errors that
+///   leave the connection usable ("database is locked", a constraint violation) are left
+///   alone.
+/// * a **used** flag, set whenever the connection is dereferenced. A connection handed out
+///   and returned untouched skips the release-time reset SQL: nothing can have changed.
+///
+/// ```
+/// use pool_core::{ConnectionPool, PoolConfig};
+/// use pool_sqlite::SqliteConnectionFactory;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let factory = SqliteConnectionFactory::memory("connection-docs")?;
+/// let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(2).build()?)?;
+///
+/// let mut conn = pool.acquire()?;
+/// conn.execute_batch("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")?;
+/// // `check` passes the result through, and marks the connection broken if the error
+/// // means the database file is unusable (I/O error, corruption), so the pool replaces it.
+/// let result = conn.execute("INSERT INTO kv VALUES (?1, ?2)", ["answer", "42"]);
+/// let inserted = conn.check(result)?;
+/// assert_eq!(inserted, 1);
+/// # Ok(()) }
+/// ```
 pub struct SqliteConnection {
     pub(crate) conn: Connection,
     pub(crate) broken: bool,

@@ -1,50 +1,5 @@
-//! Errors, and how SQLite errors are classified for the pool.
-//!
-//! Two kinds of error come out of this crate:
-//!
-//! * [`ConfigError`]: the path or a setting is wrong. Returned by the constructors and
-//!   the checked `with_*` methods of
-//!   [`SqliteConnectionFactory`](crate::SqliteConnectionFactory), never a panic.
-//! * [`SqliteError`]: opening, checking or resetting a connection failed. It is the
-//!   factory's `Error` type, so the pool hands it back inside
-//!   [`PoolError::Connection`](pool_core::PoolError::Connection) or as the last error of
-//!   [`PoolError::AcquireTimeout`](pool_core::PoolError::AcquireTimeout);
-//!   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a
-//!   downcast gets it back.
-//!
-//! `Display` says what failed (and, when the operating system can tell why a file would
-//! not open, what to fix: [`OpenProblem`]) but never repeats the text of the cause, which
-//! is `source()`: the driver's [`rusqlite::Error`]. Print the whole chain to see
-//! everything (`{:#}` with `anyhow`, or a loop over `source()`).
-//!
-//! Two classifications matter to a pool:
-//!
-//! * **fatal** ([`is_fatal_error`]): the connection must not be used again: an I/O error
-//!   (`SQLITE_IOERR`, every extended code), a corrupt database (`SQLITE_CORRUPT`,
-//!   "database disk image is malformed"), a file that is not a database
-//!   (`SQLITE_NOTADB`), the database file moved or deleted under the connection
-//!   (`SQLITE_READONLY_DBMOVED`), an internal malfunction. Report such errors with
-//!   [`SqliteConnection::check`](crate::SqliteConnection::check) and the pool replaces
-//!   the connection. "database is locked" (`SQLITE_BUSY`), constraint violations and
-//!   syntax errors leave the connection usable.
-//! * **permanent** ([`is_permanent_error`] and [`SqliteError::is_permanent`]): opening
-//!   failed in a way that waiting cannot fix: the directory does not exist, permission is
-//!   denied, the path is a directory, the file is not a database or is corrupt. The pool
-//!   then fails `acquire` at once with the real error instead of retrying until the wait
-//!   timeout. A `SQLITE_CANTOPEN` whose cause the operating system cannot name (too many
-//!   open files, say) is retried.
-//!
-//! ```
-//! use pool_sqlite::rusqlite::{ffi, Error};
-//! use pool_sqlite::{is_fatal_error, is_permanent_error};
-//!
-//! let malformed = Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CORRUPT), None);
-//! assert!(is_fatal_error(&malformed));
-//! assert!(is_permanent_error(&malformed));
-//! let locked = Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), None);
-//! assert!(!is_fatal_error(&locked)); // wait and retry: the connection is fine
-//! assert!(!is_permanent_error(&locked));
-//! ```
+//! [`SqliteError`] and [`ConfigError`], and how driver errors are classified (fatal,
+//! permanent); the whole story is on [`SqliteError`]'s own docs.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -156,6 +111,52 @@ impl fmt::Display for OpenProblem {
 /// assert_eq!(e.to_string(), "opening /mnt/nfs/app.db timed out after 2s");
 /// assert!(!e.is_permanent());
 /// assert!(e.code().is_none());
+/// ```
+///
+/// Two kinds of error come out of this crate:
+///
+/// * [`ConfigError`]: the path or a setting is wrong. Returned by the constructors and
+///   the checked `with_*` methods of
+///   [`SqliteConnectionFactory`](crate::SqliteConnectionFactory), never a panic.
+/// * [`SqliteError`]: opening, checking or resetting a connection failed. It is the
+///   factory's `Error` type, so the pool hands it back inside
+///   [`PoolError::Connection`](pool_core::PoolError::Connection) or as the last error of
+///   [`PoolError::AcquireTimeout`](pool_core::PoolError::AcquireTimeout);
+///   [`PoolError::connection_error`](pool_core::PoolError::connection_error) plus a
+///   downcast gets it back.
+///
+/// `Display` says what failed (and, when the operating system can tell why a file would
+/// not open, what to fix: [`OpenProblem`]) but never repeats the text of the cause, which
+/// is `source()`: the driver's [`rusqlite::Error`]. Print the whole chain to see
+/// everything (`{:#}` with `anyhow`, or a loop over `source()`).
+///
+/// Two classifications matter to a pool:
+///
+/// * **fatal** ([`is_fatal_error`]): the connection must not be used again: an I/O error
+///   (`SQLITE_IOERR`, every extended code), a corrupt database (`SQLITE_CORRUPT`,
+///   "database disk image is malformed"), a file that is not a database
+///   (`SQLITE_NOTADB`), the database file moved or deleted under the connection
+///   (`SQLITE_READONLY_DBMOVED`), an internal malfunction. Report such errors with
+///   [`SqliteConnection::check`](crate::SqliteConnection::check) and the pool replaces
+///   the connection. "database is locked" (`SQLITE_BUSY`), constraint violations and
+///   syntax errors leave the connection usable.
+/// * **permanent** ([`is_permanent_error`] and [`SqliteError::is_permanent`]): opening
+///   failed in a way that waiting cannot fix: the directory does not exist, permission is
+///   denied, the path is a directory, the file is not a database or is corrupt. The pool
+///   then fails `acquire` at once with the real error instead of retrying until the wait
+///   timeout. A `SQLITE_CANTOPEN` whose cause the operating system cannot name (too many
+///   open files, say) is retried.
+///
+/// ```
+/// use pool_sqlite::rusqlite::{ffi, Error};
+/// use pool_sqlite::{is_fatal_error, is_permanent_error};
+///
+/// let malformed = Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CORRUPT), None);
+/// assert!(is_fatal_error(&malformed));
+/// assert!(is_permanent_error(&malformed));
+/// let locked = Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), None);
+/// assert!(!is_fatal_error(&locked)); // wait and retry: the connection is fine
+/// assert!(!is_permanent_error(&locked));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,83 +1,5 @@
-//! The factory: how the pool opens, checks and recycles SQLite connections.
-//!
-//! # Opening
-//!
-//! [`SqliteConnectionFactory::create`](pool_core::ConnectionFactory::create) opens the
-//! database and sets each new connection up, in this order:
-//!
-//! 1. open the file (or URI) with the factory's [open flags](SqliteConnectionFactory::with_open_flags):
-//!    read-write and create by default, read-only with
-//!    [`with_read_only`](SqliteConnectionFactory::with_read_only);
-//! 2. `busy_timeout` ([`DEFAULT_BUSY_TIMEOUT`], 5 s): how long a statement waits for a lock
-//!    another connection holds before it fails with `SQLITE_BUSY` ("database is locked");
-//! 3. `PRAGMA journal_mode` ([`DEFAULT_JOURNAL_MODE`]: WAL, so readers and the writer do
-//!    not block each other; file databases opened read-write only, since the mode is
-//!    stored in the file);
-//! 4. `PRAGMA foreign_keys = ON` (SQLite's own default is off, per connection);
-//! 5. your pragmas ([`with_pragma`](SqliteConnectionFactory::with_pragma)), then your init
-//!    SQL ([`with_init_sql`](SqliteConnectionFactory::with_init_sql)), in the order given;
-//! 6. [`with_transaction_behavior`](SqliteConnectionFactory::with_transaction_behavior),
-//!    if set: what `conn.transaction()` begins with.
-//!
-//! All of it runs on a helper thread that `create` waits for until its deadline (the
-//! pool's `connection_timeout`, or less), so a database on a network filesystem that
-//! stopped answering cannot hold a pool worker past it; see
-//! [`abandoned_opens`](SqliteConnectionFactory::abandoned_opens).
-//!
-//! # Every call bounded
-//!
-//! | work | bound | default |
-//! |---|---|---|
-//! | open and set up | the pool's `connection_timeout` (helper thread, abandoned at the deadline) | pool-core's |
-//! | waiting for another connection's lock | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
-//! | ping (validation) | a statement that touches no file and takes no lock | |
-//! | query check ([`QueryValidation`](crate::QueryValidation)) | the pool's `validation_timeout` (busy timeout capped at it, and a progress handler that interrupts the statement) | pool-core's |
-//! | release: `ROLLBACK` of a transaction left open, reset SQL | busy timeout (locks); I/O on a local disk | |
-//!
-//! SQLite cannot interrupt a system call: once a connection is open, a read or write on a
-//! hung network filesystem blocks the thread that runs it until the kernel gives up. Keep
-//! pooled databases on local disks.
-//!
-//! # Returning
-//!
-//! When a connection comes back to the pool, on the releasing thread:
-//!
-//! 1. a connection marked broken is discarded (no I/O);
-//! 2. a connection inside a transaction (`!is_autocommit()`: a `BEGIN` without `COMMIT`,
-//!    a `Transaction` leaked with `mem::forget`, an `execute_batch` that failed half-way)
-//!    is rolled back, logged at `warn` ([`OpenTransactionPolicy::Rollback`], the default),
-//!    or discarded ([`OpenTransactionPolicy::Discard`]). The check reads a flag in
-//!    memory: no I/O. The next caller never gets a connection half-way through someone
-//!    else's transaction, which in SQLite would also mean holding the database's write
-//!    lock for as long as the connection sits idle;
-//! 3. if the connection was used since it was handed out, your reset SQL runs
-//!    ([`with_reset_sql`](SqliteConnectionFactory::with_reset_sql), none by default).
-//!
-//! ```
-//! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_sqlite::SqliteConnectionFactory;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = std::env::temp_dir().join(format!("pool-sqlite-factory-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir)?;
-//! let factory = SqliteConnectionFactory::new(dir.join("app.db"))?
-//!     .with_busy_timeout(Duration::from_secs(2))
-//!     .with_pragma("synchronous", "NORMAL")?       // the usual companion of WAL
-//!     .with_init_sql("CREATE TABLE IF NOT EXISTS hits (at INTEGER)")
-//!     .with_reset_sql("PRAGMA temp_store = DEFAULT");
-//! let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(4).build()?)?;
-//!
-//! let conn = pool.acquire()?;
-//! conn.execute_batch("BEGIN; INSERT INTO hits VALUES (1)")?; // no COMMIT...
-//! drop(conn);                                                 // ...rolled back here
-//! let conn = pool.acquire()?;
-//! assert!(conn.is_autocommit());
-//! let hits: i64 = conn.query_row("SELECT count(*) FROM hits", [], |r| r.get(0))?;
-//! assert_eq!(hits, 0);
-//! # drop(conn); pool.shutdown(); std::fs::remove_dir_all(&dir)?;
-//! # Ok(()) }
-//! ```
+//! [`SqliteConnectionFactory`]: its constructors and `with_*` settings. What it does on
+//! open, the bound on every call and what happens on release are taught on its own docs.
 
 use std::fmt;
 use std::path::Path;
@@ -106,8 +28,8 @@ use target::{uri_has_param, Target};
 /// [`pool_core::ConnectionPool`].
 ///
 /// Build it for a file ([`new`](Self::new)) or a named in-memory database
-/// ([`memory`](Self::memory)), then adjust it with the `with_*` methods. See the
-/// [module docs](crate::factory) for what happens on open and on release, and the
+/// ([`memory`](Self::memory)), then adjust it with the `with_*` methods. The sections
+/// below say what happens on open and on release, and the
 /// [crate docs](crate#sqlite-and-pools) for what a pool of SQLite connections can and
 /// cannot do.
 ///
@@ -120,6 +42,85 @@ use target::{uri_has_param, Target};
 /// assert_eq!(factory.journal_mode(), Some(JournalMode::Wal));
 /// assert!(SqliteConnectionFactory::new(":memory:").is_err()); // one database per connection
 /// # Ok::<(), pool_sqlite::ConfigError>(())
+/// ```
+///
+/// # Opening
+///
+/// [`SqliteConnectionFactory::create`](pool_core::ConnectionFactory::create) opens the
+/// database and sets each new connection up, in this order:
+///
+/// 1. open the file (or URI) with the factory's [open flags](SqliteConnectionFactory::with_open_flags):
+///    read-write and create by default, read-only with
+///    [`with_read_only`](SqliteConnectionFactory::with_read_only);
+/// 2. `busy_timeout` ([`DEFAULT_BUSY_TIMEOUT`], 5 s): how long a statement waits for a lock
+///    another connection holds before it fails with `SQLITE_BUSY` ("database is locked");
+/// 3. `PRAGMA journal_mode` ([`DEFAULT_JOURNAL_MODE`]: WAL, so readers and the writer do
+///    not block each other; file databases opened read-write only, since the mode is
+///    stored in the file);
+/// 4. `PRAGMA foreign_keys = ON` (SQLite's own default is off, per connection);
+/// 5. your pragmas ([`with_pragma`](SqliteConnectionFactory::with_pragma)), then your init
+///    SQL ([`with_init_sql`](SqliteConnectionFactory::with_init_sql)), in the order given;
+/// 6. [`with_transaction_behavior`](SqliteConnectionFactory::with_transaction_behavior),
+///    if set: what `conn.transaction()` begins with.
+///
+/// All of it runs on a helper thread that `create` waits for until its deadline (the
+/// pool's `connection_timeout`, or less), so a database on a network filesystem that
+/// stopped answering cannot hold a pool worker past it; see
+/// [`abandoned_opens`](SqliteConnectionFactory::abandoned_opens).
+///
+/// # Every call bounded
+///
+/// | work | bound | default |
+/// |---|---|---|
+/// | open and set up | the pool's `connection_timeout` (helper thread, abandoned at the deadline) | pool-core's |
+/// | waiting for another connection's lock | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
+/// | ping (validation) | a statement that touches no file and takes no lock | |
+/// | query check ([`QueryValidation`](crate::QueryValidation)) | the pool's `validation_timeout` (busy timeout capped at it, and a progress handler that interrupts the statement) | pool-core's |
+/// | release: `ROLLBACK` of a transaction left open, reset SQL | busy timeout (locks); I/O on a local disk | |
+///
+/// SQLite cannot interrupt a system call: once a connection is open, a read or write on a
+/// hung network filesystem blocks the thread that runs it until the kernel gives up. Keep
+/// pooled databases on local disks.
+///
+/// # Returning
+///
+/// When a connection comes back to the pool, on the releasing thread:
+///
+/// 1. a connection marked broken is discarded (no I/O);
+/// 2. a connection inside a transaction (`!is_autocommit()`: a `BEGIN` without `COMMIT`,
+///    a `Transaction` leaked with `mem::forget`, an `execute_batch` that failed half-way)
+///    is rolled back, logged at `warn` ([`OpenTransactionPolicy::Rollback`], the default),
+///    or discarded ([`OpenTransactionPolicy::Discard`]). The check reads a flag in
+///    memory: no I/O. The next caller never gets a connection half-way through someone
+///    else's transaction, which in SQLite would also mean holding the database's write
+///    lock for as long as the connection sits idle;
+/// 3. if the connection was used since it was handed out, your reset SQL runs
+///    ([`with_reset_sql`](SqliteConnectionFactory::with_reset_sql), none by default).
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::{ConnectionPool, PoolConfig};
+/// use pool_sqlite::SqliteConnectionFactory;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("pool-sqlite-factory-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let factory = SqliteConnectionFactory::new(dir.join("app.db"))?
+///     .with_busy_timeout(Duration::from_secs(2))
+///     .with_pragma("synchronous", "NORMAL")?       // the usual companion of WAL
+///     .with_init_sql("CREATE TABLE IF NOT EXISTS hits (at INTEGER)")
+///     .with_reset_sql("PRAGMA temp_store = DEFAULT");
+/// let pool = ConnectionPool::new(factory, PoolConfig::builder().max_size(4).build()?)?;
+///
+/// let conn = pool.acquire()?;
+/// conn.execute_batch("BEGIN; INSERT INTO hits VALUES (1)")?; // no COMMIT...
+/// drop(conn);                                                 // ...rolled back here
+/// let conn = pool.acquire()?;
+/// assert!(conn.is_autocommit());
+/// let hits: i64 = conn.query_row("SELECT count(*) FROM hits", [], |r| r.get(0))?;
+/// assert_eq!(hits, 0);
+/// # drop(conn); pool.shutdown(); std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
 /// ```
 pub struct SqliteConnectionFactory {
     setup: Setup,

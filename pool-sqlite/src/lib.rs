@@ -101,30 +101,71 @@
 //!
 //! * **Keep the database on a local disk.** SQLite's locks are unreliable on network
 //!   filesystems, and a read or write there that hangs cannot be interrupted. Opening is
-//!   bounded anyway (see [`factory`]); statements are not.
+//!   bounded anyway (see
+//!   [every call bounded](SqliteConnectionFactory#every-call-bounded)); statements are
+//!   not.
 //!
 //! # What the pool gets from this crate
 //!
 //! * **Opening** ([`SqliteConnectionFactory`]): a file (made absolute at construction) or
 //!   a named in-memory database, with busy timeout, WAL, foreign keys, your pragmas and
 //!   init SQL; within the pool's connection timeout, on a helper thread.
-//! * **Checking** ([`validation`]): `SELECT 1` by default, or a query that reads the file.
-//! * **Recycling** ([`factory`]): a connection returned inside a transaction is rolled
-//!   back (or discarded), never handed on holding the write lock; optional reset SQL.
+//! * **Checking** ([health checks](#health-checks)): `SELECT 1` by default, or a query
+//!   that reads the file.
+//! * **Recycling** ([returning](SqliteConnectionFactory#returning)): a connection returned
+//!   inside a transaction is rolled back (or discarded), never handed on holding the write
+//!   lock; optional reset SQL.
 //! * **Broken connections** ([`SqliteConnection::check`]): an I/O error or corruption
 //!   ("database disk image is malformed") marks the connection broken, and the pool
 //!   replaces it.
-//! * **Failing fast** ([`error`]): a missing directory, a denied permission, a file that
-//!   is not a database fail `acquire` at once with the real cause instead of retrying
-//!   until the wait timeout.
+//! * **Failing fast** ([`SqliteError`]): a missing directory, a denied permission, a file
+//!   that is not a database fail `acquire` at once with the real cause instead of
+//!   retrying until the wait timeout.
+//!
+//! # Health checks
+//!
+//! The pool checks a connection before handing it out (`validate_on_acquire`, skipped for
+//! one used in the last moments) and while it sits idle (`validation_interval`). A SQLite
+//! connection has no network to lose, so what can go wrong is the file: deleted, replaced,
+//! corrupted, on a filesystem that went away. Pick what "healthy" means:
+//!
+//! * [`PingValidation`]: `SELECT 1` ([`PING_SQL`]). Touches no file and
+//!   takes no lock, so it never waits; it catches a connection that is unusable. What the
+//!   factory's own `validate` does, and the default.
+//! * [`QueryValidation`]: a statement that reads the database (default
+//!   [`QUERY_CHECK_SQL`], which reads the schema), bounded by the validation timeout:
+//!   the busy timeout is capped at it for the check, and a progress handler interrupts
+//!   the statement when it runs out. A failure that means the file is unusable (I/O
+//!   error, corruption, the file moved) also marks the connection broken.
+//!
+//! Attach one with the pool builder:
+//!
+//! ```
+//! use std::time::Duration;
+//! use pool_core::{ConnectionPool, PoolConfig};
+//! use pool_sqlite::{CompositeValidation, MaxAgeValidation, PingValidation, QueryValidation,
+//!                   SqliteConnectionFactory};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let factory = SqliteConnectionFactory::memory("validation-docs")?;
+//! let check = CompositeValidation::new()
+//!     .with(MaxAgeValidation::new(Duration::from_secs(3600)))
+//!     .with(PingValidation)
+//!     .with(QueryValidation::new("SELECT count(*) FROM sqlite_schema"));
+//! let pool = ConnectionPool::builder(factory)
+//!     .config(PoolConfig::default())
+//!     .validation(check)
+//!     .build()?;
+//! # let _ = pool; Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
-pub mod connection;
-pub mod error;
-pub mod factory;
+mod connection;
+mod error;
+mod factory;
 mod open;
-pub mod validation;
+mod validation;
 
 pub use connection::SqliteConnection;
 pub use error::{is_fatal_error, is_permanent_error, ConfigError, OpenProblem, SqliteError};

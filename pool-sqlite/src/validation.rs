@@ -1,39 +1,5 @@
-//! Health checks for SQLite connections.
-//!
-//! The pool checks a connection before handing it out (`validate_on_acquire`, skipped for
-//! one used in the last moments) and while it sits idle (`validation_interval`). A SQLite
-//! connection has no network to lose, so what can go wrong is the file: deleted, replaced,
-//! corrupted, on a filesystem that went away. Pick what "healthy" means:
-//!
-//! * [`PingValidation`]: `SELECT 1` ([`PING_SQL`]). Touches no file and
-//!   takes no lock, so it never waits; it catches a connection that is unusable. What the
-//!   factory's own `validate` does, and the default.
-//! * [`QueryValidation`]: a statement that reads the database (default
-//!   [`QUERY_CHECK_SQL`], which reads the schema), bounded by the validation timeout:
-//!   the busy timeout is capped at it for the check, and a progress handler interrupts
-//!   the statement when it runs out. A failure that means the file is unusable (I/O
-//!   error, corruption, the file moved) also marks the connection broken.
-//!
-//! Attach one with the pool builder:
-//!
-//! ```
-//! use std::time::Duration;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_sqlite::{CompositeValidation, MaxAgeValidation, PingValidation, QueryValidation,
-//!                   SqliteConnectionFactory};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let factory = SqliteConnectionFactory::memory("validation-docs")?;
-//! let check = CompositeValidation::new()
-//!     .with(MaxAgeValidation::new(Duration::from_secs(3600)))
-//!     .with(PingValidation)
-//!     .with(QueryValidation::new("SELECT count(*) FROM sqlite_schema"));
-//! let pool = ConnectionPool::builder(factory)
-//!     .config(PoolConfig::default())
-//!     .validation(check)
-//!     .build()?;
-//! # let _ = pool; Ok(()) }
-//! ```
+//! [`PingValidation`] and [`QueryValidation`]; which to pick is taught in the crate docs
+//! (Health checks).
 
 use std::time::{Duration, Instant};
 

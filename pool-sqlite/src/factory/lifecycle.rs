@@ -62,8 +62,8 @@ impl ConnectionFactory for SqliteConnectionFactory {
     type Connection = SqliteConnection;
     type Error = SqliteError;
 
-    /// Opens and sets up a connection within `timeout`, on a helper thread (see the
-    /// [module docs](crate::factory)). While an open that an earlier call gave up on is
+    /// Opens and sets up a connection within `timeout`, on a helper thread (see
+    /// [opening](crate::SqliteConnectionFactory#opening)). While an open that an earlier call gave up on is
     /// still blocked, no new one starts: this call waits for it until its own deadline
     /// and then fails with [`SqliteError::OpenStalled`].
     fn create(&self, timeout: Duration) -> Result<SqliteConnection, SqliteError> {

@@ -1,5 +1,5 @@
 //! Opening one connection and setting it up ([`Setup`]: steps 1 to 6 of the
-//! [factory docs](crate::factory)), on the helper thread `create` runs it on.
+//! [factory docs](crate::SqliteConnectionFactory#opening)), on the helper thread `create` runs it on.
 
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ impl Setup {
         self.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY)
     }
 
-    /// Opens a connection and sets it up (steps 1 to 6 of the module docs).
+    /// Opens a connection and sets it up (steps 1 to 6 of the factory docs).
     pub(super) fn open(&self) -> Result<SqliteConnection, SqliteError> {
         let target = self.target.to_string();
         let mut conn = Connection::open_with_flags(&*self.target.open_arg(), self.flags).map_err(
