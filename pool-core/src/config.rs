@@ -407,7 +407,8 @@ impl PoolConfigBuilder {
     /// A connection held longer than this is reported (`log::warn!` with the backtrace of
     /// where it was acquired, and an observer event), and reported again when it comes
     /// back. Capturing the backtrace costs microseconds per acquire, so it is off by
-    /// default (`None`).
+    /// default (`None`). When on, building the process's first such pool loads the debug
+    /// info (tens of ms), so that printing a report never stalls an acquire.
     pub fn leak_detection_threshold(mut self, d: Option<Duration>) -> Self {
         self.config.leak_detection_threshold = d;
         self

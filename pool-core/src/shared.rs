@@ -91,6 +91,9 @@ impl<F: ConnectionFactory> Shared<F> {
         let leaks = config
             .leak_detection_threshold
             .map(|_| parking_lot::Mutex::new(HashMap::new()));
+        if leaks.is_some() {
+            crate::housekeeping::warm_symboliser();
+        }
         let name = &config.name;
         Shared {
             state: Mutex::new(State::new(&config)),
