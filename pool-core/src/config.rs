@@ -91,7 +91,9 @@ pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
 /// The largest `max_size` accepted (far above what any database allows).
 pub const MAX_MAX_SIZE: usize = 1 << 20;
 // Defined where they are used, named here with the others.
-pub use crate::{wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER};
+pub use crate::{
+    acquire::CHECK_ANSWER_MARGIN, wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER,
+};
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
 #[derive(Debug, Clone, PartialEq)]
