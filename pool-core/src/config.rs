@@ -382,7 +382,8 @@ impl PoolConfigBuilder {
         self.config.validate_on_acquire = on;
         self
     }
-    /// Time allowed for one validation. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
+    /// Time allowed for one validation; on acquire at most what is left of the caller's
+    /// deadline less [`CHECK_ANSWER_MARGIN`]. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
     pub fn validation_timeout(mut self, d: Duration) -> Self {
         self.config.validation_timeout = d;
         self
@@ -479,8 +480,10 @@ impl PoolConfigBuilder {
     }
     /// After a permanent error (the factory's `is_permanent`: a rejected password), the
     /// shortest time between two attempts, so a wrong password does not hammer the server
-    /// or lock the account. A caller arriving after it, with nothing open, starts an attempt
-    /// and waits for its result. Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
+    /// or lock the account. With nothing open, a caller whose deadline reaches the next
+    /// attempt waits for its result; one whose deadline ends first fails at once with
+    /// [`PoolError::RetryPending`](crate::PoolError::RetryPending) (the previous error, and
+    /// when). Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
     pub fn permanent_error_retry_interval(mut self, d: Duration) -> Self {
         self.config.permanent_error_retry_interval = d;
         self

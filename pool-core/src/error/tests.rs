@@ -179,3 +179,66 @@ fn chain_text_shows_a_pass_through_wrapper_once() {
         "could not connect to db:5432: reset"
     );
 }
+
+#[test]
+fn retry_pending_says_when_without_repeating_its_cause() {
+    let e = PoolError::RetryPending {
+        last_error: refused(),
+        next_attempt_in: Duration::from_millis(900),
+    };
+    assert_eq!(
+        e.to_string(),
+        "could not open a connection (see the cause); next attempt in 900ms \
+         (permanent_error_retry_interval), after this call's deadline"
+    );
+    assert_no_repeated_causes(&e);
+    assert!(e.source().unwrap().is::<ConnectFailed>());
+    assert!(e.connection_error().unwrap().is::<ConnectFailed>());
+    assert!(!e.is_timeout());
+    assert!(format!("{e:?}").contains("next_attempt_in: 900ms"), "{e:?}");
+}
+
+#[test]
+fn acquire_timeout_names_the_check_it_gave_up_behind() {
+    let check = |answered| {
+        Some(Box::new(CheckOnAcquire {
+            id: 7,
+            age: Duration::from_secs(5),
+            ran_for: Duration::from_millis(900),
+            answered,
+        }))
+    };
+    let PoolError::AcquireTimeout { waited, pool, .. } = timeout(None, 4, false) else {
+        unreachable!()
+    };
+    let hung = PoolError::AcquireTimeout {
+        waited,
+        pool,
+        last_error: None,
+        check: check(false),
+    };
+    let text = hung.to_string();
+    assert!(
+        text.ends_with(
+            "; connection 7 (open for 5s) was still being checked (validate_on_acquire) \
+             after 900ms"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("raise max_size"), "{text}");
+    let failed = PoolError::AcquireTimeout {
+        waited,
+        pool,
+        last_error: Some(refused()),
+        check: check(true),
+    };
+    let text = failed.to_string();
+    assert!(
+        text.ends_with(
+            "; the check of connection 7 (open for 5s) failed after 900ms (see the cause)"
+        ),
+        "{text}"
+    );
+    assert_no_repeated_causes(&failed);
+    assert!(format!("{failed:?}").contains("check: Some(CheckOnAcquire { id: 7"));
+}
