@@ -12,9 +12,10 @@
 //! in at most, so the fast path pays nothing for it) and bounds everything it does: waiting in
 //! the queue, validating the connection it got (the validator is given what is left of the
 //! deadline less a margin, [`CHECK_ANSWER_MARGIN`], and runs on a checker thread so the
-//! caller can give up on time even if the validator ignores its timeout), and retrying after a connection fails its check (the
-//! caller keeps its place and its deadline). `try_acquire` has no wait, but validating an
-//! idle connection may take up to [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET).
+//! caller can give up on time even if the validator ignores its timeout), and retrying
+//! after a connection fails its check (the caller keeps its place and its deadline).
+//! `try_acquire` has no wait, but validating an idle connection may take up to
+//! [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET).
 //!
 //! A caller that gives up behind a check says so: its `AcquireTimeout` names the connection
 //! whose check was still running (or failed last, its error then being the cause), not a

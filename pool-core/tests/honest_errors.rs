@@ -200,3 +200,31 @@ fn a_check_that_times_out_before_the_caller_is_the_cause_of_its_timeout() {
     };
     assert!(check.answered);
 }
+
+#[test]
+fn callers_waiting_for_the_next_attempt_after_a_permanent_error_share_one_attempt() {
+    let (pool, fake) = rejected_password_pool("perm-share");
+    fake.create_latency_us.store(50_000, SeqCst); // an attempt takes a while: room to overlap
+    let until = Instant::now() + ms(3500);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                while Instant::now() < until {
+                    let _ = pool.acquire_timeout(ms(1500));
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
+    }
+    // One attempt at first, then one per second while a caller's deadline reaches it (at
+    // ~1, 2, 3 and 4 s), never one per creator.
+    let calls = fake.create_calls.load(SeqCst);
+    eprintln!("{calls} attempts");
+    assert!(
+        calls <= 5,
+        "{calls} attempts in 3.5 s with a rejected password (retry interval 1 s)"
+    );
+}
