@@ -92,7 +92,9 @@ pub enum PoolError {
     /// Opening a connection failed in a way waiting cannot fix (the factory marked the error
     /// permanent: a rejected password, an unknown database), or `ConnectionPool::new` was
     /// told to fail fast and could not open its first connections. The cause is `source()`;
-    /// `Display` does not repeat it (print the `source()` chain to see it).
+    /// `Display` does not repeat it (print the `source()` chain to see it). After a
+    /// permanent error, a caller whose deadline ends before the next attempt gets
+    /// [`RetryPending`](Self::RetryPending) instead.
     Connection(SharedError),
     /// Opening a connection failed in a way waiting cannot fix (as `Connection`), nothing is
     /// open, and the pool will not try again before `next_attempt_in`
