@@ -58,6 +58,7 @@ fn a_new_connection_waits_for_a_writer_holding_the_lock() {
             "{begin}: acquired after {took:?}, {after_commit:?} after the commit; {:?}",
             pool.statistics()
         );
+        eprintln!("{begin}: acquired after {took:?}, {after_commit:?} after the commit");
         assert_eq!(journal_mode(&conn), "wal", "{begin}");
         let n: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
