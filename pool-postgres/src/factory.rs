@@ -80,7 +80,10 @@ impl PostgresConnectionFactory {
     /// # Errors
     ///
     /// [`ConfigError`] for a malformed string, an unknown option or value, no host, an
-    /// unreadable `sslrootcert`, or TLS asked for when this build has none (neither the
+    /// unreadable `sslrootcert`, a combination libpq refuses or this crate will not do
+    /// safely (`verify-ca` without an `sslrootcert` file, `sslrootcert=system` with a mode
+    /// other than `verify-full`, a socket path as `host` with a `hostaddr` under `require`
+    /// or `verify-full`: see [`crate::tls`]), or TLS asked for when this build has none (neither the
     /// `rustls` nor the `native-tls` feature: see [`new_with_tls`](Self::new_with_tls)). Never a panic; never the password in the
     /// message.
     ///
@@ -97,9 +100,12 @@ impl PostgresConnectionFactory {
     /// ```
     pub fn new(connection_string: &str) -> Result<Self, ConfigError> {
         let (config, extracted) = conn_str::parse(connection_string)?;
-        let sslmode = extracted
-            .sslmode
-            .unwrap_or_else(|| config.get_ssl_mode().into());
+        let sslmode = extracted.sslmode.unwrap_or_else(|| {
+            crate::tls::default_mode(
+                extracted.sslrootcert.as_deref(),
+                config.get_ssl_mode().into(),
+            )
+        });
         let connector = Connector::for_mode(sslmode, extracted.sslrootcert.as_deref())?;
         Self::build(config, sslmode, connector)
     }
@@ -188,6 +194,8 @@ impl PostgresConnectionFactory {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
         }
+        // A Unix-socket host sent to a hostaddr has no name to check a certificate with.
+        crate::tls::check_hosts(&config, sslmode)?;
         let target = conn_str::describe_target(&config);
         Ok(PostgresConnectionFactory {
             config,

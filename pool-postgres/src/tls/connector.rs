@@ -10,6 +10,7 @@ use std::sync::Arc;
 use postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::hosts::{self, Plan};
 use super::negotiate::{CancelTls, DriverTls};
 #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
 use super::rustls_client_config;
@@ -65,22 +66,25 @@ impl Connector {
         mode: SslMode,
         root_cert: Option<&std::path::Path>,
     ) -> Result<Connector, ConfigError> {
+        // Where the roots come from (and the combinations refused), for every stack.
+        let roots = super::roots::roots_for(mode, root_cert)?;
         if mode == SslMode::Disable {
             return Ok(Connector::plain());
         }
         #[cfg(feature = "native-tls")]
         {
             Ok(Connector::native(super::native::connector(
-                mode, root_cert,
+                mode, &roots, root_cert,
             )?))
         }
         #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
         {
+            let _ = roots;
             Ok(Connector::rustls(rustls_client_config(mode, root_cert)?))
         }
         #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
         {
-            let _ = root_cert;
+            let _ = (roots, root_cert);
             if mode.requires_tls() {
                 return Err(ConfigError::TlsUnavailable {
                     sslmode: mode.as_str().into(),
@@ -126,28 +130,64 @@ impl Connector {
         }
     }
 
-    /// Opens a client with `config`, every byte through streams bounded by `guard`.
+    /// Opens a client with `config`, every TCP byte through streams bounded by `guard`.
     ///
-    /// The driver is told to hand the socket straight to this crate's connector (direct
-    /// TLS negotiation, TLS "required"), which then does what `sslmode` says: asks the
-    /// server for TLS and runs the user's connector, or carries the protocol in clear.
-    /// That is the only way the driver lets the crate wrap a socket it opened.
-    /// Connections to a Unix-domain socket keep the driver's own plain path.
+    /// Each host takes its own path ([`hosts`](super::hosts)): a Unix-domain socket the
+    /// driver's own plain one (PostgreSQL offers no TLS there), every TCP address this
+    /// crate's connector, whatever else the list holds, so a socket path in the list never
+    /// sends a TCP host's startup (or password) in clear.
     pub(crate) fn connect(
         &self,
         config: &postgres::Config,
         mode: SslMode,
         guard: &IoGuard,
     ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
-        let unix = config
-            .get_hosts()
-            .iter()
-            .any(|h| !matches!(h, postgres::config::Host::Tcp(_)));
-        if unix {
-            let mut config = config.clone();
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            return Ok((config.connect(postgres::NoTls)?, None));
+        match hosts::plan(config) {
+            Plan::AllUnix => Ok((Self::connect_unix(config)?, None)),
+            Plan::AllTcp => self.connect_tcp(config, mode, guard),
+            Plan::PerHost => {
+                let mut last = None;
+                for i in hosts::order(config) {
+                    let one = hosts::single_host(config, i);
+                    let tried = if hosts::is_unix(config, i) {
+                        Self::connect_unix(&one).map(|client| (client, None))
+                    } else {
+                        self.connect_tcp(&one, mode, guard)
+                    };
+                    match tried {
+                        Ok(opened) => return Ok(opened),
+                        // Past the attempt's deadline (or aborted): the next host would
+                        // fail at once too.
+                        Err(e) if guard.is_dead() => return Err(e),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match last {
+                    Some(e) => Err(e),
+                    // No entry at all (the plan says there are some): the driver says why.
+                    None => self.connect_tcp(config, mode, guard),
+                }
+            }
         }
+    }
+
+    /// A Unix-domain socket: the driver's own plain path.
+    fn connect_unix(config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
+        let mut config = config.clone();
+        config.ssl_mode(postgres::config::SslMode::Disable);
+        config.connect(postgres::NoTls)
+    }
+
+    /// TCP addresses only: the driver is told to hand the socket straight to this crate's
+    /// connector (direct TLS negotiation, TLS "required"), which then does what `sslmode`
+    /// says: asks the server for TLS and runs the user's connector, or carries the protocol
+    /// in clear. That is the only way the driver lets the crate wrap a socket it opened.
+    fn connect_tcp(
+        &self,
+        config: &postgres::Config,
+        mode: SslMode,
+        guard: &IoGuard,
+    ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
         let mut config = config.clone();
         let direct = config.get_ssl_negotiation() == postgres::config::SslNegotiation::Direct;
         config
