@@ -484,3 +484,33 @@ fn a_reply_other_than_s_or_n_is_an_error_not_plain_text() {
         assert!(chain.contains("0x58"), "{mode}: {chain}");
     }
 }
+
+/// A mixed host list is tried host by host, all within the connect's deadline: a TCP
+/// host that accepts and then says nothing cannot hold `create` past its timeout.
+#[test]
+fn a_mixed_host_list_keeps_the_deadline() {
+    if env("a_mixed_host_list_keeps_the_deadline").is_none() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts (the kernel does), never answers.
+    let f = PostgresConnectionFactory::new(&format!(
+        "host=/nonexistent-dir,127.0.0.1,/another-nonexistent-dir port={port} user=postgres \
+         sslmode=require connect_timeout=30"
+    ))
+    .unwrap();
+    let t = Instant::now();
+    let err = f
+        .create(Duration::from_secs(1))
+        .map(drop)
+        .expect_err("connected to a silent server");
+    let took = t.elapsed();
+    assert!(
+        matches!(err, PostgresError::ConnectTimeout { .. }),
+        "{}",
+        common::chain_text(&err)
+    );
+    assert!(took < Duration::from_secs(3), "create took {took:?}");
+    drop(listener);
+}

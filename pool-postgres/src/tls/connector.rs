@@ -132,7 +132,7 @@ impl Connector {
 
     /// Opens a client with `config`, every TCP byte through streams bounded by `guard`.
     ///
-    /// Each host takes its own path ([`hosts`](super::hosts)): a Unix-domain socket the
+    /// Each host takes its own path ([`hosts`]): a Unix-domain socket the
     /// driver's own plain one (PostgreSQL offers no TLS there), every TCP address this
     /// crate's connector, whatever else the list holds, so a socket path in the list never
     /// sends a TCP host's startup (or password) in clear.

@@ -75,7 +75,7 @@ pub fn rustls_client_config(
 }
 
 /// The certificate verifier for `mode` (the table above), over the roots
-/// [`roots_for`](super::roots::roots_for) names.
+/// [`roots_for`] names.
 fn verifier_for(
     mode: SslMode,
     root_cert: Option<&Path>,
