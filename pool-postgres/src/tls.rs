@@ -142,14 +142,20 @@ use postgres::Socket;
 use crate::error::ConfigError;
 use crate::io::Bounded;
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+mod alpn;
 mod connector;
 mod hosts;
 #[cfg(feature = "native-tls")]
 mod native;
+#[cfg(feature = "native-tls")]
+mod native_handshake;
 mod negotiate;
 mod roots;
 #[cfg(feature = "rustls")]
 mod rustls_config;
+#[cfg(feature = "rustls")]
+mod rustls_handshake;
 
 pub(crate) use connector::Connector;
 pub(crate) use hosts::check_hosts;

@@ -11,9 +11,13 @@ use postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::hosts::{self, Plan};
+#[cfg(feature = "native-tls")]
+use super::native_handshake::NativeHandshake;
 use super::negotiate::{CancelTls, DriverTls};
 #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
 use super::rustls_client_config;
+#[cfg(feature = "rustls")]
+use super::rustls_handshake::RustlsHandshake;
 use super::{BoxError, PgSocket, SslMode};
 use crate::error::ConfigError;
 use crate::io::IoGuard;
@@ -24,9 +28,19 @@ pub(super) type Handshake = Pin<Box<dyn Future<Output = Result<Box<dyn TlsIo>, B
 pub(crate) trait TlsIo: AsyncRead + AsyncWrite + TlsStream + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
 
-/// A user's `MakeTlsConnect`, with its types erased so the factory stays one type.
+/// A TLS connector with its types erased so the factory stays one type: a user's
+/// `MakeTlsConnect`, or this crate's own handshake for each stack
+/// ([`RustlsHandshake`](super::rustls_handshake), [`NativeHandshake`](super::native_handshake)).
 pub(super) trait ErasedTls: Send + Sync {
-    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError>;
+    /// Starts TLS on `socket` for the host `domain`; `direct` for
+    /// `sslnegotiation=direct` (no `SSLRequest` came first: the crate's own handshakes
+    /// then require ALPN `postgresql` back, see [`alpn`](super::alpn)).
+    fn handshake(
+        &self,
+        domain: &str,
+        socket: PgSocket,
+        direct: bool,
+    ) -> Result<Handshake, BoxError>;
 }
 
 struct Erased<T>(T);
@@ -38,7 +52,14 @@ where
     T::TlsConnect: Send,
     <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
 {
-    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError> {
+    /// `direct` is not checked: ALPN is the user's connector's business (its stream type
+    /// may not expose the protocol the server picked).
+    fn handshake(
+        &self,
+        domain: &str,
+        socket: PgSocket,
+        _direct: bool,
+    ) -> Result<Handshake, BoxError> {
         let connect = self
             .0
             .clone()
@@ -101,20 +122,24 @@ impl Connector {
         }
     }
 
+    /// native-tls's `connector`, through this crate's handshake (ALPN checked for direct
+    /// negotiation, channel binding).
     #[cfg(feature = "native-tls")]
     pub(crate) fn native(connector: native_tls::TlsConnector) -> Connector {
-        Connector::custom(
-            postgres_native_tls::MakeTlsConnector::new(connector),
-            "native-tls",
-        )
+        Connector {
+            tls: Some(Arc::new(NativeHandshake::new(connector))),
+            name: "native-tls",
+        }
     }
 
+    /// rustls with `config` (made to offer ALPN `postgresql`), through this crate's
+    /// handshake (ALPN checked for direct negotiation, channel binding).
     #[cfg(feature = "rustls")]
     pub(crate) fn rustls(config: rustls::ClientConfig) -> Connector {
-        Connector::custom(
-            tokio_postgres_rustls::MakeRustlsConnect::new(config),
-            "rustls",
-        )
+        Connector {
+            tls: Some(Arc::new(RustlsHandshake::new(config))),
+            name: "rustls",
+        }
     }
 
     pub(crate) fn custom<T>(tls: T, name: &'static str) -> Connector

@@ -31,7 +31,9 @@ pub(super) fn connector(
             builder.add_root_certificate(cert);
         }
     }
-    postgres_native_tls::set_postgresql_alpn(&mut builder);
+    // Offered on every handshake, as libpq 17 does; required back under direct
+    // negotiation (see `alpn`).
+    builder.request_alpns(&[super::alpn::POSTGRESQL]);
     match mode {
         SslMode::VerifyCa => {
             builder.danger_accept_invalid_hostnames(true);

@@ -194,7 +194,7 @@ impl TlsConnect<Socket> for DriverTlsConnect {
                     other => return Err(Box::new(SslRequestRefused::Byte(other)) as BoxError),
                 }
             }
-            let stream = tls.handshake(&self.domain, socket)?.await?;
+            let stream = tls.handshake(&self.domain, socket, direct)?.await?;
             Ok(Bounded::outer(PgStream::Tls(stream), guard))
         })
     }

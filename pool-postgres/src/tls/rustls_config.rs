@@ -19,9 +19,6 @@ use super::roots::{roots_for, Roots};
 use super::SslMode;
 use crate::error::ConfigError;
 
-/// The ALPN protocol PostgreSQL 17+ expects (and requires with `sslnegotiation=direct`).
-const ALPN_POSTGRESQL: &[u8] = b"postgresql";
-
 /// The [`rustls::ClientConfig`] the `rustls` feature builds for `mode`: the table in
 /// [`crate::tls`], the `ring` provider, ALPN `postgresql`, and as roots the certificates
 /// in `root_cert` (PEM) **only** when it names a file, or the platform's store (read with
@@ -70,7 +67,7 @@ pub fn rustls_client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    config.alpn_protocols = vec![super::alpn::POSTGRESQL.as_bytes().to_vec()];
     Ok(config)
 }
 
