@@ -76,16 +76,36 @@
 //! | an `sslrootcert` file only | a root store of that file | `disable_built_in_roots`, then that file's certificates |
 //! | `verify-ca` | rustls's verifier, ignoring only its name-mismatch error | `danger_accept_invalid_hostnames` |
 //! | `prefer`, `allow` | any certificate (handshake signatures still checked) | `danger_accept_invalid_certs` |
-//! | SCRAM channel binding | `tls-server-end-point` (from `tokio-postgres-rustls`) | `tls-server-end-point` |
+//! | SCRAM channel binding | `tls-server-end-point` (computed by this crate) | `tls-server-end-point` (from the TLS library) |
+//! | ALPN `postgresql` | offered always, required with `sslnegotiation=direct` | the same (asked for by the connector `sslmode` builds) |
 //! | your own settings | `with_rustls_config` (start from `tls::rustls_client_config`) | `with_tls_connector` |
 //!
-//! Both stacks offer the ALPN protocol `postgresql`, which PostgreSQL 17+ demands for
-//! `sslnegotiation=direct` (the server refuses a direct handshake without it). Neither
-//! checks the protocol the server picked: the driver's TLS wrappers (`postgres-native-tls`,
-//! `tokio-postgres-rustls`) do not expose the session. The certificate is verified as
-//! above all the same, so the peer holds a certificate for the host name (or, under
-//! `verify-ca`, from your CA); what is not excluded is another TLS service holding such a
-//! certificate on that address.
+//! Both stacks go through this crate's own handshake (`tokio-rustls`,
+//! `tokio-native-tls`), for the connector built from `sslmode` as for one given to
+//! `with_rustls_config` or `with_tls_connector`, so that the session can be read:
+//!
+//! * **ALPN.** Every handshake offers the ALPN protocol `postgresql`, as libpq 17 does
+//!   (a rustls config is given it, on a copy; a native-tls connector built from `sslmode`
+//!   asks for it, one of yours must: `request_alpns(&["postgresql"])`). With
+//!   `sslnegotiation=direct` (TLS at once, no `SSLRequest`: PostgreSQL 17+), the
+//!   connection goes on **only if the server picked exactly `postgresql`**; otherwise it
+//!   fails, permanently, with "the server did not negotiate ALPN `postgresql` for a direct
+//!   TLS connection; is this a PostgreSQL 17+ server?", before the StartupMessage (or a
+//!   password) is sent. A direct handshake has no `SSLRequest` answer to show that a
+//!   PostgreSQL server is listening; ALPN is that answer, so another TLS service holding
+//!   a certificate for the same name (an HTTPS server on that address) is refused. After
+//!   an `SSLRequest` the server's `S` says so, and ALPN is not required (servers before
+//!   17 never pick it).
+//! * **SCRAM channel binding** (`SCRAM-SHA-256-PLUS`, `channel_binding=require`):
+//!   `tls-server-end-point` (RFC 5929), the server's leaf certificate hashed with the hash
+//!   of its signature algorithm (MD5 and SHA-1 raised to SHA-256; SHA-224, SHA-384,
+//!   SHA-512 as signed; no binding for a signature without a single hash, such as
+//!   Ed25519). native-tls computes it (`tls_server_end_point`); for rustls this crate
+//!   parses the certificate (`x509-cert`) and hashes it (`sha2`).
+//!
+//! A connector of yours given to `new_with_tls` / `with_tls` (any [`MakeTlsConnect`])
+//! is opaque: its stream type need not expose the session, so ALPN is **not** checked
+//! there; offering and checking it is that connector's business (see below).
 //!
 //! **Both features on** (say, two crates in one build each turn on one): the connector
 //! built from `sslmode` is native-tls's, always. To use rustls in such a build, hand the
@@ -111,7 +131,12 @@
 //! [`crate::io`]) rather than the driver's socket; connectors written generically over the
 //! stream, as all of those are, accept it unchanged. `sslmode` still decides whether TLS
 //! is used and whether a server without TLS is refused; what is verified, and against which
-//! roots (`sslrootcert` is not read), is up to your connector.
+//! roots (`sslrootcert` is not read), is up to your connector, and so is ALPN: with
+//! `sslnegotiation=direct` this crate cannot see the protocol the server picked through
+//! your connector's stream, so it does not check it (a PostgreSQL 17+ server still
+//! refuses a direct handshake that does not offer `postgresql`). To have it checked,
+//! use `with_rustls_config` or `with_tls_connector` instead, which take the same
+//! settings.
 //!
 //! ```no_run
 //! # #[cfg(feature = "rustls")] {

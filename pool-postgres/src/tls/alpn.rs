@@ -1,5 +1,5 @@
-//! ALPN for `sslnegotiation=direct`, shared by both stacks' handshakes
-//! ([`rustls_handshake`](super::rustls_handshake), [`native_handshake`](super::native_handshake)).
+//! ALPN for `sslnegotiation=direct`, shared by both stacks' handshakes (the modules
+//! `rustls_handshake` and `native_handshake`).
 //!
 //! With direct negotiation the client starts TLS at once, without the `SSLRequest` that
 //! would have told it a PostgreSQL server is listening. ALPN takes that role: the client

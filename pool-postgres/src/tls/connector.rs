@@ -1,6 +1,7 @@
 //! [`Connector`]: how connections are opened. It holds the TLS connector the factory was
-//! given (native-tls's, rustls's, or the user's `MakeTlsConnect`, with its types erased
-//! so the factory stays one type), and hands the driver a connector of this crate's
+//! given (this crate's own handshake over native-tls's or rustls's connector, which
+//! checks ALPN and provides the channel binding, or the user's `MakeTlsConnect`; types
+//! erased so the factory stays one type), and hands the driver a connector of this crate's
 //! (see [`negotiate`](super::negotiate)) that wraps every socket in the pool's bounds.
 
 use std::future::Future;
@@ -29,8 +30,8 @@ pub(crate) trait TlsIo: AsyncRead + AsyncWrite + TlsStream + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
 
 /// A TLS connector with its types erased so the factory stays one type: a user's
-/// `MakeTlsConnect`, or this crate's own handshake for each stack
-/// ([`RustlsHandshake`](super::rustls_handshake), [`NativeHandshake`](super::native_handshake)).
+/// `MakeTlsConnect`, or this crate's own handshake for each stack (`RustlsHandshake`,
+/// `NativeHandshake`, which check ALPN and provide the channel binding).
 pub(super) trait ErasedTls: Send + Sync {
     /// Starts TLS on `socket` for the host `domain`; `direct` for
     /// `sslnegotiation=direct` (no `SSLRequest` came first: the crate's own handshakes
