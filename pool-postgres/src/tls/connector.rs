@@ -35,7 +35,7 @@ impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
 pub(super) trait ErasedTls: Send + Sync {
     /// Starts TLS on `socket` for the host `domain`; `direct` for
     /// `sslnegotiation=direct` (no `SSLRequest` came first: the crate's own handshakes
-    /// then require ALPN `postgresql` back, see [`alpn`](super::alpn)).
+    /// then require ALPN `postgresql` back, see the `alpn` module).
     fn handshake(
         &self,
         domain: &str,

@@ -1,6 +1,6 @@
 //! The `native-tls` stack's handshake: [`tokio_native_tls`] with the factory's
 //! [`native_tls::TlsConnector`], the protocol the server picked checked under direct
-//! negotiation (see [`alpn`](super::alpn)), and the SCRAM channel binding
+//! negotiation (see [`alpn`]), and the SCRAM channel binding
 //! (`tls-server-end-point`, computed by the TLS library: the leaf certificate hashed
 //! with its signature's hash, MD5 and SHA-1 raised to SHA-256, RFC 5929).
 //!

@@ -1,6 +1,6 @@
 //! The `rustls` stack's handshake: [`tokio_rustls`] with the factory's
 //! [`ClientConfig`](rustls::ClientConfig) (ALPN `postgresql` offered, see
-//! [`alpn`](super::alpn)), the protocol the server picked checked under direct
+//! [`alpn`]), the protocol the server picked checked under direct
 //! negotiation, and the SCRAM channel binding computed here.
 //!
 //! # Channel binding
