@@ -39,7 +39,13 @@ impl ErasedTls for NativeHandshake {
         let domain = domain.to_owned();
         Ok(Box::pin(async move {
             let stream = connector.connect(&domain, socket).await?;
-            alpn::check(direct, stream.get_ref().negotiated_alpn()?.as_deref())?;
+            // Asked only when it matters: some TLS libraries may fail to say.
+            let negotiated = if direct {
+                stream.get_ref().negotiated_alpn()?
+            } else {
+                None
+            };
+            alpn::check(direct, negotiated.as_deref())?;
             Ok(Box::new(NativeStream(stream)) as Box<dyn TlsIo>)
         }))
     }
