@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pool_core::config::{SHUTDOWN_JOIN_TIMEOUT, TRY_ACQUIRE_BUDGET};
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use test_support::Rng;
 
 const THREADS: usize = 64;
 const OPS_PER_THREAD: usize = 4_000; // 64 * 4000 = 256_000 operations per test
@@ -117,14 +116,14 @@ fn monitor(
 /// One worker: a random mix of acquire (short or generous timeout), try_acquire, holds,
 /// panics and mark_broken.
 fn worker(pool: &ConnectionPool<Fake>, seed: u64, tally: &Tally) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = Rng::new(seed);
     for _ in 0..OPS_PER_THREAD {
-        let roll: u32 = rng.random_range(0..100);
+        let roll = rng.range(0, 99);
         let result = if roll < 10 {
             pool.try_acquire()
         } else if roll < 40 {
             // Short timeout: 0 to 2 ms.
-            pool.acquire_timeout(Duration::from_micros(rng.random_range(0..2_000)))
+            pool.acquire_timeout(Duration::from_micros(rng.range(0, 1_999)))
         } else {
             // Generous: must succeed (holds are tiny, nothing leaks).
             tally.generous.fetch_add(1, SeqCst);
@@ -146,13 +145,13 @@ fn worker(pool: &ConnectionPool<Fake>, seed: u64, tally: &Tally) {
             Err(e) => panic!("unexpected error: {e:?}"),
         };
         tally.acquired.fetch_add(1, SeqCst);
-        let hold: u32 = rng.random_range(0..100);
+        let hold = rng.range(0, 99);
         if hold >= 90 {
-            thread::sleep(Duration::from_micros(rng.random_range(1..50)));
+            thread::sleep(Duration::from_micros(rng.range(1, 49)));
         } else if hold >= 80 {
             thread::yield_now();
         }
-        let fate: u32 = rng.random_range(0..1000);
+        let fate = rng.range(0, 999);
         if fate < 5 {
             tally.panics.fetch_add(1, SeqCst);
             let r = catch_unwind(AssertUnwindSafe(move || {
@@ -337,9 +336,9 @@ fn stress_with_failures_evictions_and_suspends() {
         .build()
         .unwrap();
     storm("stc", config, |pool, fake, done| {
-        let mut rng = StdRng::seed_from_u64(7);
+        let mut rng = Rng::new(7);
         while !done.load(SeqCst) {
-            match rng.random_range(0..6) {
+            match rng.range(0, 5) {
                 0 => pool.evict_idle(),
                 1 => pool.soft_evict(),
                 2 => {
@@ -358,11 +357,10 @@ fn stress_with_failures_evictions_and_suspends() {
                     fake.fail_validate.store(false, SeqCst);
                 }
                 _ => {
-                    fake.create_latency_us
-                        .store(rng.random_range(0..500), SeqCst);
+                    fake.create_latency_us.store(rng.range(0, 499), SeqCst);
                 }
             }
-            thread::sleep(Duration::from_millis(rng.random_range(1..5)));
+            thread::sleep(Duration::from_millis(rng.range(1, 4)));
         }
         fake.set_create(CREATE_OK);
         fake.fail_validate.store(false, SeqCst);
@@ -380,13 +378,13 @@ fn stress_with_resizes() {
         .build()
         .unwrap();
     storm("str", config, |pool, _, done| {
-        let mut rng = StdRng::seed_from_u64(11);
+        let mut rng = Rng::new(11);
         while !done.load(SeqCst) {
-            let max = rng.random_range(1..=8);
-            let min = rng.random_range(0..=max.min(3));
+            let max = rng.range(1, 8) as usize;
+            let min = rng.range(0, max.min(3) as u64) as usize;
             pool.resize(min, max).unwrap();
             assert!(pool.resize(max + 1, max).is_err());
-            thread::sleep(Duration::from_millis(rng.random_range(1..4)));
+            thread::sleep(Duration::from_millis(rng.range(1, 3)));
         }
         pool.resize(0, 8).unwrap();
     });
@@ -467,13 +465,13 @@ fn close_storm_worker(
     until: Instant,
     tally: &CloseTally,
 ) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = Rng::new(seed);
     while Instant::now() < until {
-        let roll: u32 = rng.random_range(0..100);
+        let roll = rng.range(0, 99);
         let (bound, what) = if roll < 10 {
             (TRY_ACQUIRE_BUDGET, "try_acquire()".to_owned())
         } else if roll < 50 {
-            let t = Duration::from_micros(rng.random_range(0..20_000));
+            let t = Duration::from_micros(rng.range(0, 19_999));
             (t, format!("acquire_timeout({t:?})"))
         } else {
             let t = Duration::from_millis(300);
@@ -510,12 +508,12 @@ fn close_storm_worker(
             }
         };
         tally.acquired.fetch_add(1, SeqCst);
-        if rng.random_range(0..10) == 0 {
-            thread::sleep(Duration::from_micros(rng.random_range(0..300)));
+        if rng.range(0, 9) == 0 {
+            thread::sleep(Duration::from_micros(rng.range(0, 299)));
         }
         // Rate limits (per run time): ~100 discards a second, of which ~10 slow.
         let ms_in = start.elapsed().as_millis() as u64;
-        let fate: u32 = rng.random_range(0..100);
+        let fate = rng.range(0, 99);
         if fate < 10 && tally.slow_discarded.load(SeqCst) < ms_in / 100 {
             tally.slow_discarded.fetch_add(1, SeqCst);
             tally.discarded.fetch_add(1, SeqCst);
@@ -635,16 +633,12 @@ fn close_storm() {
         let toggler = thread::Builder::new()
             .name(format!("{CLOSE_STORM}-toggle"))
             .spawn_scoped(s, || {
-                let mut rng = StdRng::seed_from_u64(0x7099);
+                let mut rng = Rng::new(0x7099);
                 while Instant::now() < until {
-                    state.drop_panics.store(rng.random_range(0..2) == 0, SeqCst);
-                    let latency = if rng.random_range(0..2) == 0 {
-                        20_000
-                    } else {
-                        0
-                    };
+                    state.drop_panics.store(rng.range(0, 1) == 0, SeqCst);
+                    let latency = if rng.range(0, 1) == 0 { 20_000 } else { 0 };
                     state.drop_latency_us.store(latency, SeqCst);
-                    thread::sleep(Duration::from_millis(rng.random_range(2..15)));
+                    thread::sleep(Duration::from_millis(rng.range(2, 14)));
                 }
                 state.drop_panics.store(false, SeqCst);
                 state.drop_latency_us.store(0, SeqCst);
