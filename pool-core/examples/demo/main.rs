@@ -2,6 +2,8 @@
 //!
 //! Run it with `cargo run --example demo`. It needs nothing installed: it starts its own
 //! tiny TCP server on 127.0.0.1 (an ephemeral port) and takes about 12 seconds.
+//! It is pool-core's own example and uses nothing but pool-core and std, so its first
+//! build compiles pool-core and its few dependencies, not the backends' drivers.
 //!
 //! Read this file top to bottom: it is the story the demo prints. Beside it:
 //! `protocol.rs` (**a backend in ~100 lines**: [`LineFactory`] connects, `PING`s and
