@@ -82,6 +82,8 @@ use std::time::Duration;
 
 mod bounded;
 mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod watch;
 
