@@ -57,13 +57,34 @@ fn read_startup(s: &mut TcpStream) -> std::io::Result<()> {
 /// then streams `body` bytes of it (as fast as the client reads them), and then keeps the
 /// socket open, saying nothing more, for `hold`.
 fn fake_server(header: Vec<u8>, body: usize, hold: Duration) -> u16 {
+    fake_server_after(Vec::new(), false, header, body, hold)
+}
+
+/// As [`fake_server`], but first sends `prelude` after the startup packet and, if
+/// `await_request`, waits for the client's next request before the lying header.
+fn fake_server_after(
+    prelude: Vec<u8>,
+    await_request: bool,
+    header: Vec<u8>,
+    body: usize,
+    hold: Duration,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
         let Ok((mut s, _)) = listener.accept() else {
             return;
         };
-        if read_startup(&mut s).is_err() || s.write_all(&header).is_err() {
+        if read_startup(&mut s).is_err() || s.write_all(&prelude).is_err() {
+            return;
+        }
+        if await_request {
+            let mut ty = [0u8; 1];
+            if s.read_exact(&mut ty).is_err() || read_startup(&mut s).is_err() {
+                return;
+            }
+        }
+        if s.write_all(&header).is_err() {
             return;
         }
         let chunk = vec![0u8; 1 << 16];
@@ -139,4 +160,65 @@ fn a_header_past_the_cap_fails_the_connect_at_once() {
         }
         assert_eq!(found, Some(&MessageTooLong::new(b'R', claimed)), "{text}");
     }
+}
+
+/// Whether a `MessageTooLong` is in the error's chain (as an io::Error's payload).
+fn too_long_in(err: &(dyn std::error::Error + 'static)) -> Option<MessageTooLong> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(t) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<MessageTooLong>())
+        {
+            return Some(*t);
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[test]
+fn a_data_row_past_the_cap_breaks_an_open_connection_at_once() {
+    // Startup: AuthenticationOk, ReadyForQuery (idle). Then, to the first query, a data
+    // row whose header claims 1.5 GiB, and 64 MiB of it.
+    let mut prelude = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
+    prelude.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+    let claimed: u32 = 3 << 29;
+    let mut header = vec![b'D'];
+    header.extend_from_slice(&claimed.to_be_bytes());
+    let port = fake_server_after(prelude, true, header, 64 << 20, Duration::from_secs(30));
+    // With a network timeout, so that the query cannot hang the test before the cap.
+    let factory = PostgresConnectionFactory::new(&format!(
+        "host=127.0.0.1 port={port} user=postgres dbname=test sslmode=disable"
+    ))
+    .unwrap()
+    .with_network_timeout(Duration::from_secs(5));
+    let mut conn = factory
+        .create(Duration::from_secs(10))
+        .expect("the fake startup");
+    assert!(!factory.is_broken(&mut conn));
+
+    LARGEST.store(0, Ordering::Relaxed);
+    let started = Instant::now();
+    let err = conn.simple_query("SELECT 1").expect_err("a 1.5 GiB row");
+    let took = started.elapsed();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    let text = Report(&err).to_string();
+    eprintln!("failed after {took:?}, largest allocation {largest} bytes: {text}");
+
+    // Before the cap: the driver buffered the 64 MiB (128 MiB of buffer), then waited
+    // until the network timeout (5 s) cut the connection.
+    assert!(took < Duration::from_secs(3), "took {took:?}: {text}");
+    assert!(
+        largest < 4 << 20,
+        "the client allocated {largest} bytes at once"
+    );
+    assert_eq!(
+        too_long_in(&err),
+        Some(MessageTooLong::new(b'D', claimed)),
+        "{text}"
+    );
+    assert!(pool_postgres::is_fatal_error(&err), "{text}");
+    assert!(factory.is_broken(&mut conn), "the pool must discard it");
 }
