@@ -407,6 +407,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn credentials_in_an_origin_are_refused_without_showing_them() {
+        const PW: &str = "Zq9-secret-Pw";
+        for input in [
+            format!("http://user:{PW}@host"),
+            format!("http://user:{PW}@host:8080/"),
+            format!("http://:{PW}@127.0.0.1"),
+            format!("http://user:{PW}@[::1]:99"),
+            format!("http://user:{PW}@host/path?q=1"),
+            format!("http://user:{PW}@host:abc"),
+            format!("http://user:{PW}@"),
+            format!("ftp://user:{PW}@host"),
+        ] {
+            let err = HttpConfig::new(&input).expect_err(&input);
+            let text = format!("{err} {err:?} {err:#?}");
+            assert!(!text.contains(PW), "{input}: {text}");
+        }
+    }
+
     #[cfg(not(feature = "tls"))]
     #[test]
     fn https_needs_the_feature() {

@@ -16,7 +16,10 @@ use crate::error::ConfigError;
 use crate::error::MysqlError;
 
 mod lifecycle;
+mod opts;
 mod url;
+
+pub use opts::RedactedOpts;
 
 use url::{describe_target, scrub, secrets_in};
 
@@ -164,7 +167,7 @@ pub enum ResetMode {
 /// # Ok(()) }
 /// ```
 pub struct MysqlConnectionFactory {
-    opts: Opts,
+    opts: RedactedOpts,
     target: String,
     prefer_socket: bool,
     tcp_connect_timeout: Duration,
@@ -259,7 +262,7 @@ impl MysqlConnectionFactory {
             reset_timeout: DEFAULT_RESET_TIMEOUT,
             init_sql: Vec::new(),
             abandoned: Arc::default(),
-            opts,
+            opts: RedactedOpts::new(opts),
         })
     }
 
@@ -386,8 +389,17 @@ impl MysqlConnectionFactory {
         &self.target
     }
 
-    /// The driver options (host, user, password, database, driver settings).
-    pub fn opts(&self) -> &Opts {
+    /// The driver options (host, user, password, database, driver settings), behind a
+    /// wrapper whose `Debug` hides the password (`mysql::Opts`'s own prints it): every
+    /// getter of [`Opts`] works on it; [`RedactedOpts::to_opts`] takes a copy out.
+    ///
+    /// ```
+    /// let f = pool_mysql::MysqlConnectionFactory::new("mysql://app:hunter2-pw@db/shop")?;
+    /// assert_eq!(f.opts().get_db_name(), Some("shop"));
+    /// assert!(!format!("{:?}", f.opts()).contains("hunter2-pw"));
+    /// # Ok::<(), pool_mysql::ConfigError>(())
+    /// ```
+    pub fn opts(&self) -> &RedactedOpts {
         &self.opts
     }
 

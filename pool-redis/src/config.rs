@@ -348,6 +348,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn no_text_shows_the_password_good_url_or_bad() {
+        const PW: &str = "Zq9-secret-Pw";
+        for url in [
+            format!("redis://:{PW}@localhost:6380/4"),
+            format!("redis://alice:{PW}@127.0.0.1/0"),
+            format!("redis://alice:{PW}@[::1]:7000"),
+            format!("redis+unix:///tmp/redis.sock?db=1&user=alice&pass={PW}"),
+            format!("redis://:{PW}@localhost:notaport"),
+            format!("redis://:{PW}@localhost/notadb"),
+            format!("redis://:{PW}@[::1"),
+            format!("redis://:{PW}@localhost/?protocol=9"),
+            format!("redis+unix://?pass={PW}"),
+            format!("rediss://:{PW}@localhost"),
+            format!("http://:{PW}@localhost"),
+            format!("redis://alice:{PW}@"),
+        ] {
+            let text = match RedisConfig::new(&url) {
+                Ok(c) => {
+                    let info = c.connection_info();
+                    assert_eq!(info.redis_settings().password(), Some(PW), "{url}");
+                    format!("{c} {c:?} {c:#?} {info:?} {}", c.address())
+                }
+                Err(e) => format!("{e} {e:?} {e:#?}"),
+            };
+            assert!(!text.contains(PW), "{url}: {text}");
+        }
+    }
+
     #[cfg(not(feature = "tls"))]
     #[test]
     fn tls_needs_feature() {
