@@ -4,7 +4,6 @@
 //! same names map to loom's model-checked `Mutex`/`Condvar`, so `tests/loom.rs` can
 //! explore every interleaving of the hand-off, timeout and shutdown paths.
 
-
 #[cfg(not(loom))]
 mod imp {
     use std::time::Instant;
