@@ -9,7 +9,7 @@ use pool_core::backend::deadline_after;
 use pool_core::ConnectionFactory;
 use r2d2::{CustomizeConnection, ManageConnection};
 
-use crate::abandon::{panic_message, run_within, Abandoned, Kind, NoAnswer};
+use crate::abandon::{panic_message, run_within, Abandoned, Helpers, Kind, NoAnswer};
 use crate::connection::{Customizer, R2d2Connection};
 use crate::error::R2d2Error;
 
@@ -80,6 +80,10 @@ pub struct R2d2ConnectionFactory<M: ManageConnection> {
     permanent: Option<Permanent<M::Error>>,
     max_abandoned: usize,
     abandoned: Arc<Abandoned>,
+    /// The threads `connect` runs on.
+    connecting: Arc<Helpers>,
+    /// The threads `is_valid` runs on.
+    checking: Arc<Helpers>,
 }
 
 impl<M: ManageConnection> R2d2ConnectionFactory<M> {
@@ -105,6 +109,8 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
             permanent: None,
             max_abandoned: DEFAULT_MAX_ABANDONED,
             abandoned: Arc::default(),
+            connecting: Helpers::new("r2d2-connect"),
+            checking: Helpers::new("r2d2-validate"),
         }
     }
 
@@ -380,7 +386,7 @@ where
         let customizer = self.customizer.clone();
         let work = move |()| open(&*manager, customizer);
         match run_within(
-            "r2d2-connect",
+            &self.connecting,
             (),
             work,
             deadline,
@@ -406,7 +412,9 @@ where
         }
     }
 
-    /// Runs `is_valid` on an `r2d2-validate` thread and waits for it until `timeout`. Past
+    /// Runs `is_valid` on an `r2d2-validate` thread (one that answered a check waits 2 s for
+    /// the next, so checks do not pay for a thread start each) and waits for it until
+    /// `timeout`. Past
     /// it the call is abandoned ([`R2d2Error::ValidateTimeout`]): it keeps the manager's
     /// connection (dropped, after `on_release`, when `is_valid` returns), this connection
     /// is left empty and the pool discards it and opens another. An abandoned check counts
@@ -440,7 +448,7 @@ where
             (taken, result)
         };
         match run_within(
-            "r2d2-validate",
+            &self.checking,
             taken,
             work,
             deadline,
