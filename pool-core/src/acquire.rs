@@ -11,10 +11,15 @@
 //! A call's deadline is fixed when it starts (read when first needed, a few microseconds
 //! in at most, so the fast path pays nothing for it) and bounds everything it does: waiting in
 //! the queue, validating the connection it got (the validator is given what is left of the
-//! deadline, and runs on a checker thread so the caller can give up on time even if the
-//! validator ignores its timeout), and retrying after a connection fails its check (the
-//! caller keeps its place and its deadline). `try_acquire` has no wait, but validating an
-//! idle connection may take up to [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET).
+//! deadline less a margin, [`CHECK_ANSWER_MARGIN`], and runs on a checker thread so the
+//! caller can give up on time even if the validator ignores its timeout), and retrying
+//! after a connection fails its check (the caller keeps its place and its deadline).
+//! `try_acquire` has no wait, but validating an idle connection may take up to
+//! [`TRY_ACQUIRE_BUDGET`](crate::config::TRY_ACQUIRE_BUDGET).
+//!
+//! A caller that gives up behind a check says so: its `AcquireTimeout` names the connection
+//! whose check was still running (or failed last, its error then being the cause), not a
+//! pool too small.
 
 use std::backtrace::Backtrace;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::connection::PooledConnection;
-use crate::error::{PoolError, SharedError};
+use crate::error::{CheckOnAcquire, PoolError, SharedError};
 use crate::events::{AcquireEvent, TimeoutEvent};
 use crate::shared::{LeakRecord, PoolRef, Shared};
 use crate::state::{Conn, State};
@@ -32,6 +37,17 @@ use crate::taken::{Holder, Taken};
 use crate::wait_queue::{Status, Waiter};
 use crate::ConnectionFactory;
 
+/// What the check on acquire is not given of what is left of the caller's deadline: a
+/// tenth of it, at most this (100 ms). A validator that honours its timeout then answers
+/// before the caller gives up, and its error (a timeout of its own) is the cause of the
+/// caller's `AcquireTimeout` instead of a bare "timed out". The validator's timeout is
+/// also at most `validation_timeout`, and at least 1 ms.
+pub const CHECK_ANSWER_MARGIN: Duration = Duration::from_millis(100);
+
+/// The check of this caller's last connection that failed (its error) or was still running
+/// (`None`) when it gave up.
+pub(crate) type LastCheck = (CheckOnAcquire, Option<SharedError>);
+
 /// How `wait` ended.
 enum Wait<C> {
     Got(Conn<C>),
@@ -40,10 +56,11 @@ enum Wait<C> {
 
 /// Why `hand_out` did not return a guard.
 enum Rejected {
-    /// It was retired (expired, evicted, failed its check): try again.
-    Retired,
+    /// It was retired (expired, evicted, failed its check: the check and its error): try
+    /// again.
+    Retired(Option<LastCheck>),
     /// Its validation outlived the caller's deadline; the checker thread owns it now.
-    Abandoned,
+    Abandoned(CheckOnAcquire),
 }
 
 /// A call's clock. The start is read when first needed (to wait, to validate, or to
@@ -81,13 +98,15 @@ impl<F: ConnectionFactory> Shared<F> {
         // front, keeping its place (and, always, its deadline).
         let mut queued = false;
         let mut retries = 0u32;
+        // The latest check of a connection taken for this caller that failed.
+        let mut failed_check: Option<LastCheck> = None;
         let mut st = self.state.lock();
         loop {
             if st.is_closed() {
                 return Err(PoolError::Closed);
             }
             if retries > 0 && Instant::now() >= clock.deadline() {
-                return Err(self.give_up(st, &mut clock));
+                return Err(self.give_up(st, &mut clock, failed_check));
             }
             // Fast path: a free connection, and nobody queued has waited past the window
             // (nor has this thread overtaken them too many times in a row).
@@ -109,7 +128,7 @@ impl<F: ConnectionFactory> Shared<F> {
                     return Err(PoolError::PoolExhausted);
                 }
                 let (start, deadline) = (clock.start(), clock.deadline());
-                match self.wait_in_queue(&mut st, start, deadline, queued) {
+                match self.wait_in_queue(&mut st, start, deadline, queued, failed_check.as_ref()) {
                     Wait::Got(conn) => {
                         crate::wait_queue::served_in_turn();
                         queued = true;
@@ -135,8 +154,14 @@ impl<F: ConnectionFactory> Shared<F> {
                 // Expired, evicted or failed its check: retired (its place freed, a
                 // replacement asked for). Try again: a queued caller re-queues at the
                 // front, so the replacement its place triggers cannot go to anyone else.
-                Err(Rejected::Retired) => retries += 1,
-                Err(Rejected::Abandoned) => return Err(self.give_up(self.state.lock(), &mut clock)),
+                Err(Rejected::Retired(check)) => {
+                    retries += 1;
+                    failed_check = check.or(failed_check);
+                }
+                Err(Rejected::Abandoned(check)) => {
+                    let st = self.state.lock();
+                    return Err(self.give_up(st, &mut clock, Some((check, None))));
+                }
             }
             st = self.state.lock();
         }
@@ -144,9 +169,14 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// The caller's deadline passed outside the queue (retrying, or its check still
     /// running): `AcquireTimeout` (`PoolExhausted` for `try_acquire`), counted and observed.
-    fn give_up(&self, st: MutexGuard<'_, State<F::Connection>>, clock: &mut Clock) -> PoolError {
+    fn give_up(
+        &self,
+        st: MutexGuard<'_, State<F::Connection>>,
+        clock: &mut Clock,
+        check: Option<LastCheck>,
+    ) -> PoolError {
         let e = match clock.timeout {
-            Some(_) => self.timeout_error(&st, clock.start()),
+            Some(_) => self.timeout_error(&st, clock.start(), check),
             None => PoolError::PoolExhausted,
         };
         self.stats.timeouts.fetch_add(1, Relaxed);
@@ -157,18 +187,20 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     /// Queues the caller and sleeps until it gets a connection, the pool closes, opening
-    /// connections fails for good, or `deadline`.
+    /// connections fails for good, or `deadline`. `check`: for the timeout error.
     fn wait_in_queue(
         &self,
         st: &mut MutexGuard<'_, State<F::Connection>>,
         start: Instant,
         deadline: Instant,
         retry: bool,
+        check: Option<&LastCheck>,
     ) -> Wait<F::Connection> {
-        if let Some(e) = st.refuse_to_queue() {
+        if let Some(e) = st.refuse_to_queue(deadline) {
             // The database is known to be down, or the last attempt failed in a way
-            // waiting cannot fix: say so now, not after the whole timeout.
-            return Wait::Failed(PoolError::Connection(e));
+            // waiting cannot fix and the next comes after the deadline: say so now, not
+            // after the whole timeout.
+            return Wait::Failed(e);
         }
         let w = Arc::new(Waiter::new(start, deadline));
         st.enqueue(w.clone(), retry);
@@ -210,7 +242,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 st.cancel_wait(&w);
                 self.stats.timeouts.fetch_add(1, Relaxed);
                 self.publish(st);
-                return Wait::Failed(self.timeout_error(st, start));
+                return Wait::Failed(self.timeout_error(st, start, check.cloned()));
             }
         }
     }
@@ -240,25 +272,35 @@ impl<F: ConnectionFactory> Shared<F> {
         };
         if let Some(reason) = rejected {
             conn.retire(reason, None);
-            return Err(Rejected::Retired);
+            return Err(Rejected::Retired(None));
         }
         if self.config.validate_on_acquire
             && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns
         {
             let deadline = clock.deadline();
-            let left = deadline.saturating_duration_since(Instant::now());
+            let started = Instant::now();
+            let left = deadline.saturating_duration_since(started);
+            let margin = (left / 10).min(CHECK_ANSWER_MARGIN);
             let timeout = self
                 .config
                 .validation_timeout
-                .min(left.max(Duration::from_millis(1)));
+                .min((left - margin).max(Duration::from_millis(1)));
+            let (id, age) = (conn.id, started.saturating_duration_since(conn.created_at));
+            let check = |answered| CheckOnAcquire {
+                id,
+                age,
+                ran_for: started.elapsed(),
+                answered,
+            };
             conn = match self.validate_for_caller(conn.into_conn(), timeout, deadline) {
                 Checked::Passed(c) => Taken::new(self, c, Holder::Caller),
                 Checked::Failed(c, e) => {
+                    let failed = (check(true), Some(e.clone()));
                     Taken::new(self, c, Holder::Caller)
                         .retire(CloseReason::ValidationFailed, Some(e));
-                    return Err(Rejected::Retired);
+                    return Err(Rejected::Retired(Some(failed)));
                 }
-                Checked::Abandoned => return Err(Rejected::Abandoned),
+                Checked::Abandoned => return Err(Rejected::Abandoned(check(false))),
             };
         }
         let waited = if queued {

@@ -91,7 +91,9 @@ pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
 /// The largest `max_size` accepted (far above what any database allows).
 pub const MAX_MAX_SIZE: usize = 1 << 20;
 // Defined where they are used, named here with the others.
-pub use crate::{wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER};
+pub use crate::{
+    acquire::CHECK_ANSWER_MARGIN, wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER,
+};
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
 #[derive(Debug, Clone, PartialEq)]
@@ -380,7 +382,8 @@ impl PoolConfigBuilder {
         self.config.validate_on_acquire = on;
         self
     }
-    /// Time allowed for one validation. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
+    /// Time allowed for one validation; on acquire at most what is left of the caller's
+    /// deadline less [`CHECK_ANSWER_MARGIN`]. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
     pub fn validation_timeout(mut self, d: Duration) -> Self {
         self.config.validation_timeout = d;
         self
@@ -407,7 +410,8 @@ impl PoolConfigBuilder {
     /// A connection held longer than this is reported (`log::warn!` with the backtrace of
     /// where it was acquired, and an observer event), and reported again when it comes
     /// back. Capturing the backtrace costs microseconds per acquire, so it is off by
-    /// default (`None`).
+    /// default (`None`). When on, building the process's first such pool loads the debug
+    /// info (tens of ms), so that printing a report never stalls an acquire.
     pub fn leak_detection_threshold(mut self, d: Option<Duration>) -> Self {
         self.config.leak_detection_threshold = d;
         self
@@ -476,8 +480,10 @@ impl PoolConfigBuilder {
     }
     /// After a permanent error (the factory's `is_permanent`: a rejected password), the
     /// shortest time between two attempts, so a wrong password does not hammer the server
-    /// or lock the account. A caller arriving after it, with nothing open, starts an attempt
-    /// and waits for its result. Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
+    /// or lock the account. With nothing open, a caller whose deadline reaches the next
+    /// attempt waits for its result; one whose deadline ends first fails at once with
+    /// [`PoolError::RetryPending`](crate::PoolError::RetryPending) (the previous error, and
+    /// when). Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
     pub fn permanent_error_retry_interval(mut self, d: Duration) -> Self {
         self.config.permanent_error_retry_interval = d;
         self

@@ -12,8 +12,10 @@
 //!   its replacement waits the same way, so a check that always fails is no reconnect storm.
 //! * **Permanent errors** (the factory's `is_permanent`: a rejected password) fail waiting
 //!   callers at once. Attempts are then rate-limited to one per
-//!   `permanent_error_retry_interval`; a caller arriving after that interval with nothing
-//!   open starts an attempt and waits for it, so the first call after the fix succeeds.
+//!   `permanent_error_retry_interval`; with nothing open, a caller whose deadline reaches
+//!   the next attempt asks for it (or joins the one in flight) and waits for its result, so
+//!   the first call after the fix succeeds; one whose deadline ends first gets the
+//!   previous error at once (`PoolError::RetryPending`, saying when the next attempt is).
 //! * **The circuit breaker.** After `circuit_breaker_threshold` failures in a row with
 //!   nothing open, the database is known to be down: callers fail at once with the cause
 //!   instead of waiting their whole timeout, while one background probe keeps trying (with

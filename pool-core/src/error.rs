@@ -78,14 +78,36 @@ pub enum PoolError {
         waited: Duration,
         /// The pool when it gave up (`waiting_requests` counts this caller).
         pool: PoolSnapshot,
-        /// The latest error from the factory, if the last attempt to open a connection failed.
+        /// The cause, if any: the error of the check of the connection this caller was
+        /// given, if that check failed and was the last thing that happened to it (see
+        /// `check`); else the factory's latest error, if the last attempt to open a
+        /// connection failed.
         last_error: Option<SharedError>,
+        /// The check (`validate_on_acquire`) of the last connection this caller was given,
+        /// if that check failed or was still running when it gave up: the timeout is then
+        /// about that check, not about a pool too small. (Boxed: it keeps `PoolError`, and
+        /// so every `acquire`'s `Result`, small.)
+        check: Option<Box<CheckOnAcquire>>,
     },
     /// Opening a connection failed in a way waiting cannot fix (the factory marked the error
     /// permanent: a rejected password, an unknown database), or `ConnectionPool::new` was
     /// told to fail fast and could not open its first connections. The cause is `source()`;
-    /// `Display` does not repeat it (print the `source()` chain to see it).
+    /// `Display` does not repeat it (print the `source()` chain to see it). After a
+    /// permanent error, a caller whose deadline ends before the next attempt gets
+    /// [`RetryPending`](Self::RetryPending) instead.
     Connection(SharedError),
+    /// Opening a connection failed in a way waiting cannot fix (as `Connection`), nothing is
+    /// open, and the pool will not try again before `next_attempt_in`
+    /// (`permanent_error_retry_interval`), which is after this caller's deadline: it gets
+    /// the previous attempt's error (`last_error`, also `source()`) at once. A caller
+    /// whose deadline reaches past the next attempt waits for it instead and gets its
+    /// result (a connection, or a fresh `Connection` error).
+    RetryPending {
+        /// The previous attempt's error.
+        last_error: SharedError,
+        /// How long until the next attempt may start.
+        next_attempt_in: Duration,
+    },
     /// The pool could not be built, for a reason of its own, not the database's (see
     /// [`BuildError`]). Only `ConnectionPool::new` and `PoolBuilder::build` return it.
     /// `Display` and `source()` are the `BuildError`'s.
@@ -95,11 +117,11 @@ pub enum PoolError {
 }
 
 impl PoolError {
-    /// The factory error behind this one, if any: the cause of `Connection`, or the last
-    /// connection error of an `AcquireTimeout`. Downcast it to the backend's error type.
+    /// The error behind this one, if any: the cause of `Connection` and `RetryPending`, or
+    /// the `last_error` of an `AcquireTimeout` (the factory's, or a failed check's). Downcast it to the backend's error type.
     pub fn connection_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         match self {
-            PoolError::Connection(e) => Some(&**e),
+            PoolError::Connection(e) | PoolError::RetryPending { last_error: e, .. } => Some(&**e),
             PoolError::AcquireTimeout {
                 last_error: Some(e),
                 ..
@@ -124,6 +146,7 @@ impl fmt::Display for PoolError {
                 waited,
                 pool,
                 last_error,
+                check,
             } => {
                 write!(f, "timed out after {waited:?} waiting for a connection (")?;
                 pool.fmt_counts(f)?;
@@ -131,17 +154,42 @@ impl fmt::Display for PoolError {
                 if pool.suspended {
                     f.write_str("; the pool is suspended")?;
                 }
-                match last_error {
-                    // The factory's error is `source()`: say that it exists, not what it says.
-                    Some(_) => f.write_str("; opening a connection failed (see the cause)"),
-                    None if pool.total_connections >= pool.max_size => f.write_str(
+                // The cause is `source()`: say that it exists, not what it says.
+                match (check, last_error) {
+                    (Some(c), _) if c.answered => write!(
+                        f,
+                        "; the check of connection {} (open for {:?}) failed after {:?} \
+                         (see the cause)",
+                        c.id, c.age, c.ran_for
+                    ),
+                    (Some(c), cause) => {
+                        write!(
+                            f,
+                            "; connection {} (open for {:?}) was still being checked \
+                             (validate_on_acquire) after {:?}",
+                            c.id, c.age, c.ran_for
+                        )?;
+                        match cause {
+                            Some(_) => f.write_str("; opening a connection failed (see the cause)"),
+                            None => Ok(()),
+                        }
+                    }
+                    (None, Some(_)) => f.write_str("; opening a connection failed (see the cause)"),
+                    (None, None) if pool.total_connections >= pool.max_size => f.write_str(
                         "; every connection was in use: raise max_size, hold connections for \
                          less time, or look for leaks (leak_detection_threshold)",
                     ),
-                    None => Ok(()),
+                    (None, None) => Ok(()),
                 }
             }
             PoolError::Connection(_) => f.write_str("could not open a connection (see the cause)"),
+            PoolError::RetryPending {
+                next_attempt_in, ..
+            } => write!(
+                f,
+                "could not open a connection (see the cause); next attempt in \
+                 {next_attempt_in:?} (permanent_error_retry_interval), after this call's deadline"
+            ),
             PoolError::Build(e) => fmt::Display::fmt(e, f),
             PoolError::Closed => f.write_str("the pool is shut down"),
         }
@@ -156,11 +204,21 @@ impl fmt::Debug for PoolError {
                 waited,
                 pool,
                 last_error,
+                check,
             } => f
                 .debug_struct("AcquireTimeout")
                 .field("waited", waited)
                 .field("pool", pool)
                 .field("last_error", &last_error.as_ref().map(|e| chain_text(&**e)))
+                .field("check", check)
+                .finish(),
+            PoolError::RetryPending {
+                last_error,
+                next_attempt_in,
+            } => f
+                .debug_struct("RetryPending")
+                .field("last_error", &chain_text(&**last_error))
+                .field("next_attempt_in", next_attempt_in)
                 .finish(),
             PoolError::Connection(e) => f
                 .debug_tuple("Connection")
@@ -170,6 +228,27 @@ impl fmt::Debug for PoolError {
             PoolError::Closed => f.write_str("Closed"),
         }
     }
+}
+
+/// The check on acquire (`validate_on_acquire`) behind an
+/// [`AcquireTimeout`](PoolError::AcquireTimeout): which connection, and how long it ran.
+///
+/// The validator is given what is left of the caller's deadline less a margin
+/// ([`CHECK_ANSWER_MARGIN`](crate::config::CHECK_ANSWER_MARGIN)), so that a validator
+/// that honours its timeout answers first and its error becomes the timeout's cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckOnAcquire {
+    /// The connection's id (as in logs and events).
+    pub id: u64,
+    /// How long the connection had been open when its check started.
+    pub age: Duration,
+    /// How long the check ran: until it failed, or until the caller gave up.
+    pub ran_for: Duration,
+    /// Whether it answered (and failed: its error is the cause); false if it was still
+    /// running when the caller gave up (it goes on, and the connection goes back to the
+    /// pool, or is closed, when it answers).
+    pub answered: bool,
 }
 
 /// Shows an error and its `source()` chain on one line, outermost first, joined with
@@ -216,7 +295,7 @@ pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
 impl StdError for PoolError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            PoolError::Connection(e) => Some(&**e),
+            PoolError::Connection(e) | PoolError::RetryPending { last_error: e, .. } => Some(&**e),
             PoolError::Build(e) => e.source(),
             PoolError::AcquireTimeout {
                 last_error: Some(e),
@@ -311,183 +390,4 @@ pub enum ConfigError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use test_support::{assert_no_repeated_causes, error_chain as chain};
-
-    /// A factory error with a cause of its own, like a backend's "could not connect to
-    /// db:5432" around the driver's I/O error.
-    #[derive(Debug)]
-    struct ConnectFailed(std::io::Error);
-    impl fmt::Display for ConnectFailed {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("could not connect to db:5432")
-        }
-    }
-    impl StdError for ConnectFailed {
-        fn source(&self) -> Option<&(dyn StdError + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    fn refused() -> SharedError {
-        Arc::new(ConnectFailed(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        )))
-    }
-
-    fn timeout(last_error: Option<SharedError>, total: usize, suspended: bool) -> PoolError {
-        PoolError::AcquireTimeout {
-            waited: Duration::from_millis(250),
-            pool: PoolSnapshot {
-                total_connections: total,
-                active_connections: total,
-                idle_connections: 0,
-                waiting_requests: 3,
-                pending_connections: 1,
-                max_size: 4,
-                suspended,
-            },
-            last_error,
-        }
-    }
-
-    #[test]
-    fn connection_does_not_repeat_its_cause() {
-        let e = PoolError::Connection(refused());
-        assert_eq!(e.to_string(), "could not open a connection (see the cause)");
-        assert_no_repeated_causes(&e);
-        assert_eq!(
-            chain(&e),
-            [
-                "could not open a connection (see the cause)",
-                "could not connect to db:5432",
-                "Connection refused (os error 111)",
-            ]
-        );
-        let cause = e.source().expect("the factory's error is the source");
-        assert!(cause.is::<ConnectFailed>());
-        assert!(e.connection_error().unwrap().is::<ConnectFailed>());
-        // Debug (what unwrap() prints) still tells the whole story, once.
-        let debug = format!("{e:?}");
-        assert_eq!(
-            debug,
-            "Connection(\"could not connect to db:5432: Connection refused (os error 111)\")"
-        );
-    }
-
-    #[test]
-    fn acquire_timeout_does_not_repeat_its_cause() {
-        let e = timeout(Some(refused()), 0, false);
-        assert_eq!(
-            e.to_string(),
-            "timed out after 250ms waiting for a connection (0 open of max 4: 0 in use, 0 idle; \
-             1 being opened; 3 callers waiting); opening a connection failed (see the cause)"
-        );
-        assert_no_repeated_causes(&e);
-        let cause = e.source().expect("last_error is the source");
-        assert!(cause.is::<ConnectFailed>());
-        assert_eq!(
-            cause.source().map(|io| io.to_string()).as_deref(),
-            Some("Connection refused (os error 111)")
-        );
-        assert!(format!("{e:?}").contains("Connection refused (os error 111)"));
-
-        // Suspended, with a cause: both said, the cause not repeated.
-        let e = timeout(Some(refused()), 4, true);
-        let text = e.to_string();
-        assert!(text.contains("; the pool is suspended"), "{text}");
-        assert!(
-            text.ends_with("; opening a connection failed (see the cause)"),
-            "{text}"
-        );
-        assert_no_repeated_causes(&e);
-    }
-
-    #[test]
-    fn acquire_timeout_without_a_cause_keeps_its_advice() {
-        let e = timeout(None, 4, false);
-        assert!(e.source().is_none());
-        assert_eq!(
-            e.to_string(),
-            "timed out after 250ms waiting for a connection (4 open of max 4: 4 in use, 0 idle; \
-             1 being opened; 3 callers waiting); every connection was in use: raise max_size, \
-             hold connections for less time, or look for leaks (leak_detection_threshold)"
-        );
-        let e = timeout(None, 2, true);
-        assert!(e.to_string().ends_with("; the pool is suspended"), "{e}");
-    }
-
-    #[test]
-    fn acquire_timeout_shows_its_snapshot() {
-        let e = timeout(None, 2, true);
-        let PoolError::AcquireTimeout { pool, .. } = &e else {
-            unreachable!()
-        };
-        assert_eq!(
-            pool.to_string(),
-            "2 open of max 4: 2 in use, 0 idle; 1 being opened; 3 callers waiting; the pool is \
-             suspended"
-        );
-        assert!(format!("{e:?}").contains("pool: PoolSnapshot { total_connections: 2,"));
-    }
-
-    #[test]
-    fn build_errors_say_which_step_failed_and_keep_the_cause() {
-        let e = PoolError::Build(BuildError::Config(ConfigError::ZeroMaxSize));
-        assert_no_repeated_causes(&e);
-        assert_eq!(
-            chain(&e),
-            ["invalid pool configuration", "max_size must be at least 1"]
-        );
-        assert!(e.source().unwrap().is::<ConfigError>());
-        assert!(e.connection_error().is_none());
-        assert!(!e.is_timeout());
-
-        let os = std::io::Error::other("Resource temporarily unavailable (os error 11)");
-        let e = PoolError::Build(BuildError::Spawn(Arc::new(os)));
-        assert_no_repeated_causes(&e);
-        assert_eq!(
-            chain(&e),
-            [
-                "could not start the pool's background threads",
-                "Resource temporarily unavailable (os error 11)"
-            ]
-        );
-        assert!(e.source().unwrap().is::<std::io::Error>());
-        assert!(format!("{e:?}").starts_with("Build(Spawn("), "{e:?}");
-    }
-
-    #[test]
-    fn variants_without_a_cause() {
-        for e in [PoolError::PoolExhausted, PoolError::Closed] {
-            assert!(e.source().is_none());
-            assert!(e.connection_error().is_none());
-            assert_no_repeated_causes(&e);
-        }
-    }
-
-    #[test]
-    fn chain_text_shows_a_pass_through_wrapper_once() {
-        /// Displays its inner error and returns it as source (as some drivers' errors do).
-        #[derive(Debug)]
-        struct PassThrough(std::io::Error);
-        impl fmt::Display for PassThrough {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-        impl StdError for PassThrough {
-            fn source(&self) -> Option<&(dyn StdError + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = PassThrough(std::io::Error::other("reset"));
-        assert_eq!(chain_text(&e), "reset");
-        assert_eq!(
-            chain_text(&ConnectFailed(std::io::Error::other("reset"))),
-            "could not connect to db:5432: reset"
-        );
-    }
-}
+mod tests;

@@ -171,6 +171,29 @@ fn validate_later<F: ConnectionFactory>(shared: &Arc<Shared<F>>, conn: Conn<F::C
     }
 }
 
+/// Loads what symbolising a backtrace needs (the debug info), once per process, before a
+/// pool with leak detection serves anyone.
+///
+/// Every capture on acquire (`Backtrace::force_capture`) takes std's global backtrace
+/// lock, and so does the symbolisation of a leak report; the first symbolisation in the
+/// process loads the debug info under that lock (tens of milliseconds, more on a busy
+/// machine), and every acquire waited for it. Done here, the load happens while the pool is
+/// being built, and a report's own symbolisation is then short (measured in
+/// `tests/leak_report.rs`). The `backtrace` crate would not help: it too resolves under a
+/// global lock that its captures take.
+pub(crate) fn warm_symboliser() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let started = Instant::now();
+        let text = std::backtrace::Backtrace::force_capture().to_string();
+        log::debug!(
+            "leak detection: backtrace symbolisation ready in {:?} ({} bytes)",
+            started.elapsed(),
+            text.len()
+        );
+    });
+}
+
 /// Logs (once) every connection held past `leak_detection_threshold`, and tells the
 /// observer. The leak map's lock is held only to find them: the report (which symbolises
 /// a backtrace, and runs the observer) happens after, so acquire and release never wait

@@ -114,7 +114,7 @@ mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::PooledConnection;
-pub use error::{BuildError, ConfigError, PoolError, SharedError};
+pub use error::{BuildError, CheckOnAcquire, ConfigError, PoolError, SharedError};
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};

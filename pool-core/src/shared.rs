@@ -91,6 +91,9 @@ impl<F: ConnectionFactory> Shared<F> {
         let leaks = config
             .leak_detection_threshold
             .map(|_| parking_lot::Mutex::new(HashMap::new()));
+        if leaks.is_some() {
+            crate::housekeeping::warm_symboliser();
+        }
         let name = &config.name;
         Shared {
             state: Mutex::new(State::new(&config)),
@@ -168,13 +171,27 @@ impl<F: ConnectionFactory> Shared<F> {
 
     /// An `AcquireTimeout` describing the pool now (lock held). Its cause is the latest
     /// create error, else the latest check error.
-    pub(crate) fn timeout_error(&self, st: &State<F::Connection>, start: Instant) -> PoolError {
+    ///
+    /// `check`: the check of the caller's last connection that failed (its error is then
+    /// the cause) or was still running (the cause is then a failed create, if any).
+    pub(crate) fn timeout_error(
+        &self,
+        st: &State<F::Connection>,
+        start: Instant,
+        check: Option<crate::acquire::LastCheck>,
+    ) -> PoolError {
         let mut pool = st.snapshot();
         pool.waiting_requests += 1; // the caller giving up has left the queue
+        let (check, last_error) = match check {
+            Some((check, Some(e))) => (Some(Box::new(check)), Some(e)),
+            Some((check, None)) => (Some(Box::new(check)), st.failures().last_error().cloned()),
+            None => (None, st.failures().cause()),
+        };
         PoolError::AcquireTimeout {
             waited: start.elapsed(),
             pool,
-            last_error: st.failures().cause(),
+            last_error,
+            check,
         }
     }
 

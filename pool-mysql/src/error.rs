@@ -149,7 +149,8 @@ pub enum MysqlError {
     /// The release-time reset failed (the connection is discarded).
     #[error("{step} on release failed; the connection is discarded")]
     Reset {
-        /// `COM_RESET_CONNECTION` or `ROLLBACK`.
+        /// `COM_RESET_CONNECTION`, `COM_INIT_DB`, `SELECT DATABASE()`, `COM_CHANGE_USER`
+        /// or `ROLLBACK` (see [`ResetMode`](crate::ResetMode)).
         step: &'static str,
         /// The driver's error.
         #[source]

@@ -42,9 +42,9 @@
 //!   their own bound.
 //! * **Checking** ([health checks](#health-checks)): `COM_PING` (the default), or a query.
 //! * **Recycling** ([returning](MysqlConnectionFactory#returning)): a used connection is
-//!   reset with `COM_RESET_CONNECTION` on release (or only rolled back, [`ResetMode`]):
-//!   never handed on inside someone else's transaction, holding their locks or their
-//!   session settings.
+//!   reset with `COM_RESET_CONNECTION` and put back in the URL's database on release (or
+//!   only rolled back, [`ResetMode`]): never handed on inside someone else's
+//!   transaction, holding their locks, their session settings or their `USE`.
 //! * **Dead sessions** ([`MysqlConnection`]): a connection the server closed (`KILL`, a
 //!   restart, `wait_timeout`) is seen on release without a round trip and replaced;
 //!   errors your queries get are classified with [`MysqlConnection::check`].

@@ -80,7 +80,10 @@ impl PostgresConnectionFactory {
     /// # Errors
     ///
     /// [`ConfigError`] for a malformed string, an unknown option or value, no host, an
-    /// unreadable `sslrootcert`, or TLS asked for when this build has none (neither the
+    /// unreadable `sslrootcert`, a combination libpq refuses or this crate will not do
+    /// safely (`verify-ca` without an `sslrootcert` file, `sslrootcert=system` with a mode
+    /// other than `verify-full`, a socket path as `host` with a `hostaddr` under `require`
+    /// or `verify-full`: see [`crate::tls`]), or TLS asked for when this build has none (neither the
     /// `rustls` nor the `native-tls` feature: see [`new_with_tls`](Self::new_with_tls)). Never a panic; never the password in the
     /// message.
     ///
@@ -97,9 +100,12 @@ impl PostgresConnectionFactory {
     /// ```
     pub fn new(connection_string: &str) -> Result<Self, ConfigError> {
         let (config, extracted) = conn_str::parse(connection_string)?;
-        let sslmode = extracted
-            .sslmode
-            .unwrap_or_else(|| config.get_ssl_mode().into());
+        let sslmode = extracted.sslmode.unwrap_or_else(|| {
+            crate::tls::default_mode(
+                extracted.sslrootcert.as_deref(),
+                config.get_ssl_mode().into(),
+            )
+        });
         let connector = Connector::for_mode(sslmode, extracted.sslrootcert.as_deref())?;
         Self::build(config, sslmode, connector)
     }
@@ -112,7 +118,10 @@ impl PostgresConnectionFactory {
     ///
     /// `sslmode` still decides whether TLS is used and whether a server that does not
     /// offer it is refused (`require`, `verify-ca`, `verify-full`); what is verified, and
-    /// against which roots (`sslrootcert` is not read), is up to your connector.
+    /// against which roots (`sslrootcert` is not read), is up to your connector. So is
+    /// ALPN: with `sslnegotiation=direct` the protocol the server picked is not checked
+    /// here (your connector's stream need not expose it); `with_rustls_config` and
+    /// `with_tls_connector` do check it (see [`crate::tls`]).
     ///
     /// ```
     /// use pool_postgres::PostgresConnectionFactory;
@@ -189,6 +198,8 @@ impl PostgresConnectionFactory {
             config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
         }
         fit_tcp_settings(&mut config);
+        // A Unix-socket host sent to a hostaddr has no name to check a certificate with.
+        crate::tls::check_hosts(&config, sslmode)?;
         let target = conn_str::describe_target(&config);
         Ok(PostgresConnectionFactory {
             config,
@@ -443,7 +454,11 @@ impl PostgresConnectionFactory {
 
     /// Uses your own TLS connector (custom roots, client certificates, or
     /// `danger_accept_invalid_certs` for a test server). `sslmode` still decides whether
-    /// TLS is used; `disable` becomes `prefer`.
+    /// TLS is used; `disable` becomes `prefer`. The handshake is this crate's, as for the
+    /// connector `sslmode` builds: SCRAM channel binding, and with `sslnegotiation=direct`
+    /// the server must pick the ALPN protocol `postgresql` (see [`crate::tls`]). A built
+    /// connector cannot be given ALPN afterwards: for direct negotiation, build yours with
+    /// `request_alpns(&["postgresql"])`, or every connection is refused.
     #[cfg(feature = "native-tls")]
     pub fn with_tls_connector(mut self, connector: native_tls::TlsConnector) -> Self {
         if self.sslmode == SslMode::Disable {
@@ -454,12 +469,15 @@ impl PostgresConnectionFactory {
     }
 
     /// Uses your own rustls configuration (custom roots, client certificates, another
-    /// crypto provider), through `tokio-postgres-rustls`. `sslmode` still decides whether
-    /// TLS is used; `disable` becomes `prefer`. [`rustls_client_config`](crate::tls::rustls_client_config)
-    /// builds the one the `rustls` feature uses for an `sslmode`; passing it here picks
-    /// rustls in a build that also has the `native-tls` feature. Set `alpn_protocols` to
-    /// `postgresql` on a config of your own if the server is PostgreSQL 17+ and
-    /// `sslnegotiation=direct`.
+    /// crypto provider), through this crate's handshake (`tokio-rustls`). `sslmode` still
+    /// decides whether TLS is used; `disable` becomes `prefer`.
+    /// [`rustls_client_config`](crate::tls::rustls_client_config) builds the one the
+    /// `rustls` feature uses for an `sslmode`; passing it here picks rustls in a build that
+    /// also has the `native-tls` feature. The config's `alpn_protocols` is replaced by
+    /// `postgresql` alone (the only protocol the connection speaks, offered as libpq 17
+    /// does); with `sslnegotiation=direct` the server must pick it, or the connection is
+    /// refused. SCRAM channel binding (`tls-server-end-point`) is computed from the
+    /// server's certificate (see [`crate::tls`]).
     #[cfg(feature = "rustls")]
     pub fn with_rustls_config(mut self, config: rustls::ClientConfig) -> Self {
         if self.sslmode == SslMode::Disable {

@@ -11,6 +11,14 @@
 //! | `read-only` | `SHOW transaction_read_only` is `on`: a hot standby | yes |
 //! | `primary`, `standby`, `prefer-standby` (libpq) | | no: refused as a [`ConfigError`](crate::ConfigError) |
 //!
+//! A list may mix Unix-domain sockets and TCP hosts (`host=/var/run/postgresql,db2`): each
+//! host then takes its own path, the socket without TLS and every TCP host with TLS as
+//! `sslmode` says (see [`crate::tls`]), tried one at a time in the same order (shuffled
+//! under `load_balance_hosts=random`), all within the connect's deadline. (One thing is not
+//! carried over to such a list: a notice callback set on a `postgres::Config` given to
+//! `from_config`, which the driver gives no way to read back; notices are then logged the
+//! driver's default way.)
+//!
 //! (The check is the driver's, after login; a primary with
 //! `default_transaction_read_only = on` counts as read-only.) Connections already open stay
 //! where they are: after a failover (the standby promoted, the old primary gone or demoted)

@@ -234,6 +234,17 @@ pub enum SqliteError {
     /// connections ([`OpenTransactionPolicy::Discard`](crate::OpenTransactionPolicy::Discard)).
     #[error("the connection was returned inside an open transaction")]
     OpenTransaction,
+    /// The connection came back with a statement still running that is not in rusqlite's
+    /// statement cache (a `Statement` leaked with `std::mem::forget` half-way through its
+    /// rows). Such a statement holds a read transaction that nothing can end: the
+    /// connection is discarded. SQLite cannot close a connection that has a statement
+    /// left, so the leak goes on: the connection stays open, holding its read snapshot,
+    /// until the process ends (in WAL mode the log can then not be reset past it and
+    /// grows). Never `mem::forget` a `Statement`.
+    #[error(
+        "the connection was returned with a statement still running outside the statement cache"
+    )]
+    UnfinishedStatement,
     /// The connection was marked broken (it saw a fatal error).
     #[error("the connection is broken (it saw a fatal error)")]
     Broken,
@@ -289,6 +300,7 @@ impl SqliteError {
         match self {
             SqliteError::Broken
             | SqliteError::OpenTransaction
+            | SqliteError::UnfinishedStatement
             | SqliteError::ValidationFailed { .. }
             | SqliteError::Reset { .. } => true,
             other => other.rusqlite_error().is_some_and(is_fatal_error),

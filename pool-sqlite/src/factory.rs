@@ -56,7 +56,11 @@ use target::{uri_has_param, Target};
 ///    another connection holds before it fails with `SQLITE_BUSY` ("database is locked");
 /// 3. `PRAGMA journal_mode` ([`DEFAULT_JOURNAL_MODE`]: WAL, so readers and the writer do
 ///    not block each other; file databases opened read-write only, since the mode is
-///    stored in the file);
+///    stored in the file). The mode is read first and switched only when it differs. A
+///    switch to or from WAL needs the database's exclusive lock, for which SQLite does not
+///    wait (the busy timeout does not apply): while another connection or process writes
+///    (or opens the same new file), the switch is tried again with short pauses, until
+///    the busy timeout or the open's deadline, whichever comes first;
 /// 4. `PRAGMA foreign_keys = ON` (SQLite's own default is off, per connection);
 /// 5. your pragmas ([`with_pragma`](SqliteConnectionFactory::with_pragma)), then your init
 ///    SQL ([`with_init_sql`](SqliteConnectionFactory::with_init_sql)), in the order given;
@@ -73,7 +77,7 @@ use target::{uri_has_param, Target};
 /// | work | bound | default |
 /// |---|---|---|
 /// | open and set up | the pool's `connection_timeout` (helper thread, abandoned at the deadline) | pool-core's |
-/// | waiting for another connection's lock | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
+/// | waiting for another connection's lock (the journal mode switch on open too) | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
 /// | ping (validation) | a statement that touches no file and takes no lock | |
 /// | query check ([`QueryValidation`](crate::QueryValidation)) | the pool's `validation_timeout` (busy timeout capped at it, and a progress handler that interrupts the statement) | pool-core's |
 /// | release: `ROLLBACK` of a transaction left open, reset SQL | busy timeout (locks); I/O on a local disk | |
@@ -87,14 +91,23 @@ use target::{uri_has_param, Target};
 /// When a connection comes back to the pool, on the releasing thread:
 ///
 /// 1. a connection marked broken is discarded (no I/O);
-/// 2. a connection inside a transaction (`!is_autocommit()`: a `BEGIN` without `COMMIT`,
+/// 2. a statement left running (stepped, but neither read to the end nor reset: its
+///    `Rows` leaked with `mem::forget`) is ended, logged at `warn`. Such a statement
+///    keeps a read transaction open while `is_autocommit()` says true: the next user would
+///    read the database as it was then and could not write ("database is locked"). The
+///    check is a walk over the connection's statements in memory (`is_busy`); when it
+///    finds one, rusqlite's statement cache is emptied (its statements finalized), and a
+///    statement outside the cache (a `Statement` leaked with `mem::forget`), which
+///    nothing can reach, has the connection discarded
+///    ([`SqliteError::UnfinishedStatement`](crate::SqliteError::UnfinishedStatement));
+/// 3. a connection inside a transaction (`!is_autocommit()`: a `BEGIN` without `COMMIT`,
 ///    a `Transaction` leaked with `mem::forget`, an `execute_batch` that failed half-way)
 ///    is rolled back, logged at `warn` ([`OpenTransactionPolicy::Rollback`], the default),
 ///    or discarded ([`OpenTransactionPolicy::Discard`]). The check reads a flag in
 ///    memory: no I/O. The next caller never gets a connection half-way through someone
 ///    else's transaction, which in SQLite would also mean holding the database's write
 ///    lock for as long as the connection sits idle;
-/// 3. if the connection was used since it was handed out, your reset SQL runs
+/// 4. if the connection was used since it was handed out, your reset SQL runs
 ///    ([`with_reset_sql`](SqliteConnectionFactory::with_reset_sql), none by default).
 ///
 /// ```

@@ -108,13 +108,15 @@
 //! # What the pool gets from this crate
 //!
 //! * **Opening** ([`SqliteConnectionFactory`]): a file (made absolute at construction) or
-//!   a named in-memory database, with busy timeout, WAL, foreign keys, your pragmas and
-//!   init SQL; within the pool's connection timeout, on a helper thread.
+//!   a named in-memory database, with busy timeout, WAL (waiting for the lock the switch
+//!   needs), foreign keys, your pragmas and init SQL; within the pool's connection
+//!   timeout, on a helper thread.
 //! * **Checking** ([health checks](#health-checks)): `SELECT 1` by default, or a query
 //!   that reads the file.
 //! * **Recycling** ([returning](SqliteConnectionFactory#returning)): a connection returned
-//!   inside a transaction is rolled back (or discarded), never handed on holding the write
-//!   lock; optional reset SQL.
+//!   inside a transaction is rolled back (or discarded), and one with a statement left
+//!   half-read has it ended (or is discarded): never handed on holding the write lock or
+//!   an old snapshot; optional reset SQL.
 //! * **Broken connections** ([`SqliteConnection::check`]): an I/O error or corruption
 //!   ("database disk image is malformed") marks the connection broken, and the pool
 //!   replaces it.

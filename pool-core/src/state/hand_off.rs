@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Conn, State, ToClose};
-use crate::error::SharedError;
+use crate::error::PoolError;
 use crate::statistics::CloseReason;
 use crate::wait_queue::Waiter;
 
@@ -47,28 +47,33 @@ impl<C> State<C> {
         }
     }
 
-    /// Why a caller about to queue should fail at once instead: the breaker is open (the
-    /// database is known to be down), or nothing is open and the last create failed in a
-    /// way waiting cannot fix, within the retry interval (that error is fresh). Past the
-    /// interval it asks for one attempt and lets the caller wait for it, so the first call
-    /// after a fix succeeds.
-    pub(crate) fn refuse_to_queue(&mut self) -> Option<SharedError> {
+    /// Why a caller about to queue (until `deadline`) should fail at once instead: the
+    /// breaker is open (the database is known to be down), or nothing is open and the last
+    /// create failed in a way waiting cannot fix, and the next attempt (rate-limited to one
+    /// per `permanent_error_retry_interval`) comes after `deadline`: `RetryPending`, saying
+    /// when. A caller whose deadline reaches past the next attempt asks for it and waits for
+    /// its result (it joins one already in flight), so the first call after a fix succeeds.
+    pub(crate) fn refuse_to_queue(&mut self, deadline: Instant) -> Option<PoolError> {
         if self.failures.breaker_open() {
             let e = self
                 .failures
                 .last_error()
                 .expect("an open breaker has an error");
-            return Some(e.clone());
+            return Some(PoolError::Connection(e.clone()));
         }
         if self.failures.is_permanent() && self.open == 0 && self.pending == 0 {
             let now = Instant::now();
-            if self.not_before().is_some_and(|t| t > now) {
+            if let Some(next) = self.not_before().filter(|&t| t > now && t >= deadline) {
                 let e = self
                     .failures
                     .last_error()
                     .expect("permanent error is recorded");
-                return Some(e.clone());
+                return Some(PoolError::RetryPending {
+                    last_error: e.clone(),
+                    next_attempt_in: next - now,
+                });
             }
+            // The creator starts it when the backoff ends (`not_before`).
             self.asked = 1;
         }
         None

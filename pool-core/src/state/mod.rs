@@ -193,12 +193,20 @@ impl<C> State<C> {
         let for_asked = self.asked.saturating_sub(self.pending);
         // While the breaker is open, one probe keeps trying (callers fail fast meanwhile).
         let for_probe = usize::from(self.failures.breaker_open()).saturating_sub(self.pending);
+        // After a permanent error with nothing open: one attempt at a time, however many
+        // callers wait for it (the rate limit, `permanent_error_retry_interval`).
+        let cap = if self.failures.is_permanent() && self.open == 0 {
+            1usize.saturating_sub(self.pending)
+        } else {
+            room
+        };
         for_waiters
             .max(for_min)
             .max(for_idle)
             .max(for_asked)
             .max(for_probe)
             .min(room)
+            .min(cap)
     }
 
     /// When the next create may start: after both backoffs.

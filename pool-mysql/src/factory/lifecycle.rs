@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use mysql::OptsBuilder;
+use mysql::{ChangeUserOpts, OptsBuilder};
 use pool_core::backend::log_created;
 use pool_core::ConnectionFactory;
 
@@ -26,14 +26,10 @@ impl MysqlConnectionFactory {
         let mode = self.reset;
         let init_sql = &self.init_sql;
         let outcome = sock::within(&mut conn.conn, self.reset_timeout, |c| {
-            let reset = match mode {
-                ResetMode::Connection => c.reset(),
-                ResetMode::Rollback => c.query_drop("ROLLBACK"),
-            };
-            reset.map_err(|source| MysqlError::Reset {
-                step: mode.step(),
-                source,
-            })?;
+            match mode {
+                ResetMode::Connection => self.fresh_session(c)?,
+                ResetMode::Rollback => c.query_drop("ROLLBACK").map_err(failed("ROLLBACK"))?,
+            }
             if mode == ResetMode::Connection {
                 for (i, sql) in init_sql.iter().enumerate() {
                     c.query_drop(sql).map_err(|source| MysqlError::Init {
@@ -47,6 +43,40 @@ impl MysqlConnectionFactory {
         outcome.map_err(MysqlError::Socket)??;
         conn.restore_timeouts().map_err(MysqlError::Socket)
     }
+
+    /// Makes the session as a new connection's ([`ResetMode::Connection`]).
+    ///
+    /// `COM_RESET_CONNECTION` resets everything but the current database, which a user
+    /// may have changed (`USE other`, `select_db`). With a database in the URL, a
+    /// `COM_INIT_DB` to it follows (one more round trip). Without one, a new connection
+    /// has no current database, and no command selects "none": `SELECT DATABASE()` tells
+    /// whether a user chose one, and then `COM_CHANGE_USER` (the same user again: a new
+    /// authentication, which resets the session and the database in one) replaces the
+    /// reset.
+    fn fresh_session(&self, c: &mut mysql::Conn) -> Result<(), MysqlError> {
+        if let Some(db) = self.opts.get_db_name().filter(|db| !db.is_empty()) {
+            c.reset().map_err(failed("COM_RESET_CONNECTION"))?;
+            return c.select_db(db).map_err(failed("COM_INIT_DB"));
+        }
+        let current: Option<Option<String>> = c
+            .query_first("SELECT DATABASE()")
+            .map_err(failed("SELECT DATABASE()"))?;
+        if current.flatten().is_none() {
+            return c.reset().map_err(failed("COM_RESET_CONNECTION"));
+        }
+        c.change_user(ChangeUserOpts::DEFAULT)
+            .map_err(failed("COM_CHANGE_USER"))?;
+        // What `reset` runs after its command, and `change_user` does not.
+        for sql in self.opts.get_init() {
+            c.query_drop(sql).map_err(failed("the driver's init SQL"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The error of a reset step.
+fn failed(step: &'static str) -> impl Fn(mysql::Error) -> MysqlError {
+    move |source| MysqlError::Reset { step, source }
 }
 
 impl ConnectionFactory for MysqlConnectionFactory {

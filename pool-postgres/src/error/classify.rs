@@ -77,7 +77,7 @@ pub fn is_permanent_code(code: &SqlState) -> bool {
 ///   driver does not support, or channel binding it cannot do (`authentication error`);
 /// * TLS failed for a reason other than the network: a certificate that does not
 ///   verify, a host name that does not match, a server that does not offer TLS when
-///   `sslmode` requires it.
+///   `sslmode` requires it, a reply to the TLS request that is not PostgreSQL's.
 ///
 /// Refused connections, resets, timeouts (a TLS handshake cut short by the network
 /// included) and `too many connections` are not permanent: the server may come back or
@@ -90,7 +90,25 @@ pub fn is_permanent_error(err: &postgres::Error) -> bool {
     if text.starts_with("invalid configuration") || text.starts_with("authentication error") {
         return true;
     }
-    text.starts_with("error performing TLS handshake") && !network_failure_in(err)
+    text.starts_with("error performing TLS handshake")
+        && !network_failure_in(err)
+        && !error_reply_to_ssl_request(err)
+}
+
+/// Whether the server answered the `SSLRequest` with an `ErrorResponse`: what a server
+/// that cannot start a backend (out of processes, memory) sends, which may pass.
+fn error_reply_to_ssl_request(err: &postgres::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if matches!(
+            e.downcast_ref::<crate::tls::SslRequestRefused>(),
+            Some(crate::tls::SslRequestRefused::Error)
+        ) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Whether an I/O failure of the network (or a bound this crate put on it) is somewhere in

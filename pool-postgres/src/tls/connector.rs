@@ -1,6 +1,7 @@
 //! [`Connector`]: how connections are opened. It holds the TLS connector the factory was
-//! given (native-tls's, rustls's, or the user's `MakeTlsConnect`, with its types erased
-//! so the factory stays one type), and hands the driver a connector of this crate's
+//! given (this crate's own handshake over native-tls's or rustls's connector, which
+//! checks ALPN and provides the channel binding, or the user's `MakeTlsConnect`; types
+//! erased so the factory stays one type), and hands the driver a connector of this crate's
 //! (see [`negotiate`](super::negotiate)) that wraps every socket in the pool's bounds.
 
 use std::future::Future;
@@ -10,9 +11,14 @@ use std::sync::Arc;
 use postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::hosts::{self, Plan};
+#[cfg(feature = "native-tls")]
+use super::native_handshake::NativeHandshake;
 use super::negotiate::{CancelTls, DriverTls};
 #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
 use super::rustls_client_config;
+#[cfg(feature = "rustls")]
+use super::rustls_handshake::RustlsHandshake;
 use super::{BoxError, PgSocket, SslMode};
 use crate::error::ConfigError;
 use crate::io::IoGuard;
@@ -23,9 +29,19 @@ pub(super) type Handshake = Pin<Box<dyn Future<Output = Result<Box<dyn TlsIo>, B
 pub(crate) trait TlsIo: AsyncRead + AsyncWrite + TlsStream + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + TlsStream + Unpin + Send> TlsIo for T {}
 
-/// A user's `MakeTlsConnect`, with its types erased so the factory stays one type.
+/// A TLS connector with its types erased so the factory stays one type: a user's
+/// `MakeTlsConnect`, or this crate's own handshake for each stack (`RustlsHandshake`,
+/// `NativeHandshake`, which check ALPN and provide the channel binding).
 pub(super) trait ErasedTls: Send + Sync {
-    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError>;
+    /// Starts TLS on `socket` for the host `domain`; `direct` for
+    /// `sslnegotiation=direct` (no `SSLRequest` came first: the crate's own handshakes
+    /// then require ALPN `postgresql` back, see the `alpn` module).
+    fn handshake(
+        &self,
+        domain: &str,
+        socket: PgSocket,
+        direct: bool,
+    ) -> Result<Handshake, BoxError>;
 }
 
 struct Erased<T>(T);
@@ -37,7 +53,14 @@ where
     T::TlsConnect: Send,
     <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send + 'static,
 {
-    fn handshake(&self, domain: &str, socket: PgSocket) -> Result<Handshake, BoxError> {
+    /// `direct` is not checked: ALPN is the user's connector's business (its stream type
+    /// may not expose the protocol the server picked).
+    fn handshake(
+        &self,
+        domain: &str,
+        socket: PgSocket,
+        _direct: bool,
+    ) -> Result<Handshake, BoxError> {
         let connect = self
             .0
             .clone()
@@ -65,22 +88,25 @@ impl Connector {
         mode: SslMode,
         root_cert: Option<&std::path::Path>,
     ) -> Result<Connector, ConfigError> {
+        // Where the roots come from (and the combinations refused), for every stack.
+        let roots = super::roots::roots_for(mode, root_cert)?;
         if mode == SslMode::Disable {
             return Ok(Connector::plain());
         }
         #[cfg(feature = "native-tls")]
         {
             Ok(Connector::native(super::native::connector(
-                mode, root_cert,
+                mode, &roots, root_cert,
             )?))
         }
         #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
         {
+            let _ = roots;
             Ok(Connector::rustls(rustls_client_config(mode, root_cert)?))
         }
         #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
         {
-            let _ = root_cert;
+            let _ = (roots, root_cert);
             if mode.requires_tls() {
                 return Err(ConfigError::TlsUnavailable {
                     sslmode: mode.as_str().into(),
@@ -97,20 +123,24 @@ impl Connector {
         }
     }
 
+    /// native-tls's `connector`, through this crate's handshake (ALPN checked for direct
+    /// negotiation, channel binding).
     #[cfg(feature = "native-tls")]
     pub(crate) fn native(connector: native_tls::TlsConnector) -> Connector {
-        Connector::custom(
-            postgres_native_tls::MakeTlsConnector::new(connector),
-            "native-tls",
-        )
+        Connector {
+            tls: Some(Arc::new(NativeHandshake::new(connector))),
+            name: "native-tls",
+        }
     }
 
+    /// rustls with `config` (made to offer ALPN `postgresql`), through this crate's
+    /// handshake (ALPN checked for direct negotiation, channel binding).
     #[cfg(feature = "rustls")]
     pub(crate) fn rustls(config: rustls::ClientConfig) -> Connector {
-        Connector::custom(
-            tokio_postgres_rustls::MakeRustlsConnect::new(config),
-            "rustls",
-        )
+        Connector {
+            tls: Some(Arc::new(RustlsHandshake::new(config))),
+            name: "rustls",
+        }
     }
 
     pub(crate) fn custom<T>(tls: T, name: &'static str) -> Connector
@@ -126,28 +156,64 @@ impl Connector {
         }
     }
 
-    /// Opens a client with `config`, every byte through streams bounded by `guard`.
+    /// Opens a client with `config`, every TCP byte through streams bounded by `guard`.
     ///
-    /// The driver is told to hand the socket straight to this crate's connector (direct
-    /// TLS negotiation, TLS "required"), which then does what `sslmode` says: asks the
-    /// server for TLS and runs the user's connector, or carries the protocol in clear.
-    /// That is the only way the driver lets the crate wrap a socket it opened.
-    /// Connections to a Unix-domain socket keep the driver's own plain path.
+    /// Each host takes its own path ([`hosts`]): a Unix-domain socket the
+    /// driver's own plain one (PostgreSQL offers no TLS there), every TCP address this
+    /// crate's connector, whatever else the list holds, so a socket path in the list never
+    /// sends a TCP host's startup (or password) in clear.
     pub(crate) fn connect(
         &self,
         config: &postgres::Config,
         mode: SslMode,
         guard: &IoGuard,
     ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
-        let unix = config
-            .get_hosts()
-            .iter()
-            .any(|h| !matches!(h, postgres::config::Host::Tcp(_)));
-        if unix {
-            let mut config = config.clone();
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            return Ok((config.connect(postgres::NoTls)?, None));
+        match hosts::plan(config) {
+            Plan::AllUnix => Ok((Self::connect_unix(config)?, None)),
+            Plan::AllTcp => self.connect_tcp(config, mode, guard),
+            Plan::PerHost => {
+                let mut last = None;
+                for i in hosts::order(config) {
+                    let one = hosts::single_host(config, i);
+                    let tried = if hosts::is_unix(config, i) {
+                        Self::connect_unix(&one).map(|client| (client, None))
+                    } else {
+                        self.connect_tcp(&one, mode, guard)
+                    };
+                    match tried {
+                        Ok(opened) => return Ok(opened),
+                        // Past the attempt's deadline (or aborted): the next host would
+                        // fail at once too.
+                        Err(e) if guard.is_dead() => return Err(e),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match last {
+                    Some(e) => Err(e),
+                    // No entry at all (the plan says there are some): the driver says why.
+                    None => self.connect_tcp(config, mode, guard),
+                }
+            }
         }
+    }
+
+    /// A Unix-domain socket: the driver's own plain path.
+    fn connect_unix(config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
+        let mut config = config.clone();
+        config.ssl_mode(postgres::config::SslMode::Disable);
+        config.connect(postgres::NoTls)
+    }
+
+    /// TCP addresses only: the driver is told to hand the socket straight to this crate's
+    /// connector (direct TLS negotiation, TLS "required"), which then does what `sslmode`
+    /// says: asks the server for TLS and runs the user's connector, or carries the protocol
+    /// in clear. That is the only way the driver lets the crate wrap a socket it opened.
+    fn connect_tcp(
+        &self,
+        config: &postgres::Config,
+        mode: SslMode,
+        guard: &IoGuard,
+    ) -> Result<(postgres::Client, Option<CancelTls>), postgres::Error> {
         let mut config = config.clone();
         let direct = config.get_ssl_negotiation() == postgres::config::SslNegotiation::Direct;
         config

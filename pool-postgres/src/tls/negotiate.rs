@@ -114,6 +114,20 @@ impl CancelTls {
 #[error("the server does not offer TLS, and sslmode={0} requires it")]
 pub(crate) struct TlsNotOffered(SslMode);
 
+/// The server answered an `SSLRequest` with something other than `S` or `N`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SslRequestRefused {
+    /// An `ErrorResponse`.
+    #[error(
+        "the server answered the TLS request (SSLRequest) with an error; its text, sent \
+         in clear, is not shown"
+    )]
+    Error,
+    /// Neither `S`, `N` nor `E`: not a PostgreSQL server, or a broken one.
+    #[error("protocol error: the server answered the TLS request (SSLRequest) with byte 0x{0:02x}, not S or N")]
+    Byte(u8),
+}
+
 /// The connector the driver sees (see [`Connector::connect`]).
 #[derive(Clone)]
 pub(super) struct DriverTls {
@@ -167,14 +181,20 @@ impl TlsConnect<Socket> for DriverTlsConnect {
                 socket.write_all(&SSL_REQUEST).await?;
                 let mut answer = [0u8];
                 socket.read_exact(&mut answer).await?;
-                if answer[0] != b'S' {
-                    if mode.requires_tls() {
-                        return Err(Box::new(TlsNotOffered(mode)) as BoxError);
+                match answer[0] {
+                    b'S' => {}
+                    b'N' if mode.requires_tls() => {
+                        return Err(Box::new(TlsNotOffered(mode)) as BoxError)
                     }
-                    return Ok(Bounded::outer(PgStream::Plain(socket), guard));
+                    b'N' => return Ok(Bounded::outer(PgStream::Plain(socket), guard)),
+                    // An ErrorResponse (a server that could not start a backend, or one
+                    // too old to know the request): an error whatever the mode, as with
+                    // libpq. Its text is not read: it came in clear, unauthenticated.
+                    b'E' => return Err(Box::new(SslRequestRefused::Error) as BoxError),
+                    other => return Err(Box::new(SslRequestRefused::Byte(other)) as BoxError),
                 }
             }
-            let stream = tls.handshake(&self.domain, socket)?.await?;
+            let stream = tls.handshake(&self.domain, socket, direct)?.await?;
             Ok(Bounded::outer(PgStream::Tls(stream), guard))
         })
     }

@@ -15,16 +15,15 @@ use rustls::{
     SignatureScheme,
 };
 
+use super::roots::{roots_for, Roots};
 use super::SslMode;
 use crate::error::ConfigError;
 
-/// The ALPN protocol PostgreSQL 17+ expects (and requires with `sslnegotiation=direct`).
-const ALPN_POSTGRESQL: &[u8] = b"postgresql";
-
 /// The [`rustls::ClientConfig`] the `rustls` feature builds for `mode`: the table in
-/// [`crate::tls`], the `ring` provider, ALPN `postgresql`, and as roots the platform's
-/// store (read with `rustls-native-certs`, as OpenSSL would find it) plus the certificates
-/// in `root_cert` (PEM) when given.
+/// [`crate::tls`], the `ring` provider, ALPN `postgresql`, and as roots the certificates
+/// in `root_cert` (PEM) **only** when it names a file, or the platform's store (read with
+/// `rustls-native-certs`, as OpenSSL would find it) for `root_cert` `system` or none (see
+/// "Where the roots come from" in [`crate::tls`]).
 ///
 /// | `mode` | certificate chain | host name |
 /// |---|---|---|
@@ -54,8 +53,8 @@ const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 /// # Errors
 ///
 /// [`ConfigError::Tls`] when `root_cert` cannot be read or holds no usable certificate,
-/// or when a verifying mode has no root at all (the platform store is empty or
-/// unreadable and no `root_cert` was given).
+/// when `verify-ca` has no `root_cert` file, when `root_cert` is `system` with a mode other
+/// than `verify-full`, or when the platform's store is needed and is empty or unreadable.
 pub fn rustls_client_config(
     mode: SslMode,
     root_cert: Option<&Path>,
@@ -68,36 +67,45 @@ pub fn rustls_client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    config.alpn_protocols = vec![super::alpn::POSTGRESQL.as_bytes().to_vec()];
     Ok(config)
 }
 
-/// The certificate verifier for `mode` (the table above).
+/// The certificate verifier for `mode` (the table above), over the roots
+/// [`roots_for`] names.
 fn verifier_for(
     mode: SslMode,
     root_cert: Option<&Path>,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, ConfigError> {
-    // Read in every mode, as native-tls does: a bad path is a mistake whatever the mode.
+    let roots = roots_for(mode, root_cert)?;
+    // Read in every mode, as native-tls does: a bad path is a mistake whatever the mode
+    // (`system` is no path).
     let file_roots = match root_cert {
-        Some(path) => read_root_file(path)?,
-        None => Vec::new(),
+        Some(path) if path.as_os_str() != super::roots::SYSTEM => read_root_file(path)?,
+        _ => Vec::new(),
     };
+    let trusted = match roots {
+        Roots::Unverified => {
+            return Ok(Arc::new(AnyCertificate {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+        }
+        Roots::Platform => platform_roots()?,
+        Roots::File(_) => file_store(file_roots)?,
+    };
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(trusted), provider.clone())
+        .build()
+        .map_err(|e| ConfigError::Tls(format!("rustls certificate verifier: {e}")))?;
     Ok(match mode {
-        SslMode::Disable | SslMode::Allow | SslMode::Prefer => Arc::new(AnyCertificate {
-            algorithms: provider.signature_verification_algorithms,
-        }),
-        SslMode::Require | SslMode::VerifyFull => webpki_verifier(provider, file_roots)?,
-        SslMode::VerifyCa => Arc::new(ChainOnly(webpki_verifier(provider, file_roots)?)),
+        SslMode::VerifyCa => Arc::new(ChainOnly(webpki)),
+        _ => webpki,
     })
 }
 
-/// rustls's own verifier (chain, validity period, host name) over the platform's roots
-/// plus `file_roots`.
-fn webpki_verifier(
-    provider: &Arc<CryptoProvider>,
-    file_roots: Vec<CertificateDer<'static>>,
-) -> Result<Arc<WebPkiServerVerifier>, ConfigError> {
+/// The platform's roots (read with `rustls-native-certs`; on Linux the OpenSSL locations,
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured).
+fn platform_roots() -> Result<RootCertStore, ConfigError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
@@ -110,6 +118,20 @@ fn webpki_verifier(
              by rustls ({added} are)"
         );
     }
+    if roots.is_empty() {
+        return Err(ConfigError::Tls(
+            "no root certificate to verify the server with: the platform's store is empty or \
+             unreadable (install ca-certificates, or set SSL_CERT_FILE), and no sslrootcert \
+             file was given"
+                .into(),
+        ));
+    }
+    Ok(roots)
+}
+
+/// A store of the `sslrootcert` file's certificates, and nothing else.
+fn file_store(file_roots: Vec<CertificateDer<'static>>) -> Result<RootCertStore, ConfigError> {
+    let mut roots = RootCertStore::empty();
     for cert in file_roots {
         roots.add(cert).map_err(|e| {
             ConfigError::Tls(format!(
@@ -117,17 +139,7 @@ fn webpki_verifier(
             ))
         })?;
     }
-    if roots.is_empty() {
-        return Err(ConfigError::Tls(
-            "no root certificate to verify the server with: the platform's store is empty or \
-             unreadable (install ca-certificates, or set SSL_CERT_FILE) and no sslrootcert \
-             was given"
-                .into(),
-        ));
-    }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| ConfigError::Tls(format!("rustls certificate verifier: {e}")))
+    Ok(roots)
 }
 
 /// The certificates in the PEM file `path` (at least one).

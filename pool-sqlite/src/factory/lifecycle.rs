@@ -33,6 +33,33 @@ impl SqliteConnectionFactory {
         Ok(())
     }
 
+    /// Ends the statements a user left running. A statement stepped but not run to the
+    /// end nor reset (its `Rows` leaked with `mem::forget`, say) keeps a read transaction
+    /// open although `is_autocommit()` says true: the next user would read the snapshot
+    /// of that moment and could not write ("database is locked"). Statements in rusqlite's
+    /// cache are finalized (the cache is emptied; it fills again as it is used); one
+    /// outside it cannot be reached, so the connection is discarded.
+    fn end_statements(&self, conn: &SqliteConnection) -> Result<(), SqliteError> {
+        if !conn.conn.is_busy() {
+            return Ok(());
+        }
+        conn.conn.flush_prepared_statement_cache();
+        if conn.conn.is_busy() {
+            log::warn!(
+                "sqlite connection to {} returned with a statement still running outside \
+                 the statement cache (a Statement leaked with mem::forget?); discarding it",
+                self.target
+            );
+            return Err(SqliteError::UnfinishedStatement);
+        }
+        log::warn!(
+            "sqlite connection to {} returned with a cached statement still running (its \
+             Rows leaked?); emptied the statement cache",
+            self.target
+        );
+        Ok(())
+    }
+
     fn end_transaction(&self, conn: &mut SqliteConnection) -> Result<(), SqliteError> {
         match self.open_transaction {
             OpenTransactionPolicy::Discard => {
@@ -68,12 +95,12 @@ impl ConnectionFactory for SqliteConnectionFactory {
     /// and then fails with [`SqliteError::OpenStalled`].
     fn create(&self, timeout: Duration) -> Result<SqliteConnection, SqliteError> {
         let start = Instant::now();
-        let result = open_within(&self.target, timeout, &self.abandoned, |_, _| {
+        let result = open_within(&self.target, timeout, &self.abandoned, |deadline, _| {
             if matches!(self.setup.target, Target::Memory(_)) {
                 self.ensure_anchor()?;
             }
             let setup = self.setup.clone();
-            Ok(move || setup.open())
+            Ok(move || setup.open(deadline))
         });
         log_created("sqlite connection", &self.target, start, &result);
         result
@@ -86,13 +113,15 @@ impl ConnectionFactory for SqliteConnectionFactory {
         crate::validation::ping(conn)
     }
 
-    /// Rolls back a transaction left open (or discards the connection, as
+    /// Ends statements left running (or discards the connection when one cannot be
+    /// reached), rolls back a transaction left open (or discards the connection, as
     /// [`OpenTransactionPolicy`] says), then runs the reset SQL if the connection was used.
     fn reset(&self, conn: &mut SqliteConnection) -> Result<(), SqliteError> {
         if conn.broken {
             return Err(SqliteError::Broken);
         }
         let used = conn.used.replace(false);
+        self.end_statements(conn)?;
         if !conn.conn.is_autocommit() {
             self.end_transaction(conn)?;
         }
