@@ -19,7 +19,7 @@ mod target;
 
 pub use settings::{
     JournalMode, OpenTransactionPolicy, DEFAULT_BUSY_TIMEOUT, DEFAULT_FOREIGN_KEYS,
-    DEFAULT_JOURNAL_MODE, PING_SQL,
+    DEFAULT_JOURNAL_MODE, MAX_BUSY_TIMEOUT, PING_SQL,
 };
 use setup::Setup;
 use target::{uri_has_param, Target};
@@ -268,7 +268,9 @@ impl SqliteConnectionFactory {
     }
 
     /// How long a statement waits for another connection's lock before failing with
-    /// `SQLITE_BUSY` (default [`DEFAULT_BUSY_TIMEOUT`]). `Duration::ZERO` fails at once.
+    /// `SQLITE_BUSY` (default [`DEFAULT_BUSY_TIMEOUT`]). `Duration::ZERO` fails at once;
+    /// a timeout above [`MAX_BUSY_TIMEOUT`] (about 24.8 days, the most SQLite takes) is
+    /// capped to it.
     ///
     /// Make it at least as long as your longest write transaction: every writer waits
     /// behind the one that holds the lock.
@@ -278,10 +280,12 @@ impl SqliteConnectionFactory {
     /// let f = pool_sqlite::SqliteConnectionFactory::new("app.db")?
     ///     .with_busy_timeout(Duration::from_secs(10));
     /// assert_eq!(f.busy_timeout(), Duration::from_secs(10));
+    /// let f = f.with_busy_timeout(Duration::MAX);
+    /// assert_eq!(f.busy_timeout(), pool_sqlite::MAX_BUSY_TIMEOUT);
     /// # Ok::<(), pool_sqlite::ConfigError>(())
     /// ```
     pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
-        self.setup.busy_timeout = timeout;
+        self.setup.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
         self
     }
 

@@ -97,7 +97,7 @@ where
     if timeout.is_zero() {
         return Opened::TimedOut { abandoned: false };
     }
-    let deadline = Instant::now() + timeout;
+    let deadline = super::deadline_after(Instant::now(), timeout);
     if !abandoned.wait_none_until(deadline) {
         return Opened::Stalled;
     }

@@ -199,7 +199,11 @@ impl RedisClusterConfig {
     /// The `redis` crate client for these settings.
     pub(super) fn client(&self) -> Result<ClusterClient, ConfigError> {
         let infos = self.nodes.iter().map(|n| n.connection_info().clone());
-        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // Capped at a century: the crate adds to these (`min + 1`), which overflows (a
+        // panic) for a `Duration::MAX`.
+        let millis = |d: Duration| {
+            u64::try_from(d.min(pool_core::backend::FAR_FUTURE).as_millis()).unwrap_or(u64::MAX)
+        };
         ClusterClientBuilder::new(infos)
             .retries(self.retries)
             .min_retry_wait(millis(self.min_retry_wait))
