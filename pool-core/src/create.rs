@@ -155,10 +155,10 @@ impl<F: ConnectionFactory> Shared<F> {
         self.settle(st, None);
     }
 
-    /// The timeout for the next create: `connection_timeout`, or less when the oldest
+    /// The timeout for the next create: `create_timeout`, or less when the oldest
     /// waiter's deadline is nearer (never below 1 ms).
     pub(crate) fn create_timeout(&self, st: &mut State<F::Connection>, now: Instant) -> Duration {
-        let mut t = self.config.connection_timeout;
+        let mut t = self.config.create_timeout;
         if let Some(deadline) = st.oldest_waiter_deadline() {
             let left = deadline.saturating_duration_since(now);
             if !left.is_zero() {

@@ -82,7 +82,7 @@ pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::R
 pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::Result<()> {
     for _ in 0..shared.config.min_size {
         let generation = shared.state.lock().claim_create();
-        shared.create_one(generation, shared.config.connection_timeout);
+        shared.create_one(generation, shared.config.create_timeout);
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub struct PoolSnapshot {
     /// Callers waiting (in an `AcquireTimeout`, the caller that gave up included).
     pub waiting_requests: usize,
     /// Connections being opened.
-    pub pending_connections: usize,
+    pub opening_connections: usize,
     /// The pool's `max_size` then.
     pub max_size: usize,
     /// Whether the pool was suspended (see `ConnectionPool::suspend`).
@@ -41,7 +41,7 @@ impl PoolSnapshot {
             self.max_size,
             self.active_connections,
             self.idle_connections,
-            self.pending_connections,
+            self.opening_connections,
             self.waiting_requests
         )
     }

@@ -22,7 +22,7 @@ fn config(max: usize) -> pool_core::PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
 }
 
 #[test]

@@ -36,7 +36,7 @@ type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 ///
 /// | pool-core calls | this runs | bounded by |
 /// |---|---|---|
-/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `connection_timeout` (or the waiting caller's deadline): past it the call is abandoned |
+/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `create_timeout` (or the waiting caller's deadline): past it the call is abandoned |
 /// | [`validate`](ConnectionFactory::validate) | `is_valid` | the caller's deadline (pool-core runs it on a checker thread); with [`with_max_abandoned`](Self::with_max_abandoned) above 0 also the pool's `validation_timeout` |
 /// | [`is_broken`](ConnectionFactory::is_broken) (every release) | `has_broken` | nothing: r2d2 requires it not to block |
 /// | [`reset`](ConnectionFactory::reset) | nothing (r2d2 has no reset) | |

@@ -54,7 +54,7 @@
 //!
 //! | r2d2 manager call | when | how it is bounded |
 //! |---|---|---|
-//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
+//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `create_timeout` (or the waiting caller's deadline, if nearer) |
 //! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2ConnectionFactory::with_max_abandoned`]) |
 //! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |

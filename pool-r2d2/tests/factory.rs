@@ -396,7 +396,7 @@ fn pool_callers_are_bounded_while_connects_hang() {
     server.connect_hangs.store(true, SeqCst);
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_millis(100))
+        .create_timeout(Duration::from_millis(100))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();

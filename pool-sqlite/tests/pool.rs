@@ -508,7 +508,7 @@ fn create_returns_by_its_deadline_when_the_open_hangs() {
             .unwrap()
             .with_read_only(true),
         config(2)
-            .connection_timeout(Duration::from_millis(300))
+            .create_timeout(Duration::from_millis(300))
             .circuit_breaker_threshold(None)
             .build()
             .unwrap(),

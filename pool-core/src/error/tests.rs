@@ -33,7 +33,7 @@ fn timeout(last_error: Option<SharedError>, total: usize, suspended: bool) -> Po
             active_connections: total,
             idle_connections: 0,
             waiting_requests: 3,
-            pending_connections: 1,
+            opening_connections: 1,
             max_size: 4,
             suspended,
         },
