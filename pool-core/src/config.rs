@@ -99,6 +99,8 @@ pub use crate::{
 };
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
+///
+#[doc = include_str!("config/names.md")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub(crate) name: String,
@@ -374,7 +376,14 @@ impl PoolConfigBuilder {
     /// The old name of [`create_timeout`](Self::create_timeout); it sets `create_timeout`.
     ///
     /// In r2d2, bb8 and HikariCP (`connectionTimeout`) this name is how long `get()` waits
-    /// for a connection: that is [`wait_timeout`](Self::wait_timeout) here.
+    /// for a connection: that is [`wait_timeout`](Self::wait_timeout) here. The compiler
+    /// says so wherever it is used:
+    ///
+    /// ```compile_fail
+    /// #![deny(deprecated)]
+    /// # use std::time::Duration;
+    /// let b = pool_core::PoolConfig::builder().connection_timeout(Duration::from_secs(1));
+    /// ```
     #[deprecated(
         note = "in r2d2, bb8 and HikariCP `connection_timeout` is how long `get()` waits: \
                 that is `wait_timeout` here. This alias sets `create_timeout` (the time \

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::{ConnectionState, PoolSnapshot};
+use crate::{ConnectionState, HumanDuration, PoolSnapshot};
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -317,8 +317,11 @@ impl fmt::Display for PoolStatistics {
                     self.total_validations, self.total_validation_failures
                 ),
             ),
-            ("average wait", format!("{:?}", self.average_wait_time)),
-            ("max wait", format!("{:?}", self.max_wait_time)),
+            (
+                "average wait",
+                HumanDuration(self.average_wait_time).to_string(),
+            ),
+            ("max wait", HumanDuration(self.max_wait_time).to_string()),
             (
                 "cache hit rate",
                 format!("{:.1} %", self.cache_hit_rate * 100.0),

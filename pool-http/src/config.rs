@@ -97,7 +97,8 @@ impl HttpConfig {
     }
 
     /// Caps the time to open the TCP (and TLS) connection. The pool's
-    /// `create_timeout` applies too. Default: 10 seconds.
+    /// `create_timeout` applies too. Default: 10 seconds. Not how long `acquire` waits
+    /// for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

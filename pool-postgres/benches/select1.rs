@@ -142,7 +142,7 @@ fn bench_r2d2(
     let pool = r2d2::Pool::builder()
         .max_size(MAX_SIZE as u32)
         .test_on_check_out(test_on_check_out)
-        .create_timeout(Duration::from_secs(30))
+        .connection_timeout(Duration::from_secs(30))
         .build(manager)
         .expect("r2d2 pool");
     let p = pool.clone();

@@ -157,6 +157,7 @@ impl RedisConfig {
     /// Caps the time to open one connection (TCP or TLS connect, `AUTH`, `SELECT`,
     /// `CLIENT SETNAME`). The pool's own `create_timeout` (the `timeout` passed to
     /// `create`) always applies; this can only make it shorter. Default: no extra cap.
+    /// Not how long `acquire` waits for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
