@@ -1,38 +1,38 @@
 //! [`HumanDuration`]: a [`Duration`] printed the way a person reads it (`51 ms`, `2.0 s`,
-//! `3 min 20 s`), for error messages, logs and reports.
-//!
-//! `Debug` on a `Duration` prints every digit it has (`50.956462ms`); the pool's messages
-//! round instead, and keep the exact value in the error's or report's fields.
-//!
-//! The rules, one unit at a time (a value that rounds up to the next unit is printed in
-//! that unit, so `999.96 ms` is `1.0 s`, never `1000 ms`):
-//!
-//! | range | printed as | example |
-//! |---|---|---|
-//! | zero | `0 s` | `0 s` |
-//! | below 1 µs | whole nanoseconds | `250 ns` |
-//! | below 10 µs, 10 ms | one decimal | `2.5 µs`, `1.5 ms` |
-//! | below 1 ms, 1 s | whole µs, ms | `850 µs`, `51 ms` |
-//! | below 1 min | seconds, one decimal | `1.0 s`, `59.5 s` |
-//! | below 1 h | minutes and whole seconds | `3 min 20 s`, `5 min` |
-//! | below 1 day | hours and minutes | `2 h 5 min` |
-//! | longer | days and hours | `3 d 4 h` |
-//!
-//! ```
-//! use std::time::Duration;
-//! use pool_core::HumanDuration;
-//!
-//! assert_eq!(HumanDuration(Duration::from_nanos(50_956_462)).to_string(), "51 ms");
-//! assert_eq!(HumanDuration(Duration::from_secs(2)).to_string(), "2.0 s");
-//! assert_eq!(HumanDuration(Duration::from_micros(850)).to_string(), "850 µs");
-//! assert_eq!(HumanDuration(Duration::from_secs(200)).to_string(), "3 min 20 s");
-//! ```
+//! `3 min 20 s`), for error messages, logs and reports; the rules are in its docs.
 
 use std::fmt;
 use std::time::Duration;
 
-/// Displays a [`Duration`] rounded for people: `51 ms`, `2.0 s`, `850 µs`, `3 min 20 s`
-/// (the rules are in the [module docs](self)). Width and alignment (`{:>8}`) apply.
+/// Displays a [`Duration`] rounded for people: `51 ms`, `2.0 s`, `850 µs`, `3 min 20 s`.
+/// Width and alignment (`{:>8}`) apply.
+///
+/// `Debug` on a `Duration` prints every digit it has (`50.956462ms`); the pool's messages
+/// round instead, and keep the exact value in the error's or report's fields.
+///
+/// The rules, one unit at a time (a value that rounds up to the next unit is printed in
+/// that unit, so `999.96 ms` is `1.0 s`, never `1000 ms`):
+///
+/// | range | printed as | example |
+/// |---|---|---|
+/// | zero | `0 s` | `0 s` |
+/// | below 1 µs | whole nanoseconds | `250 ns` |
+/// | below 10 µs, 10 ms | one decimal | `2.5 µs`, `1.5 ms` |
+/// | below 1 ms, 1 s | whole µs, ms | `850 µs`, `51 ms` |
+/// | below 1 min | seconds, one decimal | `1.0 s`, `59.5 s` |
+/// | below 1 h | minutes and whole seconds | `3 min 20 s`, `5 min` |
+/// | below 1 day | hours and minutes | `2 h 5 min` |
+/// | longer | days and hours | `3 d 4 h` |
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::HumanDuration;
+///
+/// assert_eq!(HumanDuration(Duration::from_nanos(50_956_462)).to_string(), "51 ms");
+/// assert_eq!(HumanDuration(Duration::from_secs(2)).to_string(), "2.0 s");
+/// assert_eq!(HumanDuration(Duration::from_micros(850)).to_string(), "850 µs");
+/// assert_eq!(HumanDuration(Duration::from_secs(200)).to_string(), "3 min 20 s");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HumanDuration(pub Duration);
 

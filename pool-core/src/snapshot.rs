@@ -23,7 +23,8 @@ pub struct PoolSnapshot {
     pub active_connections: usize,
     /// Callers waiting (in an `AcquireTimeout`, the caller that gave up included).
     pub waiting_requests: usize,
-    /// Connections being opened.
+    /// Connections being opened (named `pending_connections` before; callers waiting are
+    /// `waiting_requests`).
     pub opening_connections: usize,
     /// The pool's `max_size` then.
     pub max_size: usize,

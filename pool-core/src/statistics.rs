@@ -146,7 +146,9 @@ pub struct PoolStatistics {
     pub active_connections: usize,
     /// Callers waiting in `acquire`.
     pub waiting_requests: usize,
-    /// Connections being opened right now.
+    /// Connections being opened right now (named `pending_connections` before: not to be
+    /// confused with callers waiting, `waiting_requests`, which OpenTelemetry calls
+    /// "pending requests").
     pub opening_connections: usize,
     /// Connections being validated right now (on acquire or in the background).
     pub validating_connections: usize,
