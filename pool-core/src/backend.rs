@@ -194,7 +194,9 @@ impl ValidationQuery {
         let took = start.elapsed();
         if took > timeout {
             return Err(too_slow(format!(
-                "answered after {took:?}, the limit is {timeout:?}"
+                "answered after {}, the limit is {}",
+                crate::HumanDuration(took),
+                crate::HumanDuration(timeout)
             )));
         }
         Ok(())

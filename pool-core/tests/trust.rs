@@ -1207,7 +1207,7 @@ fn all_timeouts_max(name: &str) -> pool_core::PoolConfigBuilder {
     cfg(name)
         .max_size(2)
         .wait_timeout(max)
-        .connection_timeout(max)
+        .create_timeout(max)
         .max_lifetime(Some(max))
         .idle_timeout(Some(max))
         .validate_on_acquire(true)

@@ -8,7 +8,7 @@ use pool_core::backend::Secret;
 
 use crate::error::ConfigError;
 
-/// Default connect timeout: 10 seconds (the pool's `connection_timeout` also applies).
+/// Default connect timeout: 10 seconds (the pool's `create_timeout` also applies).
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default read (and write) timeout: 30 seconds per phase of a request.
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,7 +97,8 @@ impl HttpConfig {
     }
 
     /// Caps the time to open the TCP (and TLS) connection. The pool's
-    /// `connection_timeout` applies too. Default: 10 seconds.
+    /// `create_timeout` applies too. Default: 10 seconds. Not how long `acquire` waits
+    /// for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -20,7 +20,7 @@ fn pool_config(max: usize) -> PoolConfig {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(2))
+        .create_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
 }
@@ -145,7 +145,7 @@ fn server_restart_on_the_same_port_recovers() {
     let config = PoolConfig::builder()
         .max_size(2)
         .wait_timeout(Duration::from_secs(5))
-        .connection_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
         .validation_skip_window(Duration::ZERO)
         .build()
         .unwrap();
@@ -218,7 +218,7 @@ fn unreachable_port_times_out_with_the_connection_error() {
     // fast with `PoolError::Connection` once the port is known dead.
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_secs(2))
+        .create_timeout(Duration::from_secs(2))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
@@ -491,7 +491,7 @@ fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max_size)
         .wait_timeout(max)
-        .connection_timeout(max)
+        .create_timeout(max)
         .max_lifetime(Some(max))
         .idle_timeout(Some(max))
         .validate_on_acquire(true)

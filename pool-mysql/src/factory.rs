@@ -98,7 +98,7 @@ pub enum ResetMode {
 /// # Opening
 ///
 /// [`MysqlConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
-/// connection within the time the pool allows (its `connection_timeout`, or less when the
+/// connection within the time the pool allows (its `create_timeout`, or less when the
 /// caller waiting for it has less left): TCP connect, handshake, authentication and init
 /// SQL run on a helper thread with every timeout capped at the time left, and `create`
 /// returns at its deadline whatever the network does. TCP keepalive is on
@@ -118,7 +118,7 @@ pub enum ResetMode {
 ///
 /// | work | bound | default |
 /// |---|---|---|
-/// | open | the pool's `connection_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
+/// | open | the pool's `create_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
 /// | ping (validation) | the pool's `validation_timeout` | pool-core's |
 /// | release-time reset | [`with_reset_timeout`](MysqlConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
 /// | close (`COM_QUIT`) | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |

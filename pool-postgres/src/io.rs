@@ -44,7 +44,7 @@
 //!
 //! | work | bound | default |
 //! |---|---|---|
-//! | open | the pool's `connection_timeout` | pool-core's |
+//! | open | the pool's `create_timeout` | pool-core's |
 //! | ping (validation) | the pool's `validation_timeout` | pool-core's |
 //! | release-time transaction check and session reset | [`with_reset_timeout`](crate::PostgresConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`](crate::DEFAULT_RESET_TIMEOUT) (5 s) |
 //! | close | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |

@@ -22,7 +22,7 @@ fn config(max: usize) -> pool_core::PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
 }
 
 #[test]
@@ -382,7 +382,7 @@ fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max_size)
         .wait_timeout(max)
-        .connection_timeout(max)
+        .create_timeout(max)
         .max_lifetime(Some(max))
         .idle_timeout(Some(max))
         .validate_on_acquire(true)

@@ -44,7 +44,7 @@ type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 ///
 /// | pool-core calls | this runs | bounded by |
 /// |---|---|---|
-/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `connection_timeout` (or the waiting caller's deadline): past it the call is abandoned |
+/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `create_timeout` (or the waiting caller's deadline): past it the call is abandoned |
 /// | [`validate`](ConnectionFactory::validate) | `is_valid`, on a helper thread | the timeout pool-core passes (the pool's `validation_timeout`, or less when the caller's deadline is nearer): past it the call is abandoned and the connection replaced |
 /// | [`is_broken`](ConnectionFactory::is_broken) (every release) | `has_broken` | nothing: r2d2 requires it not to block |
 /// | [`reset`](ConnectionFactory::reset) | nothing (r2d2 has no reset) | |

@@ -54,7 +54,7 @@
 //!
 //! | r2d2 manager call | when | how it is bounded |
 //! |---|---|---|
-//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
+//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `create_timeout` (or the waiting caller's deadline, if nearer) |
 //! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval`, new connections (`validate_new_connections`) | on a helper thread, abandoned at the timeout pool-core passes (`validation_timeout`, or less when the caller's deadline is nearer) |
 //! | `has_broken` | every release, on the releasing thread | nothing: r2d2's contract is that it must not block, and a thread per release would cost more than most checks (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2; give it a read timeout) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |

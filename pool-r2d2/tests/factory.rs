@@ -408,7 +408,7 @@ fn pool_callers_are_bounded_while_connects_hang() {
     server.connect_hangs.store(true, SeqCst);
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_millis(100))
+        .create_timeout(Duration::from_millis(100))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
@@ -643,7 +643,7 @@ fn a_never_returning_is_valid_of_a_new_connection_does_not_hold_its_creator() {
         .max_size(1)
         .validate_new_connections(true)
         .validation_timeout(Duration::from_millis(200))
-        .connection_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
@@ -667,7 +667,7 @@ fn a_never_returning_connect_does_not_stop_later_creates_by_default() {
     let _release = ReleaseAtEnd(Arc::clone(&server));
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_millis(200))
+        .create_timeout(Duration::from_millis(200))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
@@ -696,7 +696,7 @@ fn calls_that_never_return_cost_a_bounded_number_of_threads() {
         .max_size(2)
         .validation_skip_window(Duration::ZERO)
         .validation_timeout(Duration::from_millis(50))
-        .connection_timeout(Duration::from_millis(50))
+        .create_timeout(Duration::from_millis(50))
         .create_backoff(Duration::from_millis(1), Duration::from_millis(5))
         .circuit_breaker_threshold(None)
         .build()
@@ -730,7 +730,7 @@ fn duration_max_for_every_timeout_acquires_and_queries() {
     let config = PoolConfig::builder()
         .max_size(2)
         .wait_timeout(max)
-        .connection_timeout(max)
+        .create_timeout(max)
         .max_lifetime(Some(max))
         .idle_timeout(Some(max))
         .validate_on_acquire(true)

@@ -33,7 +33,7 @@ pub(crate) const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// Percent-encode reserved characters in usernames and passwords (`@` is `%40`).
 ///
 /// Defaults: port 6379, database 0, no client name, connect timeout limited only by the
-/// pool's `connection_timeout`, response timeout 30 seconds.
+/// pool's `create_timeout`, response timeout 30 seconds.
 ///
 /// `Debug` and `Display` show the URL without the password:
 ///
@@ -155,8 +155,9 @@ impl RedisConfig {
     }
 
     /// Caps the time to open one connection (TCP or TLS connect, `AUTH`, `SELECT`,
-    /// `CLIENT SETNAME`). The pool's own `connection_timeout` (the `timeout` passed to
+    /// `CLIENT SETNAME`). The pool's own `create_timeout` (the `timeout` passed to
     /// `create`) always applies; this can only make it shorter. Default: no extra cap.
+    /// Not how long `acquire` waits for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self

@@ -68,7 +68,7 @@ use target::{uri_has_param, Target};
 ///    if set: what `conn.transaction()` begins with.
 ///
 /// All of it runs on a helper thread that `create` waits for until its deadline (the
-/// pool's `connection_timeout`, or less), so a database on a network filesystem that
+/// pool's `create_timeout`, or less), so a database on a network filesystem that
 /// stopped answering cannot hold a pool worker past it; see
 /// [`abandoned_opens`](SqliteConnectionFactory::abandoned_opens).
 ///
@@ -76,7 +76,7 @@ use target::{uri_has_param, Target};
 ///
 /// | work | bound | default |
 /// |---|---|---|
-/// | open and set up | the pool's `connection_timeout` (helper thread, abandoned at the deadline) | pool-core's |
+/// | open and set up | the pool's `create_timeout` (helper thread, abandoned at the deadline) | pool-core's |
 /// | waiting for another connection's lock (the journal mode switch on open too) | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
 /// | ping (validation) | a statement that touches no file and takes no lock | |
 /// | query check ([`QueryValidation`](crate::QueryValidation)) | the pool's `validation_timeout` (busy timeout capped at it, and a progress handler that interrupts the statement) | pool-core's |

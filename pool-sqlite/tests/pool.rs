@@ -508,7 +508,7 @@ fn create_returns_by_its_deadline_when_the_open_hangs() {
             .unwrap()
             .with_read_only(true),
         config(2)
-            .connection_timeout(Duration::from_millis(300))
+            .create_timeout(Duration::from_millis(300))
             .circuit_breaker_threshold(None)
             .build()
             .unwrap(),
@@ -692,7 +692,7 @@ fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
     pool_core::PoolConfig::builder()
         .max_size(max_size)
         .wait_timeout(max)
-        .connection_timeout(max)
+        .create_timeout(max)
         .max_lifetime(Some(max))
         .idle_timeout(Some(max))
         .validate_on_acquire(true)
