@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .min_size(2)
                 .max_size(4)
                 .wait_timeout(Duration::from_secs(5))
-                .connection_timeout(Duration::from_secs(2))
+                .create_timeout(Duration::from_secs(2))
                 // validate every idle connection before handing it out (the default skips
                 // connections used in the last 500 ms)
                 .validation_skip_window(Duration::ZERO)

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         .max_size(size(1))
         .min_idle(size(2))
         .wait_timeout(dur(n(3)).min(Duration::from_millis(5)))
-        .connection_timeout(dur(n(4)))
+        .create_timeout(dur(n(4)))
         .max_lifetime(opt(5))
         .idle_timeout(opt(6))
         .max_uses(if n(7) % 2 == 0 { None } else { Some(n(7) >> 1) })

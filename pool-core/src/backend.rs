@@ -15,6 +15,8 @@
 //!   them (zero timeout, the wait for abandoned attempts, the helper thread, the close of
 //!   a late answer), reporting which way it ended, and [`log_created`] to log how it
 //!   ended;
+//! * [`deadline_after`]: `now + timeout` that never overflows (a user may pass
+//!   `Duration::MAX` for any timeout);
 //! * [`percent_decode`]: the `%XX` escapes of a URL part, decoded leniently;
 //! * [`ValidationQuery`]: the statement a `QueryValidation` runs, and the rule that a
 //!   check which answered after its timeout fails too;
@@ -79,6 +81,32 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// The farthest [`deadline_after`] reaches: a century, far beyond any process's life, and
+/// small enough that adding a few more hours to such a deadline cannot overflow either.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The deadline `timeout` after `now`, saturating: a timeout longer than [`FAR_FUTURE`]
+/// (a `Duration::MAX` "no limit") ends a century from now instead of overflowing, which
+/// `now + timeout` does with a panic. Use it wherever an `Instant` is computed from a
+/// `Duration` a user chose (a pool or factory setting, a caller's timeout).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use pool_core::backend::{deadline_after, FAR_FUTURE};
+///
+/// let now = Instant::now();
+/// assert_eq!(deadline_after(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+/// // `now + Duration::MAX` would panic.
+/// let never = deadline_after(now, Duration::MAX);
+/// assert_eq!(never, now + FAR_FUTURE);
+/// assert!(never.checked_add(Duration::from_secs(24 * 3600)).is_some());
+/// ```
+pub fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    // `now + FAR_FUTURE` cannot overflow on any platform std supports (its clocks count
+    // from boot or from 1970 in at least 64-bit seconds).
+    now.checked_add(timeout.min(FAR_FUTURE)).unwrap_or(now)
 }
 
 /// Decodes the `%XX` escapes of a URL part (a password, a path), leniently: a `%` not
@@ -166,7 +194,9 @@ impl ValidationQuery {
         let took = start.elapsed();
         if took > timeout {
             return Err(too_slow(format!(
-                "answered after {took:?}, the limit is {timeout:?}"
+                "answered after {}, the limit is {}",
+                crate::HumanDuration(took),
+                crate::HumanDuration(timeout)
             )));
         }
         Ok(())

@@ -30,8 +30,11 @@ pub const DEFAULT_MIN_SIZE: usize = 0;
 pub const DEFAULT_MAX_SIZE: usize = 10;
 /// Default `wait_timeout`: 30 seconds (HikariCP's and r2d2's).
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default `connection_timeout`: 10 seconds to open one connection.
-pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `create_timeout`: 10 seconds to open one connection.
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The old name of [`DEFAULT_CREATE_TIMEOUT`].
+#[deprecated(note = "renamed DEFAULT_CREATE_TIMEOUT (the setting is `create_timeout`)")]
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = DEFAULT_CREATE_TIMEOUT;
 /// Default `max_lifetime`: 30 minutes (HikariCP's).
 pub const DEFAULT_MAX_LIFETIME: Option<Duration> = Some(Duration::from_secs(30 * 60));
 /// Default `idle_timeout`: 10 minutes (HikariCP's and r2d2's).
@@ -96,6 +99,8 @@ pub use crate::{
 };
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].
+///
+#[doc = include_str!("config/names.md")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub(crate) name: String,
@@ -103,7 +108,7 @@ pub struct PoolConfig {
     pub(crate) max_size: usize,
     pub(crate) min_idle: usize,
     pub(crate) wait_timeout: Duration,
-    pub(crate) connection_timeout: Duration,
+    pub(crate) create_timeout: Duration,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_uses: Option<u64>,
@@ -134,7 +139,7 @@ impl Default for PoolConfig {
             max_size: DEFAULT_MAX_SIZE,
             min_idle: 0,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
-            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            create_timeout: DEFAULT_CREATE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_uses: None,
@@ -178,8 +183,8 @@ getters! {
     min_idle: usize;
     /// Default time `acquire` waits.
     wait_timeout: Duration;
-    /// Time allowed to open one connection.
-    connection_timeout: Duration;
+    /// Time allowed to open one connection (deadpool's `timeouts.create`).
+    create_timeout: Duration;
     /// Age after which a connection is retired (None: no limit).
     max_lifetime: Option<Duration>;
     /// Idle time after which a connection above the floors is closed (None: never).
@@ -223,6 +228,18 @@ getters! {
 }
 
 impl PoolConfig {
+    /// The old name of [`create_timeout`](Self::create_timeout): the time allowed to open
+    /// one connection. In r2d2, bb8 and HikariCP the name means how long `get()` waits,
+    /// which is [`wait_timeout`](Self::wait_timeout) here.
+    #[deprecated(
+        note = "in r2d2, bb8 and HikariCP `connection_timeout` is how long `get()` waits: \
+                that is `wait_timeout` here. This alias returns `create_timeout` (the time \
+                allowed to open one connection)"
+    )]
+    pub fn connection_timeout(&self) -> Duration {
+        self.create_timeout
+    }
+
     /// A builder starting from the defaults.
     pub fn builder() -> PoolConfigBuilder {
         PoolConfigBuilder {
@@ -257,7 +274,7 @@ impl PoolConfig {
             }
         }
         let positive = [
-            ("connection_timeout", Some(self.connection_timeout)),
+            ("create_timeout", Some(self.create_timeout)),
             ("validation_timeout", Some(self.validation_timeout)),
             ("housekeeping_interval", Some(self.housekeeping_interval)),
             ("create_backoff_min", Some(self.create_backoff_min)),
@@ -349,11 +366,31 @@ impl PoolConfigBuilder {
         self
     }
     /// Time allowed to open one connection (passed to `ConnectionFactory::create`, shortened
-    /// to a waiting caller's deadline when that is nearer). Default: 10 s
-    /// ([`DEFAULT_CONNECTION_TIMEOUT`]).
-    pub fn connection_timeout(mut self, d: Duration) -> Self {
-        self.config.connection_timeout = d;
+    /// to a waiting caller's deadline when that is nearer); deadpool's `timeouts.create`.
+    /// Default: 10 s ([`DEFAULT_CREATE_TIMEOUT`]). How long `acquire()` waits is
+    /// [`wait_timeout`](Self::wait_timeout).
+    pub fn create_timeout(mut self, d: Duration) -> Self {
+        self.config.create_timeout = d;
         self
+    }
+    /// The old name of [`create_timeout`](Self::create_timeout); it sets `create_timeout`.
+    ///
+    /// In r2d2, bb8 and HikariCP (`connectionTimeout`) this name is how long `get()` waits
+    /// for a connection: that is [`wait_timeout`](Self::wait_timeout) here. The compiler
+    /// says so wherever it is used:
+    ///
+    /// ```compile_fail
+    /// #![deny(deprecated)]
+    /// # use std::time::Duration;
+    /// let b = pool_core::PoolConfig::builder().connection_timeout(Duration::from_secs(1));
+    /// ```
+    #[deprecated(
+        note = "in r2d2, bb8 and HikariCP `connection_timeout` is how long `get()` waits: \
+                that is `wait_timeout` here. This alias sets `create_timeout` (the time \
+                allowed to open one connection); call `create_timeout` or `wait_timeout`"
+    )]
+    pub fn connection_timeout(self, d: Duration) -> Self {
+        self.create_timeout(d)
     }
     /// Connections older than this are retired: never handed out, closed when idle or when
     /// they come back. Each connection's lifetime is shortened by a random jitter of up to

@@ -31,7 +31,7 @@ use crate::events::{CreateEvent, CreateFailedEvent};
 use crate::shared::{guarded, jitter_fraction, Shared};
 use crate::state::{ConnData, State};
 use crate::sync::deadline_after;
-use crate::ConnectionFactory;
+use crate::{ConnectionFactory, HumanDuration};
 
 impl<F: ConnectionFactory> Shared<F> {
     /// Opens one connection (a creator calls it after claiming a slot with `pending += 1`)
@@ -72,9 +72,9 @@ impl<F: ConnectionFactory> Shared<F> {
                 }
                 self.stats.created.fetch_add(1, Relaxed);
                 log::debug!(
-                    "{}: opened connection {id} in {:?}",
+                    "{}: opened connection {id} in {}",
                     self.config.name,
-                    now - started
+                    HumanDuration(now - started)
                 );
                 self.observe(|obs| {
                     obs.on_create(CreateEvent {
@@ -155,10 +155,10 @@ impl<F: ConnectionFactory> Shared<F> {
         self.settle(st, None);
     }
 
-    /// The timeout for the next create: `connection_timeout`, or less when the oldest
+    /// The timeout for the next create: `create_timeout`, or less when the oldest
     /// waiter's deadline is nearer (never below 1 ms).
     pub(crate) fn create_timeout(&self, st: &mut State<F::Connection>, now: Instant) -> Duration {
-        let mut t = self.config.connection_timeout;
+        let mut t = self.config.create_timeout;
         if let Some(deadline) = st.oldest_waiter_deadline() {
             let left = deadline.saturating_duration_since(now);
             if !left.is_zero() {
@@ -174,10 +174,10 @@ impl<F: ConnectionFactory> Shared<F> {
         if n > 0 {
             self.stats.close_overruns.fetch_add(n as u64, Relaxed);
             log::warn!(
-                "{}: {n} connection close(s) still running after close_timeout ({:?}); \
+                "{}: {n} connection close(s) still running after close_timeout ({}); \
                  their places are given back",
                 self.config.name,
-                self.config.close_timeout
+                HumanDuration(self.config.close_timeout)
             );
             self.publish(st);
         }

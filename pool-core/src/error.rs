@@ -53,6 +53,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::duration::HumanDuration;
 use crate::snapshot::PoolSnapshot;
 
 /// A factory error, shared so that every caller it concerns can carry it.
@@ -148,7 +149,11 @@ impl fmt::Display for PoolError {
                 last_error,
                 check,
             } => {
-                write!(f, "timed out after {waited:?} waiting for a connection (")?;
+                write!(
+                    f,
+                    "timed out after {} waiting for a connection (",
+                    HumanDuration(*waited)
+                )?;
                 pool.fmt_counts(f)?;
                 f.write_str(")")?;
                 if pool.suspended {
@@ -158,16 +163,20 @@ impl fmt::Display for PoolError {
                 match (check, last_error) {
                     (Some(c), _) if c.answered => write!(
                         f,
-                        "; the check of connection {} (open for {:?}) failed after {:?} \
+                        "; the check of connection {} (open for {}) failed after {} \
                          (see the cause)",
-                        c.id, c.age, c.ran_for
+                        c.id,
+                        HumanDuration(c.age),
+                        HumanDuration(c.ran_for)
                     ),
                     (Some(c), cause) => {
                         write!(
                             f,
-                            "; connection {} (open for {:?}) was still being checked \
-                             (validate_on_acquire) after {:?}",
-                            c.id, c.age, c.ran_for
+                            "; connection {} (open for {}) was still being checked \
+                             (validate_on_acquire) after {}",
+                            c.id,
+                            HumanDuration(c.age),
+                            HumanDuration(c.ran_for)
                         )?;
                         match cause {
                             Some(_) => f.write_str("; opening a connection failed (see the cause)"),
@@ -188,7 +197,8 @@ impl fmt::Display for PoolError {
             } => write!(
                 f,
                 "could not open a connection (see the cause); next attempt in \
-                 {next_attempt_in:?} (permanent_error_retry_interval), after this call's deadline"
+                 {} (permanent_error_retry_interval), after this call's deadline",
+                HumanDuration(*next_attempt_in)
             ),
             PoolError::Build(e) => fmt::Display::fmt(e, f),
             PoolError::Closed => f.write_str("the pool is shut down"),

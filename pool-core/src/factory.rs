@@ -45,7 +45,7 @@ pub trait ConnectionFactory: Send + Sync + 'static {
 
     /// Open a new connection (blocking), giving up after `timeout`.
     ///
-    /// `timeout` is the pool's `connection_timeout`, or less when the deadline of the
+    /// `timeout` is the pool's `create_timeout`, or less when the deadline of the
     /// caller the connection is for is nearer. Called with no pool lock held, on one of the
     /// pool's background workers. A failure is retried with exponential backoff unless
     /// [`is_permanent`](Self::is_permanent) says waiting cannot help.

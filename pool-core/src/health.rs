@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::PoolStatistics;
+use crate::{HumanDuration, PoolStatistics};
 
 /// Alert thresholds. Defaults: utilization 0.9, average wait 100 ms, hit rate 0.8,
 /// validation failure rate 0.1 (over at least 20 validations).
@@ -79,7 +79,9 @@ impl fmt::Display for Alert {
             ),
             Alert::SlowAcquire { average_wait, threshold } => write!(
                 f,
-                "average acquire wait {average_wait:?} is above {threshold:?}: the pool is too small for the load"
+                "average acquire wait {} is above {}: the pool is too small for the load",
+                HumanDuration(*average_wait),
+                HumanDuration(*threshold)
             ),
             Alert::LowCacheHitRate { hit_rate, threshold } => write!(
                 f,
@@ -172,5 +174,63 @@ impl HealthReport {
     /// Whether no rule is broken.
     pub fn is_healthy(&self) -> bool {
         self.alerts.is_empty()
+    }
+}
+
+/// A few lines for a log or a `/health` page: the verdict, each alert on its own line, then
+/// the gauges and the waits (durations rounded for reading, see
+/// [`HumanDuration`](crate::HumanDuration); the exact values are in
+/// [`statistics`](HealthReport::statistics)).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::new(Nop, PoolConfig::builder().max_size(1).build()?)?;
+/// let held = pool.acquire()?;
+/// let text = pool.health().to_string();
+/// assert!(text.starts_with("pool health: ")); // "healthy", or how many alerts
+/// assert!(text.contains("\n  - utilization 100 % is above 90 %"));
+/// assert!(text.contains("\nconnections: 1 open of max 1: 1 in use, 0 idle"));
+/// println!("{text}");
+/// # drop(held);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl fmt::Display for HealthReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.statistics;
+        match self.alerts.len() {
+            0 => writeln!(f, "pool health: healthy")?,
+            1 => writeln!(f, "pool health: 1 alert")?,
+            n => writeln!(f, "pool health: {n} alerts")?,
+        }
+        for alert in &self.alerts {
+            writeln!(f, "  - {alert}")?;
+        }
+        writeln!(f, "connections: {}", s.snapshot())?;
+        write!(
+            f,
+            "waits: average {}, max {}; cache hit rate {:.1} %; {} timeouts; \
+             {} validations, {} failed; {} failed opens",
+            HumanDuration(s.average_wait_time),
+            HumanDuration(s.max_wait_time),
+            s.cache_hit_rate * 100.0,
+            s.total_timeouts,
+            s.total_validations,
+            s.total_validation_failures,
+            s.total_create_failures
+        )?;
+        if s.circuit_breaker_open {
+            write!(
+                f,
+                "\ncircuit breaker open: the database is taken to be down"
+            )?;
+        }
+        Ok(())
     }
 }

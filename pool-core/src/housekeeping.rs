@@ -29,7 +29,7 @@ use crate::state::{Conn, Sweep, Swept};
 use crate::statistics::CloseReason;
 use crate::taken::{Holder, Taken};
 use crate::workers::Threads;
-use crate::ConnectionFactory;
+use crate::{ConnectionFactory, HumanDuration};
 
 /// The creators and the housekeeper.
 #[derive(Default)]
@@ -82,7 +82,7 @@ pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::R
 pub(crate) fn start<F: ConnectionFactory>(shared: &Arc<Shared<F>>) -> std::io::Result<()> {
     for _ in 0..shared.config.min_size {
         let generation = shared.state.lock().claim_create();
-        shared.create_one(generation, shared.config.connection_timeout);
+        shared.create_one(generation, shared.config.create_timeout);
     }
     Ok(())
 }
@@ -187,8 +187,8 @@ pub(crate) fn warm_symboliser() {
         let started = Instant::now();
         let text = std::backtrace::Backtrace::force_capture().to_string();
         log::debug!(
-            "leak detection: backtrace symbolisation ready in {:?} ({} bytes)",
-            started.elapsed(),
+            "leak detection: backtrace symbolisation ready in {} ({} bytes)",
+            HumanDuration(started.elapsed()),
             text.len()
         );
     });
@@ -222,9 +222,11 @@ fn report_leaks<F: ConnectionFactory>(shared: &Shared<F>) {
             .leaks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         log::warn!(
-            "{}: connection {id} has been held for {held:?} (leak_detection_threshold is \
-             {threshold:?}): possible leak; it was acquired at:\n{backtrace}",
-            shared.config.name
+            "{}: connection {id} has been held for {} (leak_detection_threshold is \
+             {}): possible leak; it was acquired at:\n{backtrace}",
+            shared.config.name,
+            HumanDuration(held),
+            HumanDuration(threshold)
         );
         shared.observe(|obs| {
             obs.on_leak_suspected(LeakSuspectedEvent {

@@ -95,6 +95,7 @@ mod clock;
 pub mod config;
 mod connection;
 mod create;
+mod duration;
 pub mod error;
 pub mod events;
 mod factory;
@@ -114,6 +115,7 @@ mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::PooledConnection;
+pub use duration::HumanDuration;
 pub use error::{BuildError, CheckOnAcquire, ConfigError, PoolError, SharedError};
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;

@@ -18,7 +18,7 @@ use crate::shared::{PoolRef, Shared};
 use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
 use crate::validation::ValidationStrategy;
-use crate::ConnectionFactory;
+use crate::{ConnectionFactory, HumanDuration};
 
 /// A thread-safe pool of connections: a cheap, cloneable handle.
 ///
@@ -264,6 +264,41 @@ pub struct PoolBuilder<F: ConnectionFactory> {
     observer: Option<Arc<dyn PoolObserver>>,
 }
 
+/// Shows the configuration and what is set; the factory by its type name (a factory need
+/// not be `Debug`, and may hold a password).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let text = format!("{:?}", ConnectionPool::builder(Nop));
+/// assert!(text.starts_with("PoolBuilder { factory: \"")); // the type's name
+/// assert!(text.contains("::Nop\", config: PoolConfig { name: \"pool\", min_size: 0"));
+/// assert!(text.ends_with("validation: None, observer: None }"));
+/// ```
+impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |on: bool| if on { "Some(..)" } else { "None" };
+        f.debug_struct("PoolBuilder")
+            .field("factory", &std::any::type_name::<F>())
+            .field("config", &self.config)
+            .field(
+                "validation",
+                &format_args!("{}", set(self.validator.is_some())),
+            )
+            .field(
+                "observer",
+                &format_args!("{}", set(self.observer.is_some())),
+            )
+            .finish()
+    }
+}
+
 impl<F: ConnectionFactory> PoolBuilder<F> {
     /// The configuration. Default: `PoolConfig::default()`.
     pub fn config(mut self, config: PoolConfig) -> Self {
@@ -342,8 +377,9 @@ fn wait_for_start<F: ConnectionFactory>(
                 Arc::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "opened {} of {target} connections within {timeout:?}",
-                        st.open()
+                        "opened {} of {target} connections within {}",
+                        st.open(),
+                        HumanDuration(timeout)
                     ),
                 ))
             });

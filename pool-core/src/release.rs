@@ -23,7 +23,7 @@ use crate::events::{CloseEvent, ReleaseEvent};
 use crate::shared::{guarded, Shared};
 use crate::state::{Conn, State, ToClose};
 use crate::statistics::{bump_locked, CloseReason};
-use crate::ConnectionFactory;
+use crate::{ConnectionFactory, HumanDuration};
 
 impl<F: ConnectionFactory> Shared<F> {
     /// Takes a connection back from a `PooledConnection` (on the releasing thread).
@@ -83,8 +83,9 @@ impl<F: ConnectionFactory> Shared<F> {
             let record = leaks.lock().remove(&id); // nothing else under this lock
             if record.is_some_and(|r| r.reported) {
                 log::warn!(
-                    "{}: connection {id}, reported as a possible leak, came back after {held:?}",
-                    self.config.name
+                    "{}: connection {id}, reported as a possible leak, came back after {}",
+                    self.config.name,
+                    HumanDuration(held)
                 );
             }
         }

@@ -23,8 +23,9 @@ pub struct PoolSnapshot {
     pub active_connections: usize,
     /// Callers waiting (in an `AcquireTimeout`, the caller that gave up included).
     pub waiting_requests: usize,
-    /// Connections being opened.
-    pub pending_connections: usize,
+    /// Connections being opened (named `pending_connections` before; callers waiting are
+    /// `waiting_requests`).
+    pub opening_connections: usize,
     /// The pool's `max_size` then.
     pub max_size: usize,
     /// Whether the pool was suspended (see `ConnectionPool::suspend`).
@@ -41,7 +42,7 @@ impl PoolSnapshot {
             self.max_size,
             self.active_connections,
             self.idle_connections,
-            self.pending_connections,
+            self.opening_connections,
             self.waiting_requests
         )
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::{ConnectionState, PoolSnapshot};
+use crate::{ConnectionState, HumanDuration, PoolSnapshot};
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +112,7 @@ impl ClosedCounts {
 /// must agree with each other (idle and in-use) are packed into one atomic word, so a
 /// snapshot always has `total_connections == idle_connections + active_connections`.
 ///
-/// Gauges (`*_connections`, `waiting_requests`, `pending_connections`) describe the moment
+/// Gauges (`*_connections`, `waiting_requests`, `opening_connections`) describe the moment
 /// of the snapshot; counters (`total_*`) count since the pool started.
 ///
 /// ```
@@ -146,8 +146,10 @@ pub struct PoolStatistics {
     pub active_connections: usize,
     /// Callers waiting in `acquire`.
     pub waiting_requests: usize,
-    /// Connections being opened right now.
-    pub pending_connections: usize,
+    /// Connections being opened right now (named `pending_connections` before: not to be
+    /// confused with callers waiting, `waiting_requests`, which OpenTelemetry calls
+    /// "pending requests").
+    pub opening_connections: usize,
     /// Connections being validated right now (on acquire or in the background).
     pub validating_connections: usize,
     /// Of those, idle connections being validated in the background (counted in
@@ -226,7 +228,7 @@ impl PoolStatistics {
             idle_connections: self.idle_connections,
             active_connections: self.active_connections,
             waiting_requests: self.waiting_requests,
-            pending_connections: self.pending_connections,
+            opening_connections: self.opening_connections,
             max_size: self.max_size,
             suspended: self.suspended,
         }
@@ -274,7 +276,7 @@ impl fmt::Display for PoolStatistics {
             ),
             ("  in use", self.active_connections.to_string()),
             ("  idle", self.idle_connections.to_string()),
-            ("  being opened", self.pending_connections.to_string()),
+            ("  being opened", self.opening_connections.to_string()),
             ("  being closed", self.closing_connections.to_string()),
             ("waiting callers", self.waiting_requests.to_string()),
             ("acquired", self.total_acquired.to_string()),
@@ -317,8 +319,11 @@ impl fmt::Display for PoolStatistics {
                     self.total_validations, self.total_validation_failures
                 ),
             ),
-            ("average wait", format!("{:?}", self.average_wait_time)),
-            ("max wait", format!("{:?}", self.max_wait_time)),
+            (
+                "average wait",
+                HumanDuration(self.average_wait_time).to_string(),
+            ),
+            ("max wait", HumanDuration(self.max_wait_time).to_string()),
             (
                 "cache hit rate",
                 format!("{:.1} %", self.cache_hit_rate * 100.0),
@@ -434,7 +439,7 @@ impl Stats {
             idle_connections: idle,
             active_connections: active,
             waiting_requests: self.waiting.load(Relaxed),
-            pending_connections: self.pending.load(Relaxed),
+            opening_connections: self.pending.load(Relaxed),
             validating_connections: validating_idle + self.validating_in_use.load(Relaxed),
             validating_idle_connections: validating_idle,
             closing_connections: self.closing.load(Relaxed),

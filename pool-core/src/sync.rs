@@ -4,8 +4,6 @@
 //! same names map to loom's model-checked `Mutex`/`Condvar`, so `tests/loom.rs` can
 //! explore every interleaving of the hand-off, timeout and shutdown paths.
 
-use std::time::Instant;
-
 #[cfg(not(loom))]
 mod imp {
     use std::time::Instant;
@@ -165,8 +163,6 @@ pub(crate) fn spawn(
 #[cfg(loom)]
 pub use imp::TIMEOUTS_FIRE;
 
-/// `now + d`, or a far-future instant when that overflows (a `Duration::MAX` timeout).
-pub(crate) fn deadline_after(now: Instant, d: std::time::Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
-}
+/// `now + d`, saturating a century ahead (a `Duration::MAX` timeout): the one helper
+/// every crate of the workspace uses, [`crate::backend::deadline_after`].
+pub(crate) use crate::backend::deadline_after;

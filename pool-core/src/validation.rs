@@ -152,7 +152,8 @@ impl<C> ValidationStrategy<C> for CompositeValidation<C> {
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(format!(
-                    "validation timed out after {timeout:?} before step '{}'",
+                    "validation timed out after {} before step '{}'",
+                    crate::HumanDuration(timeout),
                     step.name()
                 )
                 .into());
@@ -211,7 +212,12 @@ impl<C> ValidationStrategy<C> for MaxAgeValidation {
     ) -> Result<(), ValidationError> {
         let age = info.age();
         if age > self.max_age {
-            Err(format!("connection is {age:?} old, the limit is {:?}", self.max_age).into())
+            Err(format!(
+                "connection is {} old, the limit is {}",
+                crate::HumanDuration(age),
+                crate::HumanDuration(self.max_age)
+            )
+            .into())
         } else {
             Ok(())
         }

@@ -1425,9 +1425,7 @@ fn config_builder_rejects_bad_values_without_panicking() {
         ("min > max", |b| b.min_size(5).max_size(4)),
         ("max 0", |b| b.max_size(0)),
         ("min_idle > max", |b| b.min_idle(11)),
-        ("connection_timeout 0", |b| {
-            b.connection_timeout(Duration::ZERO)
-        }),
+        ("create_timeout 0", |b| b.create_timeout(Duration::ZERO)),
         ("validation_timeout 0", |b| {
             b.validation_timeout(Duration::ZERO)
         }),
@@ -1488,7 +1486,7 @@ fn config_builder_rejects_bad_values_without_panicking() {
         .is_ok());
     assert!(PoolConfig::builder()
         .wait_timeout(Duration::MAX)
-        .connection_timeout(Duration::MAX)
+        .create_timeout(Duration::MAX)
         .build()
         .is_ok());
 }
@@ -1498,7 +1496,7 @@ fn huge_timeouts_do_not_overflow() {
     let config = cfg("huge")
         .max_size(1)
         .wait_timeout(Duration::MAX)
-        .connection_timeout(Duration::MAX)
+        .create_timeout(Duration::MAX)
         .build()
         .unwrap();
     let (pool, _fake) = pool_with(config);

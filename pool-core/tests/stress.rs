@@ -178,7 +178,7 @@ fn worker(pool: &ConnectionPool<Fake>, seed: u64, tally: &Tally) {
 fn check_at_rest(pool: &ConnectionPool<Fake>, fake: &FakeState, max: usize, tally: &Tally) {
     wait_for(PATIENCE, "pool at rest", || {
         let s = pool.statistics();
-        s.active_connections == 0 && s.waiting_requests == 0 && s.pending_connections == 0
+        s.active_connections == 0 && s.waiting_requests == 0 && s.opening_connections == 0
     });
     // Housekeeping may still be retiring and re-opening connections (max_lifetime,
     // idle_timeout, min_size), and the fake counts a connection a moment before the pool
@@ -682,7 +682,7 @@ fn close_storm() {
     // Quiescence: everything back, every close (overrunning ones too) finished.
     wait_for(PATIENCE, "pool at rest", || {
         let s = pool.statistics();
-        s.active_connections == 0 && s.waiting_requests == 0 && s.pending_connections == 0
+        s.active_connections == 0 && s.waiting_requests == 0 && s.opening_connections == 0
     });
     closes_done(&pool);
     let deadline = Instant::now() + PATIENCE;

@@ -1199,3 +1199,84 @@ fn waiter_failed_by_a_permanent_error_gets_that_error() {
         },
     );
 }
+
+/// Every duration the builder accepts, at `Duration::MAX` (validation forced on every
+/// acquire and on every new connection, so the check's timeout is used too).
+fn all_timeouts_max(name: &str) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    cfg(name)
+        .max_size(2)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+/// A factory whose `create` goes through `pool_core::backend::open_within`, as every
+/// backend's does.
+#[derive(Debug, Default)]
+struct OpensWithin {
+    abandoned: Arc<pool_core::backend::Abandoned>,
+}
+
+impl pool_core::ConnectionFactory for OpensWithin {
+    type Connection = u32;
+    type Error = std::io::Error;
+
+    fn create(&self, timeout: Duration) -> Result<u32, std::io::Error> {
+        use pool_core::backend::{open_within, OpenTarget, Opened};
+        let target = OpenTarget {
+            thread_name: "trust-open",
+            what: "test connection",
+            target: "nowhere",
+        };
+        match open_within(target, timeout, &self.abandoned, |_deadline, _left| {
+            Ok::<_, std::io::Error>(|| Ok(7))
+        }) {
+            Opened::Opened(n) => Ok(n),
+            Opened::Failed(e) => Err(e),
+            other => Err(std::io::Error::other(format!("{other:?}"))),
+        }
+    }
+
+    fn validate(&self, conn: &mut u32, _timeout: Duration) -> Result<(), std::io::Error> {
+        assert_eq!(*conn, 7);
+        Ok(())
+    }
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_validates() {
+    bounded(WATCHDOG, "Duration::MAX timeouts", || {
+        let config = all_timeouts_max("huge-all").build().unwrap();
+        // The fake factory (pool-core alone) and a factory that opens through
+        // `backend::open_within`.
+        let (pool, _fake) = pool_with(config.clone());
+        for _ in 0..3 {
+            let c = pool.acquire().unwrap();
+            drop(c);
+        }
+        assert!(pool.acquire_timeout(Duration::MAX).is_ok());
+        pool.shutdown_timeout(Duration::MAX);
+
+        let pool = ConnectionPool::new(OpensWithin::default(), config).unwrap();
+        for _ in 0..3 {
+            assert_eq!(*pool.acquire().unwrap(), 7);
+        }
+        assert_eq!(**pool.acquire_timeout(Duration::MAX).as_ref().unwrap(), 7);
+        assert_eq!(pool.statistics().total_create_failures, 0);
+        pool.shutdown_timeout(Duration::MAX);
+    });
+}

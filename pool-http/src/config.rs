@@ -8,7 +8,7 @@ use pool_core::backend::Secret;
 
 use crate::error::ConfigError;
 
-/// Default connect timeout: 10 seconds (the pool's `connection_timeout` also applies).
+/// Default connect timeout: 10 seconds (the pool's `create_timeout` also applies).
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default read (and write) timeout: 30 seconds per phase of a request.
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,7 +97,8 @@ impl HttpConfig {
     }
 
     /// Caps the time to open the TCP (and TLS) connection. The pool's
-    /// `connection_timeout` applies too. Default: 10 seconds.
+    /// `create_timeout` applies too. Default: 10 seconds. Not how long `acquire` waits
+    /// for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -404,6 +405,25 @@ mod tests {
             );
             assert!(!err.to_string().contains("pw@"), "{err}");
             assert!(crate::HttpError::from(err).is_permanent());
+        }
+    }
+
+    #[test]
+    fn credentials_in_an_origin_are_refused_without_showing_them() {
+        const PW: &str = "Zq9-secret-Pw";
+        for input in [
+            format!("http://user:{PW}@host"),
+            format!("http://user:{PW}@host:8080/"),
+            format!("http://:{PW}@127.0.0.1"),
+            format!("http://user:{PW}@[::1]:99"),
+            format!("http://user:{PW}@host/path?q=1"),
+            format!("http://user:{PW}@host:abc"),
+            format!("http://user:{PW}@"),
+            format!("ftp://user:{PW}@host"),
+        ] {
+            let err = HttpConfig::new(&input).expect_err(&input);
+            let text = format!("{err} {err:?} {err:#?}");
+            assert!(!text.contains(PW), "{input}: {text}");
         }
     }
 

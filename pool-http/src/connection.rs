@@ -46,6 +46,13 @@ pub struct HttpConnection {
     requests: u64,
 }
 
+/// A timeout as ureq can take it: ureq adds each to the call's start and panics when that
+/// overflows, so a longer one (`Duration::MAX`, "no limit") becomes a century
+/// ([`FAR_FUTURE`](pool_core::backend::FAR_FUTURE)).
+fn for_ureq(timeout: Duration) -> Duration {
+    timeout.min(pool_core::backend::FAR_FUTURE)
+}
+
 impl HttpConnection {
     pub(crate) fn new(config: Arc<HttpConfig>) -> Self {
         let agent_config = Agent::config_builder()
@@ -59,11 +66,11 @@ impl HttpConnection {
             .proxy(None)
             .http_status_as_error(false)
             .user_agent(config.user_agent.as_str())
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_send_request(Some(config.read_timeout))
-            .timeout_send_body(Some(config.read_timeout))
-            .timeout_recv_response(Some(config.read_timeout))
-            .timeout_recv_body(Some(config.read_timeout))
+            .timeout_connect(Some(for_ureq(config.connect_timeout)))
+            .timeout_send_request(Some(for_ureq(config.read_timeout)))
+            .timeout_send_body(Some(for_ureq(config.read_timeout)))
+            .timeout_recv_response(Some(for_ureq(config.read_timeout)))
+            .timeout_recv_body(Some(for_ureq(config.read_timeout)))
             .build();
         HttpConnection {
             agent: Agent::new_with_config(agent_config),
@@ -166,7 +173,7 @@ impl HttpConnection {
             Some(t) => self
                 .agent
                 .configure_request(request)
-                .timeout_global(Some(t))
+                .timeout_global(Some(for_ureq(t)))
                 .build(),
             None => request,
         };

@@ -82,7 +82,11 @@ impl HttpConnectionFactory {
             return Err(HttpError::Broken(why.to_owned()));
         }
         let origin = self.config.origin.clone();
-        let timeout = timeout.min(self.config.connect_timeout + self.config.read_timeout);
+        let timeout = timeout.min(
+            self.config
+                .connect_timeout
+                .saturating_add(self.config.read_timeout),
+        );
         if timeout.is_zero() {
             return Err(HttpError::Connect {
                 origin,

@@ -20,7 +20,7 @@ fn pool_config(max: usize) -> PoolConfig {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(2))
+        .create_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
 }
@@ -145,7 +145,7 @@ fn server_restart_on_the_same_port_recovers() {
     let config = PoolConfig::builder()
         .max_size(2)
         .wait_timeout(Duration::from_secs(5))
-        .connection_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
         .validation_skip_window(Duration::ZERO)
         .build()
         .unwrap();
@@ -218,7 +218,7 @@ fn unreachable_port_times_out_with_the_connection_error() {
     // fast with `PoolError::Connection` once the port is known dead.
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_secs(2))
+        .create_timeout(Duration::from_secs(2))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
@@ -482,4 +482,65 @@ fn oversized_bodies_fail_without_breaking_the_connection() {
     assert!(matches!(err, HttpError::Request { .. }), "{err:?}");
     assert!(!conn.is_broken());
     assert_eq!(conn.get("/health").unwrap().status(), 200);
+}
+
+/// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
+/// acquire and on every new connection (so the check's timeout is used too).
+fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    PoolConfig::builder()
+        .max_size(max_size)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_requests() {
+    let server = TestServer::start();
+    let origin = server.origin();
+    test_support::watchdog::within(
+        Duration::from_secs(30),
+        "Duration::MAX timeouts",
+        move || {
+            let max = Duration::MAX;
+            for ping in [false, true] {
+                let config = HttpConfig::new(&origin)
+                    .unwrap()
+                    .with_connect_timeout(max)
+                    .with_read_timeout(max);
+                let mut builder =
+                    ConnectionPool::builder(HttpConnectionFactory::from_config(config))
+                        .config(all_timeouts_max(2).build().unwrap());
+                if ping {
+                    builder = builder.validation(PingValidation);
+                }
+                let pool = builder.build().unwrap();
+                for _ in 0..3 {
+                    let mut conn = pool.acquire_timeout(max).unwrap();
+                    let r = conn
+                        .send(HttpRequest::new("GET", "/users/123").timeout(max))
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    assert_eq!(r.text().unwrap(), "{\"id\":123}");
+                }
+                assert_eq!(pool.statistics().total_create_failures, 0);
+                pool.shutdown_timeout(max);
+            }
+        },
+    );
+    drop(server);
 }

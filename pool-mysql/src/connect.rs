@@ -72,7 +72,7 @@ pub(crate) fn open_within<J>(
 where
     J: FnOnce() -> Result<MysqlConnection, MysqlError> + Send + 'static,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = pool_core::backend::deadline_after(Instant::now(), timeout);
     let timeout_err = || MysqlError::ConnectTimeout {
         target: target.to_owned(),
         timeout,

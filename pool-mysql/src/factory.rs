@@ -16,7 +16,10 @@ use crate::error::ConfigError;
 use crate::error::MysqlError;
 
 mod lifecycle;
+mod opts;
 mod url;
+
+pub use opts::RedactedOpts;
 
 use url::{describe_target, scrub, secrets_in};
 
@@ -95,7 +98,7 @@ pub enum ResetMode {
 /// # Opening
 ///
 /// [`MysqlConnectionFactory::create`](pool_core::ConnectionFactory::create) opens a
-/// connection within the time the pool allows (its `connection_timeout`, or less when the
+/// connection within the time the pool allows (its `create_timeout`, or less when the
 /// caller waiting for it has less left): TCP connect, handshake, authentication and init
 /// SQL run on a helper thread with every timeout capped at the time left, and `create`
 /// returns at its deadline whatever the network does. TCP keepalive is on
@@ -115,7 +118,7 @@ pub enum ResetMode {
 ///
 /// | work | bound | default |
 /// |---|---|---|
-/// | open | the pool's `connection_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
+/// | open | the pool's `create_timeout`; the TCP connect also [`with_tcp_connect_timeout`](MysqlConnectionFactory::with_tcp_connect_timeout) | pool-core's; [`DEFAULT_TCP_CONNECT_TIMEOUT`] (10 s) |
 /// | ping (validation) | the pool's `validation_timeout` | pool-core's |
 /// | release-time reset | [`with_reset_timeout`](MysqlConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`] (5 s) |
 /// | close (`COM_QUIT`) | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
@@ -164,7 +167,7 @@ pub enum ResetMode {
 /// # Ok(()) }
 /// ```
 pub struct MysqlConnectionFactory {
-    opts: Opts,
+    opts: RedactedOpts,
     target: String,
     prefer_socket: bool,
     tcp_connect_timeout: Duration,
@@ -259,7 +262,7 @@ impl MysqlConnectionFactory {
             reset_timeout: DEFAULT_RESET_TIMEOUT,
             init_sql: Vec::new(),
             abandoned: Arc::default(),
-            opts,
+            opts: RedactedOpts::new(opts),
         })
     }
 
@@ -386,8 +389,17 @@ impl MysqlConnectionFactory {
         &self.target
     }
 
-    /// The driver options (host, user, password, database, driver settings).
-    pub fn opts(&self) -> &Opts {
+    /// The driver options (host, user, password, database, driver settings), behind a
+    /// wrapper whose `Debug` hides the password (`mysql::Opts`'s own prints it): every
+    /// getter of [`Opts`] works on it; [`RedactedOpts::to_opts`] takes a copy out.
+    ///
+    /// ```
+    /// let f = pool_mysql::MysqlConnectionFactory::new("mysql://app:hunter2-pw@db/shop")?;
+    /// assert_eq!(f.opts().get_db_name(), Some("shop"));
+    /// assert!(!format!("{:?}", f.opts()).contains("hunter2-pw"));
+    /// # Ok::<(), pool_mysql::ConfigError>(())
+    /// ```
+    pub fn opts(&self) -> &RedactedOpts {
         &self.opts
     }
 

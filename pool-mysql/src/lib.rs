@@ -118,7 +118,7 @@ pub use error::{
     is_fatal_code, is_fatal_error, is_permanent_code, is_permanent_error, ConfigError, MysqlError,
 };
 pub use factory::{
-    MysqlConnectionFactory, ResetMode, DEFAULT_READ_TIMEOUT, DEFAULT_RESET_TIMEOUT,
+    MysqlConnectionFactory, RedactedOpts, ResetMode, DEFAULT_READ_TIMEOUT, DEFAULT_RESET_TIMEOUT,
     DEFAULT_TCP_CONNECT_TIMEOUT, DEFAULT_TCP_KEEPALIVE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use validation::{PingValidation, QueryValidation};

@@ -57,7 +57,7 @@ fn blackhole_then_heal() {
         .min_size(2)
         .max_size(MAX)
         .wait_timeout(WAIT)
-        .connection_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
         .validation_timeout(Duration::from_millis(300))
         .validation_skip_window(Duration::ZERO)
         .build()

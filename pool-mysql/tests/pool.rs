@@ -525,3 +525,62 @@ fn ping_and_query_validation_as_strategies() {
     drop(conn);
     pool.shutdown();
 }
+
+/// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
+/// acquire and on every new connection (so the check's timeout is used too).
+fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    pool_core::PoolConfig::builder()
+        .max_size(max_size)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_queries() {
+    require_server!("duration_max_for_every_timeout_acquires_and_queries");
+    test_support::watchdog::within(Duration::from_secs(30), "Duration::MAX timeouts", || {
+        let checks: [Option<CompositeValidation<_>>; 2] = [
+            None,
+            Some(CompositeValidation::new().with(QueryValidation::new("SELECT 1"))),
+        ];
+        for validation in checks {
+            let max = Duration::MAX;
+            let factory = factory()
+                .with_read_timeout(Some(max))
+                .with_write_timeout(Some(max))
+                .with_tcp_connect_timeout(max)
+                .unwrap()
+                .with_reset(ResetMode::Connection)
+                .with_reset_timeout(max)
+                .unwrap();
+            let mut builder =
+                MysqlPool::builder(factory).config(all_timeouts_max(2).build().unwrap());
+            if let Some(v) = validation {
+                builder = builder.validation(v);
+            }
+            let pool = builder.build().unwrap();
+            for i in 0..3i64 {
+                let mut conn = pool.acquire_timeout(max).unwrap();
+                let v: Option<i64> = conn.exec_first("SELECT ? + 1", (i,)).unwrap();
+                assert_eq!(v, Some(i + 1));
+            }
+            assert_eq!(pool.statistics().total_create_failures, 0);
+            pool.shutdown_timeout(max);
+        }
+    });
+}

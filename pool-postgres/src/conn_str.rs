@@ -116,8 +116,13 @@ fn split_url(s: &str) -> Result<(String, Extracted), ConfigError> {
     let mut kept = Vec::new();
     for param in query.split('&').filter(|p| !p.is_empty()) {
         let Some((key, value)) = param.split_once('=') else {
+            // Not named: it may be the tail of a password with an unescaped `&`.
+            let at = param.as_ptr() as usize - s.as_ptr() as usize;
             return Err(ConfigError::Parse {
-                reason: format!("URL parameter `{}` has no `=value`", truncate(param)),
+                reason: format!(
+                    "a URL parameter (at byte {at}) has no `=value` (escape `&` in a value \
+                     as %26)"
+                ),
             });
         };
         let value = percent_decode(value).ok_or_else(|| ConfigError::InvalidOption {
@@ -196,11 +201,13 @@ fn tokenize(s: &str) -> Result<Vec<(String, String)>, ConfigError> {
         }
         while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if it.next_if(|(_, c)| *c == '=').is_none() {
+            // The word is not named: it is most often the rest of an unquoted value with a
+            // space in it (`password=correct horse`), a piece of a password.
             return Err(ConfigError::Parse {
                 reason: format!(
-                    "expected `=` after `{}` (at byte {start}); write key=value pairs \
-                     separated by spaces, or a postgres:// URL",
-                    truncate(&key)
+                    "expected `=` after the word at byte {start}; write key=value pairs \
+                     separated by spaces (quote a value with spaces: key='a b'), or a \
+                     postgres:// URL"
                 ),
             });
         }
@@ -363,6 +370,12 @@ mod tests {
             "host=h password=Sup3rS3cret frobnicate=1",
             "host=h password='Sup3rS3cret' sslmode=verify-fullish",
             "dbname=x password=Sup3rS3cret",
+            // An unquoted password with a space: the word after it is no key, and was
+            // named in the error.
+            "host=h password=correct Sup3rS3cret",
+            "host=h password='ab'Sup3rS3cret'",
+            // An unescaped `&` in a URL password parameter.
+            "postgres://u@h/db?password=ab&Sup3rS3cret",
             "=",
             "'",
             "postgresql://[::1",

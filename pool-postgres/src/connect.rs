@@ -11,7 +11,7 @@
 //! lives ([`Abandoned`]). How long that can last is bounded: only the phases the crate
 //! cannot abort, the DNS lookup and the TCP connect (bounded by `connect_timeout`, which
 //! `create` caps at its own time left), can outlive the deadline. So one stalled server
-//! cannot hold every new connection back for longer than one `connection_timeout`.
+//! cannot hold every new connection back for longer than one `create_timeout`.
 //!
 //! The pool counted each abandoned attempt as pending while its `create` ran, and stopped
 //! counting it when that `create` returned; the server still has its socket. So no new

@@ -22,7 +22,7 @@ use crate::{PostgresConnection, PostgresError};
 mod keepalives;
 mod lifecycle;
 
-use keepalives::apply_keepalives;
+use keepalives::{apply_keepalives, fit_tcp_settings};
 pub use keepalives::{Keepalives, DEFAULT_TCP_USER_TIMEOUT};
 
 /// Opens, validates, resets and classifies PostgreSQL connections for a
@@ -197,6 +197,7 @@ impl PostgresConnectionFactory {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
         }
+        fit_tcp_settings(&mut config);
         // A Unix-socket host sent to a hostaddr has no name to check a certificate with.
         crate::tls::check_hosts(&config, sslmode)?;
         let target = conn_str::describe_target(&config);
@@ -229,13 +230,30 @@ impl PostgresConnectionFactory {
         self
     }
 
-    /// Sets `statement_timeout` for every connection, sent at connection start (rounded
-    /// to milliseconds; zero turns it off).
+    /// Sets `statement_timeout` for every connection, sent at connection start (in whole
+    /// milliseconds, at least 1; zero turns it off). The server takes at most `i32::MAX`
+    /// milliseconds (about 24.8 days): a longer timeout (`Duration::MAX`) is capped to
+    /// that, never sent as a value the server refuses.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let f = pool_postgres::PostgresConnectionFactory::new("host=localhost user=app")?
+    ///     .with_statement_timeout(Duration::MAX);
+    /// assert_eq!(
+    ///     f.config().get_options(),
+    ///     Some("-c statement_timeout=2147483647ms")
+    /// );
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
     pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        let millis = match timeout.as_millis() {
+            0 if !timeout.is_zero() => 1,
+            ms => ms.min(i32::MAX as u128),
+        };
         push_startup_setting(
             &mut self.config,
             "statement_timeout",
-            &format!("{}ms", timeout.as_millis()),
+            &format!("{millis}ms"),
         );
         self
     }
@@ -333,7 +351,8 @@ impl PostgresConnectionFactory {
     }
 
     /// Sets TCP keepalives (the default is [`Keepalives::default`] unless the connection
-    /// string set them).
+    /// string set them). Values the kernel refuses are brought into its range (idle and
+    /// interval 1 s to 32767 s, retries 1 to 127), never left to fail every connect.
     pub fn with_keepalives(mut self, keepalives: Keepalives) -> Self {
         apply_keepalives(&mut self.config, keepalives);
         self
@@ -343,9 +362,11 @@ impl PostgresConnectionFactory {
     /// unacknowledged before the kernel closes the connection, which also ends keepalive
     /// probing that long after the peer went quiet. Default
     /// [`DEFAULT_TCP_USER_TIMEOUT`] unless the connection string set `tcp_user_timeout`;
-    /// zero leaves it to the system (no limit beyond retransmission).
+    /// zero leaves it to the system (no limit beyond retransmission). Longer than the
+    /// kernel takes (`i32::MAX` ms, about 24.8 days; `Duration::MAX`) is capped to that.
     pub fn with_tcp_user_timeout(mut self, timeout: Duration) -> Self {
         self.config.tcp_user_timeout(timeout);
+        fit_tcp_settings(&mut self.config);
         self
     }
 

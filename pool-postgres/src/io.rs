@@ -30,6 +30,13 @@
 //! Connections to a Unix-domain socket are not wrapped (the driver does not let this
 //! crate see them): a local socket does not stall the way a network does.
 //!
+//! # Hostile servers
+//!
+//! The outer stream also reads each message header the server sends, and refuses one that
+//! claims more than [`MAX_MESSAGE_LEN`] (1 GiB, PostgreSQL's own limit): the driver would
+//! buffer up to that much (and wait for the rest). The read fails with a
+//! [`MessageTooLong`] and the connection is discarded.
+//!
 //! # Every call bounded
 //!
 //! The driver has no client-side timeouts, so every socket goes through a stream this
@@ -37,7 +44,7 @@
 //!
 //! | work | bound | default |
 //! |---|---|---|
-//! | open | the pool's `connection_timeout` | pool-core's |
+//! | open | the pool's `create_timeout` | pool-core's |
 //! | ping (validation) | the pool's `validation_timeout` | pool-core's |
 //! | release-time transaction check and session reset | [`with_reset_timeout`](crate::PostgresConnectionFactory::with_reset_timeout) | [`DEFAULT_RESET_TIMEOUT`](crate::DEFAULT_RESET_TIMEOUT) (5 s) |
 //! | close | [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT) | 1 s |
@@ -75,10 +82,13 @@ use std::time::Duration;
 
 mod bounded;
 mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod watch;
 
 pub use bounded::Bounded;
+pub use frames::{MessageTooLong, MAX_MESSAGE_LEN};
 pub(crate) use guard::IoGuard;
 
 /// Which bound cut an I/O call short (see the [module docs](self)).
@@ -211,7 +221,7 @@ mod tests {
             let mut frames = Frames::untyped_first();
             let mut seen = Vec::new();
             for part in stream.chunks(chunk) {
-                frames.feed(part, |ty| seen.push(ty));
+                frames.feed(part, |ty, _| seen.push(ty));
             }
             assert_eq!(seen, vec![0, b'Q', b'P', b'S'], "chunks of {chunk}");
         }
@@ -224,8 +234,8 @@ mod tests {
         startup.extend_from_slice(&[0, 3, 0, 0]);
         w.sent(&startup);
         assert_eq!(w.outstanding, 1);
-        w.received(&msg(b'R', &[0, 0, 0, 0]));
-        w.received(&msg(b'Z', b"I"));
+        w.received(&msg(b'R', &[0, 0, 0, 0])).unwrap();
+        w.received(&msg(b'Z', b"I")).unwrap();
         assert_eq!(w.outstanding, 0);
         // Extended query: Parse, Bind, Execute, Sync.
         let mut req = msg(b'P', b"\0SELECT 1\0\0\0");
@@ -234,20 +244,45 @@ mod tests {
         req.extend(msg(b'S', b""));
         w.sent(&req);
         assert_eq!(w.outstanding, 1);
-        w.received(&msg(b'C', b"SELECT 1\0"));
+        w.received(&msg(b'C', b"SELECT 1\0")).unwrap();
         assert_eq!(w.outstanding, 1);
-        w.received(&msg(b'Z', b"I"));
+        w.received(&msg(b'Z', b"I")).unwrap();
         assert_eq!(w.outstanding, 0);
         // COPY FROM STDIN, extended: the Sync after Execute is ignored by the server.
         w.sent(&req);
-        w.received(&msg(b'G', &[0, 0, 0]));
+        w.received(&msg(b'G', &[0, 0, 0])).unwrap();
         w.sent(&msg(b'd', b"1\n"));
         let mut done = msg(b'c', b"");
         done.extend(msg(b'S', b""));
         w.sent(&done);
-        w.received(&msg(b'C', b"COPY 1\0"));
-        w.received(&msg(b'Z', b"I"));
+        w.received(&msg(b'C', b"COPY 1\0")).unwrap();
+        w.received(&msg(b'Z', b"I")).unwrap();
         assert_eq!(w.outstanding, 0);
+    }
+
+    #[test]
+    fn a_header_past_the_cap_is_refused_for_good() {
+        let mut w = Watch::new(IoGuard::new(None), true);
+        // Exactly the cap is accepted (a 1 GiB - 1 byte field in a data row is legal).
+        let mut ok = vec![b'D'];
+        ok.extend_from_slice(&MAX_MESSAGE_LEN.to_be_bytes());
+        w.received(&ok).unwrap();
+        let mut w = Watch::new(IoGuard::new(None), true);
+        let mut big = vec![b'R'];
+        big.extend_from_slice(&(MAX_MESSAGE_LEN + 1).to_be_bytes());
+        // Split inside the length: refused when the header is complete.
+        w.received(&big[..3]).unwrap();
+        let e = w.received(&big[3..]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<MessageTooLong>());
+        assert_eq!(inner, Some(&MessageTooLong::new(b'R', MAX_MESSAGE_LEN + 1)));
+        assert!(e.to_string().contains("1 GiB cap"), "{e}");
+        // Every later read or write fails too.
+        assert!(w.check().is_err());
+        assert!(w.received(&msg(b'Z', b"I")).is_err());
+        // The socket's own wrapper (under TLS) does not frame: it sees ciphertext.
+        let mut inner = Watch::new(IoGuard::new(None), false);
+        inner.received(&big).unwrap();
     }
 
     #[test]

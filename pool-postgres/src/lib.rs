@@ -104,7 +104,7 @@ pub use error::{
     PostgresError,
 };
 pub use factory::{Keepalives, PostgresConnectionFactory, DEFAULT_TCP_USER_TIMEOUT};
-pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind};
+pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind, MessageTooLong, MAX_MESSAGE_LEN};
 pub use pgbouncer::PgBouncerMode;
 pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};
 pub use tls::{PgSocket, SslMode};

@@ -151,7 +151,7 @@ impl QueryValidation {
             // The server stops the statement at the timeout; the client stops waiting
             // for the network a little later (a stalled network sends no error back):
             // past it the socket is aborted and the connection is broken.
-            let result = conn.within(timeout + QUERY_CHECK_GRACE, |client| {
+            let result = conn.within(timeout.saturating_add(QUERY_CHECK_GRACE), |client| {
                 client.simple_query(&sql)
             });
             result.map(drop).map_err(|source| {

@@ -225,7 +225,7 @@ fn a_pool_over_a_stalling_server_stays_within_max_size() {
     let config = PoolConfig::builder()
         .max_size(MAX)
         .wait_timeout(WAIT)
-        .connection_timeout(CONNECT_TIMEOUT)
+        .create_timeout(CONNECT_TIMEOUT)
         .validation_timeout(Duration::from_millis(100))
         .validation_skip_window(Duration::ZERO)
         .create_backoff(Duration::from_millis(5), Duration::from_millis(20))

@@ -76,7 +76,7 @@ fn pool(f: PostgresConnectionFactory) -> ConnectionPool<PostgresConnectionFactor
         PoolConfig::builder()
             .max_size(2)
             .wait_timeout(Duration::from_secs(5))
-            .connection_timeout(Duration::from_secs(3))
+            .create_timeout(Duration::from_secs(3))
             .build()
             .unwrap(),
     )

@@ -55,7 +55,7 @@ fn pool(f: PostgresConnectionFactory, max: usize) -> ConnectionPool<PostgresConn
         PoolConfig::builder()
             .max_size(max)
             .wait_timeout(Duration::from_secs(10))
-            .connection_timeout(Duration::from_secs(5))
+            .create_timeout(Duration::from_secs(5))
             .build()
             .unwrap(),
     )

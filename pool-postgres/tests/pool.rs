@@ -22,7 +22,7 @@ fn config(max: usize) -> pool_core::PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
 }
 
 #[test]
@@ -373,4 +373,63 @@ fn standard_validation_with_the_builder_and_detach() {
     let mut client = raw.into_inner();
     client.batch_execute("SELECT 1").unwrap();
     pool.shutdown();
+}
+
+/// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
+/// acquire and on every new connection (so the check's timeout is used too).
+fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    PoolConfig::builder()
+        .max_size(max_size)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_queries() {
+    require_server!("duration_max_for_every_timeout_acquires_and_queries");
+    test_support::watchdog::within(Duration::from_secs(30), "Duration::MAX timeouts", || {
+        let max = Duration::MAX;
+        for query_check in [false, true] {
+            let app = common::unique_app("huge");
+            let factory = factory(&app)
+                .with_statement_timeout(max)
+                .with_tcp_user_timeout(max)
+                .with_keepalives(pool_postgres::Keepalives {
+                    idle: max,
+                    interval: max,
+                    retries: u32::MAX,
+                })
+                .with_network_timeout(max)
+                .with_reset(ResetMode::session())
+                .with_reset_timeout(max);
+            let mut builder =
+                ConnectionPool::builder(factory).config(all_timeouts_max(2).build().unwrap());
+            if query_check {
+                builder = builder.validation(pool_postgres::QueryValidation::new("SELECT 1"));
+            }
+            let pool = builder.build().unwrap();
+            for i in 0..3i32 {
+                let mut conn = pool.acquire_timeout(max).unwrap();
+                let v: i32 = conn.query_one("SELECT $1::int4 + 1", &[&i]).unwrap().get(0);
+                assert_eq!(v, i + 1);
+            }
+            assert_eq!(pool.statistics().total_create_failures, 0);
+            pool.shutdown_timeout(max);
+        }
+    });
 }

@@ -89,7 +89,7 @@ fn config(init_fail_timeout: Option<Duration>) -> PoolConfig {
         .name("rejected-password")
         .max_size(2)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
         .initialization_fail_timeout(init_fail_timeout)
         .build()
         .unwrap()

@@ -65,7 +65,7 @@ fn acquire_keeps_its_deadline_when_an_idle_pool_stalls() {
         .max_size(4)
         .min_idle(2)
         .wait_timeout(wait)
-        .connection_timeout(Duration::from_millis(500))
+        .create_timeout(Duration::from_millis(500))
         .validation_timeout(Duration::from_millis(200))
         .validation_skip_window(Duration::ZERO)
         .build()

@@ -261,7 +261,7 @@ fn pool(f: PostgresConnectionFactory) -> ConnectionPool<PostgresConnectionFactor
     let config = PoolConfig::builder()
         .name("tls")
         .max_size(2)
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     assert_eq!(config.wait_timeout(), Duration::from_secs(30));

@@ -9,10 +9,111 @@
 //! [`Abandoned`] counts those threads: each may hold a server connection that the pool
 //! no longer counts. The factory starts a connect only while at most `max_abandoned` of
 //! them are alive, which bounds what the server sees (see the crate docs, "Bounds").
+//!
+//! The threads are [`Helpers`]: one that answered waits [`HELPER_LINGER`] for the next
+//! call before it ends, so a check on every acquire does not pay for a thread start each
+//! time. An abandoned call keeps its thread until it returns; the others go on with new
+//! threads.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a helper thread with nothing to do waits for the next call before it ends.
+pub(crate) const HELPER_LINGER: Duration = Duration::from_secs(2);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A set of helper threads named alike (`r2d2-connect`, `r2d2-validate`), started on
+/// demand and kept for [`HELPER_LINGER`] after their last call.
+#[derive(Debug)]
+pub(crate) struct Helpers {
+    name: &'static str,
+    /// Held only to queue or take a job and count the waiting (never while a job runs).
+    state: Mutex<HelperState>,
+    /// Signalled when a job is queued for a waiting helper.
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct HelperState {
+    /// Jobs handed to waiting helpers, not yet taken (never more than `waiting` was).
+    jobs: VecDeque<Job>,
+    /// Helpers waiting for a job that no queued job is promised to yet.
+    waiting: usize,
+}
+
+impl std::fmt::Debug for HelperState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HelperState")
+            .field("jobs", &self.jobs.len())
+            .field("waiting", &self.waiting)
+            .finish()
+    }
+}
+
+impl Helpers {
+    pub(crate) fn new(name: &'static str) -> Arc<Helpers> {
+        Arc::new(Helpers {
+            name,
+            state: Mutex::new(HelperState::default()),
+            work: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HelperState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `job` on a waiting helper, or on a new thread. `Err` when no thread could be
+    /// started: `job` was dropped unrun.
+    fn run(self: &Arc<Self>, job: Job) -> std::io::Result<()> {
+        let mut st = self.lock();
+        if st.waiting > 0 {
+            // Promised to one waiting helper: it cannot time out with this job queued
+            // (it looks at the queue before it gives up, under this lock).
+            st.waiting -= 1;
+            st.jobs.push_back(job);
+            drop(st);
+            self.work.notify_one();
+            return Ok(());
+        }
+        drop(st);
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name(self.name.to_owned())
+            .spawn(move || me.serve(job))
+            .map(drop)
+    }
+
+    /// A helper's life: its first job, then whatever comes within [`HELPER_LINGER`] of
+    /// the last one.
+    fn serve(&self, first: Job) {
+        let mut job = first;
+        loop {
+            job();
+            let mut st = self.lock();
+            st.waiting += 1;
+            let give_up = Instant::now() + HELPER_LINGER;
+            job = loop {
+                if let Some(next) = st.jobs.pop_front() {
+                    break next; // `waiting` was taken down by whoever queued it
+                }
+                let now = Instant::now();
+                if now >= give_up {
+                    st.waiting -= 1;
+                    return;
+                }
+                st = self
+                    .work
+                    .wait_timeout(st, give_up - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            };
+        }
+    }
+}
 
 /// What an abandoned call was doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,14 +226,14 @@ impl<I, O> Handoff<I, O> {
     }
 }
 
-/// Runs `work(input)` on a thread named `name` and waits for its answer until `deadline`.
+/// Runs `work(input)` on one of `helpers` and waits for its answer until `deadline`.
 ///
 /// `work` must not panic (callers wrap the manager's code in `catch_unwind` themselves). If
 /// the deadline passes first, the call is counted in `abandoned` as `kind` and left to
 /// finish: its answer is then dropped on the helper thread (a panic while dropping it is
 /// caught) and the call uncounted.
 pub(crate) fn run_within<I, O, W>(
-    name: &str,
+    helpers: &Arc<Helpers>,
     input: I,
     work: W,
     deadline: Instant,
@@ -155,33 +256,31 @@ where
     });
     let theirs = Arc::clone(&handoff);
     let tracker = Arc::clone(abandoned);
-    let spawned = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let Some(input) = theirs.lock().input.take() else {
-                return;
-            };
-            // Reports a panic in `work` (and uncounts an abandoned call) as the thread
-            // unwinds; disarmed once the answer is in hand.
-            let guard = Unwinding {
-                handoff: &*theirs,
-                tracker: &tracker,
-                kind,
-            };
-            let output = work(input);
-            std::mem::forget(guard);
-            let mut state = theirs.lock();
-            if !state.abandoned {
-                state.output = Some(output);
-                drop(state);
-                theirs.done.notify_all();
-                return;
-            }
+    let spawned = helpers.run(Box::new(move || {
+        let Some(input) = theirs.lock().input.take() else {
+            return;
+        };
+        // Reports a panic in `work` (and uncounts an abandoned call) as the thread
+        // unwinds; disarmed once the answer is in hand.
+        let guard = Unwinding {
+            handoff: &*theirs,
+            tracker: &tracker,
+            kind,
+        };
+        let output = work(input);
+        std::mem::forget(guard);
+        let mut state = theirs.lock();
+        if !state.abandoned {
+            state.output = Some(output);
             drop(state);
-            // Nobody waits for it: close what was opened, then let the next connect start.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
-            tracker.end_one(kind);
-        });
+            theirs.done.notify_all();
+            return;
+        }
+        drop(state);
+        // Nobody waits for it: close what was opened, then let the next connect start.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+        tracker.end_one(kind);
+    }));
     if let Err(e) = spawned {
         // The closure was dropped unrun: the input is still in the handoff.
         let input = handoff.lock().input.take();
@@ -253,7 +352,14 @@ mod tests {
     fn answers_in_time() {
         let ab = Arc::new(Abandoned::default());
         let deadline = Instant::now() + Duration::from_secs(5);
-        let out = run_within("t", 20, |x| x + 1, deadline, &ab, Kind::Connect);
+        let out = run_within(
+            &Helpers::new("t"),
+            20,
+            |x| x + 1,
+            deadline,
+            &ab,
+            Kind::Connect,
+        );
         assert!(matches!(out, Ok(21)));
         assert_eq!(ab.total(), 0);
     }
@@ -264,7 +370,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let deadline = Instant::now() + Duration::from_millis(30);
         let out = run_within(
-            "t",
+            &Helpers::new("t"),
             rx,
             |rx| {
                 let _ = rx.recv();
@@ -279,5 +385,36 @@ mod tests {
         tx.send(()).unwrap();
         assert!(ab.wait_at_most_until(0, Instant::now() + Duration::from_secs(5)));
         assert_eq!(ab.total(), 0);
+    }
+
+    #[test]
+    fn a_helper_that_answered_runs_the_next_call() {
+        let ab = Arc::new(Abandoned::default());
+        let helpers = Helpers::new("t-reuse");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let first = run_within(
+            &helpers,
+            (),
+            |()| std::thread::current().id(),
+            deadline,
+            &ab,
+            Kind::Validate,
+        );
+        let first = first.ok().unwrap();
+        // The helper registers as waiting right after it answered.
+        let end = Instant::now() + Duration::from_secs(5);
+        while helpers.lock().waiting == 0 {
+            assert!(Instant::now() < end);
+            std::thread::yield_now();
+        }
+        let second = run_within(
+            &helpers,
+            (),
+            |()| std::thread::current().id(),
+            deadline,
+            &ab,
+            Kind::Validate,
+        );
+        assert_eq!(second.ok().unwrap(), first);
     }
 }

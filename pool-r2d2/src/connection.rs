@@ -89,7 +89,7 @@ impl<M: ManageConnection> R2d2Connection<M> {
     }
 
     /// Whether the manager's connection is still here: `false` only after a validation
-    /// that timed out took it (with `max_abandoned` above 0); the pool discards such a
+    /// that timed out took it (`R2d2Error::ValidateTimeout`); the pool discards such a
     /// connection and never hands it out.
     ///
     /// ```

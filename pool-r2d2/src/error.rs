@@ -73,7 +73,7 @@ pub enum R2d2Error<E: StdError + 'static> {
         abandoned: usize,
     },
     /// `is_valid` did not answer within the validation timeout; it goes on, abandoned, and
-    /// the connection is dropped when it returns. (Only with `max_abandoned` above 0.)
+    /// the connection is dropped when it returns.
     #[error("the r2d2 manager's is_valid did not answer within {timeout:?}; it was abandoned")]
     ValidateTimeout {
         /// The time allowed.
@@ -93,7 +93,8 @@ pub enum R2d2Error<E: StdError + 'static> {
     /// No helper thread could be started.
     #[error("could not start a thread to run the r2d2 manager's {during}")]
     Spawn {
-        /// Which call: `connect` or `is_valid`.
+        /// Which call: `connect` or `is_valid` (a connection that could not be checked
+        /// fails its check).
         during: &'static str,
         /// The OS error.
         #[source]

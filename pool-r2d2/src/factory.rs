@@ -5,16 +5,24 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pool_core::backend::deadline_after;
 use pool_core::ConnectionFactory;
 use r2d2::{CustomizeConnection, ManageConnection};
 
-use crate::abandon::{panic_message, run_within, Abandoned, Kind, NoAnswer};
+use crate::abandon::{panic_message, run_within, Abandoned, Helpers, Kind, NoAnswer};
 use crate::connection::{Customizer, R2d2Connection};
 use crate::error::R2d2Error;
 
-/// Default [`R2d2ConnectionFactory::with_max_abandoned`]: 0. A connect starts only while no call
-/// given up earlier is still running, so the server never sees more connections from the
-/// pool than its `max_size`; validations run on the pool's checker threads, unabandoned.
+/// Default [`R2d2ConnectionFactory::with_max_abandoned`]: 2. A connect or an `is_valid`
+/// that never returns is abandoned at its deadline and costs its helper thread (and the
+/// connection it holds, if any) until it returns; new connects go on while at most 2 such
+/// calls live, so one or two stuck calls never stop the pool from opening connections.
+/// The server then sees at most the pool's `max_size` plus 2 connections from it (see
+/// [`with_max_abandoned`](R2d2ConnectionFactory::with_max_abandoned)).
+///
+/// It was 0 before: the server never saw more than `max_size`, but a single connect that
+/// never returned stopped every later create ([`R2d2Error::ConnectStalled`]) for good, and
+/// a hung `is_valid` could not be abandoned at all. Set 0 to get that back.
 ///
 /// ```
 /// # #[derive(Debug)] struct Nop;
@@ -24,10 +32,10 @@ use crate::error::R2d2Error;
 /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
 /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
 /// # }
-/// assert_eq!(pool_r2d2::DEFAULT_MAX_ABANDONED, 0);
+/// assert_eq!(pool_r2d2::DEFAULT_MAX_ABANDONED, 2);
 /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).max_abandoned(), pool_r2d2::DEFAULT_MAX_ABANDONED);
 /// ```
-pub const DEFAULT_MAX_ABANDONED: usize = 0;
+pub const DEFAULT_MAX_ABANDONED: usize = 2;
 
 /// Which `create` errors waiting cannot fix.
 type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
@@ -36,8 +44,8 @@ type Permanent<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 ///
 /// | pool-core calls | this runs | bounded by |
 /// |---|---|---|
-/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `connection_timeout` (or the waiting caller's deadline): past it the call is abandoned |
-/// | [`validate`](ConnectionFactory::validate) | `is_valid` | the caller's deadline (pool-core runs it on a checker thread); with [`with_max_abandoned`](Self::with_max_abandoned) above 0 also the pool's `validation_timeout` |
+/// | [`create`](ConnectionFactory::create) | `connect`, then the customizer's `on_acquire`, on a helper thread | the pool's `create_timeout` (or the waiting caller's deadline): past it the call is abandoned |
+/// | [`validate`](ConnectionFactory::validate) | `is_valid`, on a helper thread | the timeout pool-core passes (the pool's `validation_timeout`, or less when the caller's deadline is nearer): past it the call is abandoned and the connection replaced |
 /// | [`is_broken`](ConnectionFactory::is_broken) (every release) | `has_broken` | nothing: r2d2 requires it not to block |
 /// | [`reset`](ConnectionFactory::reset) | nothing (r2d2 has no reset) | |
 /// | closing (dropping a retired connection) | the customizer's `on_release`, then the connection's `Drop` | the pool's `close_timeout`, on its closer thread |
@@ -72,6 +80,10 @@ pub struct R2d2ConnectionFactory<M: ManageConnection> {
     permanent: Option<Permanent<M::Error>>,
     max_abandoned: usize,
     abandoned: Arc<Abandoned>,
+    /// The threads `connect` runs on.
+    connecting: Arc<Helpers>,
+    /// The threads `is_valid` runs on.
+    checking: Arc<Helpers>,
 }
 
 impl<M: ManageConnection> R2d2ConnectionFactory<M> {
@@ -97,6 +109,8 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
             permanent: None,
             max_abandoned: DEFAULT_MAX_ABANDONED,
             abandoned: Arc::default(),
+            connecting: Helpers::new("r2d2-connect"),
+            checking: Helpers::new("r2d2-validate"),
         }
     }
 
@@ -186,18 +200,28 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
     }
 
     /// How many calls given up earlier (abandoned connects and validations, still running
-    /// on their helper threads) may be alive while a new connect starts. Each may hold a
-    /// server connection the pool no longer counts, so the server sees at most the pool's
-    /// `max_size` plus this many connections from the pool. Default: 0
-    /// ([`DEFAULT_MAX_ABANDONED`]): never more than `max_size`, and a connect waits (until
-    /// its own deadline, then fails with [`R2d2Error::ConnectStalled`]) for an abandoned one
-    /// to end.
+    /// on their helper threads) may be alive while a new connect starts. Default
+    /// [`DEFAULT_MAX_ABANDONED`] (2).
     ///
-    /// Above 0 it also bounds validation: `is_valid` then runs on a helper thread, and one
-    /// that has not answered within the pool's `validation_timeout` is abandoned
-    /// ([`R2d2Error::ValidateTimeout`]), so the pool can replace its connection at once
-    /// instead of keeping its place until `is_valid` returns. A validation is only
-    /// abandoned while fewer than `n` calls are, so it never holds new connects back.
+    /// Every `connect` and every `is_valid` runs on a helper thread and is abandoned at
+    /// its deadline ([`R2d2Error::ConnectTimeout`], [`R2d2Error::ValidateTimeout`]): the
+    /// caller goes on, the pool replaces the connection. An abandoned call keeps its thread,
+    /// and the server connection it opened or was checking, until it returns; the pool no
+    /// longer counts them. A new connect starts only while at most `n` abandoned calls are
+    /// alive (otherwise it waits, until its deadline, then fails with
+    /// [`R2d2Error::ConnectStalled`]). So, whatever the manager does:
+    ///
+    /// * the server sees at most the pool's `max_size + n` connections from it (apart
+    ///   from closes still running past pool-core's `close_timeout`, as for every backend);
+    /// * at most `max_size + n` helper threads are stuck in the manager's code (each
+    ///   stuck call was one of the pool's connections, or a connect started while at most
+    ///   `n` were stuck);
+    /// * up to `n` calls that never return, the pool keeps opening connections; from
+    ///   `n + 1` on, it opens none until one of them returns (give the driver its own
+    ///   timeouts, and they do).
+    ///
+    /// `0` keeps the server at `max_size` connections at most, at the price that one call
+    /// that never returns stops every later create until it does.
     ///
     /// ```
     /// # #[derive(Debug)] struct Nop;
@@ -207,10 +231,10 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// // Up to 2 connections more than max_size at the server, for a pool that recovers
-    /// // from hung sockets without waiting for them.
-    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop).with_max_abandoned(2);
-    /// assert_eq!(factory.max_abandoned(), 2);
+    /// // Never more than max_size connections at the server (a stuck call holds new
+    /// // connects back until it returns).
+    /// let factory = pool_r2d2::R2d2ConnectionFactory::new(Nop).with_max_abandoned(0);
+    /// assert_eq!(factory.max_abandoned(), 0);
     /// ```
     pub fn with_max_abandoned(mut self, n: usize) -> Self {
         self.max_abandoned = n;
@@ -243,7 +267,7 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
     /// #     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
     /// #     fn has_broken(&self, _: &mut ()) -> bool { false }
     /// # }
-    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).max_abandoned(), 0);
+    /// assert_eq!(pool_r2d2::R2d2ConnectionFactory::new(Nop).max_abandoned(), 2);
     /// ```
     pub fn max_abandoned(&self) -> usize {
         self.max_abandoned
@@ -281,11 +305,6 @@ impl<M: ManageConnection> R2d2ConnectionFactory<M> {
     /// ```
     pub fn abandoned_validations(&self) -> usize {
         self.abandoned.validations()
-    }
-
-    /// `is_valid` on this thread, panics caught.
-    fn validate_here(&self, conn: &mut M::Connection) -> Result<(), R2d2Error<M::Error>> {
-        is_valid(&*self.manager, conn)
     }
 }
 
@@ -332,12 +351,6 @@ fn open<M: ManageConnection>(
     Ok(R2d2Connection::new(raw, customizer))
 }
 
-/// `now + d`, saturating far in the future.
-fn deadline_after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
 impl<M> ConnectionFactory for R2d2ConnectionFactory<M>
 where
     M: ManageConnection,
@@ -373,7 +386,7 @@ where
         let customizer = self.customizer.clone();
         let work = move |()| open(&*manager, customizer);
         match run_within(
-            "r2d2-connect",
+            &self.connecting,
             (),
             work,
             deadline,
@@ -399,23 +412,27 @@ where
         }
     }
 
-    /// Runs `is_valid`. With [`max_abandoned`](R2d2ConnectionFactory::with_max_abandoned) at 0 (the
-    /// default), or when that many calls are already abandoned, it runs on this thread:
-    /// pool-core calls it on a checker thread and stops waiting at the caller's deadline,
-    /// so the caller is bounded, but the connection keeps its place in the pool until
-    /// `is_valid` returns. Otherwise it runs on an `r2d2-validate` thread and is abandoned
-    /// after `timeout` ([`R2d2Error::ValidateTimeout`]); the connection is then discarded
-    /// and replaced at once.
+    /// Runs `is_valid` on an `r2d2-validate` thread (one that answered a check waits 2 s for
+    /// the next, so checks do not pay for a thread start each) and waits for it until
+    /// `timeout`. Past
+    /// it the call is abandoned ([`R2d2Error::ValidateTimeout`]): it keeps the manager's
+    /// connection (dropped, after `on_release`, when `is_valid` returns), this connection
+    /// is left empty and the pool discards it and opens another. An abandoned check counts
+    /// toward [`max_abandoned`](R2d2ConnectionFactory::with_max_abandoned) like an abandoned
+    /// connect. Never on the caller's thread: pool-core calls this on checker, validator
+    /// and (with `validate_new_connections`) creator threads, none of which may be held by
+    /// a manager that never answers.
     fn validate(
         &self,
         conn: &mut R2d2Connection<M>,
         timeout: Duration,
     ) -> Result<(), R2d2Error<M::Error>> {
-        let Some(raw) = conn.conn.as_mut() else {
+        if conn.conn.is_none() {
             return Err(R2d2Error::Abandoned);
-        };
-        if self.max_abandoned == 0 || self.abandoned.total() >= self.max_abandoned {
-            return self.validate_here(raw);
+        }
+        if timeout.is_zero() {
+            // No time to check it in: start nothing that would be abandoned at once.
+            return Err(R2d2Error::ValidateTimeout { timeout });
         }
         let deadline = deadline_after(Instant::now(), timeout);
         let taken = R2d2Connection {
@@ -431,7 +448,7 @@ where
             (taken, result)
         };
         match run_within(
-            "r2d2-validate",
+            &self.checking,
             taken,
             work,
             deadline,
@@ -443,15 +460,20 @@ where
                 result
             }
             Err(NoAnswer::TimedOut) => {
-                log::debug!("r2d2 is_valid still running after {timeout:?}: abandoned");
+                log::debug!(
+                    "r2d2 is_valid still running after {timeout:?}: abandoned ({} abandoned call(s) now)",
+                    self.abandoned.total()
+                );
                 Err(R2d2Error::ValidateTimeout { timeout })
             }
-            Err(NoAnswer::Spawn(mut back, _)) => {
+            // Out of threads: the connection is given back unchecked and reported as
+            // failing its check, so the pool replaces it (never checked unbounded here).
+            Err(NoAnswer::Spawn(mut back, source)) => {
                 conn.conn = back.conn.take();
-                match conn.conn.as_mut() {
-                    Some(raw) => self.validate_here(raw),
-                    None => Err(R2d2Error::Abandoned),
-                }
+                Err(R2d2Error::Spawn {
+                    during: "is_valid",
+                    source,
+                })
             }
             Err(NoAnswer::Lost) => Err(R2d2Error::Panicked {
                 during: "is_valid",

@@ -54,9 +54,9 @@
 //!
 //! | r2d2 manager call | when | how it is bounded |
 //! |---|---|---|
-//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `connection_timeout` (or the waiting caller's deadline, if nearer) |
-//! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval` | pool-core's checker thread: the caller stops waiting at its deadline; optionally abandoned at `validation_timeout` ([`R2d2ConnectionFactory::with_max_abandoned`]) |
-//! | `has_broken` | every release, on the releasing thread | r2d2's contract: it must not block (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2) |
+//! | `connect` + customizer `on_acquire` | the pool opens a connection (background creator) | on a helper thread, abandoned at the pool's `create_timeout` (or the waiting caller's deadline, if nearer) |
+//! | `is_valid` | acquire (`validate_on_acquire`, unless used within `validation_skip_window`), background `validation_interval`, new connections (`validate_new_connections`) | on a helper thread, abandoned at the timeout pool-core passes (`validation_timeout`, or less when the caller's deadline is nearer) |
+//! | `has_broken` | every release, on the releasing thread | nothing: r2d2's contract is that it must not block, and a thread per release would cost more than most checks (`r2d2_mysql`'s `has_broken` pings the server: one round trip per release, as under r2d2; give it a read timeout) |
 //! | customizer `on_release`, then the connection's `Drop` | the pool retires a connection (lifetime, idle, broken, failed check, eviction, shutdown) | pool-core's closer thread, `close_timeout` |
 //!
 //! # Bounds
@@ -66,27 +66,27 @@
 //!
 //! * **Callers** are bounded by pool-core whatever the manager does: `acquire` returns by
 //!   its deadline (plus scheduling) even if `connect` or `is_valid` hangs.
-//! * **`connect`** runs on an `r2d2-connect` thread; the pool's creator waits for it until
-//!   its deadline and then *abandons* it ([`R2d2Error::ConnectTimeout`]). The attempt goes
-//!   on; if it succeeds later, its connection is dropped at once (after `on_release`).
-//!   Until then the server may hold a connection the pool no longer counts. So, by
-//!   default, no new connect starts while an abandoned call is alive
-//!   ([`R2d2Error::ConnectStalled`] after the caller's deadline instead): the server never
-//!   sees more than `max_size` connections from the pool, as with `pool-postgres` (apart
-//!   from closes still running past pool-core's `close_timeout`, as for every backend). The
-//!   price is that a connect which never ends holds new connections back until it does:
-//!   give the driver its own connect timeout (libpq's `connect_timeout` in a diesel or
-//!   `postgres` URL, `r2d2_postgres`'s `Config::connect_timeout`, mysql's
-//!   `tcp_connect_timeout`), or allow `n` abandoned calls at once with
-//!   [`R2d2ConnectionFactory::with_max_abandoned`] (then at most `max_size + n` at the server).
-//!   [`R2d2ConnectionFactory::abandoned_connects`] tells how many are alive.
-//! * **`is_valid`** ignores the timeout pool-core passes. pool-core already runs
-//!   validation on acquire on a checker thread and stops waiting at the caller's deadline,
-//!   so the caller is bounded; what a hung `is_valid` still holds is its connection's
-//!   place (and the checker thread) until it returns (for a dead peer, until TCP gives up).
-//!   With `max_abandoned` above 0, `is_valid` runs on a helper thread and is abandoned at
-//!   the timeout pool-core passes (`validation_timeout`, or less when the caller's deadline
-//!   is nearer): the pool replaces the connection at once.
+//! * **`connect`** runs on an `r2d2-connect` thread, **`is_valid`** on an `r2d2-validate`
+//!   thread; the pool's thread (creator, checker, validator) waits for it until its
+//!   deadline and then *abandons* it ([`R2d2Error::ConnectTimeout`],
+//!   [`R2d2Error::ValidateTimeout`]), and the pool replaces the connection. The call goes
+//!   on: a connection a late connect opens is dropped at once (after `on_release`), the
+//!   one a hung `is_valid` holds when it returns. Until then the server may hold a
+//!   connection the pool no longer counts, and the call holds its thread.
+//! * **What a manager that never returns costs** is bounded by
+//!   [`R2d2ConnectionFactory::with_max_abandoned`] (`n`, default
+//!   [`DEFAULT_MAX_ABANDONED`], 2): a new connect starts only while at most `n` abandoned
+//!   calls are alive (otherwise [`R2d2Error::ConnectStalled`] at the caller's deadline), so
+//!   at most `max_size + n` connections at the server and `max_size + n` threads stuck
+//!   in the manager. Up to `n` calls that never return, the pool goes on opening
+//!   connections; more stop new connects until one returns. `n = 0` keeps the server at
+//!   `max_size` (as with `pool-postgres`), at the price that one stuck call holds every
+//!   new connection back. Either way, give the driver its own timeouts (libpq's
+//!   `connect_timeout` and keepalives in a diesel or `postgres` URL, `r2d2_postgres`'s
+//!   `Config::connect_timeout`, mysql's `tcp_connect_timeout` and `read_timeout`), so
+//!   that stuck calls end. [`R2d2ConnectionFactory::abandoned_connects`] and
+//!   [`abandoned_validations`](R2d2ConnectionFactory::abandoned_validations) tell how many
+//!   are alive.
 //! * **Your queries** are yours: the pool cannot bound them. Use the server's
 //!   (`statement_timeout`) or the driver's timeouts.
 //!

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
-use pool_r2d2::{R2d2ConnectionFactory, R2d2Error, R2d2Pool};
+use pool_r2d2::{R2d2ConnectionFactory, R2d2Error, R2d2Pool, DEFAULT_MAX_ABANDONED};
 use test_support::{assert_no_repeated_causes, error_chain};
 
 /// A gate the test opens to let hung calls finish.
@@ -43,6 +43,12 @@ struct Server {
     /// is_valid blocks on `hang` while set.
     valid_hangs: AtomicBool,
     hang: Gate,
+    /// Calls blocked on `hang` right now (each holds a thread).
+    blocked: AtomicUsize,
+    /// The next connect (only) blocks on `hang`; later ones run: a manager that healed.
+    connect_hangs_once: AtomicBool,
+    /// The next is_valid (only) blocks on `hang`.
+    valid_hangs_once: AtomicBool,
     connect_fails: AtomicBool,
     connect_panics: AtomicBool,
     valid_fails: AtomicBool,
@@ -78,8 +84,10 @@ impl r2d2::ManageConnection for Fake {
     fn connect(&self) -> Result<FakeConn, FakeError> {
         let s = &self.0;
         s.connects.fetch_add(1, SeqCst);
-        if s.connect_hangs.load(SeqCst) {
+        if s.connect_hangs.load(SeqCst) || s.connect_hangs_once.swap(false, SeqCst) {
+            s.blocked.fetch_add(1, SeqCst);
             s.hang.wait();
+            s.blocked.fetch_sub(1, SeqCst);
         }
         if s.connect_panics.load(SeqCst) {
             panic!("connect exploded");
@@ -96,8 +104,10 @@ impl r2d2::ManageConnection for Fake {
     }
     fn is_valid(&self, _: &mut FakeConn) -> Result<(), FakeError> {
         let s = &self.0;
-        if s.valid_hangs.load(SeqCst) {
+        if s.valid_hangs.load(SeqCst) || s.valid_hangs_once.swap(false, SeqCst) {
+            s.blocked.fetch_add(1, SeqCst);
             s.hang.wait();
+            s.blocked.fetch_sub(1, SeqCst);
         }
         if s.valid_panics.load(SeqCst) {
             panic!("is_valid exploded");
@@ -314,7 +324,9 @@ fn panics_in_the_manager_are_errors() {
 fn a_hung_connect_is_abandoned_and_bounds_the_server_count() {
     let (server, fake) = setup();
     let custom = Customizer(Arc::default());
-    let factory = R2d2ConnectionFactory::new(fake).with_customizer(custom.clone());
+    let factory = R2d2ConnectionFactory::new(fake)
+        .with_customizer(custom.clone())
+        .with_max_abandoned(0);
 
     // A connect that hangs: create returns at its deadline.
     server.connect_hangs.store(true, SeqCst);
@@ -396,11 +408,12 @@ fn pool_callers_are_bounded_while_connects_hang() {
     server.connect_hangs.store(true, SeqCst);
     let config = PoolConfig::builder()
         .max_size(2)
-        .connection_timeout(Duration::from_millis(100))
+        .create_timeout(Duration::from_millis(100))
         .circuit_breaker_threshold(None)
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
+    let factory = R2d2ConnectionFactory::new(fake).with_max_abandoned(0);
+    let pool = ConnectionPool::new(factory, config).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let pool = pool.clone();
@@ -432,29 +445,34 @@ fn pool_callers_are_bounded_while_connects_hang() {
 }
 
 #[test]
-fn a_hung_is_valid_holds_only_its_own_connection_by_default() {
+fn with_max_abandoned_0_a_hung_is_valid_holds_new_connects_back() {
     let (server, fake) = setup();
+    let _release = ReleaseAtEnd(Arc::clone(&server));
     let config = PoolConfig::builder()
         .max_size(2)
         .validation_skip_window(Duration::ZERO)
+        .validation_timeout(Duration::from_millis(100))
+        .circuit_breaker_threshold(None)
         .build()
         .unwrap();
-    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
+    let factory = R2d2ConnectionFactory::new(fake).with_max_abandoned(0);
+    let pool = ConnectionPool::new(factory, config).unwrap();
     drop(pool.acquire().unwrap());
     server.valid_hangs.store(true, SeqCst);
-    // The caller is bounded by its deadline (pool-core's checker thread)...
+    // The caller is bounded by its deadline; the hung check is abandoned at its timeout.
     let start = Instant::now();
-    let r = pool.acquire_timeout(Duration::from_millis(200));
-    assert!(start.elapsed() < Duration::from_millis(700));
-    assert!(r.is_err(), "the only idle connection is being checked");
-    // ...and the hung check keeps its connection's place until is_valid returns.
+    let r = pool.acquire_timeout(Duration::from_millis(300));
+    assert!(start.elapsed() < Duration::from_millis(300) + SLACK);
+    let err = r.expect_err("the check hangs, and no connect may start while it lives");
+    let text = pool_core::error::Report(&err).to_string();
+    assert!(text.contains("abandoned"), "{text}");
+    // The server never sees more than max_size: the stuck check's connection counts.
+    assert!(server.peak.load(SeqCst) <= 2);
+    // The manager heals and the stuck check returns: the pool recovers.
     server.valid_hangs.store(false, SeqCst);
     server.hang.release();
-    wait_for("the check to finish", || {
-        pool.statistics().validating_connections == 0
-    });
-    assert!(server.peak.load(SeqCst) <= 2);
     drop(pool.acquire_timeout(Duration::from_secs(5)).unwrap());
+    assert!(server.peak.load(SeqCst) <= 2);
 }
 
 #[test]
@@ -482,8 +500,7 @@ fn with_max_abandoned_a_hung_is_valid_is_abandoned_and_replaced() {
         Err(R2d2Error::Abandoned)
     ));
     assert_eq!(factory.abandoned_validations(), 1);
-    // The limit is reached: the next validation runs on the caller's thread (not
-    // abandoned), so it never holds connects back.
+    // Another connection is checked as usual.
     server.valid_hangs.store(false, SeqCst);
     let mut other = factory.create(Duration::from_secs(5)).unwrap();
     factory
@@ -566,4 +583,186 @@ fn debug_shows_the_settings() {
     let text = format!("{f:?}");
     assert!(text.contains("max_abandoned: 3"), "{text}");
     assert!(text.contains("Fake"), "{text}");
+}
+
+/// Lets every call blocked on the fake's gate go when the test ends, however it ends.
+struct ReleaseAtEnd(Arc<Server>);
+
+impl Drop for ReleaseAtEnd {
+    fn drop(&mut self) {
+        self.0.connect_hangs.store(false, SeqCst);
+        self.0.valid_hangs.store(false, SeqCst);
+        self.0.hang.release();
+    }
+}
+
+/// Allowed lateness of a bounded call on a noisy machine.
+const SLACK: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_never_returning_is_valid_on_acquire_is_abandoned_and_the_pool_recovers() {
+    let (server, fake) = setup();
+    let _release = ReleaseAtEnd(Arc::clone(&server));
+    let config = PoolConfig::builder()
+        .max_size(1)
+        .validation_skip_window(Duration::ZERO)
+        .validation_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
+    let first = pool.acquire().unwrap().id;
+    // The next check never returns (until the test ends); the manager is fine after it.
+    server.valid_hangs_once.store(true, SeqCst);
+    let start = Instant::now();
+    let conn = pool
+        .acquire_timeout(Duration::from_secs(3))
+        .expect("the hung check is abandoned at validation_timeout and its connection replaced");
+    let took = start.elapsed();
+    assert_ne!(conn.id, first, "replaced");
+    assert!(took < Duration::from_millis(200) + SLACK, "{took:?}");
+    drop(conn);
+    // The abandoned check holds its connection and its thread until it returns.
+    assert_eq!(server.blocked.load(SeqCst), 1);
+    assert_eq!(server.live.load(SeqCst), 2);
+    // Later creates and checks work.
+    for _ in 0..3 {
+        drop(pool.acquire_timeout(Duration::from_secs(3)).unwrap());
+    }
+    server.hang.release();
+    wait_for("the abandoned check to end", || {
+        server.blocked.load(SeqCst) == 0 && server.live.load(SeqCst) == 1
+    });
+    pool.shutdown_timeout(Duration::from_secs(5));
+}
+
+#[test]
+fn a_never_returning_is_valid_of_a_new_connection_does_not_hold_its_creator() {
+    let (server, fake) = setup();
+    let _release = ReleaseAtEnd(Arc::clone(&server));
+    let config = PoolConfig::builder()
+        .max_size(1)
+        .validate_new_connections(true)
+        .validation_timeout(Duration::from_millis(200))
+        .create_timeout(Duration::from_secs(1))
+        .circuit_breaker_threshold(None)
+        .build()
+        .unwrap();
+    // The first connection's check (on the creator thread) never returns.
+    server.valid_hangs_once.store(true, SeqCst);
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
+    let start = Instant::now();
+    let conn = pool
+        .acquire_timeout(Duration::from_secs(3))
+        .expect("the creator gives up on the hung check and opens another connection");
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(200) + SLACK * 2, "{took:?}");
+    assert_eq!(server.blocked.load(SeqCst), 1, "the hung check");
+    drop(conn);
+    pool.shutdown_timeout(Duration::from_secs(5));
+}
+
+#[test]
+fn a_never_returning_connect_does_not_stop_later_creates_by_default() {
+    let (server, fake) = setup();
+    let _release = ReleaseAtEnd(Arc::clone(&server));
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .create_timeout(Duration::from_millis(200))
+        .circuit_breaker_threshold(None)
+        .build()
+        .unwrap();
+    server.connect_hangs_once.store(true, SeqCst);
+    let pool = ConnectionPool::new(R2d2ConnectionFactory::new(fake), config).unwrap();
+    let start = Instant::now();
+    let conn = pool
+        .acquire_timeout(Duration::from_secs(3))
+        .expect("the hung connect is abandoned and the next one opens");
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(200) + SLACK * 2, "{took:?}");
+    assert_eq!(server.blocked.load(SeqCst), 1, "the hung connect");
+    let other = pool.acquire_timeout(Duration::from_secs(3)).unwrap();
+    assert_ne!(conn.id, other.id);
+    drop((conn, other));
+    pool.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// A manager whose every call hangs: callers keep their deadlines, and the helper threads
+/// (and connections) the stuck calls hold stay within max_size + max_abandoned.
+#[test]
+fn calls_that_never_return_cost_a_bounded_number_of_threads() {
+    let (server, fake) = setup();
+    let _release = ReleaseAtEnd(Arc::clone(&server));
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .validation_skip_window(Duration::ZERO)
+        .validation_timeout(Duration::from_millis(50))
+        .create_timeout(Duration::from_millis(50))
+        .create_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .circuit_breaker_threshold(None)
+        .build()
+        .unwrap();
+    let factory = R2d2ConnectionFactory::new(fake);
+    let limit = 2 + factory.max_abandoned();
+    let pool = ConnectionPool::new(factory, config).unwrap();
+    drop((pool.acquire().unwrap(), pool.acquire().unwrap()));
+    server.valid_hangs.store(true, SeqCst);
+    server.connect_hangs.store(true, SeqCst);
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        let start = Instant::now();
+        let r = pool.acquire_timeout(Duration::from_millis(150));
+        assert!(r.is_err(), "nothing answers");
+        assert!(start.elapsed() < Duration::from_millis(150) + SLACK);
+        let stuck = server.blocked.load(SeqCst);
+        assert!(stuck <= limit, "{stuck} stuck calls, limit {limit}");
+    }
+    assert!(server.live.load(SeqCst) <= limit);
+    eprintln!(
+        "stuck calls: {} (limit {limit})",
+        server.blocked.load(SeqCst)
+    );
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_queries() {
+    let (server, fake) = setup();
+    let max = Duration::MAX;
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+        .build()
+        .unwrap();
+    test_support::watchdog::within(
+        Duration::from_secs(30),
+        "Duration::MAX timeouts",
+        move || {
+            for n in [0, 1, DEFAULT_MAX_ABANDONED] {
+                let factory =
+                    R2d2ConnectionFactory::new(Fake(Arc::clone(&server))).with_max_abandoned(n);
+                let pool = ConnectionPool::new(factory, config.clone()).unwrap();
+                for _ in 0..3 {
+                    let conn = pool.acquire_timeout(max).unwrap();
+                    assert!(conn.is_present());
+                }
+                assert_eq!(pool.statistics().total_create_failures, 0);
+                pool.shutdown_timeout(max);
+            }
+        },
+    );
+    drop(fake);
 }

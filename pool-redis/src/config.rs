@@ -33,7 +33,7 @@ pub(crate) const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// Percent-encode reserved characters in usernames and passwords (`@` is `%40`).
 ///
 /// Defaults: port 6379, database 0, no client name, connect timeout limited only by the
-/// pool's `connection_timeout`, response timeout 30 seconds.
+/// pool's `create_timeout`, response timeout 30 seconds.
 ///
 /// `Debug` and `Display` show the URL without the password:
 ///
@@ -155,8 +155,9 @@ impl RedisConfig {
     }
 
     /// Caps the time to open one connection (TCP or TLS connect, `AUTH`, `SELECT`,
-    /// `CLIENT SETNAME`). The pool's own `connection_timeout` (the `timeout` passed to
+    /// `CLIENT SETNAME`). The pool's own `create_timeout` (the `timeout` passed to
     /// `create`) always applies; this can only make it shorter. Default: no extra cap.
+    /// Not how long `acquire` waits for a connection: that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -345,6 +346,35 @@ mod tests {
             assert!(matches!(err, ConfigError::InvalidUrl(_)), "{bad}: {err:?}");
             assert!(!err.to_string().contains("pw-in-bad-url"));
             assert!(crate::RedisError::from(err).is_permanent());
+        }
+    }
+
+    #[test]
+    fn no_text_shows_the_password_good_url_or_bad() {
+        const PW: &str = "Zq9-secret-Pw";
+        for url in [
+            format!("redis://:{PW}@localhost:6380/4"),
+            format!("redis://alice:{PW}@127.0.0.1/0"),
+            format!("redis://alice:{PW}@[::1]:7000"),
+            format!("redis+unix:///tmp/redis.sock?db=1&user=alice&pass={PW}"),
+            format!("redis://:{PW}@localhost:notaport"),
+            format!("redis://:{PW}@localhost/notadb"),
+            format!("redis://:{PW}@[::1"),
+            format!("redis://:{PW}@localhost/?protocol=9"),
+            format!("redis+unix://?pass={PW}"),
+            format!("rediss://:{PW}@localhost"),
+            format!("http://:{PW}@localhost"),
+            format!("redis://alice:{PW}@"),
+        ] {
+            let text = match RedisConfig::new(&url) {
+                Ok(c) => {
+                    let info = c.connection_info();
+                    assert_eq!(info.redis_settings().password(), Some(PW), "{url}");
+                    format!("{c} {c:?} {c:#?} {info:?} {}", c.address())
+                }
+                Err(e) => format!("{e} {e:?} {e:#?}"),
+            };
+            assert!(!text.contains(PW), "{url}: {text}");
         }
     }
 

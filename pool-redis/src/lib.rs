@@ -88,6 +88,8 @@ mod config;
 mod connection;
 mod error;
 mod factory;
+#[doc(hidden)]
+pub mod fuzzing;
 mod resp;
 mod validation;
 

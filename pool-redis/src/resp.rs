@@ -63,6 +63,11 @@ const MODE_COMMANDS: &[&str] = &["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONIT
 
 /// Reads the command names out of packed RESP (`*<n>\r\n$<len>\r\n<name>\r\n...`).
 /// `None` when the buffer is not well-formed packed RESP.
+///
+/// The buffer comes from the caller (`req_packed_command` is public), so every length in
+/// it is untrusted: each is checked against the bytes actually there before it is used,
+/// and nothing is allocated from a count (the names are slices of `buf`, at most one per
+/// `*` header actually present).
 fn command_names(mut buf: &[u8]) -> Option<Vec<&[u8]>> {
     let mut names = Vec::new();
     while !buf.is_empty() {
@@ -70,13 +75,13 @@ fn command_names(mut buf: &[u8]) -> Option<Vec<&[u8]>> {
         buf = rest;
         for i in 0..count {
             let (len, rest) = read_header(buf, b'$')?;
-            if rest.len() < len + 2 {
-                return None;
-            }
+            // `len + 2` overflows for a length near `usize::MAX`: not well-formed.
+            let (arg, after) = rest.split_at_checked(len)?;
+            let after = after.strip_prefix(b"\r\n")?;
             if i == 0 {
-                names.push(&rest[..len]);
+                names.push(arg);
             }
-            buf = &rest[len + 2..];
+            buf = after;
         }
     }
     Some(names)
@@ -107,7 +112,6 @@ pub(crate) fn scan_commands(buf: &[u8]) -> Scan {
 
 /// Like [`scan_commands`], but a complete `MULTI ... EXEC` block (what an atomic pipeline
 /// sends) counts as [`Scan::Plain`]: the transaction is over when its replies are read.
-#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) fn scan_commands_closed_transactions(buf: &[u8]) -> Scan {
     let Some(names) = command_names(buf) else {
         return Scan::SessionState;
@@ -219,5 +223,35 @@ mod tests {
         assert_eq!(scan_commands(b"*1\r\n$10\r\nGET\r\n"), Scan::SessionState);
         assert_eq!(scan_commands(b"*x\r\n"), Scan::SessionState);
         assert_eq!(scan_commands(b""), Scan::Plain);
+        // The argument is not followed by CRLF.
+        assert_eq!(
+            scan_commands(b"*1\r\n$3\r\nGETxx*1\r\n$4\r\nPING\r\n"),
+            Scan::SessionState
+        );
+    }
+
+    #[test]
+    fn huge_lengths_are_garbage_not_a_panic() {
+        // A bulk length of `usize::MAX` (or just under) made `len + 2` overflow: a panic
+        // in debug builds, a wrapped bound and an out-of-range slice in release builds.
+        for len in [usize::MAX, usize::MAX - 1, usize::MAX - 2] {
+            let packed = format!("*1\r\n${len}\r\nGET\r\n");
+            assert_eq!(
+                scan_commands(packed.as_bytes()),
+                Scan::SessionState,
+                "{len}"
+            );
+            assert_eq!(
+                scan_commands_closed_transactions(packed.as_bytes()),
+                Scan::SessionState,
+                "{len}"
+            );
+        }
+        // A count near `usize::MAX` with nothing behind it allocates nothing and ends.
+        let packed = format!("*{}\r\n$3\r\nGET\r\n", usize::MAX);
+        assert_eq!(scan_commands(packed.as_bytes()), Scan::SessionState);
+        // A length past `usize` does not parse.
+        let packed = "*1\r\n$99999999999999999999999\r\nGET\r\n";
+        assert_eq!(scan_commands(packed.as_bytes()), Scan::SessionState);
     }
 }

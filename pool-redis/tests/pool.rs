@@ -310,3 +310,65 @@ fn query_and_composite_validation_in_a_pool() {
     assert_eq!(v, "yes");
     let _: () = admin.del(&key).unwrap();
 }
+
+/// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
+/// acquire and on every new connection (so the check's timeout is used too).
+fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    PoolConfig::builder()
+        .max_size(max_size)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_queries() {
+    let Some(url) = redis_or_skip("duration_max_for_every_timeout_acquires_and_queries") else {
+        return;
+    };
+    test_support::watchdog::within(
+        Duration::from_secs(30),
+        "Duration::MAX timeouts",
+        move || {
+            let max = Duration::MAX;
+            let key = unique("rh-huge");
+            for ping in [false, true] {
+                let config = RedisConfig::new(&url)
+                    .unwrap()
+                    .with_client_name(unique("rh-huge"))
+                    .with_connect_timeout(Some(max))
+                    .with_response_timeout(Some(max));
+                let mut builder =
+                    ConnectionPool::builder(RedisConnectionFactory::from_config(config))
+                        .config(all_timeouts_max(2).build().unwrap());
+                if ping {
+                    builder = builder.validation(PingValidation);
+                }
+                let pool = builder.build().unwrap();
+                for i in 0..3i64 {
+                    let mut conn = pool.acquire_timeout(max).unwrap();
+                    let _: () = conn.set(&key, i).unwrap();
+                    let v: i64 = conn.get(&key).unwrap();
+                    assert_eq!(v, i);
+                }
+                let _: () = pool.acquire().unwrap().del(&key).unwrap();
+                assert_eq!(pool.statistics().total_create_failures, 0);
+                pool.shutdown_timeout(max);
+            }
+        },
+    );
+}

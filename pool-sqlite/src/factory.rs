@@ -19,7 +19,7 @@ mod target;
 
 pub use settings::{
     JournalMode, OpenTransactionPolicy, DEFAULT_BUSY_TIMEOUT, DEFAULT_FOREIGN_KEYS,
-    DEFAULT_JOURNAL_MODE, PING_SQL,
+    DEFAULT_JOURNAL_MODE, MAX_BUSY_TIMEOUT, PING_SQL,
 };
 use setup::Setup;
 use target::{uri_has_param, Target};
@@ -68,7 +68,7 @@ use target::{uri_has_param, Target};
 ///    if set: what `conn.transaction()` begins with.
 ///
 /// All of it runs on a helper thread that `create` waits for until its deadline (the
-/// pool's `connection_timeout`, or less), so a database on a network filesystem that
+/// pool's `create_timeout`, or less), so a database on a network filesystem that
 /// stopped answering cannot hold a pool worker past it; see
 /// [`abandoned_opens`](SqliteConnectionFactory::abandoned_opens).
 ///
@@ -76,7 +76,7 @@ use target::{uri_has_param, Target};
 ///
 /// | work | bound | default |
 /// |---|---|---|
-/// | open and set up | the pool's `connection_timeout` (helper thread, abandoned at the deadline) | pool-core's |
+/// | open and set up | the pool's `create_timeout` (helper thread, abandoned at the deadline) | pool-core's |
 /// | waiting for another connection's lock (the journal mode switch on open too) | [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) | [`DEFAULT_BUSY_TIMEOUT`] (5 s) |
 /// | ping (validation) | a statement that touches no file and takes no lock | |
 /// | query check ([`QueryValidation`](crate::QueryValidation)) | the pool's `validation_timeout` (busy timeout capped at it, and a progress handler that interrupts the statement) | pool-core's |
@@ -268,7 +268,9 @@ impl SqliteConnectionFactory {
     }
 
     /// How long a statement waits for another connection's lock before failing with
-    /// `SQLITE_BUSY` (default [`DEFAULT_BUSY_TIMEOUT`]). `Duration::ZERO` fails at once.
+    /// `SQLITE_BUSY` (default [`DEFAULT_BUSY_TIMEOUT`]). `Duration::ZERO` fails at once;
+    /// a timeout above [`MAX_BUSY_TIMEOUT`] (about 24.8 days, the most SQLite takes) is
+    /// capped to it.
     ///
     /// Make it at least as long as your longest write transaction: every writer waits
     /// behind the one that holds the lock.
@@ -278,10 +280,12 @@ impl SqliteConnectionFactory {
     /// let f = pool_sqlite::SqliteConnectionFactory::new("app.db")?
     ///     .with_busy_timeout(Duration::from_secs(10));
     /// assert_eq!(f.busy_timeout(), Duration::from_secs(10));
+    /// let f = f.with_busy_timeout(Duration::MAX);
+    /// assert_eq!(f.busy_timeout(), pool_sqlite::MAX_BUSY_TIMEOUT);
     /// # Ok::<(), pool_sqlite::ConfigError>(())
     /// ```
     pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
-        self.setup.busy_timeout = timeout;
+        self.setup.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
         self
     }
 

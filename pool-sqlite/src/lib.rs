@@ -173,7 +173,7 @@ pub use connection::SqliteConnection;
 pub use error::{is_fatal_error, is_permanent_error, ConfigError, OpenProblem, SqliteError};
 pub use factory::{
     JournalMode, OpenTransactionPolicy, SqliteConnectionFactory, DEFAULT_BUSY_TIMEOUT,
-    DEFAULT_FOREIGN_KEYS, DEFAULT_JOURNAL_MODE, PING_SQL,
+    DEFAULT_FOREIGN_KEYS, DEFAULT_JOURNAL_MODE, MAX_BUSY_TIMEOUT, PING_SQL,
 };
 pub use validation::{PingValidation, QueryValidation, QUERY_CHECK_SQL};
 

@@ -115,7 +115,7 @@ impl QueryValidation {
         if conn.broken {
             return Err(SqliteError::Broken);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = pool_core::backend::deadline_after(Instant::now(), timeout);
         let run = |sql: &str| {
             let db = &conn.conn;
             // The busy timeout in force (a pragma read: no I/O), capped for the check.

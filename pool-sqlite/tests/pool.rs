@@ -508,7 +508,7 @@ fn create_returns_by_its_deadline_when_the_open_hangs() {
             .unwrap()
             .with_read_only(true),
         config(2)
-            .connection_timeout(Duration::from_millis(300))
+            .create_timeout(Duration::from_millis(300))
             .circuit_breaker_threshold(None)
             .build()
             .unwrap(),
@@ -683,4 +683,60 @@ fn statistics_count_what_happened() {
     assert!(s.total_connections <= 3);
     eprintln!("{s}");
     pool.shutdown();
+}
+
+/// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
+/// acquire and on every new connection (so the check's timeout is used too).
+fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
+    let max = Duration::MAX;
+    pool_core::PoolConfig::builder()
+        .max_size(max_size)
+        .wait_timeout(max)
+        .create_timeout(max)
+        .max_lifetime(Some(max))
+        .idle_timeout(Some(max))
+        .validate_on_acquire(true)
+        .validation_timeout(max)
+        .validation_skip_window(Duration::ZERO)
+        .validation_interval(Some(max))
+        .leak_detection_threshold(Some(max))
+        .housekeeping_interval(max)
+        .create_backoff(max, max)
+        .initialization_fail_timeout(Some(max))
+        .fairness_window(max)
+        .close_timeout(max)
+        .permanent_error_retry_interval(max)
+        .validate_new_connections(true)
+}
+
+#[test]
+fn duration_max_for_every_timeout_acquires_and_queries() {
+    test_support::watchdog::within(Duration::from_secs(30), "Duration::MAX timeouts", || {
+        let dir = TempDir::new("huge-timeouts");
+        for validation in [None, Some(QueryValidation::new("SELECT count(*) FROM t"))] {
+            let factory = SqliteConnectionFactory::new(dir.join("app.db"))
+                .unwrap()
+                .with_busy_timeout(Duration::MAX);
+            let mut builder =
+                SqlitePool::builder(factory).config(all_timeouts_max(2).build().unwrap());
+            if let Some(v) = validation {
+                builder = builder.validation(v);
+            }
+            let pool = builder.build().unwrap();
+            let conn = pool.acquire().unwrap();
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS t (x INTEGER); INSERT INTO t VALUES (1)",
+            )
+            .unwrap();
+            drop(conn);
+            let conn = pool.acquire_timeout(Duration::MAX).unwrap();
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            assert!(n >= 1);
+            drop(conn);
+            assert_eq!(pool.statistics().total_create_failures, 0);
+            pool.shutdown_timeout(Duration::MAX);
+        }
+    });
 }

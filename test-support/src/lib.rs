@@ -6,7 +6,8 @@
 //! [`services`] is the skip rule for tests that need a server, [`logs`] a logger that keeps
 //! every record, [`wait`] the poll-until-true helpers ([`eventually`], [`wait_for`]),
 //! [`names`] names unique to a process and call, [`temp`] self-removing temporary
-//! directories, [`rng`] a replayable random generator.
+//! directories, [`rng`] a replayable random generator, [`watchdog`] a test body that
+//! fails instead of hanging.
 
 use std::error::Error;
 use std::io::Write;
@@ -17,6 +18,7 @@ pub mod rng;
 pub mod services;
 pub mod temp;
 pub mod wait;
+pub mod watchdog;
 
 pub use logs::{captured_logs, install_logger};
 pub use names::{unique, unique_ident};

@@ -141,7 +141,7 @@ fn build_pool(server: &DemoServer) -> Result<ConnectionPool<LineFactory>, Box<dy
         .min_size(MIN_SIZE)
         .max_size(MAX_SIZE)
         .wait_timeout(Duration::from_millis(750))
-        .connection_timeout(Duration::from_millis(500))
+        .create_timeout(Duration::from_millis(500))
         .validate_on_acquire(true)
         .validation_timeout(Duration::from_millis(250))
         .validation_skip_window(SKIP_WINDOW)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{run_within, Abandoned};
+use crate::HumanDuration;
 
 /// How an [`open_within`] ended.
 #[derive(Debug)]
@@ -97,7 +98,7 @@ where
     if timeout.is_zero() {
         return Opened::TimedOut { abandoned: false };
     }
-    let deadline = Instant::now() + timeout;
+    let deadline = super::deadline_after(Instant::now(), timeout);
     if !abandoned.wait_none_until(deadline) {
         return Opened::Stalled;
     }
@@ -159,10 +160,13 @@ where
     E: std::error::Error + 'static,
 {
     match result {
-        Ok(_) => log::debug!("opened {what} to {target} in {:?}", start.elapsed()),
+        Ok(_) => log::debug!(
+            "opened {what} to {target} in {}",
+            HumanDuration(start.elapsed())
+        ),
         Err(e) => log::debug!(
-            "opening {what} failed after {:?}: {}",
-            start.elapsed(),
+            "opening {what} failed after {}: {}",
+            HumanDuration(start.elapsed()),
             crate::error::Report(e)
         ),
     }

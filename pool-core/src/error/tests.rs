@@ -33,7 +33,7 @@ fn timeout(last_error: Option<SharedError>, total: usize, suspended: bool) -> Po
             active_connections: total,
             idle_connections: 0,
             waiting_requests: 3,
-            pending_connections: 1,
+            opening_connections: 1,
             max_size: 4,
             suspended,
         },
@@ -71,7 +71,7 @@ fn acquire_timeout_does_not_repeat_its_cause() {
     let e = timeout(Some(refused()), 0, false);
     assert_eq!(
         e.to_string(),
-        "timed out after 250ms waiting for a connection (0 open of max 4: 0 in use, 0 idle; \
+        "timed out after 250 ms waiting for a connection (0 open of max 4: 0 in use, 0 idle; \
          1 being opened; 3 callers waiting); opening a connection failed (see the cause)"
     );
     assert_no_repeated_causes(&e);
@@ -100,7 +100,7 @@ fn acquire_timeout_without_a_cause_keeps_its_advice() {
     assert!(e.source().is_none());
     assert_eq!(
         e.to_string(),
-        "timed out after 250ms waiting for a connection (4 open of max 4: 4 in use, 0 idle; \
+        "timed out after 250 ms waiting for a connection (4 open of max 4: 4 in use, 0 idle; \
          1 being opened; 3 callers waiting); every connection was in use: raise max_size, \
          hold connections for less time, or look for leaks (leak_detection_threshold)"
     );
@@ -188,7 +188,7 @@ fn retry_pending_says_when_without_repeating_its_cause() {
     };
     assert_eq!(
         e.to_string(),
-        "could not open a connection (see the cause); next attempt in 900ms \
+        "could not open a connection (see the cause); next attempt in 900 ms \
          (permanent_error_retry_interval), after this call's deadline"
     );
     assert_no_repeated_causes(&e);
@@ -220,8 +220,8 @@ fn acquire_timeout_names_the_check_it_gave_up_behind() {
     let text = hung.to_string();
     assert!(
         text.ends_with(
-            "; connection 7 (open for 5s) was still being checked (validate_on_acquire) \
-             after 900ms"
+            "; connection 7 (open for 5.0 s) was still being checked (validate_on_acquire) \
+             after 900 ms"
         ),
         "{text}"
     );
@@ -235,7 +235,7 @@ fn acquire_timeout_names_the_check_it_gave_up_behind() {
     let text = failed.to_string();
     assert!(
         text.ends_with(
-            "; the check of connection 7 (open for 5s) failed after 900ms (see the cause)"
+            "; the check of connection 7 (open for 5.0 s) failed after 900 ms (see the cause)"
         ),
         "{text}"
     );

@@ -120,7 +120,7 @@ impl<C> State<C> {
             idle_connections: idle,
             active_connections: active,
             waiting_requests: self.queue.len(),
-            pending_connections: self.pending,
+            opening_connections: self.pending,
             max_size: self.max_size,
             suspended: self.suspended,
         }

@@ -72,7 +72,7 @@ pub fn config(max: usize) -> PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
 }
 
 /// How long a close may take to be counted (the background closer runs it).

@@ -63,7 +63,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
             Poll::Ready(Ok(())) => {
                 let new = &buf.filled()[before..];
                 if !new.is_empty() {
-                    this.watch.received(new);
+                    if let Err(e) = this.watch.received(new) {
+                        // A header past the cap: the driver never sees these bytes (it
+                        // would reserve what the header claims), only the error.
+                        buf.set_filled(before);
+                        return Poll::Ready(Err(e));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

@@ -79,7 +79,11 @@ impl IoGuard {
         let s = &self.0;
         match limit {
             Some(limit) => {
-                let at = Instant::now().saturating_duration_since(s.base) + limit;
+                // Saturating: a `Duration::MAX` limit is "no bound" (and `nanos` caps it at
+                // u64::MAX ns, some 584 years).
+                let at = Instant::now()
+                    .saturating_duration_since(s.base)
+                    .saturating_add(limit);
                 s.deadline_limit.store(nanos(limit), Ordering::Relaxed);
                 s.deadline_at.store(nanos(at), Ordering::Relaxed);
             }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
 
-use super::frames::Frames;
+use super::frames::{Frames, MessageTooLong, MAX_MESSAGE_LEN};
 use super::guard::IoGuard;
 use super::{IoTimeout, IoTimeoutKind};
 
@@ -41,6 +41,8 @@ pub(super) struct Watch {
     /// The last request was an extended-protocol `Execute` (its `Sync` is ignored by a
     /// server that enters COPY FROM STDIN).
     extended: bool,
+    /// The server sent a header past [`MAX_MESSAGE_LEN`]: every later read and write fails.
+    refused: Option<MessageTooLong>,
 }
 
 impl Watch {
@@ -56,12 +58,16 @@ impl Watch {
             received: Frames::default(),
             outstanding: 0,
             extended: false,
+            refused: None,
         }
     }
 
     pub(super) fn check(&self) -> io::Result<()> {
         if self.guard.is_dead() {
             return Err(self.guard.dead_error());
+        }
+        if let Some(refused) = self.refused {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, refused));
         }
         Ok(())
     }
@@ -76,11 +82,11 @@ impl Watch {
             return;
         }
         let (outstanding, extended) = (&mut self.outstanding, &mut self.extended);
-        self.sent.feed(bytes, |ty| match ty {
+        self.sent.feed(bytes, |ty, _| match ty {
             // The startup packet, a simple query, a Sync, a function call: each is
             // answered by exactly one ReadyForQuery.
             0 | b'Q' | b'S' | b'F' => {
-                *outstanding += 1;
+                *outstanding = outstanding.saturating_add(1);
                 if ty == b'Q' {
                     *extended = false;
                 }
@@ -90,19 +96,29 @@ impl Watch {
         });
     }
 
-    pub(super) fn received(&mut self, bytes: &[u8]) {
+    /// Bytes the server sent, in stream order. An error (the connection is then refused
+    /// for good) when a message header in them claims more than [`MAX_MESSAGE_LEN`]: the
+    /// caller must not hand these bytes to the driver, which would reserve that much.
+    pub(super) fn received(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.moved();
         if !self.outer {
-            return;
+            return Ok(());
         }
         let (outstanding, extended) = (&mut self.outstanding, &mut self.extended);
-        self.received.feed(bytes, |ty| match ty {
-            b'Z' => *outstanding = outstanding.saturating_sub(1),
-            // CopyInResponse after an extended Execute: the server ignores the Sync that
-            // followed it, and answers only the one after CopyDone.
-            b'G' if *extended => *outstanding = outstanding.saturating_sub(1),
-            _ => {}
+        let refused = &mut self.refused;
+        self.received.feed(bytes, |ty, len| {
+            if len > MAX_MESSAGE_LEN {
+                refused.get_or_insert(MessageTooLong::new(ty, len));
+            }
+            match ty {
+                b'Z' => *outstanding = outstanding.saturating_sub(1),
+                // CopyInResponse after an extended Execute: the server ignores the Sync
+                // that followed it, and answers only the one after CopyDone.
+                b'G' if *extended => *outstanding = outstanding.saturating_sub(1),
+                _ => {}
+            }
         });
+        self.check()
     }
 
     /// A request just went out. The driver may not poll the socket for reading again

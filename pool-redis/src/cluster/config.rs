@@ -134,10 +134,11 @@ impl RedisClusterConfig {
     }
 
     /// Caps the time to connect to one node (TCP or TLS connect, `AUTH`, `PING`). The
-    /// pool's `connection_timeout` (the `timeout` passed to `create`) applies too; the
+    /// pool's `create_timeout` (the `timeout` passed to `create`) applies too; the
     /// shorter wins. It is also the connect timeout for nodes the connection reaches later
     /// (after a redirection). `None` leaves only the pool's. Default:
-    /// [`DEFAULT_NODE_CONNECT_TIMEOUT`].
+    /// [`DEFAULT_NODE_CONNECT_TIMEOUT`]. Not how long `acquire` waits for a connection:
+    /// that is the pool's `wait_timeout`.
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout.filter(|t| !t.is_zero());
         self
@@ -199,7 +200,11 @@ impl RedisClusterConfig {
     /// The `redis` crate client for these settings.
     pub(super) fn client(&self) -> Result<ClusterClient, ConfigError> {
         let infos = self.nodes.iter().map(|n| n.connection_info().clone());
-        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // Capped at a century: the crate adds to these (`min + 1`), which overflows (a
+        // panic) for a `Duration::MAX`.
+        let millis = |d: Duration| {
+            u64::try_from(d.min(pool_core::backend::FAR_FUTURE).as_millis()).unwrap_or(u64::MAX)
+        };
         ClusterClientBuilder::new(infos)
             .retries(self.retries)
             .min_retry_wait(millis(self.min_retry_wait))

@@ -12,6 +12,11 @@ use super::SqliteConnectionFactory;
 /// [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) says otherwise.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest busy timeout SQLite takes (milliseconds in a C `int`: about 24.8 days);
+/// [`with_busy_timeout`](SqliteConnectionFactory::with_busy_timeout) caps a longer one
+/// (a `Duration::MAX` "wait as long as it takes") to it.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// The journal mode set on file databases opened read-write, unless
 /// [`with_journal_mode`](SqliteConnectionFactory::with_journal_mode) says otherwise:
 /// write-ahead logging, where readers never block the writer and the writer never blocks

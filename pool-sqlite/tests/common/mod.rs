@@ -28,7 +28,7 @@ pub fn config(max: usize) -> PoolConfigBuilder {
     PoolConfig::builder()
         .max_size(max)
         .wait_timeout(Duration::from_secs(10))
-        .connection_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(5))
 }
 
 /// Shared with every crate's tests.

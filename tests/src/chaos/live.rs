@@ -98,7 +98,7 @@ impl Live {
                              being opened; proxy counter {}\n{}{names:?}",
                                     open.port(),
                                     st.total_connections,
-                                    st.pending_connections,
+                                    st.opening_connections,
                                     open.get(),
                                     crate::proxy::kernel_detail(open.port())
                                 ));
@@ -108,7 +108,7 @@ impl Live {
                          {} open + {} being opened; {connecting} pg-connect threads alive",
                                 live.base.elapsed().as_secs_f64(),
                                 st.total_connections,
-                                st.pending_connections
+                                st.opening_connections
                             ));
                         }
                     }

@@ -57,7 +57,7 @@ pub const THREADS: usize = 32;
 pub const MAX_SIZE: usize = 8;
 /// How long `acquire` waits.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
-/// The pool's `connection_timeout`.
+/// The pool's `create_timeout`.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// The pool's `validation_timeout`.
 pub const VALIDATION_TIMEOUT: Duration = Duration::from_millis(500);
@@ -166,7 +166,7 @@ fn sized_pool_config(name: &str, max_size: usize) -> PoolConfig {
         .min_size(2)
         .max_size(max_size)
         .wait_timeout(WAIT_TIMEOUT)
-        .connection_timeout(CONNECTION_TIMEOUT)
+        .create_timeout(CONNECTION_TIMEOUT)
         .validation_timeout(VALIDATION_TIMEOUT)
         .validation_interval(Some(VALIDATION_INTERVAL))
         .housekeeping_interval(Duration::from_millis(250))

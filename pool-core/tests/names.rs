@@ -1,0 +1,225 @@
+//! What a newcomer reads: the names of the settings and gauges (renamed where another pool
+//! uses the same word for something else, the old names kept as deprecated aliases), and the
+//! text of reports and errors (durations rounded for people, `Display` and `Debug` where a
+//! user prints them).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pool_core::{ConnectionFactory, ConnectionPool, HealthReport, HealthThresholds, PoolConfig};
+use test_support::wait_for;
+
+/// Opens `()` connections; each create waits while `hold` is set (up to its timeout).
+struct Gate {
+    hold: Arc<AtomicBool>,
+}
+
+impl ConnectionFactory for Gate {
+    type Connection = ();
+    type Error = std::io::Error;
+    fn create(&self, timeout: Duration) -> Result<(), std::io::Error> {
+        let end = Instant::now() + timeout;
+        // Relaxed: a flag polled by a test; nothing else is published through it.
+        while self.hold.load(Ordering::Relaxed) && Instant::now() < end {
+            thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+    fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+}
+
+fn gate() -> (Gate, Arc<AtomicBool>) {
+    let hold = Arc::new(AtomicBool::new(false));
+    (
+        Gate {
+            hold: Arc::clone(&hold),
+        },
+        hold,
+    )
+}
+
+#[test]
+fn create_timeout_is_the_time_to_open_one_connection() {
+    let config = PoolConfig::builder()
+        .create_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    assert_eq!(config.create_timeout(), Duration::from_millis(1500));
+    assert_eq!(
+        config.wait_timeout(),
+        pool_core::config::DEFAULT_WAIT_TIMEOUT
+    );
+    assert_eq!(
+        PoolConfig::default().create_timeout(),
+        pool_core::config::DEFAULT_CREATE_TIMEOUT
+    );
+    let err = PoolConfig::builder()
+        .create_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("create_timeout"), "{err}");
+}
+
+/// r2d2 code that says `.connection_timeout(d)` still compiles (with a warning that points
+/// to `wait_timeout`), and sets what the name meant here before the rename: `create_timeout`.
+#[test]
+#[allow(deprecated)]
+fn deprecated_connection_timeout_still_sets_create_timeout() {
+    let config = PoolConfig::builder()
+        .connection_timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    assert_eq!(config.create_timeout(), Duration::from_millis(700));
+    assert_eq!(config.connection_timeout(), Duration::from_millis(700));
+    assert_eq!(
+        config.wait_timeout(),
+        pool_core::config::DEFAULT_WAIT_TIMEOUT
+    );
+    assert_eq!(
+        pool_core::config::DEFAULT_CONNECTION_TIMEOUT,
+        pool_core::config::DEFAULT_CREATE_TIMEOUT
+    );
+}
+
+/// `opening_connections` counts connections being opened (not callers waiting, which is
+/// `waiting_requests`), in the statistics, the snapshot and its text.
+#[test]
+fn opening_connections_counts_creates_in_flight() {
+    let (factory, hold) = gate();
+    hold.store(true, Ordering::Relaxed);
+    let config = PoolConfig::builder()
+        .max_size(2)
+        .min_size(1)
+        .create_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(factory, config).unwrap();
+    wait_for(Duration::from_secs(10), "a create in flight", || {
+        pool.statistics().opening_connections == 1
+    });
+    let s = pool.statistics();
+    assert_eq!(s.waiting_requests, 0, "{s:?}");
+    assert_eq!(s.snapshot().opening_connections, 1);
+    assert!(
+        s.snapshot().to_string().contains("1 being opened"),
+        "{}",
+        s.snapshot()
+    );
+    hold.store(false, Ordering::Relaxed);
+    wait_for(Duration::from_secs(10), "the create to finish", || {
+        let s = pool.statistics();
+        s.opening_connections == 0 && s.idle_connections == 1
+    });
+}
+
+/// An `AcquireTimeout` says how long it waited as a person reads it (`50 ms`), not with
+/// every digit `Duration`'s `Debug` has (`50.956462ms`); the exact value is in the field.
+#[test]
+fn acquire_timeout_prints_a_rounded_wait() {
+    let (factory, _hold) = gate();
+    let pool =
+        ConnectionPool::new(factory, PoolConfig::builder().max_size(1).build().unwrap()).unwrap();
+    let held = pool.acquire().unwrap();
+    let err = pool
+        .acquire_timeout(Duration::from_millis(50))
+        .map(drop)
+        .unwrap_err();
+    let text = err.to_string();
+    let shown = text
+        .strip_prefix("timed out after ")
+        .and_then(|rest| rest.split(" waiting").next())
+        .unwrap_or_else(|| panic!("{text}"));
+    let (number, unit) = shown.split_once(' ').unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        number.chars().all(|c| c.is_ascii_digit() || c == '.') && ["ms", "s"].contains(&unit),
+        "the wait is not rounded: {text}"
+    );
+    match err {
+        pool_core::PoolError::AcquireTimeout { waited, .. } => {
+            assert!(waited >= Duration::from_millis(50), "{waited:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(held);
+}
+
+#[test]
+fn health_report_display_reads_as_a_summary() {
+    let (factory, _hold) = gate();
+    let pool =
+        ConnectionPool::new(factory, PoolConfig::builder().max_size(2).build().unwrap()).unwrap();
+    let healthy = pool.health().to_string();
+    assert!(healthy.starts_with("pool health: healthy\n"), "{healthy}");
+    assert!(
+        healthy.contains("\nconnections: 0 open of max 2"),
+        "{healthy}"
+    );
+    assert!(healthy.contains("waits: average 0 s, max 0 s"), "{healthy}");
+
+    let a = pool.acquire().unwrap();
+    let b = pool.acquire().unwrap();
+    let thresholds = HealthThresholds {
+        max_average_wait: Duration::from_nanos(1),
+        min_cache_hit_rate: 1.1,
+        ..HealthThresholds::default()
+    };
+    let mut stats = pool.statistics();
+    stats.average_wait_time = Duration::from_nanos(50_956_462);
+    let report = HealthReport::evaluate(&stats, &thresholds);
+    let text = report.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "pool health: 3 alerts", "{text}");
+    assert!(
+        lines[1].starts_with("  - utilization 100 % is above 90 %"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("  - average acquire wait 51 ms is above 1 ns"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("  - cache hit rate"), "{text}");
+    assert!(
+        lines[4].starts_with("connections: 2 open of max 2: 2 in use, 0 idle"),
+        "{text}"
+    );
+    assert!(lines[5].starts_with("waits: average 51 ms, max "), "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
+    drop((a, b));
+}
+
+#[test]
+fn statistics_table_rounds_waits() {
+    let (factory, _hold) = gate();
+    let pool = ConnectionPool::new(factory, PoolConfig::default()).unwrap();
+    let mut stats = pool.statistics();
+    stats.average_wait_time = Duration::from_nanos(50_956_462);
+    stats.max_wait_time = Duration::from_millis(2_040);
+    let text = stats.to_string();
+    assert!(text.contains("51 ms"), "{text}");
+    assert!(text.contains("2.0 s"), "{text}");
+    assert!(!text.contains("50.956462ms"), "{text}");
+}
+
+#[test]
+fn pool_builder_debug_shows_the_config_not_the_factory() {
+    let (factory, _hold) = gate();
+    let builder = ConnectionPool::builder(factory).config(
+        PoolConfig::builder()
+            .name("orders")
+            .max_size(3)
+            .build()
+            .unwrap(),
+    );
+    let text = format!("{builder:?}");
+    assert!(
+        text.starts_with("PoolBuilder { factory: \"names::Gate\""),
+        "{text}"
+    );
+    assert!(text.contains("name: \"orders\""), "{text}");
+    assert!(text.contains("max_size: 3"), "{text}");
+    assert!(text.contains("validation: None, observer: None"), "{text}");
+}
