@@ -1203,25 +1203,7 @@ fn waiter_failed_by_a_permanent_error_gets_that_error() {
 /// Every duration the builder accepts, at `Duration::MAX` (validation forced on every
 /// acquire and on every new connection, so the check's timeout is used too).
 fn all_timeouts_max(name: &str) -> pool_core::PoolConfigBuilder {
-    let max = Duration::MAX;
-    cfg(name)
-        .max_size(2)
-        .wait_timeout(max)
-        .create_timeout(max)
-        .max_lifetime(Some(max))
-        .idle_timeout(Some(max))
-        .validate_on_acquire(true)
-        .validation_timeout(max)
-        .validation_skip_window(Duration::ZERO)
-        .validation_interval(Some(max))
-        .leak_detection_threshold(Some(max))
-        .housekeeping_interval(max)
-        .create_backoff(max, max)
-        .initialization_fail_timeout(Some(max))
-        .fairness_window(max)
-        .close_timeout(max)
-        .permanent_error_retry_interval(max)
-        .validate_new_connections(true)
+    test_support::all_timeouts_max!(cfg(name).max_size(2))
 }
 
 /// A factory whose `create` goes through `pool_core::backend::open_within`, as every

@@ -181,6 +181,8 @@ mod roots;
 mod rustls_config;
 #[cfg(feature = "rustls")]
 mod rustls_handshake;
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+mod session;
 
 pub(crate) use connector::Connector;
 pub(crate) use hosts::check_hosts;

@@ -726,25 +726,7 @@ fn calls_that_never_return_cost_a_bounded_number_of_threads() {
 #[test]
 fn duration_max_for_every_timeout_acquires_and_queries() {
     let (server, fake) = setup();
-    let max = Duration::MAX;
-    let config = PoolConfig::builder()
-        .max_size(2)
-        .wait_timeout(max)
-        .create_timeout(max)
-        .max_lifetime(Some(max))
-        .idle_timeout(Some(max))
-        .validate_on_acquire(true)
-        .validation_timeout(max)
-        .validation_skip_window(Duration::ZERO)
-        .validation_interval(Some(max))
-        .leak_detection_threshold(Some(max))
-        .housekeeping_interval(max)
-        .create_backoff(max, max)
-        .initialization_fail_timeout(Some(max))
-        .fairness_window(max)
-        .close_timeout(max)
-        .permanent_error_retry_interval(max)
-        .validate_new_connections(true)
+    let config = test_support::all_timeouts_max!(PoolConfig::builder().max_size(2))
         .build()
         .unwrap();
     test_support::watchdog::within(

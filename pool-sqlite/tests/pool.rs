@@ -688,25 +688,7 @@ fn statistics_count_what_happened() {
 /// Every timeout the pool's builder accepts at `Duration::MAX`, with a check on every
 /// acquire and on every new connection (so the check's timeout is used too).
 fn all_timeouts_max(max_size: usize) -> pool_core::PoolConfigBuilder {
-    let max = Duration::MAX;
-    pool_core::PoolConfig::builder()
-        .max_size(max_size)
-        .wait_timeout(max)
-        .create_timeout(max)
-        .max_lifetime(Some(max))
-        .idle_timeout(Some(max))
-        .validate_on_acquire(true)
-        .validation_timeout(max)
-        .validation_skip_window(Duration::ZERO)
-        .validation_interval(Some(max))
-        .leak_detection_threshold(Some(max))
-        .housekeeping_interval(max)
-        .create_backoff(max, max)
-        .initialization_fail_timeout(Some(max))
-        .fairness_window(max)
-        .close_timeout(max)
-        .permanent_error_retry_interval(max)
-        .validate_new_connections(true)
+    test_support::all_timeouts_max!(pool_core::PoolConfig::builder().max_size(max_size))
 }
 
 #[test]

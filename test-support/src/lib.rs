@@ -7,7 +7,8 @@
 //! every record, [`wait`] the poll-until-true helpers ([`eventually`], [`wait_for`]),
 //! [`names`] names unique to a process and call, [`temp`] self-removing temporary
 //! directories, [`rng`] a replayable random generator, [`watchdog`] a test body that
-//! fails instead of hanging.
+//! fails instead of hanging, [`all_timeouts_max!`] a pool configuration with every timeout
+//! at `Duration::MAX`.
 
 use std::error::Error;
 use std::io::Write;
@@ -17,6 +18,7 @@ pub mod names;
 pub mod rng;
 pub mod services;
 pub mod temp;
+pub mod timeouts;
 pub mod wait;
 pub mod watchdog;
 

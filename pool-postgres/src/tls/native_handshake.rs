@@ -9,14 +9,10 @@
 //! [`with_tls_connector`](crate::PostgresConnectionFactory::with_tls_connector) must ask
 //! for it (`request_alpns(&["postgresql"])`) to connect with `sslnegotiation=direct`.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use postgres::tls::{ChannelBinding, TlsStream};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use postgres::tls::ChannelBinding;
 
 use super::connector::{ErasedTls, Handshake, TlsIo};
+use super::session::{ChannelBindingOf, Session};
 use super::{alpn, BoxError, PgSocket};
 
 /// The factory's native-tls connector.
@@ -46,48 +42,18 @@ impl ErasedTls for NativeHandshake {
                 None
             };
             alpn::check(direct, negotiated.as_deref())?;
-            Ok(Box::new(NativeStream(stream)) as Box<dyn TlsIo>)
+            Ok(Box::new(Session(stream)) as Box<dyn TlsIo>)
         }))
     }
 }
 
-/// A native-tls session on the connection's socket.
-struct NativeStream(tokio_native_tls::TlsStream<PgSocket>);
-
-impl TlsStream for NativeStream {
+/// A native-tls session's channel binding: computed by the TLS library.
+impl ChannelBindingOf for tokio_native_tls::TlsStream<PgSocket> {
     fn channel_binding(&self) -> ChannelBinding {
-        match self.0.get_ref().tls_server_end_point() {
+        match self.get_ref().tls_server_end_point() {
             Ok(Some(hash)) => ChannelBinding::tls_server_end_point(hash),
             // No single hash in the signature (or the library could not say): no binding.
             _ => ChannelBinding::none(),
         }
-    }
-}
-
-impl AsyncRead for NativeStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for NativeStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -22,19 +22,16 @@
 //! driver logs in without one (`channel_binding=prefer`) or refuses
 //! (`channel_binding=require`).
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use postgres::tls::{ChannelBinding, TlsStream};
+use postgres::tls::ChannelBinding;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::der::Decode;
 
 use super::connector::{ErasedTls, Handshake, TlsIo};
+use super::session::{ChannelBindingOf, Session};
 use super::{alpn, BoxError, PgSocket};
 
 /// The factory's rustls connector.
@@ -62,54 +59,19 @@ impl ErasedTls for RustlsHandshake {
         Ok(Box::pin(async move {
             let stream = connect.await?;
             alpn::check(direct, stream.get_ref().1.alpn_protocol())?;
-            Ok(Box::new(RustlsStream(stream)) as Box<dyn TlsIo>)
+            Ok(Box::new(Session(stream)) as Box<dyn TlsIo>)
         }))
     }
 }
 
-/// A rustls session on the connection's socket.
-struct RustlsStream(tokio_rustls::client::TlsStream<PgSocket>);
-
-impl TlsStream for RustlsStream {
+/// A rustls session's channel binding: computed here from the leaf certificate.
+impl ChannelBindingOf for tokio_rustls::client::TlsStream<PgSocket> {
     fn channel_binding(&self) -> ChannelBinding {
-        let leaf = self
-            .0
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first());
+        let leaf = self.get_ref().1.peer_certificates().and_then(|c| c.first());
         match leaf.and_then(|cert| server_end_point(cert)) {
             Some(hash) => ChannelBinding::tls_server_end_point(hash),
             None => ChannelBinding::none(),
         }
-    }
-}
-
-impl AsyncRead for RustlsStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for RustlsStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
