@@ -726,6 +726,7 @@ fn calls_that_never_return_cost_a_bounded_number_of_threads() {
 #[test]
 fn duration_max_for_every_timeout_acquires_and_queries() {
     let (server, fake) = setup();
+    let max = Duration::MAX;
     let config = test_support::all_timeouts_max!(PoolConfig::builder().max_size(2))
         .build()
         .unwrap();

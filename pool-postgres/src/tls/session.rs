@@ -18,7 +18,7 @@ pub(super) trait ChannelBindingOf {
 /// A stack's TLS stream, as the driver sees it.
 pub(super) struct Session<S>(pub(super) S);
 
-impl<S: ChannelBindingOf> TlsStream for Session<S> {
+impl<S: ChannelBindingOf + AsyncRead + AsyncWrite + Unpin> TlsStream for Session<S> {
     fn channel_binding(&self) -> ChannelBinding {
         self.0.channel_binding()
     }
