@@ -9,9 +9,8 @@
 mod common;
 
 use std::error::Error as StdError;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,28 +30,9 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Runs `f` on its own thread; a panic in it is re-raised here; if it does not finish
-/// within `limit`, panics with "HANG" (the stuck thread is leaked).
-#[track_caller]
-fn bounded<T: Send + 'static>(
-    limit: Duration,
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("trust-body".into())
-        .spawn(move || {
-            let r = catch_unwind(AssertUnwindSafe(f));
-            let _ = tx.send(r);
-        })
-        .expect("spawn the test body");
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("HANG: {what}: did not finish within {limit:?} (deadlock or hung call)"),
-    }
-}
+// `bounded(limit, what, f)`: runs `f` on its own thread; a panic in it is re-raised here;
+// if it does not finish within `limit`, panics with "HANG" (the stuck thread is leaked).
+use test_support::watchdog::within as bounded;
 
 /// Runs `f` and measures it.
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
