@@ -57,7 +57,10 @@
 //!   `shutdown` stops them all, waiting with a deadline.
 //! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
-//! * **Configuration**: [`config`]; every default is a named constant there.
+//! * **Configuration**: [`config`]; every default is a named constant there. Settings
+//!   also come from the environment ([`PoolConfig::from_env`]) and, with the `serde`
+//!   feature, from config files (`PoolConfig` is `Deserialize` and `Serialize`, durations
+//!   written `"30s"`; keys in [`config::SETTING_KEYS`]).
 //! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
 //!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
 //!   thread abandoned at its deadline).
