@@ -211,6 +211,32 @@ pub mod serde_duration {
         read(&raw).map_err(D::Error::custom)
     }
 
+    /// For a setting whose `None` is not its default (a backend's response timeout: 30 s
+    /// by default, `"none"` for no limit): `Option<Option<Duration>>`, with
+    /// `#[serde(default, deserialize_with = "pool_core::config::serde_duration::setting")]`.
+    /// An absent key is `None` (keep the default); `"none"` or `null` is `Some(None)`; a
+    /// duration is `Some(Some(d))`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Settings {
+    ///     #[serde(default, deserialize_with = "pool_core::config::serde_duration::setting")]
+    ///     response_timeout: Option<Option<Duration>>,
+    /// }
+    /// let read = |json| serde_json::from_str::<Settings>(json).unwrap().response_timeout;
+    /// assert_eq!(read("{}"), None);
+    /// assert_eq!(read(r#"{"response_timeout": "none"}"#), Some(None));
+    /// assert_eq!(read(r#"{"response_timeout": null}"#), Some(None));
+    /// assert_eq!(read(r#"{"response_timeout": "2s"}"#), Some(Some(Duration::from_secs(2))));
+    /// ```
+    pub fn setting<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<Duration>>, D::Error> {
+        option::deserialize(deserializer).map(Some)
+    }
+
     /// The same for an `Option<Duration>`: `"none"` (any case) or `null` is `None`.
     pub mod option {
         use super::*;
