@@ -101,6 +101,10 @@
 //!   `pkg-config` and the OpenSSL headers, Debian's `libssl-dev`).
 //! * `rustls`: TLS through `rustls` with the `ring` provider (a C compiler is enough).
 //! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
+//! * `serde`: [`Config`], the URL, the connection settings and a `pool` table of
+//!   [`PoolConfig`](pool_core::PoolConfig) settings read from a config file (TOML, JSON,
+//!   ...). (`PoolConfig::from_env` reads the pool's settings from environment variables
+//!   without any feature.)
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -110,6 +114,8 @@ mod connect;
 mod connection;
 mod error;
 mod factory;
+#[cfg(feature = "serde")]
+mod file_config;
 mod sock;
 mod validation;
 
@@ -121,6 +127,8 @@ pub use factory::{
     MysqlConnectionFactory, RedactedOpts, ResetMode, DEFAULT_READ_TIMEOUT, DEFAULT_RESET_TIMEOUT,
     DEFAULT_TCP_CONNECT_TIMEOUT, DEFAULT_TCP_KEEPALIVE, DEFAULT_WRITE_TIMEOUT,
 };
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use validation::{PingValidation, QueryValidation};
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.
