@@ -140,6 +140,7 @@ fn every_bad_value_is_refused_naming_the_setting() {
         ("create_backoff_min = \"2s\"", "create_backoff_min is out of range"),
         ("max_sise = 8", "unknown setting max_sise (did you mean max_size?)"),
         ("colour = \"red\"", "unknown setting colour"),
+        ("test_on_check_out = true", "test_on_check_out is not accepted: it is r2d2's name: write validate_on_acquire"),
         ("connection_timeout = \"5s\"", "connection_timeout is not accepted: in r2d2, bb8 and HikariCP it is how long get() waits for a connection: write wait_timeout for that, or create_timeout"),
     ];
     for (text, want) in cases {

@@ -188,7 +188,8 @@ macro_rules! settings {
         ///
         /// `connection_timeout` is refused with a message: in r2d2, bb8 and HikariCP it is
         /// how long `get()` waits (`wait_timeout` here), while this crate's deprecated alias
-        /// sets `create_timeout`, so a file could not say which one it meant. An unknown key
+        /// sets `create_timeout`, so a file could not say which one it meant. r2d2's
+        /// `test_on_check_out` is refused pointing to `validate_on_acquire`. An unknown key
         /// is an error naming it (and the nearest key, for a typo).
         ///
         /// | key | value |
@@ -228,11 +229,17 @@ settings! {
 }
 
 /// Names refused on purpose, and what to write instead.
-const REFUSED: &[(&str, &str)] = &[(
-    "connection_timeout",
-    "in r2d2, bb8 and HikariCP it is how long get() waits for a connection: write \
-     wait_timeout for that, or create_timeout for the time allowed to open one connection",
-)];
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "connection_timeout",
+        "in r2d2, bb8 and HikariCP it is how long get() waits for a connection: write \
+         wait_timeout for that, or create_timeout for the time allowed to open one connection",
+    ),
+    (
+        "test_on_check_out",
+        "it is r2d2's name: write validate_on_acquire",
+    ),
+];
 
 /// What a key is: a setting, a refused name, or unknown (with the nearest setting).
 pub(crate) enum Lookup {
