@@ -1,36 +1,7 @@
 //! `Serialize` and `Deserialize` for [`PoolConfig`] (the `serde` feature), and
 //! [`serde_duration`] for durations in your own settings types.
 //!
-//! A config file holds the keys of [`SETTING_KEYS`](super::SETTING_KEYS), each optional:
-//!
-//! ```
-//! # #[cfg(feature = "serde")] {
-//! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//!
-//! let config: PoolConfig = serde_json::from_str(r#"{
-//!     "max_size": 16,
-//!     "wait_timeout": "2s",
-//!     "max_lifetime": "none",
-//!     "idle_timeout": null
-//! }"#)?;
-//! assert_eq!(config.max_size(), 16);
-//! assert_eq!(config.wait_timeout(), Duration::from_secs(2));
-//! assert_eq!(config.max_lifetime(), None);
-//!
-//! // Every value goes through the builder's checks; the message names the setting.
-//! let e = serde_json::from_str::<PoolConfig>(r#"{"min_size": 9, "max_size": 8}"#).unwrap_err();
-//! assert!(e.to_string().starts_with("min_size (9) must not be greater than max_size (8)"));
-//! let e = serde_json::from_str::<PoolConfig>(r#"{"max_sise": 8}"#).unwrap_err();
-//! assert!(e.to_string().starts_with("unknown setting max_sise (did you mean max_size?)"));
-//! # }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! `Serialize` writes every key (durations exactly, like `"30s"` or `"1500ms"`; no limit as
-//! `"none"`, since TOML has no null), so what it writes reads back to the same config.
-//! The values are read with `deserialize_any`: self-describing formats (TOML, JSON, YAML)
-//! only.
+//! Read more on the `Deserialize` impl (the keys, the values, the errors).
 
 use std::fmt;
 
@@ -41,6 +12,9 @@ use super::settings::{checked, lookup, Lookup, Raw, Written, SETTINGS};
 use super::PoolConfig;
 use crate::error::ConfigError;
 
+/// Writes every key of [`SETTING_KEYS`](super::SETTING_KEYS), in a form the `Deserialize`
+/// impl reads back to the same config (durations exact: `"30s"`, `"1500ms"`; no limit as
+/// `"none"`).
 impl Serialize for PoolConfig {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(SETTINGS.len()))?;
@@ -55,6 +29,34 @@ impl Serialize for PoolConfig {
     }
 }
 
+/// A config file holds the keys of [`SETTING_KEYS`](super::SETTING_KEYS), each optional:
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::PoolConfig;
+///
+/// let config: PoolConfig = serde_json::from_str(r#"{
+///     "max_size": 16,
+///     "wait_timeout": "2s",
+///     "max_lifetime": "none",
+///     "idle_timeout": null
+/// }"#)?;
+/// assert_eq!(config.max_size(), 16);
+/// assert_eq!(config.wait_timeout(), Duration::from_secs(2));
+/// assert_eq!(config.max_lifetime(), None);
+///
+/// // Every value goes through the builder's checks; the message names the setting.
+/// let e = serde_json::from_str::<PoolConfig>(r#"{"min_size": 9, "max_size": 8}"#).unwrap_err();
+/// assert!(e.to_string().starts_with("min_size (9) must not be greater than max_size (8)"));
+/// let e = serde_json::from_str::<PoolConfig>(r#"{"max_sise": 8}"#).unwrap_err();
+/// assert!(e.to_string().starts_with("unknown setting max_sise (did you mean max_size?)"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `Serialize` writes every key (durations exactly, like `"30s"` or `"1500ms"`; no limit as
+/// `"none"`, since TOML has no null), so what it writes reads back to the same config.
+/// The values are read with `deserialize_any`: self-describing formats (TOML, JSON, YAML)
+/// only.
 impl<'de> Deserialize<'de> for PoolConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(ConfigVisitor)
