@@ -4,7 +4,12 @@
 //! shorter, noisier run). Connections are no-ops, so this measures the pools themselves.
 //! Absolute times depend on the machine; the ratios in the same run are what to read.
 //!
-//! * W1 uncontended acquire+release on one thread (ns per cycle, ratio to the floor).
+//! * W1 uncontended acquire+release on one thread (ns per cycle, ratio to the floor). With
+//!   `--features metrics` (`cargo bench -p pool-core --features metrics --bench compare -- W1`)
+//!   two more rows: the feature on with no recorder installed, and with a recorder (a
+//!   Prometheus-style one: a fixed-bucket histogram of atomics, see `bench_recorder`). The
+//!   feature off is the plain pool-core row of a run without the feature: compare the
+//!   ratios to the floor of the two runs.
 //! * W2 2/8/32 threads, max_size = threads (throughput, ratio to r2d2).
 //! * W3 8/32/128 threads, max_size 4, no hold: throughput, wait p50/p99/p99.9/max, Jain's
 //!   fairness index of per-thread counts; pool-core in its default mode (1 ms fairness
@@ -131,6 +136,10 @@ enum Kind {
     OursWide,
     OursValidating,
     OursStrict,
+    /// The `metrics` feature on, no recorder installed.
+    OursMetrics,
+    /// The `metrics` feature on, with a recorder.
+    OursRecorder,
     R2d2,
     R2d2Test,
 }
@@ -143,6 +152,8 @@ impl Kind {
             Kind::OursWide => "pool-core (window 5ms)",
             Kind::OursValidating => "pool-core +validate",
             Kind::OursStrict => "pool-core strict FIFO",
+            Kind::OursMetrics => "pool-core +metrics, no rec.",
+            Kind::OursRecorder => "pool-core +metrics +recorder",
             Kind::R2d2 => "r2d2",
             Kind::R2d2Test => "r2d2 test_on_check_out",
         }
@@ -171,7 +182,12 @@ fn make(kind: Kind, size: usize) -> Arc<dyn Contender> {
             parking_lot::Mutex::new(vec![0; size]),
             parking_lot::Condvar::new(),
         )),
-        Kind::Ours | Kind::OursWide | Kind::OursValidating | Kind::OursStrict => {
+        Kind::Ours
+        | Kind::OursWide
+        | Kind::OursValidating
+        | Kind::OursStrict
+        | Kind::OursMetrics
+        | Kind::OursRecorder => {
             let config = PoolConfig::builder()
                 .min_size(size)
                 .max_size(size)
@@ -183,7 +199,16 @@ fn make(kind: Kind, size: usize) -> Arc<dyn Contender> {
                 })
                 .build()
                 .expect("config");
-            let pool = ConnectionPool::new(Nop, config).expect("pool");
+            let build = || ConnectionPool::new(Nop, config).expect("pool");
+            // The pool's handles are bound to the recorder in scope when it is built.
+            #[cfg(feature = "metrics")]
+            let pool = if kind == Kind::OursRecorder {
+                metrics::with_local_recorder(bench_recorder::get(), build)
+            } else {
+                build()
+            };
+            #[cfg(not(feature = "metrics"))]
+            let pool = build();
             wait_until_full(size, &|| pool.statistics().idle_connections);
             Arc::new(Ours(pool))
         }
@@ -363,13 +388,12 @@ fn w1(scale: f64) {
     println!("W1 uncontended acquire+release, 1 thread");
     let iters = (2_000_000.0 * scale) as u64;
     let mut w1 = Vec::new();
-    for kind in [
-        Kind::Floor,
-        Kind::Ours,
-        Kind::OursValidating,
-        Kind::R2d2,
-        Kind::R2d2Test,
-    ] {
+    let mut kinds = vec![Kind::Floor, Kind::Ours];
+    if cfg!(feature = "metrics") {
+        kinds.extend([Kind::OursMetrics, Kind::OursRecorder]);
+    }
+    kinds.extend([Kind::OursValidating, Kind::R2d2, Kind::R2d2Test]);
+    for kind in kinds {
         let c = make(kind, 4);
         for _ in 0..iters / 10 {
             c.cycle(&nop, false);
@@ -476,5 +500,63 @@ fn w4(secs: &dyn Fn(f64) -> Duration) {
             100.0 * r.throughput() / ideal,
             r.release / ops
         );
+    }
+}
+
+/// A recorder for W1's `+recorder` row: what a Prometheus-style recorder does per sample
+/// (a fixed-bucket histogram: find the bucket, two atomic adds); gauges and counters are
+/// atomics. It measures the pool's calls into a recorder, not one exporter's internals.
+#[cfg(feature = "metrics")]
+mod bench_recorder {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, OnceLock};
+
+    use metrics::{
+        Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString,
+        Unit,
+    };
+
+    const BOUNDS: [f64; 11] = [
+        0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+    ];
+
+    #[derive(Default)]
+    struct Buckets {
+        counts: [AtomicU64; 12],
+        sum_nanos: AtomicU64,
+    }
+
+    impl HistogramFn for Buckets {
+        fn record(&self, value: f64) {
+            let i = BOUNDS
+                .iter()
+                .position(|b| value <= *b)
+                .unwrap_or(BOUNDS.len());
+            // Statistics only: Relaxed.
+            self.counts[i].fetch_add(1, Relaxed);
+            self.sum_nanos.fetch_add((value * 1e9) as u64, Relaxed);
+        }
+    }
+
+    pub struct Atomics;
+
+    impl Recorder for Atomics {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(AtomicU64::new(0)))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(Arc::new(AtomicU64::new(0)))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Buckets::default()))
+        }
+    }
+
+    pub fn get() -> &'static Atomics {
+        static R: OnceLock<Atomics> = OnceLock::new();
+        R.get_or_init(|| Atomics)
     }
 }
