@@ -6,10 +6,10 @@
 //!
 //! * W1 uncontended acquire+release on one thread (ns per cycle, ratio to the floor). With
 //!   `--features metrics` (`cargo bench -p pool-core --features metrics --bench compare -- W1`)
-//!   two more rows: the feature on with no recorder installed, and with a recorder (a
-//!   Prometheus-style one: a fixed-bucket histogram of atomics, see `bench_recorder`). The
-//!   feature off is the plain pool-core row of a run without the feature: compare the
-//!   ratios to the floor of the two runs.
+//!   every pool-core row has the feature on with no recorder installed, and one more row
+//!   has a recorder (a Prometheus-style one: a fixed-bucket histogram of atomics, see
+//!   `bench_recorder`). The feature is compiled in or not, so "off" is the plain pool-core
+//!   row of a run without it: compare the ratios to the floor of the two runs.
 //! * W2 2/8/32 threads, max_size = threads (throughput, ratio to r2d2).
 //! * W3 8/32/128 threads, max_size 4, no hold: throughput, wait p50/p99/p99.9/max, Jain's
 //!   fairness index of per-thread counts; pool-core in its default mode (1 ms fairness
@@ -136,8 +136,6 @@ enum Kind {
     OursWide,
     OursValidating,
     OursStrict,
-    /// The `metrics` feature on, no recorder installed.
-    OursMetrics,
     /// The `metrics` feature on, with a recorder.
     OursRecorder,
     R2d2,
@@ -152,7 +150,6 @@ impl Kind {
             Kind::OursWide => "pool-core (window 5ms)",
             Kind::OursValidating => "pool-core +validate",
             Kind::OursStrict => "pool-core strict FIFO",
-            Kind::OursMetrics => "pool-core +metrics, no rec.",
             Kind::OursRecorder => "pool-core +metrics +recorder",
             Kind::R2d2 => "r2d2",
             Kind::R2d2Test => "r2d2 test_on_check_out",
@@ -186,7 +183,6 @@ fn make(kind: Kind, size: usize) -> Arc<dyn Contender> {
         | Kind::OursWide
         | Kind::OursValidating
         | Kind::OursStrict
-        | Kind::OursMetrics
         | Kind::OursRecorder => {
             let config = PoolConfig::builder()
                 .min_size(size)
@@ -390,7 +386,7 @@ fn w1(scale: f64) {
     let mut w1 = Vec::new();
     let mut kinds = vec![Kind::Floor, Kind::Ours];
     if cfg!(feature = "metrics") {
-        kinds.extend([Kind::OursMetrics, Kind::OursRecorder]);
+        kinds.push(Kind::OursRecorder);
     }
     kinds.extend([Kind::OursValidating, Kind::R2d2, Kind::R2d2Test]);
     for kind in kinds {
