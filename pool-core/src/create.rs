@@ -56,6 +56,8 @@ impl<F: ConnectionFactory> Shared<F> {
                     last_used_ns: now_ns,
                     last_validated_ns: now_ns,
                     uses: 0,
+                    #[cfg(feature = "metrics")]
+                    handed_out_ns: now_ns,
                     generation,
                 });
                 if self.config.validate_new_connections {
@@ -76,6 +78,8 @@ impl<F: ConnectionFactory> Shared<F> {
                     self.config.name,
                     HumanDuration(now - started)
                 );
+                #[cfg(feature = "metrics")]
+                self.metrics.created(now - started);
                 self.observe(|obs| {
                     obs.on_create(CreateEvent {
                         id,
@@ -108,6 +112,8 @@ impl<F: ConnectionFactory> Shared<F> {
     /// permanent errors, the circuit breaker.
     fn create_failed(self: &Arc<Self>, error: SharedError, permanent: bool, now: Instant) {
         self.stats.create_failures.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.create_failed(permanent);
         if permanent {
             log::error!(
                 "{}: could not open a connection (permanent): {}",

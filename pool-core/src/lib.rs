@@ -55,7 +55,9 @@
 //!   thread closes expired and idle connections, hands idle ones due for a check to
 //!   background validators ([`validation`]), reports leaks, and keeps `min_size` open.
 //!   `shutdown` stops them all, waiting with a deadline.
-//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
+//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]; with the
+//!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
+//!   (`metrics` module). **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`config`]; every default is a named constant there.
 //! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
@@ -101,6 +103,8 @@ pub mod events;
 mod factory;
 mod health;
 mod housekeeping;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod pool;
 mod release;
 mod shared;

@@ -76,6 +76,9 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     pub(crate) checkers: Arc<Workers>,
     /// Runs background validation of idle connections for the housekeeper.
     pub(crate) validators: Arc<Workers>,
+    /// The `metrics` facade's handles (registered once, when the pool is built).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl<F: ConnectionFactory> Shared<F> {
@@ -120,6 +123,8 @@ impl<F: ConnectionFactory> Shared<F> {
                 format!("{name}-validate"),
                 config.validation_concurrency,
             )),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(name),
             config,
         }
     }
