@@ -37,6 +37,11 @@
 //! * `after_release`: the connection is closed (`HookRejected`); a replacement is opened
 //!   if the floors want one.
 //!
+//! A backend that resets the session when a connection comes back (pool-postgres's
+//! `ResetMode::session()` runs `RESET ALL`) undoes what `after_create` set with `SET`:
+//! settings that must last belong in the factory's connect options (pool-postgres's
+//! `with_search_path`), or are set again in `after_release`, which runs after the reset.
+//!
 //! ## Hooks that hang
 //!
 //! No caller waits past its deadline for a hook. `before_acquire` runs where validation on
