@@ -195,7 +195,8 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
     /// left of the caller's deadline less a margin (at least 1 ms); past the deadline the
     /// caller stops waiting for it. Unlike sqlx, which skips a connection it has just
     /// opened, it runs on every hand-out (`info.uses() == 0` on the first). Each acquire
-    /// then pays a hand-over to the checker thread (some microseconds).
+    /// then pays a hand-over to the checker thread: about 10 µs, against some 30 ns for an
+    /// acquire and release without it (measured on a 2-core machine).
     ///
     /// ```
     /// # use std::sync::atomic::{AtomicU32, Ordering};
