@@ -60,6 +60,16 @@ impl<F: ConnectionFactory> Shared<F> {
                     handed_out_ns: now_ns,
                     generation,
                 });
+                // The after_create hook (hooks.rs), within the same timeout: its failure
+                // is a failed create.
+                if let Err((e, permanent)) = self.after_create_hook(&mut conn, started, timeout) {
+                    let mut st = self.state.lock();
+                    // `create_failed` below takes the creator's claim (`pending`) back.
+                    let retired = st.retire_unopened(conn, crate::CloseReason::HookRejected);
+                    self.settle(st, Some(retired));
+                    self.create_failed(e, permanent, Instant::now());
+                    return false;
+                }
                 if self.config.validate_new_connections {
                     if let Err(e) = self.validate(&mut conn, self.config.validation_timeout) {
                         // A connection that opens but fails its check is a failed create.

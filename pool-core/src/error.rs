@@ -173,7 +173,7 @@ impl fmt::Display for PoolError {
                         write!(
                             f,
                             "; connection {} (open for {}) was still being checked \
-                             (validate_on_acquire) after {}",
+                             (validate_on_acquire, before_acquire) after {}",
                             c.id,
                             HumanDuration(c.age),
                             HumanDuration(c.ran_for)
@@ -240,7 +240,8 @@ impl fmt::Debug for PoolError {
     }
 }
 
-/// The check on acquire (`validate_on_acquire`) behind an
+/// The check on acquire (`validate_on_acquire`, then the
+/// [`before_acquire`](crate::PoolBuilder::before_acquire) hook) behind an
 /// [`AcquireTimeout`](PoolError::AcquireTimeout): which connection, and how long it ran.
 ///
 /// The validator is given what is left of the caller's deadline less a margin

@@ -89,7 +89,7 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 // Public modules are the ones users name (`config::DEFAULT_*`, `error::Report`,
-// `events::*Event`, `validation::*`); everything else users need is re-exported below.
+// `events::*Event`, `validation::*`, `hooks::*`); everything else users need is re-exported below.
 mod acquire;
 mod admin;
 pub mod backend;
@@ -102,6 +102,7 @@ pub mod error;
 pub mod events;
 mod factory;
 mod health;
+pub mod hooks;
 mod housekeeping;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -124,6 +125,7 @@ pub use error::{BuildError, CheckOnAcquire, ConfigError, PoolError, SharedError}
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
+pub use hooks::HookError;
 pub use pool::{ConnectionPool, PoolBuilder};
 pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};

@@ -45,7 +45,7 @@
 //! | `db.client.connection.circuit_breaker.open` | gauge | | | 1 while the circuit breaker is open, else 0 |
 //! | `db.client.connection.suspended` | gauge | | | 1 while the pool is suspended, else 0 |
 //! | `db.client.connection.created` | counter | {connection} | | connections opened |
-//! | `db.client.connection.closed` | counter | {connection} | `reason` = `lifetime` \| `idle` \| `broken` \| `validation_failed` \| `max_uses` \| `reset_failed` \| `evicted` \| `shutdown` | connections closed, by [`CloseReason`] |
+//! | `db.client.connection.closed` | counter | {connection} | `reason` = `lifetime` \| `idle` \| `broken` \| `validation_failed` \| `max_uses` \| `reset_failed` \| `evicted` \| `shutdown` \| `hook_rejected` | connections closed, by [`CloseReason`] |
 //! | `db.client.connection.create_failures` | counter | {failure} | `permanent` = `true` \| `false` | failed opens; permanent: the factory's `is_permanent` (a rejected password) |
 //! | `db.client.connection.validations` | counter | {validation} | | validations run |
 //! | `db.client.connection.validation_failures` | counter | {validation} | | validations that failed |
@@ -205,6 +205,7 @@ fn reason_label(r: CloseReason) -> &'static str {
         CloseReason::ResetFailed => "reset_failed",
         CloseReason::Evicted => "evicted",
         CloseReason::Shutdown => "shutdown",
+        CloseReason::HookRejected => "hook_rejected",
     }
 }
 
@@ -231,7 +232,7 @@ pub(crate) struct Metrics {
     timeouts: Counter,
     created: Counter,
     /// Indexed like `CloseReason::ALL`.
-    closed: [Counter; 8],
+    closed: [Counter; CloseReason::ALL.len()],
     validations: Counter,
     validation_failures: Counter,
     leaks: Counter,
@@ -245,7 +246,7 @@ pub(crate) struct Metrics {
 pub(crate) struct Published {
     timeouts: u64,
     created: u64,
-    closed: [u64; 8],
+    closed: [u64; CloseReason::ALL.len()],
     validations: u64,
     validation_failures: u64,
     leaks: u64,

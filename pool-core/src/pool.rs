@@ -14,6 +14,7 @@ use crate::connection::PooledConnection;
 use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
+use crate::hooks::Hooks;
 use crate::shared::{PoolRef, Shared};
 use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
@@ -118,13 +119,15 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
         Self::builder(factory).config(config).build()
     }
 
-    /// A builder for attaching a validation strategy or an observer.
+    /// A builder for attaching a validation strategy, an observer or
+    /// [hooks](crate::hooks).
     pub fn builder(factory: F) -> PoolBuilder<F> {
         PoolBuilder {
             factory,
             config: PoolConfig::default(),
             validator: None,
             observer: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -238,7 +241,8 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     }
 }
 
-/// Builds a [`ConnectionPool`] with a validation strategy and/or an observer.
+/// Builds a [`ConnectionPool`] with a validation strategy, an observer, and/or
+/// [hooks](crate::hooks) (`after_create`, `before_acquire`, `after_release`).
 ///
 /// ```
 /// # use std::time::Duration;
@@ -262,6 +266,8 @@ pub struct PoolBuilder<F: ConnectionFactory> {
     config: PoolConfig,
     validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
     observer: Option<Arc<dyn PoolObserver>>,
+    /// Set by the methods in `hooks.rs`.
+    pub(crate) hooks: Hooks<F::Connection>,
 }
 
 /// Shows the configuration and what is set; the factory by its type name (a factory need
@@ -279,7 +285,10 @@ pub struct PoolBuilder<F: ConnectionFactory> {
 /// let text = format!("{:?}", ConnectionPool::builder(Nop));
 /// assert!(text.starts_with("PoolBuilder { factory: \"")); // the type's name
 /// assert!(text.contains("::Nop\", config: PoolConfig { name: \"pool\", min_size: 0"));
-/// assert!(text.ends_with("validation: None, observer: None }"));
+/// assert!(text.ends_with("validation: None, observer: None, hooks: [] }"));
+///
+/// let hooked = ConnectionPool::builder(Nop).after_release(|_, _| Ok(true));
+/// assert!(format!("{hooked:?}").ends_with("hooks: [AfterRelease] }"));
 /// ```
 impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,6 +304,7 @@ impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
                 "observer",
                 &format_args!("{}", set(self.observer.is_some())),
             )
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -335,6 +345,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
             self.config,
             self.validator,
             self.observer,
+            self.hooks,
         ));
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to

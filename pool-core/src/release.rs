@@ -50,10 +50,13 @@ impl<F: ConnectionFactory> Shared<F> {
         conn.last_used_ns = now_ns;
         #[cfg(feature = "metrics")]
         let held_ns = now_ns.saturating_sub(conn.handed_out_ns);
-        let reason = reason.or_else(|| {
-            conn.expired(now_ns, self.slack_ns)
-                .then_some(CloseReason::Lifetime)
-        });
+        let reason = reason
+            .or_else(|| {
+                conn.expired(now_ns, self.slack_ns)
+                    .then_some(CloseReason::Lifetime)
+            })
+            // The after_release hook (hooks.rs), only on a connection the pool would keep.
+            .or_else(|| (!self.after_release_hook(&mut conn)).then_some(CloseReason::HookRejected));
         if let Some(at) = tracked_at {
             self.untrack(conn.id, at);
         }
