@@ -100,9 +100,15 @@
 //! * `native-tls`: TLS through the `native-tls` crate (OpenSSL on Linux: building needs
 //!   `pkg-config` and the OpenSSL headers, Debian's `libssl-dev`).
 //! * `rustls`: TLS through `rustls` with the `ring` provider (a C compiler is enough).
+//!
+//! Turn on one of `native-tls` and `rustls`, not both: the `mysql` crate builds one TLS
+//! stack, and with both it does not compile.
 //! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

@@ -85,6 +85,9 @@
 //! `PostgresConnectionFactory::with_rustls_config` picks rustls.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod conn_str;
 mod connect;
@@ -124,21 +127,25 @@ pub use postgres;
 /// Re-exported (with the `native-tls` feature), to build a custom connector for
 /// [`PostgresConnectionFactory::with_tls_connector`].
 #[cfg(feature = "native-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native-tls")))]
 pub use native_tls;
 
 /// Re-exported (with the `native-tls` feature): its `MakeTlsConnector` is what to pass to
 /// [`PostgresConnectionFactory::new_with_tls`] to use native-tls your own way, as
 /// r2d2_postgres takes it.
 #[cfg(feature = "native-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native-tls")))]
 pub use postgres_native_tls;
 
 /// Re-exported (with the `rustls` feature), to build a configuration for
 /// [`PostgresConnectionFactory::with_rustls_config`] with the version this crate uses.
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use rustls;
 
 /// Re-exported (with the `rustls` feature): its `MakeRustlsConnect` is the connector
 /// [`PostgresConnectionFactory::with_rustls_config`] builds, and what to pass to
 /// [`PostgresConnectionFactory::new_with_tls`] to use rustls your own way.
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use tokio_postgres_rustls;

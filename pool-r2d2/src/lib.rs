@@ -133,6 +133,9 @@
 //!
 #![doc = include_str!("../FROM_R2D2.md")]
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abandon;
 mod connection;

@@ -81,8 +81,12 @@
 //! `Display`, errors and log lines is rebuilt from the parsed parts without the password.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub mod cluster;
 mod config;
 mod connection;
@@ -94,6 +98,7 @@ mod resp;
 mod validation;
 
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub use cluster::{
     RedisClusterConfig, RedisClusterConnection, RedisClusterConnectionFactory,
     DEFAULT_CLUSTER_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_MIN_RETRY_WAIT,
@@ -112,6 +117,7 @@ pub type RedisPool = pool_core::ConnectionPool<RedisConnectionFactory>;
 
 /// A pool of Redis Cluster connections (from a [`RedisClusterConnectionFactory`]).
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub type RedisClusterPool = pool_core::ConnectionPool<RedisClusterConnectionFactory>;
 
 /// The `redis` crate this backend is built on, re-exported so that callers use the same
