@@ -55,7 +55,10 @@ pub enum R2d2Error<E: StdError + 'static> {
     Invalid(#[source] E),
     /// `connect` (with `on_acquire`) did not finish within the time the pool allowed. It
     /// goes on, abandoned, on its helper thread; a connection it opens later is dropped.
-    #[error("the r2d2 manager's connect did not finish within {timeout:?}; it was abandoned")]
+    #[error(
+        "the r2d2 manager's connect did not finish within {}; it was abandoned",
+        pool_core::HumanDuration(*.timeout)
+    )]
     ConnectTimeout {
         /// The time allowed.
         timeout: Duration,
@@ -63,8 +66,9 @@ pub enum R2d2Error<E: StdError + 'static> {
     /// No connect was started: calls given up earlier were still running (more than the
     /// factory's `max_abandoned`), and none ended within the time allowed.
     #[error(
-        "no connect started within {waited:?}: {abandoned} abandoned call(s) of the r2d2 \
-         manager still running (see R2d2ConnectionFactory::with_max_abandoned)"
+        "no connect started within {}: {abandoned} abandoned call(s) of the r2d2 \
+         manager still running (see R2d2ConnectionFactory::with_max_abandoned)",
+        pool_core::HumanDuration(*.waited)
     )]
     ConnectStalled {
         /// How long this call waited for them.
@@ -74,7 +78,10 @@ pub enum R2d2Error<E: StdError + 'static> {
     },
     /// `is_valid` did not answer within the validation timeout; it goes on, abandoned, and
     /// the connection is dropped when it returns.
-    #[error("the r2d2 manager's is_valid did not answer within {timeout:?}; it was abandoned")]
+    #[error(
+        "the r2d2 manager's is_valid did not answer within {}; it was abandoned",
+        pool_core::HumanDuration(*.timeout)
+    )]
     ValidateTimeout {
         /// The time allowed.
         timeout: Duration,
