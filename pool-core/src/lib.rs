@@ -148,8 +148,3 @@ pub enum ConnectionState {
     /// Known bad; it will be closed instead of reused.
     Invalid,
 }
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
