@@ -151,6 +151,14 @@ impl<E: StdError + 'static> R2d2Error<E> {
     ///     R2d2Error::ConnectTimeout { timeout: Duration::from_secs(10) };
     /// assert!(e.is_timeout());
     /// assert!(e.manager_error().is_none());
+    /// // Durations as people read them (pool_core::HumanDuration), not `10s`:
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "the r2d2 manager's connect did not finish within 10.0 s; it was abandoned"
+    /// );
+    /// let e: R2d2Error<std::io::Error> =
+    ///     R2d2Error::ConnectStalled { waited: Duration::from_millis(1500), abandoned: 3 };
+    /// assert!(e.to_string().starts_with("no connect started within 1.5 s: 3 abandoned"));
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(
