@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+//! use pool_core::{ConnectionFactory, ConnectionPool};
 //!
 //! // A backend: how to open and check one connection.
 //! struct Numbers;
@@ -18,12 +18,11 @@
 //!     fn validate(&self, _conn: &mut u64, _timeout: Duration) -> Result<(), std::io::Error> { Ok(()) }
 //! }
 //!
-//! let config = PoolConfig::builder()
+//! let pool = ConnectionPool::builder(Numbers)
 //!     .min_size(1)                            // kept open (warm)
 //!     .max_size(8)                            // never more
 //!     .wait_timeout(Duration::from_secs(5))   // acquire() gives up after this
-//!     .build()?;
-//! let pool = ConnectionPool::new(Numbers, config)?;
+//!     .build()?;                              // a bad value: PoolError::Build, not a panic
 //!
 //! let threads: Vec<_> = (0..4).map(|_| {
 //!     let pool = pool.clone();                // a cheap handle to the same pool
@@ -59,7 +58,10 @@
 //!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
 //!   (`metrics` module). **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
-//! * **Configuration**: [`config`]; every default is a named constant there.
+//! * **Configuration**: [`ConnectionPool::builder`] takes every setting (or a whole
+//!   [`PoolConfig`]); [`config`] documents them, every default a named constant there.
+//!   Each backend crate re-exports this crate (`pool_postgres::pool_core`) and its common
+//!   types, so a program that uses a backend needs only that one dependency.
 //! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
 //!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
 //!   thread abandoned at its deadline).
@@ -157,8 +159,3 @@ pub enum ConnectionState {
     /// Known bad; it will be closed instead of reused.
     Invalid,
 }
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

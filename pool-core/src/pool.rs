@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, PoolConfigBuilder};
 use crate::connection::PooledConnection;
 use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
@@ -20,6 +20,8 @@ use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
 use crate::validation::ValidationStrategy;
 use crate::{ConnectionFactory, HumanDuration};
+
+mod settings;
 
 /// A thread-safe pool of connections: a cheap, cloneable handle.
 ///
@@ -119,12 +121,13 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
         Self::builder(factory).config(config).build()
     }
 
-    /// A builder for attaching a validation strategy, an observer or
-    /// [hooks](crate::hooks).
+    /// A builder: every setting of [`PoolConfig`] (`max_size`, `wait_timeout`, ...), a
+    /// validation strategy, an observer, [hooks](crate::hooks); then
+    /// [`build`](PoolBuilder::build).
     pub fn builder(factory: F) -> PoolBuilder<F> {
         PoolBuilder {
             factory,
-            config: PoolConfig::default(),
+            config: PoolConfig::builder(),
             validator: None,
             observer: None,
             hooks: Hooks::default(),
@@ -241,8 +244,35 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     }
 }
 
-/// Builds a [`ConnectionPool`] with a validation strategy, an observer, and/or
+/// Builds a [`ConnectionPool`] in one go: its settings (the same setters as
+/// [`PoolConfigBuilder`]'s, with the same defaults), a validation strategy, an observer,
 /// [hooks](crate::hooks) (`after_create`, `before_acquire`, `after_release`).
+///
+/// `build()` checks the settings: a bad value is
+/// [`PoolError::Build`]`(`[`BuildError::Config`]`(..))`, naming the setting, never a panic.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::builder(Nop)
+///     .max_size(8)
+///     .wait_timeout(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(pool.config().max_size(), 8);
+///
+/// let bad = ConnectionPool::builder(Nop).max_size(0).build();
+/// assert_eq!(bad.unwrap_err().to_string(), "invalid pool configuration");
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+///
+/// A [`PoolConfig`] built beforehand (read from a file, shared by several pools) goes in
+/// whole with [`config`](Self::config):
 ///
 /// ```
 /// # use std::time::Duration;
@@ -263,7 +293,8 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
 #[must_use = "a builder does nothing until build() is called"]
 pub struct PoolBuilder<F: ConnectionFactory> {
     factory: F,
-    config: PoolConfig,
+    /// The settings so far, checked by `build`.
+    config: PoolConfigBuilder,
     validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
     observer: Option<Arc<dyn PoolObserver>>,
     /// Set by the methods in `hooks.rs`.
@@ -295,7 +326,7 @@ impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
         let set = |on: bool| if on { "Some(..)" } else { "None" };
         f.debug_struct("PoolBuilder")
             .field("factory", &std::any::type_name::<F>())
-            .field("config", &self.config)
+            .field("config", self.config.peek())
             .field(
                 "validation",
                 &format_args!("{}", set(self.validator.is_some())),
@@ -310,9 +341,10 @@ impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
 }
 
 impl<F: ConnectionFactory> PoolBuilder<F> {
-    /// The configuration. Default: `PoolConfig::default()`.
+    /// Every setting at once: replaces the settings made before it (settings made after it
+    /// change it). Default: `PoolConfig::default()`.
     pub fn config(mut self, config: PoolConfig) -> Self {
-        self.config = config;
+        self.config = PoolConfigBuilder::from_config(config);
         self
     }
     /// The health check used on acquire and in the background. Default: the factory's
@@ -335,14 +367,14 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         self
     }
     /// Starts the pool (see [`ConnectionPool::new`]).
+    ///
+    /// A bad setting is [`PoolError::Build`]`(`[`BuildError::Config`]`(..))`.
     pub fn build(self) -> Result<ConnectionPool<F>, PoolError> {
-        self.config
-            .check()
-            .map_err(|e| PoolError::Build(BuildError::Config(e)))?;
-        let init = self.config.initialization_fail_timeout;
+        let config = self.config.build()?;
+        let init = config.initialization_fail_timeout;
         let shared = Arc::new(Shared::new(
             self.factory,
-            self.config,
+            config,
             self.validator,
             self.observer,
             self.hooks,
