@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 
-use super::settings::{checked, lookup, Lookup, Raw};
+use super::keys::{checked, lookup, Lookup, Raw};
 use super::PoolConfig;
 use crate::error::ConfigError;
 

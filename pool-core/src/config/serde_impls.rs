@@ -8,7 +8,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::settings::{checked, lookup, Lookup, Raw, Written, SETTINGS};
+use super::keys::{checked, lookup, Lookup, Raw, Written, SETTINGS};
 use super::PoolConfig;
 use crate::error::ConfigError;
 
@@ -198,7 +198,7 @@ pub mod serde_duration {
     use crate::config::format_duration;
 
     /// Reads `raw` as a duration (`Option`: also `none` or `null`); the error's text says why.
-    fn read<T: super::super::settings::SettingType>(raw: &Raw) -> Result<T, String> {
+    fn read<T: super::super::keys::SettingType>(raw: &Raw) -> Result<T, String> {
         T::read(raw)
     }
 
