@@ -349,10 +349,12 @@ fn validate_spans_on_acquire_in_the_background_and_failed() {
         background.thread
     );
 
-    // A failed check: outcome failed, the pool's DEBUG message with the error inside.
+    // A failed check: outcome failed, the pool's DEBUG message with the error inside
+    // (raised after the outcome is recorded, before the span ends with `took_ms`).
     state.fail_validate.store(true, SeqCst);
     let (id, failed) = c.wait_span(trace::VALIDATE, pool_name, |s| {
         s.fields.get("outcome").map(String::as_str) == Some("failed")
+            && s.fields.contains_key("took_ms")
     });
     assert!(millis(&failed, "took_ms") >= 0.0);
     let events = c.events_in(id);
