@@ -36,12 +36,13 @@
 //! ## The spans
 //!
 //! Every span is at `DEBUG` level, with the target `pool_core::trace`; every one has the
-//! field `pool.name`. Durations are numbers of milliseconds (`f64`, to the microsecond).
+//! field `pool.name`. Durations are numbers of milliseconds, fractions kept (`f64`:
+//! `took_ms=0.004` is 4 µs), for subscribers that aggregate them.
 //!
 //! | span | where it runs | fields | parent |
 //! |---|---|---|---|
 //! | `pool.acquire` | the caller's thread: `acquire`, `acquire_timeout`, `try_acquire`, from the call to its return | `waited_ms`: the time the call took (its wait and the check of the connection); `outcome`: `ok` \| `timeout` (`AcquireTimeout`) \| `exhausted` (`PoolExhausted`, `try_acquire`) \| `closed` \| `error` (any other `PoolError`); `error`: the error's `Display` when not `ok` | the caller's current span |
-//! | `pool.create` | a creator thread: one open of a connection, with its `after_create` hook and, with `validate_new_connections`, its check | `took_ms`; `outcome`: `ok` \| `failed` (the reason is the pool's warning or error event inside the span) | none |
+//! | `pool.create` | a creator thread: one open of a connection, with its `after_create` hook and, with `validate_new_connections`, its check | `took_ms`; `outcome`: `ok` \| `failed` (why: the pool's event inside the span, `WARN`, `ERROR` when permanent, `DEBUG` for the circuit breaker's probe) | none |
 //! | `pool.validate` | a checker thread (a check on acquire), a background validator (`validation_interval`), or a creator (`validate_new_connections`) | `id`: the connection's; `took_ms`; `outcome`: `ok` \| `failed` (the error is the DEBUG event inside the span) | `pool.acquire` for a check on acquire, `pool.create` for a new connection, none in the background |
 //! | `pool.close` | a closer thread: the connection's `Drop` | `id`; `reason`: why it was closed, the [`CloseReason`] in snake case (`lifetime`, `idle`, `broken`, `validation_failed`, `max_uses`, `reset_failed`, `evicted`, `shutdown`, `hook_rejected`, the `metrics` feature's labels); `took_ms` | none |
 //!
@@ -65,11 +66,11 @@
 //! Without the feature nothing of `tracing` is compiled. With it and no subscriber (or a
 //! subscriber that filters this crate's `DEBUG` out), a span is a relaxed atomic load or
 //! two (the global level, the call site's cached interest) and a branch: `acquire` then
-//! reads no clock and records nothing. Measured with
-//! `benches/compare.rs`, W1 (an uncontended acquire + release, `cargo bench -p pool-core
-//! --features tracing --bench compare -- W1`, against the same run without the feature):
-//! 41 ns with the feature and no subscriber, 42 ns without it, the best of 30 runs each on
-//! a busy 2-core machine: no difference beyond the noise. With the spans enabled, the
+//! reads no clock and records nothing. Measured with `benches/compare.rs`, W1 (an
+//! uncontended acquire + release, `cargo bench -p pool-core --features tracing --bench
+//! compare -- W1`, against the same run without the feature): 41 ns with the feature and
+//! no subscriber, 42 ns without it, the best of 30 runs each on a busy 2-core machine: no
+//! difference beyond the noise. With the spans enabled, the
 //! subscriber runs on every `acquire` (a span opened, entered, recorded and closed): that
 //! is the price of a span per call, the subscriber's own.
 
