@@ -15,7 +15,9 @@
 //!   every pool-core row has the feature on with no recorder installed, and one more row
 //!   has a recorder (a Prometheus-style one: a fixed-bucket histogram of atomics, see
 //!   `bench_recorder`). The feature is compiled in or not, so "off" is the plain pool-core
-//!   row of a run without it: compare the ratios to the floor of the two runs.
+//!   row of a run without it: compare the ratios to the floor of the two runs. With
+//!   `--features tracing` every pool-core row has the spans compiled in, no subscriber
+//!   (`pool_core::trace`, "What it costs").
 //! * W2 2/8/32 threads, max_size = threads (throughput, ratio to r2d2).
 //! * W3 8/32/128 threads, max_size 4, no hold: throughput, wait p50/p99/p99.9/max, Jain's
 //!   fairness index of per-thread counts; pool-core in its default mode (1 ms fairness

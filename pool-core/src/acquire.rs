@@ -368,11 +368,15 @@ impl<F: ConnectionFactory> Shared<F> {
         deadline: Instant,
     ) -> Checked<F::Connection> {
         let slot = Arc::new(Slot::<F::Connection>::default());
+        #[cfg(feature = "tracing")]
+        let parent = crate::trace::current();
         let job = {
             let shared = Arc::clone(self);
             let slot = Arc::clone(&slot);
             let mut conn = conn;
             Box::new(move || {
+                #[cfg(feature = "tracing")]
+                let _parent = parent.enter();
                 shared.stats.validating_in_use.fetch_add(1, Relaxed);
                 let result = shared.check_for_caller(&mut conn, validate, timeout, deadline);
                 shared.stats.validating_in_use.fetch_sub(1, Relaxed);

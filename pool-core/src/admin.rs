@@ -22,7 +22,7 @@ impl<F: ConnectionFactory> Shared<F> {
         let retired: Vec<_> = {
             let mut st = self.state.lock();
             if !st.is_closed() {
-                log::info!("{}: shutting down", self.config.name);
+                crate::logs::info!("{}: shutting down", self.config.name);
             }
             let retired = st.shut_down();
             self.publish(&st);

@@ -83,7 +83,7 @@ impl<F: ConnectionFactory> Shared<F> {
                     }
                 }
                 self.stats.created.fetch_add(1, Relaxed);
-                log::debug!(
+                crate::logs::debug!(
                     "{}: opened connection {id} in {}",
                     self.config.name,
                     HumanDuration(now - started)
@@ -98,7 +98,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 });
                 let mut st = self.state.lock();
                 if st.opened() {
-                    log::info!(
+                    crate::logs::info!(
                         "{}: a connection opened; the circuit breaker is closed",
                         self.config.name
                     );
@@ -125,20 +125,20 @@ impl<F: ConnectionFactory> Shared<F> {
         #[cfg(feature = "metrics")]
         self.metrics.create_failed(permanent);
         if permanent {
-            log::error!(
+            crate::logs::error!(
                 "{}: could not open a connection (permanent): {}",
                 self.config.name,
                 crate::error::chain_text(&*error)
             );
         } else if self.stats.breaker_open.load(Relaxed) {
             // The breaker's probe failing again: said once when it opened, not every try.
-            log::debug!(
+            crate::logs::debug!(
                 "{}: the circuit breaker's probe failed: {}",
                 self.config.name,
                 crate::error::chain_text(&*error)
             );
         } else {
-            log::warn!(
+            crate::logs::warn!(
                 "{}: could not open a connection: {}",
                 self.config.name,
                 crate::error::chain_text(&*error)
@@ -162,7 +162,7 @@ impl<F: ConnectionFactory> Shared<F> {
         };
         let threshold = self.config.circuit_breaker_threshold;
         if let Some(failures) = st.create_failed(error, permanent, backoff, threshold) {
-            log::error!(
+            crate::logs::error!(
                 "{}: {failures} connection attempts in a row failed and none is open: the \
                  circuit breaker is open, callers fail fast until one opens",
                 self.config.name,
@@ -189,7 +189,7 @@ impl<F: ConnectionFactory> Shared<F> {
         let n = st.expire_close_bounds(now);
         if n > 0 {
             self.stats.close_overruns.fetch_add(n as u64, Relaxed);
-            log::warn!(
+            crate::logs::warn!(
                 "{}: {n} connection close(s) still running after close_timeout ({}); \
                  their places are given back",
                 self.config.name,
@@ -235,6 +235,10 @@ pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
         let generation = st.claim_create();
         shared.publish(&st);
         drop(st);
-        shared.create_one(generation, timeout);
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::create(&shared.config.name);
+        let _opened = shared.create_one(generation, timeout);
+        #[cfg(feature = "tracing")]
+        span.outcome(_opened);
     }
 }

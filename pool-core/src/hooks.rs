@@ -338,10 +338,10 @@ impl<F: ConnectionFactory> Shared<F> {
         };
         let failed = HookFailed { hook, id, failure };
         if matches!(failed.failure, Failure::Panicked(_)) {
-            log::error!("{}: {failed}", self.config.name);
+            crate::logs::error!("{}: {failed}", self.config.name);
         } else if hook != Hook::AfterCreate {
             // (A failed after_create is logged with the other failed creates.)
-            log::debug!(
+            crate::logs::debug!(
                 "{}: {}",
                 self.config.name,
                 crate::error::chain_text(&failed)

@@ -180,7 +180,7 @@ pub(crate) fn housekeeping_round<F: ConnectionFactory>(shared: &Arc<Shared<F>>) 
     let n = retired.len();
     shared.settle(st, retired);
     if n > 0 {
-        log::debug!("{}: housekeeping retires {n} idle connections", cfg.name);
+        crate::logs::debug!("{}: housekeeping retires {n} idle connections", cfg.name);
     }
     for conn in to_validate {
         validate_later(shared, conn);
@@ -218,7 +218,7 @@ pub(crate) fn warm_symboliser() {
     WARM.call_once(|| {
         let started = Instant::now();
         let text = std::backtrace::Backtrace::force_capture().to_string();
-        log::debug!(
+        crate::logs::debug!(
             "leak detection: backtrace symbolisation ready in {} ({} bytes)",
             HumanDuration(started.elapsed()),
             text.len()
@@ -253,7 +253,7 @@ fn report_leaks<F: ConnectionFactory>(shared: &Shared<F>) {
             .stats
             .leaks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        log::warn!(
+        crate::logs::warn!(
             "{}: connection {id} has been held for {} (leak_detection_threshold is \
              {}): possible leak; it was acquired at:\n{backtrace}",
             shared.config.name,

@@ -56,7 +56,9 @@
 //!   `shutdown` stops them all, waiting with a deadline.
 //! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]; with the
 //!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
-//!   (`metrics` module). **Errors**:
+//!   (`metrics` module); with the `tracing` feature, spans around acquire, create,
+//!   validate and close, and the pool's messages as `tracing` events (`trace` module).
+//!   **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
 //! * **Configuration**: [`ConnectionPool::builder`] takes every setting (or a whole
 //!   [`PoolConfig`]); [`config`] documents them, every default a named constant there.
@@ -112,6 +114,7 @@ mod factory;
 mod health;
 pub mod hooks;
 mod housekeeping;
+mod logs;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pool;
@@ -122,6 +125,8 @@ mod state;
 mod statistics;
 mod sync;
 mod taken;
+#[cfg(feature = "tracing")]
+pub mod trace;
 pub mod validation;
 mod wait_queue;
 mod workers;

@@ -1,4 +1,4 @@
-//! Metrics through the [`metrics`](::metrics) facade (the `metrics` feature).
+//! Metrics through the [`metrics`] facade (the `metrics` feature).
 //!
 //! With the `metrics` feature on, every pool reports to whatever recorder the application
 //! installed (`metrics-exporter-prometheus`, an OpenTelemetry bridge, a StatsD exporter...).
@@ -52,7 +52,7 @@
 //! | `db.client.connection.leaks_suspected` | counter | {connection} | | connections held past `leak_detection_threshold` |
 //! | `db.client.connection.close_overruns` | counter | {close} | | closes still running past `close_timeout` |
 //!
-//! Every value but the histograms is also in [`PoolStatistics`](crate::PoolStatistics) under
+//! Every value but the histograms is also in [`PoolStatistics`] under
 //! the name in brackets or the obvious one. Prometheus exporters replace the dots with
 //! underscores (`db_client_connection_count`) and may add `_total` to counters.
 //!
@@ -194,21 +194,6 @@ names! {
     CLOSE_OVERRUNS = "db.client.connection.close_overruns";
 }
 
-/// The label value of a close reason (`CloseReason::as_str` has spaces).
-fn reason_label(r: CloseReason) -> &'static str {
-    match r {
-        CloseReason::Lifetime => "lifetime",
-        CloseReason::Idle => "idle",
-        CloseReason::Broken => "broken",
-        CloseReason::ValidationFailed => "validation_failed",
-        CloseReason::MaxUses => "max_uses",
-        CloseReason::ResetFailed => "reset_failed",
-        CloseReason::Evicted => "evicted",
-        CloseReason::Shutdown => "shutdown",
-        CloseReason::HookRejected => "hook_rejected",
-    }
-}
-
 /// A pool's handles, registered once when it is built (in `Shared`).
 pub(crate) struct Metrics {
     name: String,
@@ -287,7 +272,7 @@ impl Metrics {
                 timeouts: c(TIMEOUTS),
                 created: c(CREATED),
                 closed: CloseReason::ALL
-                    .map(|r| counter!(CLOSED, POOL_NAME => p.clone(), "reason" => reason_label(r))),
+                    .map(|r| counter!(CLOSED, POOL_NAME => p.clone(), "reason" => r.label())),
                 validations: c(VALIDATIONS),
                 validation_failures: c(VALIDATION_FAILURES),
                 leaks: c(LEAKS_SUSPECTED),
@@ -299,7 +284,7 @@ impl Metrics {
         match crate::shared::guarded(register) {
             Ok(m) => m,
             Err(p) => {
-                log::error!("{pool}: the metrics recorder panicked ({p}); no metrics");
+                crate::logs::error!("{pool}: the metrics recorder panicked ({p}); no metrics");
                 Metrics::noop(name)
             }
         }
@@ -348,7 +333,7 @@ impl Metrics {
     #[cold]
     fn recorder_panicked(&self) {
         if !self.panicked.swap(true, Relaxed) {
-            log::error!(
+            crate::logs::error!(
                 "{}: the metrics recorder panicked; the pool goes on (said once)",
                 self.name
             );

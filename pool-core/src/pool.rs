@@ -144,16 +144,12 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// connection error, if opening was failing), [`PoolError::Connection`] at once when
     /// opening failed permanently and nothing is open, [`PoolError::Closed`] after shutdown.
     pub fn acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.shared().acquire(
-            PoolRef::pick(&self.handle.refs),
-            Some(self.shared().config.wait_timeout),
-        )
+        self.get(Some(self.shared().config.wait_timeout))
     }
 
     /// Gets a connection, waiting up to `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnection<F>, PoolError> {
-        self.shared()
-            .acquire(PoolRef::pick(&self.handle.refs), Some(timeout))
+        self.get(Some(timeout))
     }
 
     /// Gets an idle connection without waiting, or fails with [`PoolError::PoolExhausted`].
@@ -161,8 +157,20 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// When there is room, it asks the background to open a connection (it does not wait
     /// for it). It does not overtake callers queued past the fairness window.
     pub fn try_acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.shared()
-            .acquire(PoolRef::pick(&self.handle.refs), None)
+        self.get(None)
+    }
+
+    /// The three acquires (`None`: `try_acquire`), in a `pool.acquire` span with the
+    /// `tracing` feature.
+    #[inline]
+    fn get(&self, timeout: Option<Duration>) -> Result<PooledConnection<F>, PoolError> {
+        let get = || {
+            self.shared()
+                .acquire(PoolRef::pick(&self.handle.refs), timeout)
+        };
+        #[cfg(feature = "tracing")]
+        let get = || crate::trace::acquire(&self.shared().config.name, get);
+        get()
     }
 
     /// Gives a connection back; the same as dropping it.
@@ -427,7 +435,7 @@ fn wait_for_start<F: ConnectionFactory>(
                 ))
             });
             drop(st);
-            log::error!(
+            crate::logs::error!(
                 "{}: start failed after {failures} attempts: {}",
                 shared.config.name,
                 crate::error::chain_text(&*cause)

@@ -90,7 +90,7 @@ impl<F: ConnectionFactory> Shared<F> {
         if let Some(leaks) = &self.leaks {
             let record = leaks.lock().remove(&id); // nothing else under this lock
             if record.is_some_and(|r| r.reported) {
-                log::warn!(
+                crate::logs::warn!(
                     "{}: connection {id}, reported as a possible leak, came back after {}",
                     self.config.name,
                     HumanDuration(held)
@@ -134,14 +134,18 @@ impl<F: ConnectionFactory> Shared<F> {
     fn close_retired(self: &Arc<Self>, t: ToClose<F::Connection>) {
         let (conn, reason) = t.into_parts();
         let id = conn.id;
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::close(&self.config.name, id, reason);
         if let Err(p) = guarded(move || drop(conn)) {
-            log::error!(
+            crate::logs::error!(
                 "{}: closing connection {id} panicked ({p}); it is forgotten",
                 self.config.name
             );
         }
         self.stats.closed(reason);
-        log::debug!("{}: closed connection {id} ({reason})", self.config.name);
+        crate::logs::debug!("{}: closed connection {id} ({reason})", self.config.name);
+        #[cfg(feature = "tracing")]
+        drop(span);
         self.observe(|obs| obs.on_close(CloseEvent { id, reason }));
         let mut st = self.state.lock();
         st.close_finished(id);

@@ -213,6 +213,8 @@ impl<F: ConnectionFactory> Shared<F> {
         timeout: Duration,
     ) -> Result<(), SharedError> {
         self.stats.validations.fetch_add(1, Relaxed);
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::validate(&self.config.name, conn.id);
         let info = conn.info();
         let result: Result<(), SharedError> = match &self.validator {
             Some(v) => guarded(|| v.validate(&mut conn.raw, &info, timeout))
@@ -222,6 +224,8 @@ impl<F: ConnectionFactory> Shared<F> {
                 .map_err(|p| Arc::new(p) as SharedError)
                 .and_then(|r| r.map_err(|e| Arc::new(e) as SharedError)),
         };
+        #[cfg(feature = "tracing")]
+        span.outcome(result.is_ok());
         match result {
             Ok(()) => {
                 conn.last_validated_ns = crate::clock::now_ns();
@@ -234,7 +238,7 @@ impl<F: ConnectionFactory> Shared<F> {
             }
             Err(e) => {
                 self.stats.validation_failures.fetch_add(1, Relaxed);
-                log::debug!(
+                crate::logs::debug!(
                     "{}: connection {} failed validation: {}",
                     self.config.name,
                     conn.id,
@@ -278,7 +282,7 @@ impl<F: ConnectionFactory> Shared<F> {
     pub(crate) fn observe(&self, f: impl FnOnce(&dyn PoolObserver)) {
         if let Some(obs) = &self.observer {
             if guarded(|| f(&**obs)).is_err() {
-                log::error!(
+                crate::logs::error!(
                     "{}: a PoolObserver panicked; event dropped",
                     self.config.name
                 );

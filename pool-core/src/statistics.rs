@@ -47,6 +47,21 @@ impl CloseReason {
     fn index(self) -> usize {
         self as usize
     }
+    /// The label of the `metrics` and `tracing` features: snake case, no spaces.
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::Idle => "idle",
+            CloseReason::Broken => "broken",
+            CloseReason::ValidationFailed => "validation_failed",
+            CloseReason::MaxUses => "max_uses",
+            CloseReason::ResetFailed => "reset_failed",
+            CloseReason::Evicted => "evicted",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::HookRejected => "hook_rejected",
+        }
+    }
     /// A lower-case name for logs.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -105,8 +105,8 @@
 //! Turn on one of `native-tls` and `rustls`, not both: the `mysql` crate builds one TLS
 //! stack, and with both it does not compile.
 //! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
-//! * `serde`: [`Config`], the URL, the connection settings and a `pool` table of
-//!   [`PoolConfig`](pool_core::PoolConfig) settings read from a config file (TOML, JSON,
+//! * `serde`: `Config`, the URL, the connection settings and a `pool` table of
+//!   [`PoolConfig`] settings read from a config file (TOML, JSON,
 //!   ...). (`PoolConfig::from_env` reads the pool's settings from environment variables
 //!   without any feature.)
 

@@ -86,8 +86,8 @@
 //! native-tls's connector, and `tls::rustls_client_config` with
 //! `PostgresConnectionFactory::with_rustls_config` picks rustls.
 //!
-//! With the `serde` feature, [`Config`] reads the connection string, the connection
-//! settings and a `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a
+//! With the `serde` feature, `Config` reads the connection string, the connection
+//! settings and a `pool` table of [`PoolConfig`] settings from a
 //! config file (TOML, JSON, ...), in deadpool-postgres's shape; `PoolConfig::from_env`
 //! reads the pool's settings from environment variables without any feature.
 

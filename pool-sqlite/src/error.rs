@@ -54,7 +54,7 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A setting read from a config file ([`Config`](crate::Config), the `serde` feature)
+    /// A setting read from a config file (`Config`, the `serde` feature)
     /// has a value the factory cannot take.
     #[error("invalid {name}: {reason}")]
     InvalidSetting {

@@ -164,8 +164,8 @@
 //!
 //! # Config files
 //!
-//! With the `serde` feature, [`Config`] reads the database, the connection settings and a
-//! `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a config file
+//! With the `serde` feature, `Config` reads the database, the connection settings and a
+//! `pool` table of [`PoolConfig`] settings from a config file
 //! (TOML, JSON, ...); `PoolConfig::from_env` reads the pool's settings from environment
 //! variables without any feature.
 

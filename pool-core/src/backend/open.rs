@@ -116,14 +116,14 @@ where
     let late = move |answer: Result<T, Failure<E>>| match answer {
         Ok(conn) => {
             drop(conn);
-            log::debug!("{what} to {to} opened after its deadline; closed");
+            crate::logs::debug!("{what} to {to} opened after its deadline; closed");
         }
-        Err(Failure::Failed(e)) => log::debug!(
+        Err(Failure::Failed(e)) => crate::logs::debug!(
             "abandoned {what} attempt to {to} ended: {}",
             crate::error::Report(&e)
         ),
         Err(Failure::Panicked(message)) => {
-            log::debug!("abandoned {what} attempt to {to} panicked: {message}")
+            crate::logs::debug!("abandoned {what} attempt to {to} panicked: {message}")
         }
     };
     let job = move || job().map_err(Failure::Failed);
@@ -160,11 +160,11 @@ where
     E: std::error::Error + 'static,
 {
     match result {
-        Ok(_) => log::debug!(
+        Ok(_) => crate::logs::debug!(
             "opened {what} to {target} in {}",
             HumanDuration(start.elapsed())
         ),
-        Err(e) => log::debug!(
+        Err(e) => crate::logs::debug!(
             "opening {what} failed after {}: {}",
             HumanDuration(start.elapsed()),
             crate::error::Report(e)

@@ -8,11 +8,11 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Hook {
-    /// [`PoolBuilder::after_create`].
+    /// [`PoolBuilder::after_create`](crate::PoolBuilder::after_create).
     AfterCreate,
-    /// [`PoolBuilder::before_acquire`].
+    /// [`PoolBuilder::before_acquire`](crate::PoolBuilder::before_acquire).
     BeforeAcquire,
-    /// [`PoolBuilder::after_release`].
+    /// [`PoolBuilder::after_release`](crate::PoolBuilder::after_release).
     AfterRelease,
 }
 
