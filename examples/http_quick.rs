@@ -1,12 +1,12 @@
-//! Quick start for pool-http: a factory, a pool, one request, the statistics.
+//! Quick start for pool-http (the only dependency it needs): a factory, a pool, one
+//! request, the statistics.
 //!
 //! `cargo run --example http_quick` (no setup: it starts a tiny HTTP server on loopback).
 //! The longer tour: `cargo run --example http`.
 
 use std::time::Duration;
 
-use pool_core::PoolConfig;
-use pool_http::{HttpConnectionFactory, HttpPool};
+use pool_http::{HttpConnectionFactory, Pool};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A stand-in for the service you call: answers every request with "hello".
@@ -19,11 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let factory = HttpConnectionFactory::new(&origin)?; // one keep-alive socket per connection
-    let config = PoolConfig::builder()
+    let pool = Pool::builder(factory) // every setting, one builder
         .max_size(4)
         .wait_timeout(Duration::from_secs(5))
         .build()?;
-    let pool = HttpPool::new(factory, config)?;
 
     let mut conn = pool.acquire()?;
     let response = conn.get("/greeting")?; // paths are relative to the origin

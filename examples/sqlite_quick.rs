@@ -1,22 +1,21 @@
-//! Quick start for pool-sqlite: a factory, a pool, one query, the statistics.
+//! Quick start for pool-sqlite (the only dependency it needs): a factory, a pool, one
+//! query, the statistics.
 //!
 //! `cargo run --example sqlite_quick` (no setup: SQLite is compiled in, and the database is
 //! shared in memory). The longer tour: `cargo run --example sqlite`.
 
 use std::time::Duration;
 
-use pool_core::PoolConfig;
-use pool_sqlite::{SqliteConnectionFactory, SqlitePool};
+use pool_sqlite::{Pool, SqliteConnectionFactory};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A file works the same way: SqliteConnectionFactory::new("app.db")?.
     let factory = SqliteConnectionFactory::memory("quick-start")?
         .with_init_sql("CREATE TABLE IF NOT EXISTS visits (page TEXT)");
-    let config = PoolConfig::builder()
+    let pool = Pool::builder(factory) // every setting, one builder
         .max_size(4)
         .wait_timeout(Duration::from_secs(5))
         .build()?;
-    let pool = SqlitePool::new(factory, config)?;
 
     let conn = pool.acquire()?; // derefs to rusqlite::Connection
     conn.execute("INSERT INTO visits VALUES (?1)", ["/home"])?;

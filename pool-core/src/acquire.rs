@@ -44,6 +44,14 @@ use crate::ConnectionFactory;
 /// also at most `validation_timeout`, and at least 1 ms.
 pub const CHECK_ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
+/// The timeout of a check on acquire: what is left until `deadline` less the margin (see
+/// [`CHECK_ANSWER_MARGIN`]), at most `cap`, at least 1 ms.
+pub(crate) fn check_timeout(deadline: Instant, cap: Duration) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let margin = (left / 10).min(CHECK_ANSWER_MARGIN);
+    cap.min((left - margin).max(Duration::from_millis(1)))
+}
+
 /// The check of this caller's last connection that failed (its error) or was still running
 /// (`None`) when it gave up.
 pub(crate) type LastCheck = (CheckOnAcquire, Option<SharedError>);
@@ -274,17 +282,13 @@ impl<F: ConnectionFactory> Shared<F> {
             conn.retire(reason, None);
             return Err(Rejected::Retired(None));
         }
-        if self.config.validate_on_acquire
-            && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns
-        {
+        let validate = self.config.validate_on_acquire
+            && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns;
+        // The before_acquire hook (hooks.rs) runs in the same check, bounded the same way.
+        if validate || self.hooks.before_acquire.is_some() {
             let deadline = clock.deadline();
             let started = Instant::now();
-            let left = deadline.saturating_duration_since(started);
-            let margin = (left / 10).min(CHECK_ANSWER_MARGIN);
-            let timeout = self
-                .config
-                .validation_timeout
-                .min((left - margin).max(Duration::from_millis(1)));
+            let timeout = check_timeout(deadline, self.config.validation_timeout);
             let (id, age) = (conn.id, started.saturating_duration_since(conn.created_at));
             let check = |answered| CheckOnAcquire {
                 id,
@@ -292,12 +296,12 @@ impl<F: ConnectionFactory> Shared<F> {
                 ran_for: started.elapsed(),
                 answered,
             };
-            conn = match self.validate_for_caller(conn.into_conn(), timeout, deadline) {
+            conn = match self.validate_for_caller(conn.into_conn(), validate, timeout, deadline) {
                 Checked::Passed(c) => Taken::new(self, c, Holder::Caller),
                 Checked::Failed(c, e) => {
                     let failed = (check(true), Some(e.clone()));
-                    Taken::new(self, c, Holder::Caller)
-                        .retire(CloseReason::ValidationFailed, Some(e));
+                    let reason = crate::hooks::close_reason(&e);
+                    Taken::new(self, c, Holder::Caller).retire(reason, Some(e));
                     return Err(Rejected::Retired(Some(failed)));
                 }
                 Checked::Abandoned => return Err(Rejected::Abandoned(check(false))),
@@ -315,6 +319,14 @@ impl<F: ConnectionFactory> Shared<F> {
             Duration::ZERO
         };
         conn.uses += 1;
+        #[cfg(feature = "metrics")]
+        {
+            // No clock read of its own: the coarse reading above, and the call's start,
+            // set only if it waited, validated or retried (else it took well under 1 µs).
+            conn.handed_out_ns = now_ns;
+            self.metrics
+                .acquired(clock.start.map_or(Duration::ZERO, |s| s.elapsed()));
+        }
         let tracked_at = if self.observer.is_some() || self.leaks.is_some() {
             Some(Instant::now())
         } else {
@@ -344,12 +356,14 @@ impl<F: ConnectionFactory> Shared<F> {
         ))
     }
 
-    /// Validates a connection for an acquiring caller on a checker thread, waiting for the
-    /// answer until `deadline`. Past it the caller gives up; the checker then returns the
-    /// connection to the pool (or closes it) when the validator finally answers.
+    /// Checks a connection for an acquiring caller on a checker thread (validation if
+    /// `validate`, then the `before_acquire` hook), waiting for the answer until
+    /// `deadline`. Past it the caller gives up; the checker then returns the connection to
+    /// the pool (or closes it) when the check finally answers.
     fn validate_for_caller(
         self: &Arc<Self>,
         conn: Conn<F::Connection>,
+        validate: bool,
         timeout: Duration,
         deadline: Instant,
     ) -> Checked<F::Connection> {
@@ -360,7 +374,7 @@ impl<F: ConnectionFactory> Shared<F> {
             let mut conn = conn;
             Box::new(move || {
                 shared.stats.validating_in_use.fetch_add(1, Relaxed);
-                let result = shared.validate(&mut conn, timeout);
+                let result = shared.check_for_caller(&mut conn, validate, timeout, deadline);
                 shared.stats.validating_in_use.fetch_sub(1, Relaxed);
                 if let Some((conn, result)) = slot.fill(conn, result) {
                     // Its caller gave up: the connection, still counted in use for it,

@@ -329,50 +329,147 @@ impl PoolConfig {
 }
 
 /// Builds a [`PoolConfig`]. Every setter documents its default; `build()` checks them all.
+///
+/// [`PoolBuilder`](crate::PoolBuilder) has the same setters, to build a pool in one go.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct PoolConfigBuilder {
     config: PoolConfig,
 }
 
+/// Every setting, once: its docs, its arguments, and what it sets in the `PoolConfig` being
+/// built (`|c|`). `settings!(then)` hands the list to the macro `then`, which makes methods
+/// of it: `setters!` below makes `PoolConfigBuilder`'s, `pool/settings.rs` makes
+/// `PoolBuilder`'s, so the two builders cannot drift apart. (The
+/// deprecated `connection_timeout` alias is written out in both.)
+macro_rules! settings {
+    ($then:ident) => {
+        $then! {
+            /// A name for logs and background thread names. Default: `"pool"`.
+            name(name: impl Into<String>) |c| c.name = name.into();
+            /// Connections kept open at all times, idle or in use; opened in the background when the
+            /// pool starts and re-opened when they close. Default: 0 ([`DEFAULT_MIN_SIZE`], lazy).
+            min_size(n: usize) |c| c.min_size = n;
+            /// Hard ceiling on open connections (idle + in use + being opened); never exceeded.
+            /// Default: 10 ([`DEFAULT_MAX_SIZE`]). Must be at least 1.
+            max_size(n: usize) |c| c.max_size = n;
+            /// Idle floor (HikariCP's `minimumIdle`): the pool opens connections in the background
+            /// until at least this many are idle, as long as `max_size` allows. Default: 0 (off).
+            min_idle(n: usize) |c| c.min_idle = n;
+            /// How long `acquire()` waits for a connection before `AcquireTimeout`.
+            /// Default: 30 s ([`DEFAULT_WAIT_TIMEOUT`]). Zero means "do not wait".
+            wait_timeout(d: Duration) |c| c.wait_timeout = d;
+            /// Time allowed to open one connection (passed to `ConnectionFactory::create`, shortened
+            /// to a waiting caller's deadline when that is nearer); deadpool's `timeouts.create`.
+            /// Default: 10 s ([`DEFAULT_CREATE_TIMEOUT`]). How long `acquire()` waits is
+            /// [`wait_timeout`](Self::wait_timeout).
+            create_timeout(d: Duration) |c| c.create_timeout = d;
+            /// Connections older than this are retired: never handed out, closed when idle or when
+            /// they come back. Each connection's lifetime is shortened by a random jitter of up to
+            /// 2.5 % ([`MAX_LIFETIME_JITTER`]). `None`: no limit. Default: 30 min
+            /// ([`DEFAULT_MAX_LIFETIME`]).
+            max_lifetime(d: Option<Duration>) |c| c.max_lifetime = d;
+            /// Idle connections beyond `min_size` and `min_idle` are closed after being idle this
+            /// long. `None`: never. Default: 10 min ([`DEFAULT_IDLE_TIMEOUT`]). Enforced by the
+            /// housekeeping thread, so up to `housekeeping_interval` late.
+            idle_timeout(d: Option<Duration>) |c| c.idle_timeout = d;
+            /// A connection handed out this many times is retired when it comes back. `None`: no
+            /// limit (the default).
+            max_uses(n: Option<u64>) |c| c.max_uses = n;
+            /// Validate an idle connection before handing it out (unless it was used within
+            /// `validation_skip_window`). Default: `true`.
+            validate_on_acquire(on: bool) |c| c.validate_on_acquire = on;
+            /// Time allowed for one validation; on acquire at most what is left of the caller's
+            /// deadline less [`CHECK_ANSWER_MARGIN`]. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
+            validation_timeout(d: Duration) |c| c.validation_timeout = d;
+            /// Validation on acquire is skipped for a connection returned less than this long ago:
+            /// it was just seen working. Default: 500 ms ([`DEFAULT_VALIDATION_SKIP_WINDOW`]);
+            /// `Duration::ZERO` validates every time.
+            validation_skip_window(d: Duration) |c| c.validation_skip_window = d;
+            /// Validate idle connections in the background this often (a keepalive that finds dead
+            /// connections before a caller does). `None`: never (the default).
+            validation_interval(d: Option<Duration>) |c| c.validation_interval = d;
+            /// Threads used for one round of background validation. Default: 2
+            /// ([`DEFAULT_VALIDATION_CONCURRENCY`]).
+            validation_concurrency(n: usize) |c| c.validation_concurrency = n;
+            /// A connection held longer than this is reported (`log::warn!` with the backtrace of
+            /// where it was acquired, and an observer event), and reported again when it comes
+            /// back. Capturing the backtrace costs microseconds per acquire, so it is off by
+            /// default (`None`). When on, building the process's first such pool loads the debug
+            /// info (tens of ms), so that printing a report never stalls an acquire.
+            leak_detection_threshold(d: Option<Duration>) |c| c.leak_detection_threshold = d;
+            /// How often the housekeeping thread closes expired and idle connections and tops the
+            /// pool up. Default: 30 s ([`DEFAULT_HOUSEKEEPING_INTERVAL`]). It also wakes as often as
+            /// `validation_interval` and `leak_detection_threshold` need.
+            housekeeping_interval(d: Duration) |c| c.housekeeping_interval = d;
+            /// Connections opened at the same time, at most (no stampede on a struggling database).
+            /// Default: 2 ([`DEFAULT_CREATE_CONCURRENCY`]).
+            create_concurrency(n: usize) |c| c.create_concurrency = n;
+            /// Retry delays after failed creates: starts at `min`, doubles each failure up to `max`,
+            /// resets after a success. Default: 25 ms to 1 s.
+            create_backoff(min: Duration, max: Duration) |c| { c.create_backoff_min = min; c.create_backoff_max = max };
+            /// Fail-fast start: `ConnectionPool::new` waits up to this long for `min_size`
+            /// connections (or one, if `min_size` is 0) and returns the connection error if it cannot
+            /// open them. `None` (the default): `new` returns at once and opens in the background.
+            initialization_fail_timeout(d: Option<Duration>) |c| c.initialization_fail_timeout = d;
+            /// How long the oldest queued caller may be overtaken by callers arriving while a
+            /// connection is free; after that, returned connections go to queued callers strictly in
+            /// order. `Duration::ZERO`: strict first come, first served. Default: 1 ms
+            /// ([`DEFAULT_FAIRNESS_WINDOW`]).
+            fairness_window(d: Duration) |c| c.fairness_window = d;
+            /// How long a close (dropping a discarded connection, on the background closer) keeps
+            /// its place in `max_size`. A close still running after this gives its place back and
+            /// goes on uncounted, so a close that hangs on the network cannot eat capacity; while it
+            /// runs, the server may see one connection more than `max_size`
+            /// (`PoolStatistics::total_close_overruns` counts them). Default: 5 s
+            /// ([`DEFAULT_CLOSE_TIMEOUT`]).
+            close_timeout(d: Duration) |c| c.close_timeout = d;
+            /// Closer threads, at most (started when there is something to close). Default: 2
+            /// ([`DEFAULT_CLOSE_CONCURRENCY`]).
+            close_concurrency(n: usize) |c| c.close_concurrency = n;
+            /// The circuit breaker: after this many failed connection attempts in a row with no
+            /// connection open, the database is taken to be down, and `acquire` fails at once with
+            /// [`PoolError::Connection`](crate::PoolError::Connection) (the latest error as its
+            /// cause) instead of waiting its whole timeout. A background probe keeps trying, with
+            /// the create backoff; the first connection that opens closes the breaker. `None`: off
+            /// (callers wait, and time out with the latest error). Default: 5
+            /// ([`DEFAULT_CIRCUIT_BREAKER_THRESHOLD`]).
+            circuit_breaker_threshold(n: Option<u32>) |c| c.circuit_breaker_threshold = n;
+            /// After a permanent error (the factory's `is_permanent`: a rejected password), the
+            /// shortest time between two attempts, so a wrong password does not hammer the server
+            /// or lock the account. With nothing open, a caller whose deadline reaches the next
+            /// attempt waits for its result; one whose deadline ends first fails at once with
+            /// [`PoolError::RetryPending`](crate::PoolError::RetryPending) (the previous error, and
+            /// when). Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
+            permanent_error_retry_interval(d: Duration) |c| c.permanent_error_retry_interval = d;
+            /// Validate every new connection before its first use (as HikariCP does), so a check
+            /// that cannot pass is found at once (a fail-fast start reports it). A new connection
+            /// that fails counts as a failed create. Default: `false`.
+            validate_new_connections(on: bool) |c| c.validate_new_connections = on;
+        }
+    };
+}
+pub(crate) use settings;
+
+/// `PoolConfigBuilder`'s setters, from `settings!`: each sets its field(s) and returns
+/// the builder.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) |$c:ident| $set:expr;)*) => {
+        impl PoolConfigBuilder {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, $($arg: $ty),*) -> Self {
+                    let $c = &mut self.config;
+                    $set;
+                    self
+                }
+            )*
+        }
+    };
+}
+settings!(setters);
+
 impl PoolConfigBuilder {
-    /// A name for logs and background thread names. Default: `"pool"`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.config.name = name.into();
-        self
-    }
-    /// Connections kept open at all times, idle or in use; opened in the background when the
-    /// pool starts and re-opened when they close. Default: 0 ([`DEFAULT_MIN_SIZE`], lazy).
-    pub fn min_size(mut self, n: usize) -> Self {
-        self.config.min_size = n;
-        self
-    }
-    /// Hard ceiling on open connections (idle + in use + being opened); never exceeded.
-    /// Default: 10 ([`DEFAULT_MAX_SIZE`]). Must be at least 1.
-    pub fn max_size(mut self, n: usize) -> Self {
-        self.config.max_size = n;
-        self
-    }
-    /// Idle floor (HikariCP's `minimumIdle`): the pool opens connections in the background
-    /// until at least this many are idle, as long as `max_size` allows. Default: 0 (off).
-    pub fn min_idle(mut self, n: usize) -> Self {
-        self.config.min_idle = n;
-        self
-    }
-    /// How long `acquire()` waits for a connection before `AcquireTimeout`.
-    /// Default: 30 s ([`DEFAULT_WAIT_TIMEOUT`]). Zero means "do not wait".
-    pub fn wait_timeout(mut self, d: Duration) -> Self {
-        self.config.wait_timeout = d;
-        self
-    }
-    /// Time allowed to open one connection (passed to `ConnectionFactory::create`, shortened
-    /// to a waiting caller's deadline when that is nearer); deadpool's `timeouts.create`.
-    /// Default: 10 s ([`DEFAULT_CREATE_TIMEOUT`]). How long `acquire()` waits is
-    /// [`wait_timeout`](Self::wait_timeout).
-    pub fn create_timeout(mut self, d: Duration) -> Self {
-        self.config.create_timeout = d;
-        self
-    }
     /// The old name of [`create_timeout`](Self::create_timeout); it sets `create_timeout`.
     ///
     /// In r2d2, bb8 and HikariCP (`connectionTimeout`) this name is how long `get()` waits
@@ -392,145 +489,13 @@ impl PoolConfigBuilder {
     pub fn connection_timeout(self, d: Duration) -> Self {
         self.create_timeout(d)
     }
-    /// Connections older than this are retired: never handed out, closed when idle or when
-    /// they come back. Each connection's lifetime is shortened by a random jitter of up to
-    /// 2.5 % ([`MAX_LIFETIME_JITTER`]). `None`: no limit. Default: 30 min
-    /// ([`DEFAULT_MAX_LIFETIME`]).
-    pub fn max_lifetime(mut self, d: Option<Duration>) -> Self {
-        self.config.max_lifetime = d;
-        self
+    /// A builder starting from `config` (what `PoolBuilder::config` does).
+    pub(crate) fn from_config(config: PoolConfig) -> Self {
+        PoolConfigBuilder { config }
     }
-    /// Idle connections beyond `min_size` and `min_idle` are closed after being idle this
-    /// long. `None`: never. Default: 10 min ([`DEFAULT_IDLE_TIMEOUT`]). Enforced by the
-    /// housekeeping thread, so up to `housekeeping_interval` late.
-    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
-        self.config.idle_timeout = d;
-        self
-    }
-    /// A connection handed out this many times is retired when it comes back. `None`: no
-    /// limit (the default).
-    pub fn max_uses(mut self, n: Option<u64>) -> Self {
-        self.config.max_uses = n;
-        self
-    }
-    /// Validate an idle connection before handing it out (unless it was used within
-    /// `validation_skip_window`). Default: `true`.
-    pub fn validate_on_acquire(mut self, on: bool) -> Self {
-        self.config.validate_on_acquire = on;
-        self
-    }
-    /// Time allowed for one validation; on acquire at most what is left of the caller's
-    /// deadline less [`CHECK_ANSWER_MARGIN`]. Default: 5 s ([`DEFAULT_VALIDATION_TIMEOUT`]).
-    pub fn validation_timeout(mut self, d: Duration) -> Self {
-        self.config.validation_timeout = d;
-        self
-    }
-    /// Validation on acquire is skipped for a connection returned less than this long ago:
-    /// it was just seen working. Default: 500 ms ([`DEFAULT_VALIDATION_SKIP_WINDOW`]);
-    /// `Duration::ZERO` validates every time.
-    pub fn validation_skip_window(mut self, d: Duration) -> Self {
-        self.config.validation_skip_window = d;
-        self
-    }
-    /// Validate idle connections in the background this often (a keepalive that finds dead
-    /// connections before a caller does). `None`: never (the default).
-    pub fn validation_interval(mut self, d: Option<Duration>) -> Self {
-        self.config.validation_interval = d;
-        self
-    }
-    /// Threads used for one round of background validation. Default: 2
-    /// ([`DEFAULT_VALIDATION_CONCURRENCY`]).
-    pub fn validation_concurrency(mut self, n: usize) -> Self {
-        self.config.validation_concurrency = n;
-        self
-    }
-    /// A connection held longer than this is reported (`log::warn!` with the backtrace of
-    /// where it was acquired, and an observer event), and reported again when it comes
-    /// back. Capturing the backtrace costs microseconds per acquire, so it is off by
-    /// default (`None`). When on, building the process's first such pool loads the debug
-    /// info (tens of ms), so that printing a report never stalls an acquire.
-    pub fn leak_detection_threshold(mut self, d: Option<Duration>) -> Self {
-        self.config.leak_detection_threshold = d;
-        self
-    }
-    /// How often the housekeeping thread closes expired and idle connections and tops the
-    /// pool up. Default: 30 s ([`DEFAULT_HOUSEKEEPING_INTERVAL`]). It also wakes as often as
-    /// `validation_interval` and `leak_detection_threshold` need.
-    pub fn housekeeping_interval(mut self, d: Duration) -> Self {
-        self.config.housekeeping_interval = d;
-        self
-    }
-    /// Connections opened at the same time, at most (no stampede on a struggling database).
-    /// Default: 2 ([`DEFAULT_CREATE_CONCURRENCY`]).
-    pub fn create_concurrency(mut self, n: usize) -> Self {
-        self.config.create_concurrency = n;
-        self
-    }
-    /// Retry delays after failed creates: starts at `min`, doubles each failure up to `max`,
-    /// resets after a success. Default: 25 ms to 1 s.
-    pub fn create_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.config.create_backoff_min = min;
-        self.config.create_backoff_max = max;
-        self
-    }
-    /// Fail-fast start: `ConnectionPool::new` waits up to this long for `min_size`
-    /// connections (or one, if `min_size` is 0) and returns the connection error if it cannot
-    /// open them. `None` (the default): `new` returns at once and opens in the background.
-    pub fn initialization_fail_timeout(mut self, d: Option<Duration>) -> Self {
-        self.config.initialization_fail_timeout = d;
-        self
-    }
-    /// How long the oldest queued caller may be overtaken by callers arriving while a
-    /// connection is free; after that, returned connections go to queued callers strictly in
-    /// order. `Duration::ZERO`: strict first come, first served. Default: 1 ms
-    /// ([`DEFAULT_FAIRNESS_WINDOW`]).
-    pub fn fairness_window(mut self, d: Duration) -> Self {
-        self.config.fairness_window = d;
-        self
-    }
-    /// How long a close (dropping a discarded connection, on the background closer) keeps
-    /// its place in `max_size`. A close still running after this gives its place back and
-    /// goes on uncounted, so a close that hangs on the network cannot eat capacity; while it
-    /// runs, the server may see one connection more than `max_size`
-    /// (`PoolStatistics::total_close_overruns` counts them). Default: 5 s
-    /// ([`DEFAULT_CLOSE_TIMEOUT`]).
-    pub fn close_timeout(mut self, d: Duration) -> Self {
-        self.config.close_timeout = d;
-        self
-    }
-    /// Closer threads, at most (started when there is something to close). Default: 2
-    /// ([`DEFAULT_CLOSE_CONCURRENCY`]).
-    pub fn close_concurrency(mut self, n: usize) -> Self {
-        self.config.close_concurrency = n;
-        self
-    }
-    /// The circuit breaker: after this many failed connection attempts in a row with no
-    /// connection open, the database is taken to be down, and `acquire` fails at once with
-    /// [`PoolError::Connection`](crate::PoolError::Connection) (the latest error as its
-    /// cause) instead of waiting its whole timeout. A background probe keeps trying, with
-    /// the create backoff; the first connection that opens closes the breaker. `None`: off
-    /// (callers wait, and time out with the latest error). Default: 5
-    /// ([`DEFAULT_CIRCUIT_BREAKER_THRESHOLD`]).
-    pub fn circuit_breaker_threshold(mut self, n: Option<u32>) -> Self {
-        self.config.circuit_breaker_threshold = n;
-        self
-    }
-    /// After a permanent error (the factory's `is_permanent`: a rejected password), the
-    /// shortest time between two attempts, so a wrong password does not hammer the server
-    /// or lock the account. With nothing open, a caller whose deadline reaches the next
-    /// attempt waits for its result; one whose deadline ends first fails at once with
-    /// [`PoolError::RetryPending`](crate::PoolError::RetryPending) (the previous error, and
-    /// when). Default: 1 s ([`DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL`]).
-    pub fn permanent_error_retry_interval(mut self, d: Duration) -> Self {
-        self.config.permanent_error_retry_interval = d;
-        self
-    }
-    /// Validate every new connection before its first use (as HikariCP does), so a check
-    /// that cannot pass is found at once (a fail-fast start reports it). A new connection
-    /// that fails counts as a failed create. Default: `false`.
-    pub fn validate_new_connections(mut self, on: bool) -> Self {
-        self.config.validate_new_connections = on;
-        self
+    /// The values set so far, unchecked (for `PoolBuilder`'s `Debug`).
+    pub(crate) fn peek(&self) -> &PoolConfig {
+        &self.config
     }
     /// Checks the values and returns the config, or the first mistake found.
     pub fn build(self) -> Result<PoolConfig, ConfigError> {

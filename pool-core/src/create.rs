@@ -56,8 +56,20 @@ impl<F: ConnectionFactory> Shared<F> {
                     last_used_ns: now_ns,
                     last_validated_ns: now_ns,
                     uses: 0,
+                    #[cfg(feature = "metrics")]
+                    handed_out_ns: now_ns,
                     generation,
                 });
+                // The after_create hook (hooks.rs), within the same timeout: its failure
+                // is a failed create.
+                if let Err((e, permanent)) = self.after_create_hook(&mut conn, started, timeout) {
+                    let mut st = self.state.lock();
+                    // `create_failed` below takes the creator's claim (`pending`) back.
+                    let retired = st.retire_unopened(conn, crate::CloseReason::HookRejected);
+                    self.settle(st, Some(retired));
+                    self.create_failed(e, permanent, Instant::now());
+                    return false;
+                }
                 if self.config.validate_new_connections {
                     if let Err(e) = self.validate(&mut conn, self.config.validation_timeout) {
                         // A connection that opens but fails its check is a failed create.
@@ -76,6 +88,8 @@ impl<F: ConnectionFactory> Shared<F> {
                     self.config.name,
                     HumanDuration(now - started)
                 );
+                #[cfg(feature = "metrics")]
+                self.metrics.created(now - started);
                 self.observe(|obs| {
                     obs.on_create(CreateEvent {
                         id,
@@ -108,6 +122,8 @@ impl<F: ConnectionFactory> Shared<F> {
     /// permanent errors, the circuit breaker.
     fn create_failed(self: &Arc<Self>, error: SharedError, permanent: bool, now: Instant) {
         self.stats.create_failures.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.create_failed(permanent);
         if permanent {
             log::error!(
                 "{}: could not open a connection (permanent): {}",

@@ -173,7 +173,7 @@ impl fmt::Display for PoolError {
                         write!(
                             f,
                             "; connection {} (open for {}) was still being checked \
-                             (validate_on_acquire) after {}",
+                             (validate_on_acquire, before_acquire) after {}",
                             c.id,
                             HumanDuration(c.age),
                             HumanDuration(c.ran_for)
@@ -240,7 +240,8 @@ impl fmt::Debug for PoolError {
     }
 }
 
-/// The check on acquire (`validate_on_acquire`) behind an
+/// The check on acquire (`validate_on_acquire`, then the
+/// [`before_acquire`](crate::PoolBuilder::before_acquire) hook) behind an
 /// [`AcquireTimeout`](PoolError::AcquireTimeout): which connection, and how long it ran.
 ///
 /// The validator is given what is left of the caller's deadline less a margin
@@ -345,6 +346,25 @@ pub enum BuildError {
     /// A background thread (creator, housekeeper) could not be started; the operating
     /// system's error is the cause.
     Spawn(Arc<std::io::Error>),
+    /// The connection factory could not be made from its settings (a backend's
+    /// `ConfigError`: a bad URL, an unknown option); the backend's error is the cause.
+    ///
+    /// Each backend converts its `ConfigError` into this, so that `?` works on
+    /// `XConnectionFactory::new(url)` in a function that returns `PoolError`:
+    ///
+    /// ```
+    /// use pool_core::{BuildError, PoolError};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("the URL has no host")]
+    /// struct BadUrl;
+    ///
+    /// // What a backend's `impl From<ConfigError> for PoolError` does:
+    /// let e = PoolError::Build(BuildError::Factory(std::sync::Arc::new(BadUrl)));
+    /// assert_eq!(e.to_string(), "invalid connection settings");
+    /// assert_eq!(pool_core::error::Report(&e).to_string(), "invalid connection settings: the URL has no host");
+    /// ```
+    Factory(SharedError),
 }
 
 impl fmt::Display for BuildError {
@@ -352,6 +372,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Config(_) => f.write_str("invalid pool configuration"),
             BuildError::Spawn(_) => f.write_str("could not start the pool's background threads"),
+            BuildError::Factory(_) => f.write_str("invalid connection settings"),
         }
     }
 }
@@ -361,7 +382,25 @@ impl StdError for BuildError {
         match self {
             BuildError::Config(e) => Some(e),
             BuildError::Spawn(e) => Some(&**e),
+            BuildError::Factory(e) => Some(&**e),
         }
+    }
+}
+
+/// A bad setting, as `PoolBuilder::build` reports it: `PoolError::Build(BuildError::Config(e))`.
+/// So `?` on `PoolConfig::builder()...build()` works in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_core::{BuildError, ConfigError, PoolConfig, PoolError};
+///
+/// fn config() -> Result<PoolConfig, PoolError> {
+///     Ok(PoolConfig::builder().max_size(0).build()?)
+/// }
+/// assert!(matches!(config(), Err(PoolError::Build(BuildError::Config(ConfigError::ZeroMaxSize)))));
+/// ```
+impl From<ConfigError> for PoolError {
+    fn from(e: ConfigError) -> Self {
+        PoolError::Build(BuildError::Config(e))
     }
 }
 

@@ -98,13 +98,45 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
         tick = tick.min(l / 2);
     }
     let tick = tick.max(Duration::from_millis(10));
+    let mut next_round = crate::sync::deadline_after(Instant::now(), tick);
+    // With the `metrics` feature the housekeeper also wakes every PUBLISH_INTERVAL to
+    // read the lock-free statistics into the gauges (see metrics.rs): the hot path pays
+    // nothing for them, and they are never more than that interval stale.
+    #[cfg(feature = "metrics")]
+    let mut published = crate::metrics::Published::default();
     loop {
-        match stop.recv_timeout(tick) {
-            Err(RecvTimeoutError::Timeout) => housekeeping_round(&shared),
+        #[cfg(feature = "metrics")]
+        publish_metrics(&shared, &mut published);
+        let wait = next_round.saturating_duration_since(Instant::now());
+        #[cfg(feature = "metrics")]
+        let wait = wait.min(crate::metrics::PUBLISH_INTERVAL);
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {
+                if Instant::now() >= next_round {
+                    housekeeping_round(&shared);
+                    next_round = crate::sync::deadline_after(Instant::now(), tick);
+                }
+            }
             // The sender is dropped by shutdown.
-            _ => return,
+            _ => {
+                #[cfg(feature = "metrics")]
+                publish_metrics(&shared, &mut published);
+                return;
+            }
         }
     }
+}
+
+/// Reads the statistics into the `metrics` gauges and counters (no pool lock).
+#[cfg(feature = "metrics")]
+fn publish_metrics<F: ConnectionFactory>(
+    shared: &Shared<F>,
+    published: &mut crate::metrics::Published,
+) {
+    let s = shared.stats.read();
+    shared
+        .metrics
+        .publish(&s, shared.config.min_idle, published);
 }
 
 /// One round of housekeeping (see the module docs). Never blocks on user code: closes go

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+//! use pool_core::{ConnectionFactory, ConnectionPool};
 //!
 //! // A backend: how to open and check one connection.
 //! struct Numbers;
@@ -18,12 +18,11 @@
 //!     fn validate(&self, _conn: &mut u64, _timeout: Duration) -> Result<(), std::io::Error> { Ok(()) }
 //! }
 //!
-//! let config = PoolConfig::builder()
+//! let pool = ConnectionPool::builder(Numbers)
 //!     .min_size(1)                            // kept open (warm)
 //!     .max_size(8)                            // never more
 //!     .wait_timeout(Duration::from_secs(5))   // acquire() gives up after this
-//!     .build()?;
-//! let pool = ConnectionPool::new(Numbers, config)?;
+//!     .build()?;                              // a bad value: PoolError::Build, not a panic
 //!
 //! let threads: Vec<_> = (0..4).map(|_| {
 //!     let pool = pool.clone();                // a cheap handle to the same pool
@@ -55,9 +54,14 @@
 //!   thread closes expired and idle connections, hands idle ones due for a check to
 //!   background validators ([`validation`]), reports leaks, and keeps `min_size` open.
 //!   `shutdown` stops them all, waiting with a deadline.
-//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]. **Errors**:
+//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]; with the
+//!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
+//!   (`metrics` module). **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
-//! * **Configuration**: [`config`]; every default is a named constant there.
+//! * **Configuration**: [`ConnectionPool::builder`] takes every setting (or a whole
+//!   [`PoolConfig`]); [`config`] documents them, every default a named constant there.
+//!   Each backend crate re-exports this crate (`pool_postgres::pool_core`) and its common
+//!   types, so a program that uses a backend needs only that one dependency.
 //! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
 //!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
 //!   thread abandoned at its deadline).
@@ -81,13 +85,16 @@
 //! under heavy contention threads take turns. A `fairness_window` of zero is strict FIFO.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 // Under loom the background threads are compiled out (see housekeeping::start).
 #![cfg_attr(loom, allow(dead_code))]
 
 // Public modules are the ones users name (`config::DEFAULT_*`, `error::Report`,
-// `events::*Event`, `validation::*`); everything else users need is re-exported below.
+// `events::*Event`, `validation::*`, `hooks::*`); everything else users need is re-exported below.
 mod acquire;
 mod admin;
 pub mod backend;
@@ -100,7 +107,10 @@ pub mod error;
 pub mod events;
 mod factory;
 mod health;
+pub mod hooks;
 mod housekeeping;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod pool;
 mod release;
 mod shared;
@@ -120,6 +130,7 @@ pub use error::{BuildError, CheckOnAcquire, ConfigError, PoolError, SharedError}
 pub use events::PoolObserver;
 pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
+pub use hooks::HookError;
 pub use pool::{ConnectionPool, PoolBuilder};
 pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
@@ -148,8 +159,3 @@ pub enum ConnectionState {
     /// Known bad; it will be closed instead of reused.
     Invalid,
 }
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

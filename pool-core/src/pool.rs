@@ -9,16 +9,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, PoolConfigBuilder};
 use crate::connection::PooledConnection;
 use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
+use crate::hooks::Hooks;
 use crate::shared::{PoolRef, Shared};
 use crate::statistics::PoolStatistics;
 use crate::sync::deadline_after;
 use crate::validation::ValidationStrategy;
 use crate::{ConnectionFactory, HumanDuration};
+
+mod settings;
 
 /// A thread-safe pool of connections: a cheap, cloneable handle.
 ///
@@ -118,13 +121,16 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
         Self::builder(factory).config(config).build()
     }
 
-    /// A builder for attaching a validation strategy or an observer.
+    /// A builder: every setting of [`PoolConfig`] (`max_size`, `wait_timeout`, ...), a
+    /// validation strategy, an observer, [hooks](crate::hooks); then
+    /// [`build`](PoolBuilder::build).
     pub fn builder(factory: F) -> PoolBuilder<F> {
         PoolBuilder {
             factory,
-            config: PoolConfig::default(),
+            config: PoolConfig::builder(),
             validator: None,
             observer: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -238,7 +244,35 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     }
 }
 
-/// Builds a [`ConnectionPool`] with a validation strategy and/or an observer.
+/// Builds a [`ConnectionPool`] in one go: its settings (the same setters as
+/// [`PoolConfigBuilder`]'s, with the same defaults), a validation strategy, an observer,
+/// [hooks](crate::hooks) (`after_create`, `before_acquire`, `after_release`).
+///
+/// `build()` checks the settings: a bad value is
+/// [`PoolError::Build`]`(`[`BuildError::Config`]`(..))`, naming the setting, never a panic.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pool_core::{ConnectionFactory, ConnectionPool};
+/// # struct Nop;
+/// # impl ConnectionFactory for Nop {
+/// #     type Connection = (); type Error = std::io::Error;
+/// #     fn create(&self, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// #     fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// let pool = ConnectionPool::builder(Nop)
+///     .max_size(8)
+///     .wait_timeout(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(pool.config().max_size(), 8);
+///
+/// let bad = ConnectionPool::builder(Nop).max_size(0).build();
+/// assert_eq!(bad.unwrap_err().to_string(), "invalid pool configuration");
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+///
+/// A [`PoolConfig`] built beforehand (read from a file, shared by several pools) goes in
+/// whole with [`config`](Self::config):
 ///
 /// ```
 /// # use std::time::Duration;
@@ -259,9 +293,12 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
 #[must_use = "a builder does nothing until build() is called"]
 pub struct PoolBuilder<F: ConnectionFactory> {
     factory: F,
-    config: PoolConfig,
+    /// The settings so far, checked by `build`.
+    config: PoolConfigBuilder,
     validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
     observer: Option<Arc<dyn PoolObserver>>,
+    /// Set by the methods in `hooks.rs`.
+    pub(crate) hooks: Hooks<F::Connection>,
 }
 
 /// Shows the configuration and what is set; the factory by its type name (a factory need
@@ -279,14 +316,17 @@ pub struct PoolBuilder<F: ConnectionFactory> {
 /// let text = format!("{:?}", ConnectionPool::builder(Nop));
 /// assert!(text.starts_with("PoolBuilder { factory: \"")); // the type's name
 /// assert!(text.contains("::Nop\", config: PoolConfig { name: \"pool\", min_size: 0"));
-/// assert!(text.ends_with("validation: None, observer: None }"));
+/// assert!(text.ends_with("validation: None, observer: None, hooks: [] }"));
+///
+/// let hooked = ConnectionPool::builder(Nop).after_release(|_, _| Ok(true));
+/// assert!(format!("{hooked:?}").ends_with("hooks: [AfterRelease] }"));
 /// ```
 impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |on: bool| if on { "Some(..)" } else { "None" };
         f.debug_struct("PoolBuilder")
             .field("factory", &std::any::type_name::<F>())
-            .field("config", &self.config)
+            .field("config", self.config.peek())
             .field(
                 "validation",
                 &format_args!("{}", set(self.validator.is_some())),
@@ -295,14 +335,16 @@ impl<F: ConnectionFactory> fmt::Debug for PoolBuilder<F> {
                 "observer",
                 &format_args!("{}", set(self.observer.is_some())),
             )
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
 
 impl<F: ConnectionFactory> PoolBuilder<F> {
-    /// The configuration. Default: `PoolConfig::default()`.
+    /// Every setting at once: replaces the settings made before it (settings made after it
+    /// change it). Default: `PoolConfig::default()`.
     pub fn config(mut self, config: PoolConfig) -> Self {
-        self.config = config;
+        self.config = PoolConfigBuilder::from_config(config);
         self
     }
     /// The health check used on acquire and in the background. Default: the factory's
@@ -325,16 +367,17 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         self
     }
     /// Starts the pool (see [`ConnectionPool::new`]).
+    ///
+    /// A bad setting is [`PoolError::Build`]`(`[`BuildError::Config`]`(..))`.
     pub fn build(self) -> Result<ConnectionPool<F>, PoolError> {
-        self.config
-            .check()
-            .map_err(|e| PoolError::Build(BuildError::Config(e)))?;
-        let init = self.config.initialization_fail_timeout;
+        let config = self.config.build()?;
+        let init = config.initialization_fail_timeout;
         let shared = Arc::new(Shared::new(
             self.factory,
-            self.config,
+            config,
             self.validator,
             self.observer,
+            self.hooks,
         ));
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to

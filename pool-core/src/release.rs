@@ -48,10 +48,15 @@ impl<F: ConnectionFactory> Shared<F> {
         };
         let now_ns = crate::clock::now_ns();
         conn.last_used_ns = now_ns;
-        let reason = reason.or_else(|| {
-            conn.expired(now_ns, self.slack_ns)
-                .then_some(CloseReason::Lifetime)
-        });
+        #[cfg(feature = "metrics")]
+        let held_ns = now_ns.saturating_sub(conn.handed_out_ns);
+        let reason = reason
+            .or_else(|| {
+                conn.expired(now_ns, self.slack_ns)
+                    .then_some(CloseReason::Lifetime)
+            })
+            // The after_release hook (hooks.rs), only on a connection the pool would keep.
+            .or_else(|| (!self.after_release_hook(&mut conn)).then_some(CloseReason::HookRejected));
         if let Some(at) = tracked_at {
             self.untrack(conn.id, at);
         }
@@ -73,6 +78,9 @@ impl<F: ConnectionFactory> Shared<F> {
                 }
             }
         }
+        // After the books (a panicking recorder is contained there anyway).
+        #[cfg(feature = "metrics")]
+        self.metrics.released(held_ns);
     }
 
     /// Reports the end of a hold to the observer and the leak detector.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::config::PoolConfig;
 use crate::error::{PoolError, SharedError};
 use crate::events::{PoolObserver, ValidationFailedEvent};
+use crate::hooks::Hooks;
 use crate::state::{Conn, State, ToClose};
 use crate::statistics::Stats;
 use crate::sync::{Condvar, Mutex, MutexGuard};
@@ -43,7 +44,7 @@ pub(crate) struct LeakRecord {
 #[repr(C, align(128))]
 pub(crate) struct Shared<F: ConnectionFactory> {
     /// The pool lock. Held only for bookkeeping: never across I/O, never while calling the
-    /// factory, a validator, an observer or a connection's `Drop`.
+    /// factory, a validator, a hook, an observer or a connection's `Drop`.
     pub(crate) state: Mutex<State<F::Connection>>,
     pub(crate) stats: Stats,
     pub(crate) factory: F,
@@ -76,6 +77,11 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     pub(crate) checkers: Arc<Workers>,
     /// Runs background validation of idle connections for the housekeeper.
     pub(crate) validators: Arc<Workers>,
+    /// The `metrics` facade's handles (registered once, when the pool is built).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// The user's connection hooks (`hooks.rs`); run with no lock held.
+    pub(crate) hooks: Hooks<F::Connection>,
 }
 
 impl<F: ConnectionFactory> Shared<F> {
@@ -84,6 +90,7 @@ impl<F: ConnectionFactory> Shared<F> {
         config: PoolConfig,
         validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
         observer: Option<Arc<dyn PoolObserver>>,
+        hooks: Hooks<F::Connection>,
     ) -> Self {
         let stats = Stats::default();
         stats.max_size.store(config.max_size, Relaxed);
@@ -120,7 +127,10 @@ impl<F: ConnectionFactory> Shared<F> {
                 format!("{name}-validate"),
                 config.validation_concurrency,
             )),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(name),
             config,
+            hooks,
         }
     }
 

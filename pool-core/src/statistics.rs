@@ -27,10 +27,13 @@ pub enum CloseReason {
     Evicted,
     /// The pool was shut down.
     Shutdown,
+    /// A [hook](crate::hooks) failed on it: `after_create` (the create failed),
+    /// `before_acquire` or `after_release` returned `Ok(false)`, an error, or panicked.
+    HookRejected,
 }
 
 impl CloseReason {
-    pub(crate) const ALL: [CloseReason; 8] = [
+    pub(crate) const ALL: [CloseReason; 9] = [
         CloseReason::Lifetime,
         CloseReason::Idle,
         CloseReason::Broken,
@@ -39,6 +42,7 @@ impl CloseReason {
         CloseReason::ResetFailed,
         CloseReason::Evicted,
         CloseReason::Shutdown,
+        CloseReason::HookRejected,
     ];
     fn index(self) -> usize {
         self as usize
@@ -54,6 +58,7 @@ impl CloseReason {
             CloseReason::ResetFailed => "reset failed",
             CloseReason::Evicted => "evicted",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::HookRejected => "hook rejected",
         }
     }
 }
@@ -83,6 +88,8 @@ pub struct ClosedCounts {
     pub evicted: u64,
     /// Closed by shutdown.
     pub shutdown: u64,
+    /// A [hook](crate::hooks) failed on it.
+    pub hook_rejected: u64,
 }
 
 impl ClosedCounts {
@@ -97,6 +104,7 @@ impl ClosedCounts {
             CloseReason::ResetFailed => self.reset_failed,
             CloseReason::Evicted => self.evicted,
             CloseReason::Shutdown => self.shutdown,
+            CloseReason::HookRejected => self.hook_rejected,
         }
     }
     /// All closes.
@@ -298,8 +306,11 @@ impl fmt::Display for PoolStatistics {
                 ),
             ),
             (
-                "  evicted/shutdown",
-                format!("{}/{}", self.closed.evicted, self.closed.shutdown),
+                "  evicted/shutdown/hook",
+                format!(
+                    "{}/{}/{}",
+                    self.closed.evicted, self.closed.shutdown, self.closed.hook_rejected
+                ),
             ),
             ("timeouts", self.total_timeouts.to_string()),
             ("create failures", self.total_create_failures.to_string()),
@@ -381,7 +392,7 @@ pub(crate) struct Stats {
     pub(crate) close_overruns: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) created: AtomicU64,
-    pub(crate) closed: [AtomicU64; 8],
+    pub(crate) closed: [AtomicU64; CloseReason::ALL.len()],
     pub(crate) detached: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) create_failures: AtomicU64,
@@ -432,6 +443,7 @@ impl Stats {
             reset_failed: c(CloseReason::ResetFailed),
             evicted: c(CloseReason::Evicted),
             shutdown: c(CloseReason::Shutdown),
+            hook_rejected: c(CloseReason::HookRejected),
         };
         let misses = self.misses.load(Relaxed).min(acquired);
         PoolStatistics {

@@ -64,7 +64,10 @@ impl<'a, F: ConnectionFactory> Taken<'a, F> {
         let conn = self.conn.take().expect("present until handed on");
         match result {
             Ok(()) => self.give_back(conn, None),
-            Err(e) => self.give_back(conn, Some((CloseReason::ValidationFailed, Some(e)))),
+            Err(e) => {
+                let reason = crate::hooks::close_reason(&e);
+                self.give_back(conn, Some((reason, Some(e))))
+            }
         }
     }
 

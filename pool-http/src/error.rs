@@ -18,6 +18,27 @@ pub enum ConfigError {
     InvalidOrigin(String),
 }
 
+/// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
+/// `PoolError::Build(BuildError::Factory(..))`, with this error as its `source()`. So `?`
+/// works on `HttpConnectionFactory::new(..)` in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_http::{HttpConnectionFactory, Pool, PoolError};
+///
+/// fn start() -> Result<Pool, PoolError> {
+///     Pool::builder(HttpConnectionFactory::new("ftp://127.0.0.1")?).max_size(4).build()
+/// }
+/// let e = start().unwrap_err(); // an origin that is not HTTP
+/// assert_eq!(e.to_string(), "invalid connection settings");
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert!(cause.is::<pool_http::ConfigError>());
+/// ```
+impl From<ConfigError> for pool_core::PoolError {
+    fn from(e: ConfigError) -> Self {
+        pool_core::PoolError::Build(pool_core::BuildError::Factory(std::sync::Arc::new(e)))
+    }
+}
+
 /// What opening, checking or using an HTTP connection can fail with: the factory's `Error`.
 ///
 /// The pool keeps it (shared) as the cause of `PoolError::Connection` and

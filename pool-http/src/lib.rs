@@ -2,16 +2,18 @@
 //!
 //! # Quick start
 //!
+//! One dependency line, `pool-http = "0.1"`: this crate re-exports [`pool_core`] and the
+//! types a program names ([`Pool`], [`PoolError`], [`PoolConfig`], ...).
+//!
 //! ```no_run
 //! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_http::{HttpConfig, HttpConnectionFactory, HttpPool, PingValidation};
+//! use pool_http::{HttpConfig, HttpConnectionFactory, PingValidation, Pool};
 //!
 //! let config = HttpConfig::new("http://127.0.0.1:8080")?
 //!     .with_read_timeout(Duration::from_secs(5))
 //!     .with_probe_path("/health");
-//! let pool = HttpPool::builder(HttpConnectionFactory::from_config(config))
-//!     .config(PoolConfig::builder().max_size(4).build()?)
+//! let pool = Pool::builder(HttpConnectionFactory::from_config(config))
+//!     .max_size(4)                // every setting, one builder
 //!     .validation(PingValidation) // GET /health must answer 2xx
 //!     .build()?;
 //!
@@ -56,7 +58,7 @@
 //! * [`PingValidation`] (the probe path must answer 2xx), [`QueryValidation`] (a path must
 //!   answer a given status and body) and [`CompositeValidation`] are health checks to plug
 //!   into the pool builder.
-//! * [`HttpPool`] names the pool type.
+//! * [`Pool`] (also called [`HttpPool`]) names the pool type.
 //!
 //! # Failures
 //!
@@ -73,6 +75,9 @@
 //! the errors prints `***` in their place.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod connection;
@@ -90,7 +95,37 @@ pub use validation::{CompositeValidation, PingValidation, QueryValidation};
 /// [`ConnectionPool::new`](pool_core::ConnectionPool::new) and
 /// [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from an
 /// [`HttpConnectionFactory`].
+///
+/// [`Pool`] is the same type, by its short name.
 pub type HttpPool = pool_core::ConnectionPool<HttpConnectionFactory>;
+
+/// `pool-core`, re-exported, so that this crate is the only dependency a program needs:
+/// what the root below does not name is at `pool_http::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `BuildError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (pool-core's
+/// own `ConfigError`, for a bad pool setting, is `pool_core::ConfigError`; this crate's
+/// [`ConfigError`] is for a bad origin URL.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// The pool this crate is for: `Pool::builder(factory)` takes every setting, and
+/// `?` turns a bad origin URL ([`ConfigError`]) into a [`PoolError`].
+///
+/// ```
+/// use pool_http::{Pool, PoolError, HttpConnectionFactory};
+///
+/// fn pool() -> Result<Pool, PoolError> {
+///     let factory = HttpConnectionFactory::new("http://127.0.0.1:8080")?;
+///     Pool::builder(factory).max_size(4).build()
+/// }
+/// assert_eq!(pool()?.config().max_size(), 4);
+/// # Ok::<(), PoolError>(())
+/// ```
+pub type Pool = ConnectionPool<HttpConnectionFactory>;
 
 /// The `ureq` crate this backend is built on (for `ureq::Error`, `ureq::http`).
 pub use ureq;

@@ -26,6 +26,27 @@ pub enum ConfigError {
     },
 }
 
+/// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
+/// `PoolError::Build(BuildError::Factory(..))`, with this error as its `source()`. So `?`
+/// works on `MysqlConnectionFactory::new(..)` in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_mysql::{MysqlConnectionFactory, Pool, PoolError};
+///
+/// fn start() -> Result<Pool, PoolError> {
+///     Pool::builder(MysqlConnectionFactory::new("postgres://root@127.0.0.1/test")?).max_size(4).build()
+/// }
+/// let e = start().unwrap_err(); // a URL that is not MySQL's
+/// assert_eq!(e.to_string(), "invalid connection settings");
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert!(cause.is::<pool_mysql::ConfigError>());
+/// ```
+impl From<ConfigError> for pool_core::PoolError {
+    fn from(e: ConfigError) -> Self {
+        pool_core::PoolError::Build(pool_core::BuildError::Factory(std::sync::Arc::new(e)))
+    }
+}
+
 /// Why opening, checking or resetting a MySQL connection failed.
 ///
 /// This is the factory's error type. It keeps the driver's [`mysql::Error`] as its
@@ -39,7 +60,7 @@ pub enum ConfigError {
 /// use pool_mysql::MysqlError;
 ///
 /// let e = MysqlError::ConnectTimeout { target: "mysql://app@db:3306/shop".into(), timeout: Duration::from_secs(2) };
-/// assert_eq!(e.to_string(), "connecting to mysql://app@db:3306/shop timed out after 2s");
+/// assert_eq!(e.to_string(), "connecting to mysql://app@db:3306/shop timed out after 2.0 s");
 /// assert!(!e.is_permanent());
 /// assert!(e.code().is_none());
 /// ```
@@ -99,7 +120,7 @@ pub enum MysqlError {
         source: mysql::Error,
     },
     /// Opening did not finish within the pool's connection timeout.
-    #[error("connecting to {target} timed out after {timeout:?}")]
+    #[error("connecting to {target} timed out after {}", pool_core::HumanDuration(*.timeout))]
     ConnectTimeout {
         /// Where.
         target: String,
@@ -111,7 +132,8 @@ pub enum MysqlError {
     /// [`abandoned_connects`](crate::MysqlConnectionFactory::abandoned_connects)).
     #[error(
         "an earlier connection attempt to {target} is still running; \
-         no new one started within {waited:?}"
+         no new one started within {}",
+        pool_core::HumanDuration(*.waited)
     )]
     ConnectStalled {
         /// Where.

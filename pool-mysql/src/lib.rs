@@ -3,19 +3,20 @@
 //!
 //! # Quick start
 //!
+//! One dependency line, `pool-mysql = "0.1"`: this crate re-exports [`pool_core`], the
+//! types a program names ([`Pool`], [`PoolError`], [`PoolConfig`], ...) and [`mysql`].
+//!
 //! ```no_run
 //! use std::time::Duration;
-//! use pool_core::PoolConfig;
 //! use pool_mysql::mysql::prelude::Queryable;
-//! use pool_mysql::{MysqlConnectionFactory, MysqlPool};
+//! use pool_mysql::{MysqlConnectionFactory, Pool};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let factory = MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?;
-//! let config = PoolConfig::builder()
+//! let pool = Pool::builder(factory)             // every setting, one builder
 //!     .max_size(8)
 //!     .wait_timeout(Duration::from_secs(5))
 //!     .build()?;
-//! let pool = MysqlPool::new(factory, config)?;
 //!
 //! let mut conn = pool.acquire()?;           // derefs to mysql::Conn
 //! let answer: Option<i64> = conn.query_first("SELECT 40 + 2")?;
@@ -100,9 +101,15 @@
 //! * `native-tls`: TLS through the `native-tls` crate (OpenSSL on Linux: building needs
 //!   `pkg-config` and the OpenSSL headers, Debian's `libssl-dev`).
 //! * `rustls`: TLS through `rustls` with the `ring` provider (a C compiler is enough).
+//!
+//! Turn on one of `native-tls` and `rustls`, not both: the `mysql` crate builds one TLS
+//! stack, and with both it does not compile.
 //! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -142,4 +149,34 @@ pub use mysql;
 /// )?;
 /// # let _ = pool; Ok(()) }
 /// ```
+///
+/// [`Pool`] is the same type, by its short name.
 pub type MysqlPool = pool_core::ConnectionPool<MysqlConnectionFactory>;
+
+/// `pool-core`, re-exported, so that this crate is the only dependency a program needs:
+/// what the root below does not name is at `pool_mysql::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `BuildError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (pool-core's
+/// own `ConfigError`, for a bad pool setting, is `pool_core::ConfigError`; this crate's
+/// [`ConfigError`] is for a bad URL.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// The pool this crate is for: `Pool::builder(factory)` takes every setting, and
+/// `?` turns a bad URL ([`ConfigError`]) into a [`PoolError`].
+///
+/// ```
+/// use pool_mysql::{Pool, PoolError, MysqlConnectionFactory};
+///
+/// fn pool() -> Result<Pool, PoolError> {
+///     let factory = MysqlConnectionFactory::new("mysql://root@127.0.0.1:3306/test")?;
+///     Pool::builder(factory).max_size(4).build()
+/// }
+/// assert_eq!(pool()?.config().max_size(), 4);
+/// # Ok::<(), PoolError>(())
+/// ```
+pub type Pool = ConnectionPool<MysqlConnectionFactory>;

@@ -91,6 +91,27 @@ pub enum ConfigError {
     UnsafeResetSql(String),
 }
 
+/// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
+/// `PoolError::Build(BuildError::Factory(..))`, with this error as its `source()`. So `?`
+/// works on `PostgresConnectionFactory::new(..)` in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_postgres::{PostgresConnectionFactory, Pool, PoolError};
+///
+/// fn start() -> Result<Pool, PoolError> {
+///     Pool::builder(PostgresConnectionFactory::new("postgres://postgres@127.0.0.1:notaport/test")?).max_size(4).build()
+/// }
+/// let e = start().unwrap_err(); // a bad connection string
+/// assert_eq!(e.to_string(), "invalid connection settings");
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert!(cause.is::<pool_postgres::ConfigError>());
+/// ```
+impl From<ConfigError> for pool_core::PoolError {
+    fn from(e: ConfigError) -> Self {
+        pool_core::PoolError::Build(pool_core::BuildError::Factory(std::sync::Arc::new(e)))
+    }
+}
+
 /// Why opening, checking or resetting a PostgreSQL connection failed.
 ///
 /// This is the factory's error type. It keeps the underlying [`postgres::Error`] (reachable
@@ -106,7 +127,7 @@ pub enum ConfigError {
 /// use std::time::Duration;
 ///
 /// let e = PostgresError::ConnectTimeout { target: "db.internal:5432/app".into(), timeout: Duration::from_secs(2) };
-/// assert_eq!(e.to_string(), "connecting to db.internal:5432/app timed out after 2s");
+/// assert_eq!(e.to_string(), "connecting to db.internal:5432/app timed out after 2.0 s");
 /// assert!(!e.is_permanent());
 /// assert!(e.code().is_none());
 /// ```
@@ -126,7 +147,7 @@ pub enum PostgresError {
         source: postgres::Error,
     },
     /// Opening the connection took longer than the time allowed.
-    #[error("connecting to {target} timed out after {timeout:?}")]
+    #[error("connecting to {target} timed out after {}", pool_core::HumanDuration(*.timeout))]
     ConnectTimeout {
         /// Where it tried to connect.
         target: String,
@@ -139,7 +160,8 @@ pub enum PostgresError {
     /// pool retries; the stalled attempt ends when the server answers or the socket dies.
     #[error(
         "connecting to {target}: an earlier connection attempt is still stalled at the \
-         server; not opening another until it ends (waited {waited:?})"
+         server; not opening another until it ends (waited {})",
+        pool_core::HumanDuration(*.waited)
     )]
     ConnectStalled {
         /// Where it would have connected.

@@ -460,6 +460,7 @@ impl PostgresConnectionFactory {
     /// connector cannot be given ALPN afterwards: for direct negotiation, build yours with
     /// `request_alpns(&["postgresql"])`, or every connection is refused.
     #[cfg(feature = "native-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "native-tls")))]
     pub fn with_tls_connector(mut self, connector: native_tls::TlsConnector) -> Self {
         if self.sslmode == SslMode::Disable {
             self.sslmode = SslMode::Prefer;
@@ -479,6 +480,7 @@ impl PostgresConnectionFactory {
     /// refused. SCRAM channel binding (`tls-server-end-point`) is computed from the
     /// server's certificate (see [`crate::tls`]).
     #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
     pub fn with_rustls_config(mut self, config: rustls::ClientConfig) -> Self {
         if self.sslmode == SslMode::Disable {
             self.sslmode = SslMode::Prefer;

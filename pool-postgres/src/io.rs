@@ -111,7 +111,7 @@ pub enum IoTimeoutKind {
 /// use pool_postgres::{IoTimeout, IoTimeoutKind};
 ///
 /// let e = IoTimeout::new(IoTimeoutKind::NetworkTimeout, Duration::from_secs(2));
-/// assert_eq!(e.to_string(), "no data moved on the connection for 2s (the network timeout); it was closed");
+/// assert_eq!(e.to_string(), "no data moved on the connection for 2.0 s (the network timeout); it was closed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoTimeout {
@@ -149,13 +149,13 @@ impl fmt::Display for IoTimeout {
         match self.kind {
             IoTimeoutKind::NetworkTimeout => write!(
                 f,
-                "no data moved on the connection for {:?} (the network timeout); it was closed",
-                self.limit
+                "no data moved on the connection for {} (the network timeout); it was closed",
+                pool_core::HumanDuration(self.limit)
             ),
             IoTimeoutKind::Deadline => write!(
                 f,
-                "the operation did not finish within its {:?}; the connection was closed",
-                self.limit
+                "the operation did not finish within its {}; the connection was closed",
+                pool_core::HumanDuration(self.limit)
             ),
             IoTimeoutKind::Aborted => {
                 f.write_str("the connection was aborted: its caller stopped waiting for it")

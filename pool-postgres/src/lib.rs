@@ -3,13 +3,15 @@
 //!
 //! # Quick start
 //!
+//! One dependency line, `pool-postgres = "0.1"`: this crate re-exports [`pool_core`] and
+//! the types a program names ([`Pool`], [`PoolError`], [`PoolConfig`], ...).
+//!
 //! ```no_run
-//! use pool_core::PoolConfig;
-//! use pool_postgres::{PostgresConnectionFactory, PostgresPool};
+//! use pool_postgres::{Pool, PostgresConnectionFactory};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let factory = PostgresConnectionFactory::new("postgres://postgres@127.0.0.1:5432/test")?;
-//! let pool = PostgresPool::new(factory, PoolConfig::builder().max_size(8).build()?)?;
+//! let pool = Pool::builder(factory).max_size(8).build()?; // every setting, one builder
 //!
 //! let mut conn = pool.acquire()?;           // a PooledConnection<PostgresConnectionFactory>
 //! let row = conn.query_one("SELECT 40 + 2", &[])?; // derefs to postgres::Client
@@ -85,6 +87,9 @@
 //! `PostgresConnectionFactory::with_rustls_config` picks rustls.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod conn_str;
 mod connect;
@@ -113,7 +118,37 @@ pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY
 /// A pool of PostgreSQL connections: what [`ConnectionPool::new`](pool_core::ConnectionPool::new)
 /// and [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from a
 /// [`PostgresConnectionFactory`].
+///
+/// [`Pool`] is the same type, by its short name.
 pub type PostgresPool = pool_core::ConnectionPool<PostgresConnectionFactory>;
+
+/// `pool-core`, re-exported, so that this crate is the only dependency a program needs:
+/// what the root below does not name is at `pool_postgres::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `BuildError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (pool-core's
+/// own `ConfigError`, for a bad pool setting, is `pool_core::ConfigError`; this crate's
+/// [`ConfigError`] is for a bad connection string.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// The pool this crate is for: `Pool::builder(factory)` takes every setting, and
+/// `?` turns a bad connection string ([`ConfigError`]) into a [`PoolError`].
+///
+/// ```
+/// use pool_postgres::{Pool, PoolError, PostgresConnectionFactory};
+///
+/// fn pool() -> Result<Pool, PoolError> {
+///     let factory = PostgresConnectionFactory::new("postgres://postgres@127.0.0.1:5432/test")?;
+///     Pool::builder(factory).max_size(4).build()
+/// }
+/// assert_eq!(pool()?.config().max_size(), 4);
+/// # Ok::<(), PoolError>(())
+/// ```
+pub type Pool = ConnectionPool<PostgresConnectionFactory>;
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.
 pub use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};
@@ -124,21 +159,25 @@ pub use postgres;
 /// Re-exported (with the `native-tls` feature), to build a custom connector for
 /// [`PostgresConnectionFactory::with_tls_connector`].
 #[cfg(feature = "native-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native-tls")))]
 pub use native_tls;
 
 /// Re-exported (with the `native-tls` feature): its `MakeTlsConnector` is what to pass to
 /// [`PostgresConnectionFactory::new_with_tls`] to use native-tls your own way, as
 /// r2d2_postgres takes it.
 #[cfg(feature = "native-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native-tls")))]
 pub use postgres_native_tls;
 
 /// Re-exported (with the `rustls` feature), to build a configuration for
 /// [`PostgresConnectionFactory::with_rustls_config`] with the version this crate uses.
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use rustls;
 
 /// Re-exported (with the `rustls` feature): its `MakeRustlsConnect` is the connector
 /// [`PostgresConnectionFactory::with_rustls_config`] builds, and what to pass to
 /// [`PostgresConnectionFactory::new_with_tls`] to use rustls your own way.
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use tokio_postgres_rustls;

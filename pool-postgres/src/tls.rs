@@ -189,6 +189,7 @@ pub(crate) use hosts::check_hosts;
 pub(crate) use negotiate::{CancelTls, SslRequestRefused};
 pub(crate) use roots::default_mode;
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use rustls_config::rustls_client_config;
 
 /// The `sslmode` connection option, with all of libpq's values.

@@ -55,7 +55,10 @@ pub enum R2d2Error<E: StdError + 'static> {
     Invalid(#[source] E),
     /// `connect` (with `on_acquire`) did not finish within the time the pool allowed. It
     /// goes on, abandoned, on its helper thread; a connection it opens later is dropped.
-    #[error("the r2d2 manager's connect did not finish within {timeout:?}; it was abandoned")]
+    #[error(
+        "the r2d2 manager's connect did not finish within {}; it was abandoned",
+        pool_core::HumanDuration(*.timeout)
+    )]
     ConnectTimeout {
         /// The time allowed.
         timeout: Duration,
@@ -63,8 +66,9 @@ pub enum R2d2Error<E: StdError + 'static> {
     /// No connect was started: calls given up earlier were still running (more than the
     /// factory's `max_abandoned`), and none ended within the time allowed.
     #[error(
-        "no connect started within {waited:?}: {abandoned} abandoned call(s) of the r2d2 \
-         manager still running (see R2d2ConnectionFactory::with_max_abandoned)"
+        "no connect started within {}: {abandoned} abandoned call(s) of the r2d2 \
+         manager still running (see R2d2ConnectionFactory::with_max_abandoned)",
+        pool_core::HumanDuration(*.waited)
     )]
     ConnectStalled {
         /// How long this call waited for them.
@@ -74,7 +78,10 @@ pub enum R2d2Error<E: StdError + 'static> {
     },
     /// `is_valid` did not answer within the validation timeout; it goes on, abandoned, and
     /// the connection is dropped when it returns.
-    #[error("the r2d2 manager's is_valid did not answer within {timeout:?}; it was abandoned")]
+    #[error(
+        "the r2d2 manager's is_valid did not answer within {}; it was abandoned",
+        pool_core::HumanDuration(*.timeout)
+    )]
     ValidateTimeout {
         /// The time allowed.
         timeout: Duration,
@@ -144,6 +151,14 @@ impl<E: StdError + 'static> R2d2Error<E> {
     ///     R2d2Error::ConnectTimeout { timeout: Duration::from_secs(10) };
     /// assert!(e.is_timeout());
     /// assert!(e.manager_error().is_none());
+    /// // Durations as people read them (pool_core::HumanDuration), not `10s`:
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "the r2d2 manager's connect did not finish within 10.0 s; it was abandoned"
+    /// );
+    /// let e: R2d2Error<std::io::Error> =
+    ///     R2d2Error::ConnectStalled { waited: Duration::from_millis(1500), abandoned: 3 };
+    /// assert!(e.to_string().starts_with("no connect started within 1.5 s: 3 abandoned"));
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(

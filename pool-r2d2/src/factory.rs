@@ -396,7 +396,8 @@ where
             Ok(result) => result,
             Err(NoAnswer::TimedOut) => {
                 log::debug!(
-                    "r2d2 connect still running after {timeout:?}: abandoned ({} abandoned call(s) now)",
+                    "r2d2 connect still running after {}: abandoned ({} abandoned call(s) now)",
+                    pool_core::HumanDuration(timeout),
                     self.abandoned.total()
                 );
                 Err(R2d2Error::ConnectTimeout { timeout })
@@ -461,7 +462,8 @@ where
             }
             Err(NoAnswer::TimedOut) => {
                 log::debug!(
-                    "r2d2 is_valid still running after {timeout:?}: abandoned ({} abandoned call(s) now)",
+                    "r2d2 is_valid still running after {}: abandoned ({} abandoned call(s) now)",
+                    pool_core::HumanDuration(timeout),
                     self.abandoned.total()
                 );
                 Err(R2d2Error::ValidateTimeout { timeout })

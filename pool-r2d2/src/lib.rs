@@ -9,24 +9,26 @@
 //!
 //! # Quick start
 //!
+//! One dependency line besides your manager's, `pool-r2d2 = "0.1"`: this crate
+//! re-exports [`pool_core`] and the types a program names ([`Pool`], [`PoolError`],
+//! [`PoolConfig`], ...).
+//!
 //! ```
 //! use std::time::Duration;
 //! use diesel::prelude::*;
 //! use diesel::r2d2::ConnectionManager;
-//! use pool_core::{ConnectionPool, PoolConfig};
-//! use pool_r2d2::{R2d2ConnectionFactory, R2d2Pool};
+//! use pool_r2d2::{Pool, R2d2ConnectionFactory};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("app.db");
 //! # let path = path.to_str().unwrap();
 //! let manager = ConnectionManager::<SqliteConnection>::new(path); // any r2d2 manager
-//! let config = PoolConfig::builder()
-//!     .max_size(4)                                  // never more connections
-//!     .wait_timeout(Duration::from_secs(5))         // r2d2's connection_timeout
-//!     .build()?;                                    // a ConfigError, never a panic
-//! let pool: R2d2Pool<ConnectionManager<SqliteConnection>> =
-//!     ConnectionPool::new(R2d2ConnectionFactory::new(manager), config)?;
+//! let pool: Pool<ConnectionManager<SqliteConnection>> =
+//!     Pool::builder(R2d2ConnectionFactory::new(manager))
+//!         .max_size(4)                              // never more connections
+//!         .wait_timeout(Duration::from_secs(5))     // r2d2's connection_timeout
+//!         .build()?;                                // a bad value: an error, never a panic
 //!
 //! let threads: Vec<_> = (0..8).map(|i| {
 //!     let pool = pool.clone();                      // a cheap handle
@@ -138,6 +140,9 @@
     doc = include_str!("../FROM_R2D2.md")
 )]
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abandon;
 mod connection;
@@ -177,3 +182,34 @@ pub use r2d2;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub type R2d2Pool<M> = pool_core::ConnectionPool<R2d2ConnectionFactory<M>>;
+
+/// `pool-core`, re-exported, so that this crate (with your manager's) is the only dependency
+/// a program needs: what the root below does not name is at `pool_r2d2::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `ConfigError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (r2d2's own
+/// types of the same names stay at `pool_r2d2::r2d2::..`.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// A pool of connections opened by the r2d2 manager `M`, by its short name ([`R2d2Pool`]
+/// is the same type): `Pool::builder(R2d2ConnectionFactory::new(manager))` takes every
+/// setting, as `r2d2::Pool::builder()` does.
+///
+/// ```
+/// use pool_r2d2::{Pool, PoolError, R2d2ConnectionFactory};
+/// use r2d2_sqlite::SqliteConnectionManager;
+///
+/// fn pool() -> Result<Pool<SqliteConnectionManager>, PoolError> {
+///     let manager = SqliteConnectionManager::memory();
+///     Pool::builder(R2d2ConnectionFactory::new(manager)).max_size(4).build()
+/// }
+/// let pool = pool()?;
+/// let two: i64 = pool.acquire()?.query_row("SELECT 1 + 1", [], |row| row.get(0))?;
+/// assert_eq!(two, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub type Pool<M> = ConnectionPool<R2d2ConnectionFactory<M>>;

@@ -22,6 +22,27 @@ pub enum ConfigError {
     InvalidUrl(String),
 }
 
+/// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
+/// `PoolError::Build(BuildError::Factory(..))`, with this error as its `source()`. So `?`
+/// works on `RedisConnectionFactory::new(..)` in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_redis::{RedisConnectionFactory, Pool, PoolError};
+///
+/// fn start() -> Result<Pool, PoolError> {
+///     Pool::builder(RedisConnectionFactory::new("http://127.0.0.1:6379")?).max_size(4).build()
+/// }
+/// let e = start().unwrap_err(); // a URL that is not Redis's
+/// assert_eq!(e.to_string(), "invalid connection settings");
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert!(cause.is::<pool_redis::ConfigError>());
+/// ```
+impl From<ConfigError> for pool_core::PoolError {
+    fn from(e: ConfigError) -> Self {
+        pool_core::PoolError::Build(pool_core::BuildError::Factory(std::sync::Arc::new(e)))
+    }
+}
+
 /// What opening, checking or resetting a Redis connection can fail with: the factory's
 /// `Error`.
 ///

@@ -3,18 +3,20 @@
 //!
 //! # Quick start
 //!
+//! One dependency line, `pool-redis = "0.1"`: this crate re-exports [`pool_core`], the
+//! types a program names ([`Pool`], [`PoolError`], [`PoolConfig`], ...) and [`redis`].
+//!
 //! ```no_run
 //! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_redis::{PingValidation, RedisConfig, RedisConnectionFactory, RedisPool};
+//! use pool_redis::{PingValidation, Pool, RedisConfig, RedisConnectionFactory};
 //! use pool_redis::redis::Commands;
 //!
 //! let config = RedisConfig::new("redis://127.0.0.1:6379/0")?
 //!     .with_client_name("my-service")
 //!     .with_response_timeout(Some(Duration::from_secs(2)));
 //! let factory = RedisConnectionFactory::from_config(config);
-//! let pool = RedisPool::builder(factory)
-//!     .config(PoolConfig::builder().max_size(8).build()?)
+//! let pool = Pool::builder(factory)
+//!     .max_size(8)                         // every setting, one builder
 //!     .validation(PingValidation)
 //!     .build()?;
 //!
@@ -50,7 +52,7 @@
 //!   the pool throws it away instead of handing a confused socket to the next caller.
 //! * [`PingValidation`], [`QueryValidation`] and [`CompositeValidation`] are health checks
 //!   to plug into the pool builder.
-//! * [`RedisPool`] (and [`RedisClusterPool`]) name the pool types.
+//! * [`Pool`] (also called [`RedisPool`]) and [`RedisClusterPool`] name the pool types.
 //! * With the `cluster` cargo feature (on by default), [`RedisClusterConnectionFactory`]
 //!   pools connections to a Redis Cluster: see the [`cluster`] module for how failovers,
 //!   redirections and session state are handled.
@@ -81,8 +83,12 @@
 //! `Display`, errors and log lines is rebuilt from the parsed parts without the password.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub mod cluster;
 mod config;
 mod connection;
@@ -94,6 +100,7 @@ mod resp;
 mod validation;
 
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub use cluster::{
     RedisClusterConfig, RedisClusterConnection, RedisClusterConnectionFactory,
     DEFAULT_CLUSTER_RETRIES, DEFAULT_MAX_RETRY_WAIT, DEFAULT_MIN_RETRY_WAIT,
@@ -108,10 +115,41 @@ pub use validation::{CompositeValidation, PingValidation, QueryValidation};
 /// A pool of Redis connections: what [`ConnectionPool::new`](pool_core::ConnectionPool::new)
 /// and [`ConnectionPool::builder`](pool_core::ConnectionPool::builder) build from a
 /// [`RedisConnectionFactory`].
+///
+/// [`Pool`] is the same type, by its short name.
 pub type RedisPool = pool_core::ConnectionPool<RedisConnectionFactory>;
+
+/// `pool-core`, re-exported, so that this crate is the only dependency a program needs:
+/// what the root below does not name is at `pool_redis::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `BuildError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (pool-core's
+/// own `ConfigError`, for a bad pool setting, is `pool_core::ConfigError`; this crate's
+/// [`ConfigError`] is for a bad Redis URL.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// The pool this crate is for: `Pool::builder(factory)` takes every setting, and
+/// `?` turns a bad Redis URL ([`ConfigError`]) into a [`PoolError`].
+///
+/// ```
+/// use pool_redis::{Pool, PoolError, RedisConnectionFactory};
+///
+/// fn pool() -> Result<Pool, PoolError> {
+///     let factory = RedisConnectionFactory::new("redis://127.0.0.1:6379")?;
+///     Pool::builder(factory).max_size(4).build()
+/// }
+/// assert_eq!(pool()?.config().max_size(), 4);
+/// # Ok::<(), PoolError>(())
+/// ```
+pub type Pool = ConnectionPool<RedisConnectionFactory>;
 
 /// A pool of Redis Cluster connections (from a [`RedisClusterConnectionFactory`]).
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub type RedisClusterPool = pool_core::ConnectionPool<RedisClusterConnectionFactory>;
 
 /// The `redis` crate this backend is built on, re-exported so that callers use the same

@@ -56,6 +56,27 @@ pub enum ConfigError {
     },
 }
 
+/// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
+/// `PoolError::Build(BuildError::Factory(..))`, with this error as its `source()`. So `?`
+/// works on `SqliteConnectionFactory::new(..)` in a function that returns `PoolError`:
+///
+/// ```
+/// use pool_sqlite::{SqliteConnectionFactory, Pool, PoolError};
+///
+/// fn start() -> Result<Pool, PoolError> {
+///     Pool::builder(SqliteConnectionFactory::new("")?).max_size(4).build()
+/// }
+/// let e = start().unwrap_err(); // an empty path
+/// assert_eq!(e.to_string(), "invalid connection settings");
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert!(cause.is::<pool_sqlite::ConfigError>());
+/// ```
+impl From<ConfigError> for pool_core::PoolError {
+    fn from(e: ConfigError) -> Self {
+        pool_core::PoolError::Build(pool_core::BuildError::Factory(std::sync::Arc::new(e)))
+    }
+}
+
 /// Why a database file would not open, as the operating system tells it (see
 /// [`SqliteError::Open`]). Every one of these is permanent: waiting does not create a
 /// directory or grant a permission.
@@ -108,7 +129,7 @@ impl fmt::Display for OpenProblem {
 /// use pool_sqlite::SqliteError;
 ///
 /// let e = SqliteError::OpenTimeout { target: "/mnt/nfs/app.db".into(), timeout: Duration::from_secs(2) };
-/// assert_eq!(e.to_string(), "opening /mnt/nfs/app.db timed out after 2s");
+/// assert_eq!(e.to_string(), "opening /mnt/nfs/app.db timed out after 2.0 s");
 /// assert!(!e.is_permanent());
 /// assert!(e.code().is_none());
 /// ```
@@ -174,7 +195,7 @@ pub enum SqliteError {
     },
     /// Opening did not finish within the pool's connection timeout (a hung network
     /// filesystem, say). The attempt was abandoned on its thread.
-    #[error("opening {target} timed out after {timeout:?}")]
+    #[error("opening {target} timed out after {}", pool_core::HumanDuration(*.timeout))]
     OpenTimeout {
         /// The database.
         target: String,
@@ -185,7 +206,8 @@ pub enum SqliteError {
     /// so no new one was started.
     #[error(
         "an earlier attempt to open {target} is still blocked; \
-         no new one started within {waited:?}"
+         no new one started within {}",
+        pool_core::HumanDuration(*.waited)
     )]
     OpenStalled {
         /// The database.

@@ -3,10 +3,12 @@
 //!
 //! # Quick start
 //!
+//! One dependency line, `pool-sqlite = "0.1"`: this crate re-exports [`pool_core`] and the
+//! types a program names ([`Pool`], [`PoolError`], [`PoolConfig`], ...).
+//!
 //! ```
 //! use std::time::Duration;
-//! use pool_core::PoolConfig;
-//! use pool_sqlite::{SqliteConnectionFactory, SqlitePool};
+//! use pool_sqlite::{Pool, SqliteConnectionFactory};
 //!
 //! type Error = Box<dyn std::error::Error + Send + Sync>;
 //!
@@ -16,11 +18,10 @@
 //! // WAL, busy_timeout 5 s and foreign keys are on by default.
 //! let factory = SqliteConnectionFactory::new(dir.join("app.db"))?
 //!     .with_init_sql("CREATE TABLE IF NOT EXISTS visits (page TEXT, at INTEGER)");
-//! let config = PoolConfig::builder()
+//! let pool = Pool::builder(factory)
 //!     .max_size(4)                             // up to 4 readers at once; writes take turns
 //!     .wait_timeout(Duration::from_secs(5))
 //!     .build()?;
-//! let pool = SqlitePool::new(factory, config)?;
 //!
 //! let threads: Vec<_> = (0..8).map(|i| {
 //!     let pool = pool.clone();
@@ -162,6 +163,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
+// where `doc(cfg(..))` marks each feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connection;
 mod error;
@@ -197,4 +201,34 @@ pub use rusqlite;
 /// assert_eq!(pool.acquire()?.query_row("SELECT 2 + 2", [], |r| r.get::<_, i64>(0))?, 4);
 /// # Ok(()) }
 /// ```
+///
+/// [`Pool`] is the same type, by its short name.
 pub type SqlitePool = pool_core::ConnectionPool<SqliteConnectionFactory>;
+
+/// `pool-core`, re-exported, so that this crate is the only dependency a program needs:
+/// what the root below does not name is at `pool_sqlite::pool_core::..` (the
+/// `config::DEFAULT_*` constants, `events`, `error::Report`, `BuildError`, ...).
+pub use pool_core;
+
+/// Re-exported from [`pool_core`]: the types a program using this crate names. (pool-core's
+/// own `ConfigError`, for a bad pool setting, is `pool_core::ConfigError`; this crate's
+/// [`ConfigError`] is for a bad database path.)
+pub use pool_core::{
+    ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
+    PooledConnection,
+};
+
+/// The pool this crate is for: `Pool::builder(factory)` takes every setting, and
+/// `?` turns a bad database path ([`ConfigError`]) into a [`PoolError`].
+///
+/// ```
+/// use pool_sqlite::{Pool, PoolError, SqliteConnectionFactory};
+///
+/// fn pool() -> Result<Pool, PoolError> {
+///     let factory = SqliteConnectionFactory::memory("pool-alias")?;
+///     Pool::builder(factory).max_size(4).build()
+/// }
+/// assert_eq!(pool()?.config().max_size(), 4);
+/// # Ok::<(), PoolError>(())
+/// ```
+pub type Pool = ConnectionPool<SqliteConnectionFactory>;

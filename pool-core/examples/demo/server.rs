@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,6 +28,9 @@ struct ServerState {
     refused: AtomicU64,
     /// While set and in the future, new connections are closed at once (no greeting).
     down_until: Mutex<Option<Instant>>,
+    /// Down until healed (the dashboard's switch). Relaxed: a flag read once per accept;
+    /// nothing else is published with it.
+    broken: AtomicBool,
 }
 
 impl ServerState {
@@ -38,6 +41,9 @@ impl ServerState {
     }
     /// Whether the server is "restarting" (refusing connections) right now.
     fn is_down(&self) -> bool {
+        if self.broken.load(Relaxed) {
+            return true;
+        }
         let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         matches!(*down, Some(t) if Instant::now() < t)
     }
@@ -97,6 +103,32 @@ impl DemoServer {
             let _ = socket.shutdown(Shutdown::Both);
         }
         victims.len()
+    }
+
+    /// Breaks the server until [`heal`](Self::heal): drops every socket and refuses new
+    /// connections. Returns how many sockets were dropped. (The dashboard's switch.)
+    #[allow(dead_code)] // the demo restarts with a downtime instead
+    pub fn break_down(&self) -> usize {
+        self.state.broken.store(true, Relaxed);
+        self.drop_all_sockets(Duration::ZERO)
+    }
+
+    /// Accepts connections again (after [`break_down`](Self::break_down) or a restart's
+    /// downtime).
+    #[allow(dead_code)] // the demo's restart heals by itself
+    pub fn heal(&self) {
+        self.state.broken.store(false, Relaxed);
+        *self
+            .state
+            .down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether it accepts connections right now.
+    #[allow(dead_code)] // shown by the dashboard only
+    pub fn is_up(&self) -> bool {
+        !self.state.is_down()
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::{ConnectionFactory, ConnectionPool, PoolError};
 
-use crate::report::Report;
+use pool_core::error::Report;
 
 /// What the worker threads did.
 #[derive(Default)]
@@ -130,6 +130,21 @@ impl Workload {
     /// Lets the first `n` workers run and pauses the others (0: the pool goes idle).
     pub fn set_active(&self, n: usize) {
         self.active.store(n, Relaxed);
+    }
+
+    /// How many workers run (the others pause), and how many there are.
+    #[allow(dead_code)] // shown by the dashboard only
+    pub fn active(&self) -> (usize, usize) {
+        (
+            self.active.load(Relaxed).min(self.threads.len()),
+            self.threads.len(),
+        )
+    }
+
+    /// What the workers did so far.
+    #[allow(dead_code)] // shown by the dashboard only
+    pub fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// Stops and joins the threads; returns the tally.

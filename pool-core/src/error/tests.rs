@@ -220,8 +220,8 @@ fn acquire_timeout_names_the_check_it_gave_up_behind() {
     let text = hung.to_string();
     assert!(
         text.ends_with(
-            "; connection 7 (open for 5.0 s) was still being checked (validate_on_acquire) \
-             after 900 ms"
+            "; connection 7 (open for 5.0 s) was still being checked \
+             (validate_on_acquire, before_acquire) after 900 ms"
         ),
         "{text}"
     );

@@ -24,6 +24,9 @@ pub(crate) struct ConnData<C> {
     /// When it last passed validation (or was created), in `clock::now_ns` nanoseconds.
     pub(crate) last_validated_ns: u64,
     pub(crate) uses: u64,
+    /// When it was last handed out, in `clock::now_ns` nanoseconds (for `use_time`).
+    #[cfg(feature = "metrics")]
+    pub(crate) handed_out_ns: u64,
     /// The pool's generation when it was opened; `soft_evict` bumps the pool's.
     pub(crate) generation: u64,
 }

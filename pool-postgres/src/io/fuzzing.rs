@@ -9,9 +9,10 @@ use super::frames::Frames;
 use super::guard::IoGuard;
 use super::watch::Watch;
 
-/// The messages (type byte, length field) [`Frames`] reports for `stream` fed in pieces
-/// of the given sizes (a zero size feeds an empty piece; what the sizes leave is fed
-/// last). `untyped_first`: the first message is a startup packet (no type byte).
+/// The messages (type byte, length field) that `Frames` (the crate's private framing)
+/// reports for `stream` fed in pieces of the given sizes (a zero size feeds an empty piece;
+/// what the sizes leave is fed last). `untyped_first`: the first message is a startup
+/// packet (no type byte).
 pub fn frames(stream: &[u8], pieces: &[usize], untyped_first: bool) -> Vec<(u8, u32)> {
     let mut frames = if untyped_first {
         Frames::untyped_first()

@@ -142,8 +142,10 @@ impl RedisClusterConnectionFactory {
         let elapsed = start.elapsed();
         if elapsed > timeout {
             log::debug!(
-                "opening a cluster connection to {} took {elapsed:?}, more than {timeout:?}",
-                self.display
+                "opening a cluster connection to {} took {}, more than {}",
+                self.display,
+                pool_core::HumanDuration(elapsed),
+                pool_core::HumanDuration(timeout)
             );
         }
         // Seeds agree on the database (the redis crate checks it); a cluster has only 0.
