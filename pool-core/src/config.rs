@@ -19,10 +19,27 @@
 //! assert!(PoolConfig::builder().min_size(9).max_size(8).build().is_err());
 //! # Ok::<(), pool_core::ConfigError>(())
 //! ```
+//!
+//! From text: [`PoolConfig::from_env`] reads `{PREFIX}_{KEY}` variables, and with the
+//! `serde` feature a `PoolConfig` deserializes from a config file (TOML, JSON, ...) and
+//! serializes back (see `Deserialize for PoolConfig`). Both read the keys of
+//! [`SETTING_KEYS`], durations as [`parse_duration`] reads them (`"30s"`, `"500ms"`), and
+//! go through the same checks as `build()`; `serde_duration` (with the feature) reads and
+//! writes durations that way in your own types.
 
 use std::time::Duration;
 
 use crate::error::ConfigError;
+
+mod env;
+mod keys;
+#[cfg(feature = "serde")]
+mod serde_impls;
+
+pub use crate::duration::{format_duration, parse_duration, ParseDurationError};
+pub use keys::SETTING_KEYS;
+#[cfg(feature = "serde")]
+pub use serde_impls::serde_duration;
 
 /// Default `min_size`: 0, connections are opened lazily.
 pub const DEFAULT_MIN_SIZE: usize = 0;

@@ -436,6 +436,74 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A setting read from text (a config file, the environment) has a value of the wrong
+    /// kind: not a number, not a duration, a bare number where a unit is needed, ...
+    #[error("{name}: {reason}")]
+    InvalidValue {
+        /// Which setting.
+        name: &'static str,
+        /// What is wrong, quoting the value.
+        reason: String,
+    },
+    /// A key in a config file, or an environment variable with the settings' prefix, that is
+    /// no setting (a typo is an error, not a silently ignored line).
+    #[error("unknown setting {name}{}", did_you_mean(.suggestion))]
+    UnknownSetting {
+        /// The key or variable as written.
+        name: String,
+        /// The nearest setting, when one is close.
+        suggestion: Option<String>,
+    },
+    /// A name that is refused on purpose, because it means something else in other pools
+    /// (`connection_timeout`: the wait in r2d2, bb8 and HikariCP).
+    #[error("{name} is not accepted: {advice}")]
+    RefusedName {
+        /// The key or variable as written.
+        name: String,
+        /// What to write instead.
+        advice: &'static str,
+    },
+    /// An environment variable (named here) could not be used; the cause is `source()`.
+    #[error("environment variable {name}")]
+    Variable {
+        /// The variable, prefix included.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ConfigError>,
+    },
+}
+
+/// ` (did you mean max_size?)`, or nothing.
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean {s}?)"),
+        None => String::new(),
+    }
+}
+
+impl ConfigError {
+    /// The setting this error is about (`max_size`, `create_timeout`, ...), when it is about
+    /// one; for [`Variable`](Self::Variable), the setting of the cause.
+    ///
+    /// ```
+    /// use pool_core::PoolConfig;
+    ///
+    /// let e = PoolConfig::builder().min_size(9).max_size(8).build().unwrap_err();
+    /// assert_eq!(e.setting(), Some("min_size"));
+    /// ```
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            ConfigError::ZeroMaxSize => Some("max_size"),
+            ConfigError::AboveMaxSize { name, .. }
+            | ConfigError::OutOfRange { name, .. }
+            | ConfigError::InvalidValue { name, .. }
+            | ConfigError::ZeroDuration(name)
+            | ConfigError::ZeroCount(name) => Some(name),
+            ConfigError::UnknownSetting { .. } | ConfigError::RefusedName { .. } => None,
+            ConfigError::Variable { source, .. } => source.setting(),
+        }
+    }
 }
 
 #[cfg(test)]

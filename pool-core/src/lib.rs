@@ -62,6 +62,9 @@
 //!   [`PoolConfig`]); [`config`] documents them, every default a named constant there.
 //!   Each backend crate re-exports this crate (`pool_postgres::pool_core`) and its common
 //!   types, so a program that uses a backend needs only that one dependency.
+//!   Settings also come from the environment ([`PoolConfig::from_env`]) and, with the
+//!   `serde` feature, from config files (`PoolConfig` is `Deserialize` and `Serialize`,
+//!   durations written `"30s"`; keys in [`config::SETTING_KEYS`]).
 //! * **Writing a backend**: [`ConnectionFactory`], and [`backend`] for the pieces every backend
 //!   needs (a redacting `Secret`, the text of a caught panic, a blocking open on a helper
 //!   thread abandoned at its deadline).

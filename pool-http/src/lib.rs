@@ -73,6 +73,13 @@
 //! are sent in the `Authorization` header, which `ureq` redacts from its logs; they are kept
 //! in a [`Secret`](pool_core::backend::Secret), so `Debug` of the config, the factory and
 //! the errors prints `***` in their place.
+//!
+//! # Config files
+//!
+//! With the `serde` feature, [`Config`] reads the origin, the connection settings and a
+//! `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a config file
+//! (TOML, JSON, ...); `PoolConfig::from_env` reads the pool's settings from environment
+//! variables without any feature.
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
@@ -83,12 +90,16 @@ mod config;
 mod connection;
 mod error;
 mod factory;
+#[cfg(feature = "serde")]
+mod file_config;
 mod validation;
 
 pub use config::HttpConfig;
 pub use connection::{HttpConnection, HttpRequest, HttpResponse};
 pub use error::{ConfigError, HttpError};
 pub use factory::HttpConnectionFactory;
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use validation::{CompositeValidation, PingValidation, QueryValidation};
 
 /// A pool of HTTP connections to one origin: what

@@ -105,6 +105,10 @@
 //! Turn on one of `native-tls` and `rustls`, not both: the `mysql` crate builds one TLS
 //! stack, and with both it does not compile.
 //! * `derive`: the driver's `#[derive(FromRow, FromValue)]`.
+//! * `serde`: [`Config`], the URL, the connection settings and a `pool` table of
+//!   [`PoolConfig`](pool_core::PoolConfig) settings read from a config file (TOML, JSON,
+//!   ...). (`PoolConfig::from_env` reads the pool's settings from environment variables
+//!   without any feature.)
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
@@ -117,6 +121,8 @@ mod connect;
 mod connection;
 mod error;
 mod factory;
+#[cfg(feature = "serde")]
+mod file_config;
 mod sock;
 mod validation;
 
@@ -128,6 +134,8 @@ pub use factory::{
     MysqlConnectionFactory, RedactedOpts, ResetMode, DEFAULT_READ_TIMEOUT, DEFAULT_RESET_TIMEOUT,
     DEFAULT_TCP_CONNECT_TIMEOUT, DEFAULT_TCP_KEEPALIVE, DEFAULT_WRITE_TIMEOUT,
 };
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use validation::{PingValidation, QueryValidation};
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.

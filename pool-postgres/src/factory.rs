@@ -489,6 +489,13 @@ impl PostgresConnectionFactory {
         self
     }
 
+    /// libpq's `connect_timeout` over the connection string's ([`crate::Config`]'s
+    /// `connect_timeout`; zero refused there).
+    #[cfg(feature = "serde")]
+    pub(crate) fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.config.connect_timeout(timeout);
+    }
+
     /// The driver configuration (hosts, user, options, timeouts).
     pub fn config(&self) -> &postgres::Config {
         &self.config

@@ -85,6 +85,11 @@
 //! Both implement the same `sslmode` table ([`tls`]); with both on, `sslmode` builds
 //! native-tls's connector, and `tls::rustls_client_config` with
 //! `PostgresConnectionFactory::with_rustls_config` picks rustls.
+//!
+//! With the `serde` feature, [`Config`] reads the connection string, the connection
+//! settings and a `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a
+//! config file (TOML, JSON, ...), in deadpool-postgres's shape; `PoolConfig::from_env`
+//! reads the pool's settings from environment variables without any feature.
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
@@ -97,6 +102,8 @@ mod connection;
 mod error;
 mod factory;
 pub mod failover;
+#[cfg(feature = "serde")]
+mod file_config;
 pub mod io;
 pub mod pgbouncer;
 pub mod reset;
@@ -109,6 +116,8 @@ pub use error::{
     PostgresError,
 };
 pub use factory::{Keepalives, PostgresConnectionFactory, DEFAULT_TCP_USER_TIMEOUT};
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind, MessageTooLong, MAX_MESSAGE_LEN};
 pub use pgbouncer::PgBouncerMode;
 pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};

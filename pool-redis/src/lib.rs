@@ -81,6 +81,13 @@
 //! Passwords are kept in a [`Secret`](pool_core::backend::Secret), whose `Debug` prints
 //! `***`. The URL shown in `Debug`,
 //! `Display`, errors and log lines is rebuilt from the parsed parts without the password.
+//!
+//! # Config files
+//!
+//! With the `serde` feature, [`Config`] reads the URL, the connection settings and a
+//! `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a config file
+//! (TOML, JSON, ...), as deadpool-redis's `Config` does; `PoolConfig::from_env` reads the
+//! pool's settings from environment variables without any feature.
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
@@ -94,6 +101,8 @@ mod config;
 mod connection;
 mod error;
 mod factory;
+#[cfg(feature = "serde")]
+mod file_config;
 #[doc(hidden)]
 pub mod fuzzing;
 mod resp;
@@ -110,6 +119,8 @@ pub use config::RedisConfig;
 pub use connection::{DriverConnection, RedisConnection};
 pub use error::{ConfigError, RedisError};
 pub use factory::RedisConnectionFactory;
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use validation::{CompositeValidation, PingValidation, QueryValidation};
 
 /// A pool of Redis connections: what [`ConnectionPool::new`](pool_core::ConnectionPool::new)

@@ -54,6 +54,15 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A setting read from a config file ([`Config`](crate::Config), the `serde` feature)
+    /// has a value the factory cannot take.
+    #[error("invalid {name}: {reason}")]
+    InvalidSetting {
+        /// The setting's key.
+        name: &'static str,
+        /// What is wrong, quoting the value.
+        reason: String,
+    },
 }
 
 /// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):

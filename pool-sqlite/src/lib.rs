@@ -161,6 +161,13 @@
 //!     .build()?;
 //! # let _ = pool; Ok(()) }
 //! ```
+//!
+//! # Config files
+//!
+//! With the `serde` feature, [`Config`] reads the database, the connection settings and a
+//! `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a config file
+//! (TOML, JSON, ...); `PoolConfig::from_env` reads the pool's settings from environment
+//! variables without any feature.
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (Cargo.toml's [package.metadata.docs.rs]) on nightly,
@@ -170,6 +177,8 @@
 mod connection;
 mod error;
 mod factory;
+#[cfg(feature = "serde")]
+mod file_config;
 mod open;
 mod validation;
 
@@ -179,6 +188,8 @@ pub use factory::{
     JournalMode, OpenTransactionPolicy, SqliteConnectionFactory, DEFAULT_BUSY_TIMEOUT,
     DEFAULT_FOREIGN_KEYS, DEFAULT_JOURNAL_MODE, MAX_BUSY_TIMEOUT, PING_SQL,
 };
+#[cfg(feature = "serde")]
+pub use file_config::Config;
 pub use validation::{PingValidation, QueryValidation, QUERY_CHECK_SQL};
 
 /// Re-exported from [`pool_core::validation`], to compose checks without a second import.
