@@ -237,6 +237,15 @@ fn uses_of_deprecated_names(lint: &str) -> String {
                  .build()\n\
                  .unwrap();\n\
              let _ = config.connection_timeout();\n\
+             let _ = pool_core::ConnectionPool::builder(Nop)\n\
+                 .connection_timeout(Duration::from_secs(1));\n\
+         }}\n\
+         pub struct Nop;\n\
+         impl pool_core::ConnectionFactory for Nop {{\n\
+             type Connection = ();\n\
+             type Error = std::io::Error;\n\
+             fn create(&self, _: Duration) -> Result<(), std::io::Error> {{ Ok(()) }}\n\
+             fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> {{ Ok(()) }}\n\
          }}\n"
     )
 }
@@ -294,6 +303,7 @@ fn deprecated_names_warn_and_name_the_new_one() {
             "PoolConfig::connection_timeout`",
             "returns `create_timeout`",
         ),
+        ("PoolBuilder<", "call `create_timeout`"), // ConnectionPool::builder(..)
     ];
     // Every deprecated public item is in the list above: a new one fails here until it is.
     let marker = concat!("#[", "deprecated");
