@@ -23,7 +23,11 @@ const SERVERS: [(&str, &str, &str); 3] = [
 ];
 
 fn main() {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    // At run time, not with `env!`: cargo reuses a build script built in another checkout
+    // of the same sources that shares the target directory (`.ci/fresh-clone`'s clone,
+    // deleted since), and `env!` would keep that checkout's path.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let readme = Path::new(&manifest_dir).join("../README.md");
     println!("cargo:rerun-if-changed={}", readme.display());
     let text = fs::read_to_string(&readme).expect("read README.md");
     let out = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("README.md");
