@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where and how to connect to Redis.
 ///
 /// Made from a URL ([`new`](Self::new)), then adjusted with the `with_*` methods (which
-/// never fail):
+/// never fail, but for `with_tls_certificates`, with the `tls` feature):
 ///
 /// | URL | meaning |
 /// | --- | --- |
@@ -143,6 +143,76 @@ impl RedisConfig {
         self.password = Some(Secret::new(password));
         self.sync_info();
         self
+    }
+
+    /// Which certificates a `rediss://` connection trusts and presents, as the `redis`
+    /// crate's [`Client::build_with_tls`](redis::Client::build_with_tls) takes them:
+    /// `root_cert`, PEM certificates to trust instead of the webpki roots (a private CA);
+    /// `client_tls`, a client certificate and key in PEM for servers that demand one
+    /// (`tls-auth-clients yes`). The server's certificate is always verified, its name
+    /// against the URL's host.
+    ///
+    /// Unlike the other `with_*` methods this one can fail, with a
+    /// [`ConfigError::InvalidTls`]: on a URL that is not `rediss://`, on PEM that does not
+    /// parse, on a `root_cert` without any certificate.
+    ///
+    /// ```
+    /// use pool_redis::RedisConfig;
+    /// use pool_redis::redis::TlsCertificates;
+    ///
+    /// # let key = rcgen::KeyPair::generate().unwrap();
+    /// # let ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    /// # let ca_pem = ca.self_signed(&key).unwrap().pem().into_bytes();
+    /// // let ca_pem = std::fs::read("/etc/redis/ca.crt")?;
+    /// let config = RedisConfig::new("rediss://redis.internal:6380")?
+    ///     .with_tls_certificates(TlsCertificates {
+    ///         client_tls: None,
+    ///         root_cert: Some(ca_pem),
+    ///     })?;
+    /// assert_eq!(config.to_string(), "rediss://redis.internal:6380/0");
+    ///
+    /// // Certificates for a plain redis:// URL are a mistake, not ignored.
+    /// let plain = RedisConfig::new("redis://127.0.0.1:6379")?;
+    /// let none = TlsCertificates { client_tls: None, root_cert: None };
+    /// assert!(plain.with_tls_certificates(none).is_err());
+    /// # Ok::<(), pool_redis::ConfigError>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn with_tls_certificates(
+        mut self,
+        certificates: redis::TlsCertificates,
+    ) -> Result<Self, ConfigError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+
+        if !self.is_tls() {
+            return Err(ConfigError::InvalidTls(
+                "TLS certificates need a rediss:// URL".into(),
+            ));
+        }
+        if let Some(pem) = &certificates.root_cert {
+            // The redis crate takes a PEM without any certificate as an empty root store,
+            // which refuses every server.
+            if CertificateDer::pem_slice_iter(pem).next().is_none() {
+                return Err(ConfigError::InvalidTls(
+                    "root_cert holds no PEM certificate".into(),
+                ));
+            }
+        }
+        // The redis crate parses the PEM here (its messages name what did not parse and
+        // never show key material); the client only carries the connection info.
+        let client = redis::Client::build_with_tls(self.info.clone(), certificates)
+            .map_err(|e| ConfigError::InvalidTls(e.to_string()))?;
+        self.info = client.get_connection_info().clone();
+        self.addr = self.info.addr().clone();
+        Ok(self)
+    }
+
+    /// Whether connections use TLS (a `rediss://` URL).
+    #[cfg(feature = "tls")]
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.addr, ConnectionAddr::TcpTls { .. })
     }
 
     /// Names every connection with `CLIENT SETNAME` (visible in `CLIENT LIST`).
@@ -380,9 +450,80 @@ mod tests {
 
     #[cfg(not(feature = "tls"))]
     #[test]
-    fn tls_needs_feature() {
-        let err = RedisConfig::new("rediss://localhost").unwrap_err();
-        assert!(err.to_string().contains("tls"), "{err}");
+    fn tls_needs_the_feature() {
+        for url in [
+            "rediss://localhost",
+            "REDISS://:pw@localhost:6380/1",
+            "valkeys://h",
+        ] {
+            let err = RedisConfig::new(url).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::InvalidUrl(
+                    "rediss:// (TLS) URLs need the `tls` cargo feature of pool-redis".into()
+                ),
+                "{url}"
+            );
+            assert!(crate::RedisError::from(err).is_permanent());
+        }
+        let err = crate::RedisConnectionFactory::new("rediss://localhost").unwrap_err();
+        assert!(err.to_string().contains("`tls` cargo feature"), "{err}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_certificates_are_checked_when_given_and_kept() {
+        use redis::TlsCertificates;
+        let roots = |pem: &str| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.as_bytes().to_vec()),
+        };
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+
+        // Not rediss://, no certificate in the PEM, a certificate that does not parse.
+        let plain = RedisConfig::new("redis://localhost").unwrap();
+        let tls = RedisConfig::new("rediss://:Pw-7x@localhost:6380/2").unwrap();
+        let broken = ca.replace("MII", "MIX");
+        for (config, pem, want) in [
+            (&plain, ca.as_str(), "need a rediss:// URL"),
+            (&tls, "no certificate here", "no PEM certificate"),
+            (&tls, broken.as_str(), "trust anchors"),
+        ] {
+            let err = config
+                .clone()
+                .with_tls_certificates(roots(pem))
+                .unwrap_err();
+            assert!(matches!(err, ConfigError::InvalidTls(_)), "{err:?}");
+            assert!(err.to_string().contains(want), "{err}");
+            assert!(crate::RedisError::from(err).is_permanent());
+        }
+
+        // Kept by the connection info, along with the password and database, also
+        // through the with_* methods that rebuild it.
+        let config = tls
+            .with_tls_certificates(roots(&ca))
+            .unwrap()
+            .with_database(3);
+        let info = config.connection_info();
+        assert!(
+            matches!(
+                info.addr(),
+                ConnectionAddr::TcpTls {
+                    tls_params: Some(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            info.addr()
+        );
+        assert_eq!(info.redis_settings().password(), Some("Pw-7x"));
+        assert_eq!(info.redis_settings().db(), 3);
+        assert_eq!(config.to_string(), "rediss://:***@localhost:6380/3");
     }
 
     #[test]

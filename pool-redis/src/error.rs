@@ -20,6 +20,11 @@ pub enum ConfigError {
     /// feature; or the seed nodes of a cluster do not fit together.
     #[error("invalid Redis URL: {0}")]
     InvalidUrl(String),
+    /// TLS certificates that cannot be used: given for a URL that is not `rediss://`, PEM
+    /// that does not parse, a root certificate file without a certificate
+    /// (`RedisConfig::with_tls_certificates`, with the `tls` feature).
+    #[error("invalid TLS certificates: {0}")]
+    InvalidTls(String),
 }
 
 /// A bad setting of the factory, as a [`PoolError`](pool_core::PoolError):
@@ -52,7 +57,7 @@ impl From<ConfigError> for pool_core::PoolError {
 ///
 /// `Display` says what failed and what to check, but does not repeat the `redis` crate's
 /// error (the driver's [`redis::RedisError`], not this type), which is `source()` (for
-/// `Auth`, `Rejected`, `Connect` and `Command`): print the chain to see it (`{:#}` with
+/// `Auth`, `Rejected`, `Connect`, `Tls` and `Command`): print the chain to see it (`{:#}` with
 /// `anyhow`, the report of `eyre`, or a loop over `source()`).
 ///
 /// ```
@@ -90,6 +95,22 @@ pub enum RedisError {
         /// The cause.
         source: redis::RedisError,
     },
+    /// The client refused the server's TLS handshake, or the server refused the client's
+    /// (`rediss://`, the `tls` feature): a certificate that does not verify against the
+    /// roots, a host name the certificate does not hold, no TLS version in common, a
+    /// server that does not speak TLS on that port, a client certificate the server
+    /// wants. Permanent: waiting will not change a certificate. (A handshake cut short
+    /// by the network is a [`Connect`](Self::Connect) error.)
+    #[error(
+        "the TLS handshake with Redis at {addr} failed (check the server's certificate and \
+         name, the trusted roots and the TLS versions)"
+    )]
+    Tls {
+        /// The address, without credentials.
+        addr: String,
+        /// The cause (rustls's reason is in its chain).
+        source: redis::RedisError,
+    },
     /// A command failed (validation or reset).
     #[error("a Redis command failed")]
     Command(#[source] redis::RedisError),
@@ -109,14 +130,18 @@ pub enum RedisError {
 }
 
 impl RedisError {
-    /// Whether waiting cannot help: a bad URL, rejected credentials, a rejected setup.
+    /// Whether waiting cannot help: a bad URL, rejected credentials, a rejected setup, a
+    /// refused TLS handshake.
     ///
     /// The pool then fails waiting callers at once with `PoolError::Connection` instead of
     /// retrying until their timeout.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            RedisError::Config(_) | RedisError::Auth(_) | RedisError::Rejected(_)
+            RedisError::Config(_)
+                | RedisError::Auth(_)
+                | RedisError::Rejected(_)
+                | RedisError::Tls { .. }
         )
     }
 
@@ -126,16 +151,24 @@ impl RedisError {
             RedisError::Auth(e)
             | RedisError::Rejected(e)
             | RedisError::Command(e)
-            | RedisError::Connect { source: e, .. } => Some(e),
+            | RedisError::Connect { source: e, .. }
+            | RedisError::Tls { source: e, .. } => Some(e),
             _ => None,
         }
     }
 
-    /// Sorts an error from opening a connection into `Auth`, `Rejected`, `Config` or
-    /// `Connect`.
+    /// Sorts an error from opening a connection into `Auth`, `Tls`, `Rejected`, `Config`
+    /// or `Connect`.
     pub(crate) fn from_setup(addr: &str, e: redis::RedisError) -> Self {
         if is_auth_error(&e) {
             return RedisError::Auth(e);
+        }
+        #[cfg(feature = "tls")]
+        if crate::tls::is_handshake_refusal(&e) {
+            return RedisError::Tls {
+                addr: addr.to_owned(),
+                source: e,
+            };
         }
         match e.kind() {
             ErrorKind::InvalidClientConfig => ConfigError::InvalidUrl(e.to_string()).into(),

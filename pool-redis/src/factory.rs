@@ -90,6 +90,10 @@ impl RedisConnectionFactory {
                 source: timed_out(),
             });
         }
+        #[cfg(feature = "tls")]
+        if self.config.is_tls() {
+            crate::tls::ensure_crypto_provider();
+        }
         let start = Instant::now();
         // Opening a client only copies the already-parsed connection info.
         let client = redis::Client::open(self.config.connection_info().clone())

@@ -76,6 +76,20 @@
 //! <db>` in one round trip. Connections that ran no such command are returned without any
 //! I/O.
 //!
+//! # TLS
+//!
+//! With the `tls` cargo feature, `rediss://` URLs connect through rustls (TLS 1.2 and
+//! 1.3) and always verify the server's certificate, its name against the URL's host: by
+//! default against the webpki roots (the public CAs), or against the roots given with
+//! `RedisConfig::with_tls_certificates`, which also takes a client certificate for a
+//! server with `tls-auth-clients yes`. A handshake that fails that way is a permanent
+//! [`RedisError::Tls`]: `acquire` returns it at once instead of retrying until its wait
+//! timeout. The cryptography is rustls's `ring` provider: the `redis` crate builds its
+//! rustls config from the process-level default provider, so the first `rediss://`
+//! connect installs `ring` as that default when the program has installed none (install
+//! another, such as aws-lc-rs, with `rustls::crypto::CryptoProvider::install_default`
+//! before the first connect to use it instead).
+//!
 //! # Secrets
 //!
 //! Passwords are kept in a [`Secret`](pool_core::backend::Secret), whose `Debug` prints
@@ -84,8 +98,8 @@
 //!
 //! # Config files
 //!
-//! With the `serde` feature, [`Config`] reads the URL, the connection settings and a
-//! `pool` table of [`PoolConfig`](pool_core::PoolConfig) settings from a config file
+//! With the `serde` feature, `Config` reads the URL, the connection settings and a
+//! `pool` table of [`PoolConfig`] settings from a config file
 //! (TOML, JSON, ...), as deadpool-redis's `Config` does; `PoolConfig::from_env` reads the
 //! pool's settings from environment variables without any feature.
 
@@ -106,6 +120,8 @@ mod file_config;
 #[doc(hidden)]
 pub mod fuzzing;
 mod resp;
+#[cfg(feature = "tls")]
+mod tls;
 mod validation;
 
 #[cfg(feature = "cluster")]

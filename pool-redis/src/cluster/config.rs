@@ -83,6 +83,7 @@ impl RedisClusterConfig {
                 ConfigError::InvalidUrl(why) => {
                     ConfigError::InvalidUrl(format!("seed node {}: {why}", i + 1))
                 }
+                other => other,
             })?;
             if matches!(node.addr, ConnectionAddr::Unix(_)) {
                 return Err(ConfigError::InvalidUrl(format!(

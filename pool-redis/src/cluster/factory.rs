@@ -108,6 +108,10 @@ impl RedisClusterConnectionFactory {
                 source: timed_out(),
             });
         }
+        #[cfg(feature = "tls")]
+        if self.config.nodes().iter().any(RedisConfig::is_tls) {
+            crate::tls::ensure_crypto_provider();
+        }
         let start = Instant::now();
         let mut settings = ClusterConfig::new().set_connection_timeout(timeout);
         if let Some(t) = self.config.response_timeout() {
