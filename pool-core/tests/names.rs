@@ -223,3 +223,194 @@ fn pool_builder_debug_shows_the_config_not_the_factory() {
     assert!(text.contains("max_size: 3"), "{text}");
     assert!(text.contains("validation: None, observer: None"), "{text}");
 }
+
+/// Code that uses a deprecated name, for `deprecated_names_warn_and_name_the_new_one`.
+/// `lint` is the level for the `deprecated` lint: `deny` turns each warning into an error.
+fn uses_of_deprecated_names(lint: &str) -> String {
+    format!(
+        "#![{lint}(deprecated)]\n\
+         use std::time::Duration;\n\
+         pub fn uses() {{\n\
+             let _ = pool_core::config::DEFAULT_CONNECTION_TIMEOUT;\n\
+             let config = pool_core::PoolConfig::builder()\n\
+                 .connection_timeout(Duration::from_secs(1))\n\
+                 .build()\n\
+                 .unwrap();\n\
+             let _ = config.connection_timeout();\n\
+             let _ = pool_core::ConnectionPool::builder(Nop)\n\
+                 .connection_timeout(Duration::from_secs(1));\n\
+         }}\n\
+         pub struct Nop;\n\
+         impl pool_core::ConnectionFactory for Nop {{\n\
+             type Connection = ();\n\
+             type Error = std::io::Error;\n\
+             fn create(&self, _: Duration) -> Result<(), std::io::Error> {{ Ok(()) }}\n\
+             fn validate(&self, _: &mut (), _: Duration) -> Result<(), std::io::Error> {{ Ok(()) }}\n\
+         }}\n"
+    )
+}
+
+/// The pool-core library this test was linked with: beside the test binary (or in `deps`
+/// there, where cargo keeps libraries), the newest `libpool_core-*.rlib` built before the
+/// binary itself (cargo builds the library first; a target directory shared between
+/// checkouts, or holding builds of older sources, has several, and dep-info names the
+/// sources by relative paths only).
+fn pool_core_rlib(exe: &std::path::Path) -> std::path::PathBuf {
+    let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).unwrap();
+    let linked = modified(exe);
+    let dir = exe.parent().unwrap();
+    let mut found: Vec<(std::time::SystemTime, std::path::PathBuf)> = Vec::new();
+    for dir in [dir.to_owned(), dir.join("deps")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().unwrap().to_string_lossy();
+            if name.starts_with("libpool_core-") && name.ends_with(".rlib") {
+                let built = modified(&path);
+                if built <= linked {
+                    found.push((built, path));
+                }
+            }
+        }
+    }
+    found.sort();
+    match found.pop() {
+        Some((_, path)) => path,
+        None => panic!(
+            "no libpool_core-*.rlib older than this test in {}",
+            dir.display()
+        ),
+    }
+}
+
+/// Each deprecated name in the workspace warns where it is used (so `-D warnings` or
+/// `#![deny(deprecated)]` turns it into an error), and the warning names what to use
+/// instead. Compiles a small file with `rustc` against the pool-core this test was built
+/// with (only type checking: no code is generated); the same file with the lint allowed
+/// must compile, so that the errors are the deprecations and nothing else.
+#[test]
+fn deprecated_names_warn_and_name_the_new_one() {
+    // (the item as rustc names it, what its note must say)
+    let expected = [
+        ("DEFAULT_CONNECTION_TIMEOUT`", "DEFAULT_CREATE_TIMEOUT"),
+        (
+            "PoolConfigBuilder::connection_timeout`",
+            "call `create_timeout`",
+        ),
+        (
+            "PoolConfig::connection_timeout`",
+            "returns `create_timeout`",
+        ),
+        ("PoolBuilder<", "call `create_timeout`"), // ConnectionPool::builder(..)
+    ];
+    // Every deprecated public item is in the list above: a new one fails here until it is.
+    let marker = concat!("#[", "deprecated");
+    // Read at run time (cargo sets it for the tests it runs): a test binary built in another
+    // checkout of the same sources and reused from a shared target directory (as after
+    // `.ci/fresh-clone`) has that checkout's path in `env!`.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = manifest_dir.join("..");
+    assert_eq!(
+        count_in_sources(&root, marker),
+        expected.len(),
+        "the workspace's `{marker}` items and this test's list differ: add the new one here"
+    );
+
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let rlib = pool_core_rlib(&deps);
+    let dir = std::env::temp_dir().join(format!("pool-core-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let compile = |lint: &str| {
+        let src = dir.join(format!("uses_{lint}.rs"));
+        std::fs::write(&src, uses_of_deprecated_names(lint)).unwrap();
+        // `rustc` from PATH: under rustup, the toolchain of the cargo that runs this test
+        // (rustup passes RUSTUP_TOOLCHAIN down); another version could not read the rlib,
+        // which the `allow` run below would report.
+        let out = std::process::Command::new("rustc")
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "lib",
+                "--emit",
+                "metadata",
+            ])
+            .args(["--crate-name", &format!("uses_{lint}"), "--out-dir"])
+            .arg(&dir)
+            .arg("-L")
+            .arg(format!("dependency={}", deps.display()))
+            .arg("--extern")
+            .arg(format!("pool_core={}", rlib.display()))
+            .arg(&src)
+            .output()
+            .expect("rustc runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (allowed_ok, allowed_err) = compile("allow");
+    let (denied_ok, denied_err) = compile("deny");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        allowed_ok,
+        "with `deprecated` allowed it must compile:\n{allowed_err}"
+    );
+    assert!(
+        !denied_ok,
+        "with `deprecated` denied it must fail:\n{denied_err}"
+    );
+
+    let errors: Vec<&str> = denied_err
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .filter(|l| !l.starts_with("error: aborting"))
+        .collect();
+    assert_eq!(errors.len(), expected.len(), "{denied_err}");
+    for (item, note) in expected {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("error: use of deprecated")
+                    && e.contains(item)
+                    && e.contains(note)),
+            "no deprecation error for {item} saying {note:?}:\n{denied_err}"
+        );
+    }
+}
+
+/// How many times `marker` occurs in the `.rs` files of the workspace's crates' `src`
+/// directories.
+fn count_in_sources(root: &std::path::Path, marker: &str) -> usize {
+    fn walk(dir: &std::path::Path, marker: &str) -> usize {
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                n += walk(&path, marker);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                n += std::fs::read_to_string(&path)
+                    .unwrap()
+                    .matches(marker)
+                    .count();
+            }
+        }
+        n
+    }
+    let mut n = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if src.is_dir() {
+            n += walk(&src, marker);
+        }
+    }
+    n
+}

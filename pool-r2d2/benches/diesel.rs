@@ -1,7 +1,8 @@
 //! diesel on pool-core (through pool-r2d2) vs diesel on r2d2: the same manager
 //! (`ConnectionManager<PgConnection>`), the same query (`SELECT 1`), in the same run.
 //!
-//! Run: `cargo bench -p pool-r2d2 --bench diesel`. Needs PostgreSQL at `DATABASE_URL`
+//! Run: `cargo bench -p pool-r2d2 --features diesel-postgres --bench diesel` (diesel's
+//! PostgreSQL backend links libpq: Debian's libpq-dev). Needs PostgreSQL at `DATABASE_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`); without it, prints why and exits 0.
 //! `BENCH_SECS` sets the measured time per row (default 1.5 s), split into 3 slices that
 //! alternate between the pools (each slice has a 0.3 s warm-up); the row shows the median
