@@ -124,6 +124,7 @@ mod sync;
 mod taken;
 pub mod validation;
 mod wait_queue;
+mod window;
 mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
@@ -138,6 +139,7 @@ pub use pool::{ConnectionPool, PoolBuilder};
 pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
+pub use window::{RecentStatistics, RECENT_WINDOW};
 
 #[cfg(loom)]
 #[doc(hidden)]
