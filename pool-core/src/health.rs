@@ -145,14 +145,16 @@ impl fmt::Display for Alert {
             ),
             Alert::Timeouts { timeouts, threshold } => write!(
                 f,
-                "{timeouts} acquire calls timed out in the last {} (threshold {threshold}): \
+                "{timeouts} acquire {} timed out in the last {} (threshold {threshold}): \
                  raise max_size, or look for connections held too long",
+                if *timeouts == 1 { "call" } else { "calls" },
                 HumanDuration(RECENT_WINDOW)
             ),
             Alert::CreateFailures { failures, threshold } => write!(
                 f,
-                "{failures} attempts to open a connection failed in the last {} (threshold \
+                "{failures} {} to open a connection failed in the last {} (threshold \
                  {threshold}): the database refuses connections or cannot be reached",
+                if *failures == 1 { "attempt" } else { "attempts" },
                 HumanDuration(RECENT_WINDOW)
             ),
             Alert::LowCacheHitRate { hit_rate, threshold } => write!(
