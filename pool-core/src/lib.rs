@@ -54,7 +54,9 @@
 //!   thread closes expired and idle connections, hands idle ones due for a check to
 //!   background validators ([`validation`]), reports leaks, and keeps `min_size` open.
 //!   `shutdown` stops them all, waiting with a deadline.
-//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]; with the
+//! * **Observability**: [`PoolStatistics`] (since the start, and the last minute:
+//!   [`RecentStatistics`], wait percentiles, timeouts), [`events`], [`HealthReport`]
+//!   (rules over the last minute); with the
 //!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
 //!   (`metrics` module). **Errors**:
 //!   [`error`] ([`PoolError`], [`BuildError`], [`ConfigError`]).
