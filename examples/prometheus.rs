@@ -19,7 +19,9 @@
 //!   once Prometheus has replaced the dots); the table, and the HikariCP names next to
 //!   them, are in `pool_core::metrics`.
 //! * `/health` is the pool's `HealthReport` as JSON, with HTTP 503 while it has alerts
-//!   (a pool near `max_size`, slow acquires, failing validations...).
+//!   (a pool near `max_size`; over the last minute: slow acquires, timeouts, failed opens,
+//!   failing validations...; an alert over the last minute clears a minute after the
+//!   trouble ends).
 //! * The exporter's histograms keep samples until rendered: a thread runs its upkeep.
 //!
 //! `tests/prometheus.rs` scrapes both over loopback and checks them against `statistics()`.
@@ -158,6 +160,9 @@ pub fn health_json(report: &HealthReport) -> String {
             let kind = match a {
                 Alert::HighUtilization { .. } => "high_utilization",
                 Alert::SlowAcquire { .. } => "slow_acquire",
+                Alert::SlowAcquireP99 { .. } => "slow_acquire_p99",
+                Alert::Timeouts { .. } => "timeouts",
+                Alert::CreateFailures { .. } => "create_failures",
                 Alert::LowCacheHitRate { .. } => "low_cache_hit_rate",
                 Alert::ValidationFailures { .. } => "validation_failures",
                 _ => "other",
@@ -168,7 +173,7 @@ pub fn health_json(report: &HealthReport) -> String {
             )
         })
         .collect();
-    let numbers: [(&str, String); 16] = [
+    let numbers: [(&str, String); 18] = [
         ("total_connections", s.total_connections.to_string()),
         ("idle_connections", s.idle_connections.to_string()),
         ("active_connections", s.active_connections.to_string()),
@@ -188,6 +193,11 @@ pub fn health_json(report: &HealthReport) -> String {
             s.average_wait_time.as_secs_f64().to_string(),
         ),
         ("cache_hit_rate", s.cache_hit_rate.to_string()),
+        (
+            "recent_wait_p99_seconds",
+            s.recent.wait_p99.as_secs_f64().to_string(),
+        ),
+        ("recent_timeouts", s.recent.timeouts.to_string()),
     ];
     let numbers: Vec<String> = numbers
         .iter()

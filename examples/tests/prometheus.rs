@@ -38,6 +38,18 @@ fn metrics_and_health_over_loopback_agree_with_statistics() {
     let pool = prometheus::example_pool().expect("the pool");
     let addr = prometheus::serve("127.0.0.1:0", pool.clone(), handle).expect("serve");
 
+    // Work without trouble: /health is 200.
+    for _ in 0..20 {
+        drop(pool.acquire().unwrap());
+    }
+    let (status, body) = prometheus::get(addr, "/health").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(r#"{"healthy":true,"alerts":[],"#),
+        "{body}"
+    );
+    assert!(body.contains(r#""recent_timeouts":0}"#), "{body}");
+
     // Some work: 5 acquisitions, one of them held while the others run, one timeout.
     let held = pool.acquire().unwrap();
     for _ in 0..4 {
@@ -116,13 +128,16 @@ fn metrics_and_health_over_loopback_agree_with_statistics() {
         "{text}"
     );
 
+    // Idle again, but a caller timed out less than a minute ago: that alert alone stays
+    // (health judges the last minute), and clears a minute after the timeout.
     let s = pool.statistics();
     let (status, body) = prometheus::get(addr, "/health").unwrap();
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 503, "{body}");
     assert!(
-        body.starts_with(r#"{"healthy":true,"alerts":[],"#),
+        body.starts_with(r#"{"healthy":false,"alerts":[{"kind":"timeouts","message":"1 acquire call timed out in the last 1 min"#),
         "{body}"
     );
+    assert!(body.contains(r#""recent_timeouts":1}"#), "{body}");
     assert!(
         body.contains(&format!(r#""total_acquired":{},"#, s.total_acquired)),
         "{body}"

@@ -187,6 +187,7 @@ impl<F: ConnectionFactory> Shared<F> {
             Some(_) => self.timeout_error(&st, clock.start(), check),
             None => PoolError::PoolExhausted,
         };
+        self.stats.tick(crate::clock::now_ns());
         self.stats.timeouts.fetch_add(1, Relaxed);
         drop(st);
         let waited = clock.start().elapsed();
@@ -248,6 +249,7 @@ impl<F: ConnectionFactory> Shared<F> {
             let timed_out = w.cv.wait_until(st, deadline);
             if timed_out && w.is_active() && !st.is_closed() {
                 st.cancel_wait(&w);
+                self.stats.tick(crate::clock::now_ns());
                 self.stats.timeouts.fetch_add(1, Relaxed);
                 self.publish(st);
                 return Wait::Failed(self.timeout_error(st, start, check.cloned()));
@@ -269,6 +271,9 @@ impl<F: ConnectionFactory> Shared<F> {
         queued: bool,
     ) -> Result<PooledConnection<F>, Rejected> {
         let now_ns = crate::clock::now_ns();
+        // The recent window's check for a new second (one relaxed load): this
+        // acquisition was counted under the lock.
+        self.stats.tick_acquired(now_ns);
         let rejected = if conn.expired(now_ns, self.slack_ns) {
             Some(CloseReason::Lifetime)
         } else if matches!(self.config.max_uses, Some(max) if conn.uses >= max) {
@@ -313,7 +318,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 self.stats.misses.fetch_add(1, Relaxed);
             }
             let waited = start.elapsed();
-            self.stats.record_wait(waited);
+            self.stats.record_wait(now_ns, waited);
             waited
         } else {
             Duration::ZERO

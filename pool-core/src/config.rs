@@ -112,7 +112,8 @@ pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
 pub const MAX_MAX_SIZE: usize = 1 << 20;
 // Defined where they are used, named here with the others.
 pub use crate::{
-    acquire::CHECK_ANSWER_MARGIN, wait_queue::MAX_CONSECUTIVE_OVERTAKES, workers::WORKER_LINGER,
+    acquire::CHECK_ANSWER_MARGIN, wait_queue::MAX_CONSECUTIVE_OVERTAKES, window::RECENT_WINDOW,
+    workers::WORKER_LINGER,
 };
 
 /// A checked pool configuration. Non-generic; build one with [`PoolConfig::builder`].

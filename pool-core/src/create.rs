@@ -121,6 +121,7 @@ impl<F: ConnectionFactory> Shared<F> {
     /// Files a failed create (the creator's claim, `pending`, is given back): backoff,
     /// permanent errors, the circuit breaker.
     fn create_failed(self: &Arc<Self>, error: SharedError, permanent: bool, now: Instant) {
+        self.stats.tick(crate::clock::now_ns());
         self.stats.create_failures.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         self.metrics.create_failed(permanent);

@@ -1,24 +1,52 @@
 //! Health: alert rules over the statistics ([`HealthReport`], [`HealthThresholds`],
 //! [`Alert`]).
+//!
+//! Every rule but utilization (a gauge: the moment of the report) judges the last minute
+//! ([`RecentStatistics`](crate::RecentStatistics), [`RECENT_WINDOW`]), not the counters
+//! since the pool started: an incident shows within a second or two, and a pool that has
+//! recovered is healthy again within a minute.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::{HumanDuration, PoolStatistics};
+use crate::{HumanDuration, PoolStatistics, RECENT_WINDOW};
 
-/// Alert thresholds. Defaults: utilization 0.9, average wait 100 ms, hit rate 0.8,
-/// validation failure rate 0.1 (over at least 20 validations).
+/// Alert thresholds. Defaults: utilization 0.9; over the last minute
+/// ([`RECENT_WINDOW`]): average wait 100 ms, 99th percentile wait 1 s, no timeout, no
+/// failed open, hit rate 0.8, validation failure rate 0.1 (over at least 20 validations).
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::HealthThresholds;
+///
+/// let strict = HealthThresholds {
+///     max_wait_p99: Duration::from_millis(250),
+///     ..HealthThresholds::default()
+/// };
+/// # let _ = strict;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthThresholds {
-    /// Alert when `active / max_size` is above this. Default 0.9.
+    /// Alert when `active / max_size` (now) is above this. Default 0.9.
     pub max_utilization: f64,
-    /// Alert when the average wait is above this. Default 100 ms.
+    /// Alert when the average wait over the last minute is above this. Default 100 ms.
     pub max_average_wait: Duration,
-    /// Alert when the cache hit rate is below this. Default 0.8.
+    /// Alert when the 99th percentile of the waits over the last minute is above this:
+    /// peaks the average hides. Default 1 s.
+    pub max_wait_p99: Duration,
+    /// Alert when more `acquire` calls than this timed out in the last minute. Default 0:
+    /// a timeout is a caller that failed.
+    pub max_recent_timeouts: u64,
+    /// Alert when more attempts to open a connection than this failed in the last minute.
+    /// Default 0: the database refused or could not be reached.
+    pub max_recent_create_failures: u64,
+    /// Alert when the cache hit rate over the last minute is below this. Default 0.8.
     pub min_cache_hit_rate: f64,
-    /// Alert when failed validations / validations is above this. Default 0.1.
+    /// Alert when failed validations / validations over the last minute is above this.
+    /// Default 0.1.
     pub max_validation_failure_rate: f64,
-    /// The validation-failure rule needs at least this many validations. Default 20.
+    /// The validation-failure rule needs at least this many validations in the last
+    /// minute. Default 20.
     pub min_validations: u64,
 }
 
@@ -27,6 +55,9 @@ impl Default for HealthThresholds {
         HealthThresholds {
             max_utilization: 0.9,
             max_average_wait: Duration::from_millis(100),
+            max_wait_p99: Duration::from_secs(1),
+            max_recent_timeouts: 0,
+            max_recent_create_failures: 0,
             min_cache_hit_rate: 0.8,
             max_validation_failure_rate: 0.1,
             min_validations: 20,
@@ -45,21 +76,42 @@ pub enum Alert {
         /// Threshold.
         threshold: f64,
     },
-    /// Callers wait too long on average.
+    /// Callers waited too long on average in the last minute.
     SlowAcquire {
         /// Measured.
         average_wait: Duration,
         /// Threshold.
         threshold: Duration,
     },
-    /// Too many acquisitions had to wait for a new connection.
+    /// A hundredth of the callers in the last minute waited longer than the threshold.
+    SlowAcquireP99 {
+        /// Measured.
+        wait_p99: Duration,
+        /// Threshold.
+        threshold: Duration,
+    },
+    /// `acquire` calls timed out in the last minute.
+    Timeouts {
+        /// How many.
+        timeouts: u64,
+        /// Threshold (more than this alerts).
+        threshold: u64,
+    },
+    /// Attempts to open a connection failed in the last minute.
+    CreateFailures {
+        /// How many.
+        failures: u64,
+        /// Threshold (more than this alerts).
+        threshold: u64,
+    },
+    /// Too many acquisitions in the last minute had to wait for a new connection.
     LowCacheHitRate {
         /// Measured.
         hit_rate: f64,
         /// Threshold.
         threshold: f64,
     },
-    /// Too many validations fail.
+    /// Too many validations failed in the last minute.
     ValidationFailures {
         /// Measured.
         failure_rate: f64,
@@ -79,9 +131,31 @@ impl fmt::Display for Alert {
             ),
             Alert::SlowAcquire { average_wait, threshold } => write!(
                 f,
-                "average acquire wait {} is above {}: the pool is too small for the load",
+                "average acquire wait {} is above {} (last {}): the pool is too small for the load",
                 HumanDuration(*average_wait),
-                HumanDuration(*threshold)
+                HumanDuration(*threshold),
+                HumanDuration(RECENT_WINDOW)
+            ),
+            Alert::SlowAcquireP99 { wait_p99, threshold } => write!(
+                f,
+                "99th percentile acquire wait {} is above {} (last {}): the pool is too small at peaks",
+                HumanDuration(*wait_p99),
+                HumanDuration(*threshold),
+                HumanDuration(RECENT_WINDOW)
+            ),
+            Alert::Timeouts { timeouts, threshold } => write!(
+                f,
+                "{timeouts} acquire {} timed out in the last {} (threshold {threshold}): \
+                 raise max_size, or look for connections held too long",
+                if *timeouts == 1 { "call" } else { "calls" },
+                HumanDuration(RECENT_WINDOW)
+            ),
+            Alert::CreateFailures { failures, threshold } => write!(
+                f,
+                "{failures} {} to open a connection failed in the last {} (threshold \
+                 {threshold}): the database refuses connections or cannot be reached",
+                if *failures == 1 { "attempt" } else { "attempts" },
+                HumanDuration(RECENT_WINDOW)
             ),
             Alert::LowCacheHitRate { hit_rate, threshold } => write!(
                 f,
@@ -102,10 +176,12 @@ impl fmt::Display for Alert {
 /// The result of a health check: alert rules over the statistics, for a `/health`
 /// endpoint or a log line.
 ///
-/// [`ConnectionPool::health`](crate::ConnectionPool::health) evaluates four rules against
-/// [`HealthThresholds`]: utilization above 90 %, average wait above 100 ms, cache hit rate
-/// below 80 %, failed validations above 10 %. Each broken rule is an [`Alert`]; no alert
-/// means healthy.
+/// [`ConnectionPool::health`](crate::ConnectionPool::health) evaluates these rules
+/// against [`HealthThresholds`]: utilization above 90 % now; and over the last minute
+/// ([`RECENT_WINDOW`], see [`RecentStatistics`](crate::RecentStatistics)): average wait
+/// above 100 ms, 99th percentile wait above 1 s, any timeout, any failed open, cache hit
+/// rate below 80 %, failed validations above 10 %. Each broken rule is an [`Alert`]; no
+/// alert means healthy. A rule over the window clears a minute after the trouble ends.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -135,9 +211,10 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    /// Evaluates the rules.
+    /// Evaluates the rules: utilization on the gauges, the others on `s.recent`.
     pub fn evaluate(s: &PoolStatistics, t: &HealthThresholds) -> Self {
         let mut alerts = Vec::new();
+        let r = &s.recent;
         let utilization = s.utilization();
         if utilization > t.max_utilization {
             alerts.push(Alert::HighUtilization {
@@ -145,21 +222,38 @@ impl HealthReport {
                 threshold: t.max_utilization,
             });
         }
-        if s.average_wait_time > t.max_average_wait {
+        if r.average_wait > t.max_average_wait {
             alerts.push(Alert::SlowAcquire {
-                average_wait: s.average_wait_time,
+                average_wait: r.average_wait,
                 threshold: t.max_average_wait,
             });
         }
-        if s.total_acquired > 0 && s.cache_hit_rate < t.min_cache_hit_rate {
+        if r.wait_p99 > t.max_wait_p99 {
+            alerts.push(Alert::SlowAcquireP99 {
+                wait_p99: r.wait_p99,
+                threshold: t.max_wait_p99,
+            });
+        }
+        if r.timeouts > t.max_recent_timeouts {
+            alerts.push(Alert::Timeouts {
+                timeouts: r.timeouts,
+                threshold: t.max_recent_timeouts,
+            });
+        }
+        if r.create_failures > t.max_recent_create_failures {
+            alerts.push(Alert::CreateFailures {
+                failures: r.create_failures,
+                threshold: t.max_recent_create_failures,
+            });
+        }
+        if r.acquired > 0 && r.cache_hit_rate < t.min_cache_hit_rate {
             alerts.push(Alert::LowCacheHitRate {
-                hit_rate: s.cache_hit_rate,
+                hit_rate: r.cache_hit_rate,
                 threshold: t.min_cache_hit_rate,
             });
         }
-        let failure_rate = s.validation_failure_rate();
-        if s.total_validations >= t.min_validations && failure_rate > t.max_validation_failure_rate
-        {
+        let failure_rate = r.validation_failure_rate();
+        if r.validations >= t.min_validations && failure_rate > t.max_validation_failure_rate {
             alerts.push(Alert::ValidationFailures {
                 failure_rate,
                 threshold: t.max_validation_failure_rate,
@@ -178,7 +272,7 @@ impl HealthReport {
 }
 
 /// A few lines for a log or a `/health` page: the verdict, each alert on its own line, then
-/// the gauges and the waits (durations rounded for reading, see
+/// the gauges, the waits since the start and the last minute (durations rounded for reading, see
 /// [`HumanDuration`](crate::HumanDuration); the exact values are in
 /// [`statistics`](HealthReport::statistics)).
 ///
@@ -197,6 +291,7 @@ impl HealthReport {
 /// assert!(text.starts_with("pool health: ")); // "healthy", or how many alerts
 /// assert!(text.contains("\n  - utilization 100 % is above 90 %"));
 /// assert!(text.contains("\nconnections: 1 open of max 1: 1 in use, 0 idle"));
+/// assert!(text.contains("\nlast 1 min: 1 acquired, waits p50 "));
 /// println!("{text}");
 /// # drop(held);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -225,6 +320,7 @@ impl fmt::Display for HealthReport {
             s.total_validation_failures,
             s.total_create_failures
         )?;
+        write!(f, "\n{}", s.recent)?;
         if s.circuit_breaker_open {
             write!(
                 f,

@@ -54,7 +54,9 @@
 //!   thread closes expired and idle connections, hands idle ones due for a check to
 //!   background validators ([`validation`]), reports leaks, and keeps `min_size` open.
 //!   `shutdown` stops them all, waiting with a deadline.
-//! * **Observability**: [`PoolStatistics`], [`events`], [`HealthReport`]; with the
+//! * **Observability**: [`PoolStatistics`] (since the start, and the last minute:
+//!   [`RecentStatistics`], wait percentiles, timeouts), [`events`], [`HealthReport`]
+//!   (rules over the last minute); with the
 //!   `metrics` feature, OpenTelemetry's pool metrics through the `metrics` facade
 //!   (`metrics` module); with the `tracing` feature, spans around acquire, create,
 //!   validate and close, and the pool's messages as `tracing` events (`trace` module).
@@ -129,6 +131,7 @@ mod taken;
 pub mod trace;
 pub mod validation;
 mod wait_queue;
+mod window;
 mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
@@ -143,6 +146,7 @@ pub use pool::{ConnectionPool, PoolBuilder};
 pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};
+pub use window::{RecentStatistics, RECENT_WINDOW};
 
 #[cfg(loom)]
 #[doc(hidden)]

@@ -44,6 +44,7 @@
 //! | `db.client.connection.validating` | gauge | {connection} | | connections being validated (on acquire or in the background) |
 //! | `db.client.connection.circuit_breaker.open` | gauge | | | 1 while the circuit breaker is open, else 0 |
 //! | `db.client.connection.suspended` | gauge | | | 1 while the pool is suspended, else 0 |
+//! | `db.client.connection.wait_time.recent_p99` | gauge | s | | the 99th percentile of the waits over the last minute (`recent.wait_p99`, see [`RecentStatistics`](crate::RecentStatistics)): what `health()` judges, for a recorder without histograms |
 //! | `db.client.connection.created` | counter | {connection} | | connections opened |
 //! | `db.client.connection.closed` | counter | {connection} | `reason` = `lifetime` \| `idle` \| `broken` \| `validation_failed` \| `max_uses` \| `reset_failed` \| `evicted` \| `shutdown` \| `hook_rejected` | connections closed, by [`CloseReason`] |
 //! | `db.client.connection.create_failures` | counter | {failure} | `permanent` = `true` \| `false` | failed opens; permanent: the factory's `is_permanent` (a rejected password) |
@@ -178,6 +179,8 @@ names! {
     CIRCUIT_BREAKER_OPEN = "db.client.connection.circuit_breaker.open";
     /// 1 while suspended.
     SUSPENDED = "db.client.connection.suspended";
+    /// The last minute's 99th percentile wait, seconds.
+    WAIT_TIME_RECENT_P99 = "db.client.connection.wait_time.recent_p99";
     /// Connections opened.
     CREATED = "db.client.connection.created";
     /// Connections closed, by `reason`.
@@ -214,6 +217,7 @@ pub(crate) struct Metrics {
     validating: Gauge,
     breaker_open: Gauge,
     suspended: Gauge,
+    wait_p99: Gauge,
     timeouts: Counter,
     created: Counter,
     /// Indexed like `CloseReason::ALL`.
@@ -269,6 +273,7 @@ impl Metrics {
                 validating: g(VALIDATING),
                 breaker_open: g(CIRCUIT_BREAKER_OPEN),
                 suspended: g(SUSPENDED),
+                wait_p99: g(WAIT_TIME_RECENT_P99),
                 timeouts: c(TIMEOUTS),
                 created: c(CREATED),
                 closed: CloseReason::ALL
@@ -310,6 +315,7 @@ impl Metrics {
             validating: g(),
             breaker_open: g(),
             suspended: g(),
+            wait_p99: g(),
             timeouts: c(),
             created: c(),
             closed: std::array::from_fn(|_| c()),
@@ -378,6 +384,7 @@ impl Metrics {
             self.breaker_open
                 .set(f64::from(u8::from(s.circuit_breaker_open)));
             self.suspended.set(f64::from(u8::from(s.suspended)));
+            self.wait_p99.set(s.recent.wait_p99.as_secs_f64());
             let add = |c: &Counter, last: &mut u64, now: u64| {
                 if now > *last {
                     c.increment(now - *last);
@@ -426,6 +433,11 @@ fn describe() {
     for (n, d) in seconds {
         describe_histogram!(n, Seconds, d);
     }
+    describe_gauge!(
+        WAIT_TIME_RECENT_P99,
+        Seconds,
+        "The 99th percentile of the time it took to obtain a connection, over the last minute."
+    );
     let gauges: [(&'static str, &'static str); 11] = [
         (COUNT, "The number of connections that are currently in the state described by the state attribute."),
         (IDLE_MAX, "The maximum number of idle open connections allowed."),

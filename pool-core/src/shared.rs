@@ -212,6 +212,7 @@ impl<F: ConnectionFactory> Shared<F> {
         conn: &mut Conn<F::Connection>,
         timeout: Duration,
     ) -> Result<(), SharedError> {
+        self.stats.tick(crate::clock::now_ns());
         self.stats.validations.fetch_add(1, Relaxed);
         #[cfg(feature = "tracing")]
         let span = crate::trace::validate(&self.config.name, conn.id);

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::window::{RecentStatistics, Window};
 use crate::{ConnectionState, HumanDuration, PoolSnapshot};
 
 /// Why a connection was closed.
@@ -136,7 +137,9 @@ impl ClosedCounts {
 /// snapshot always has `total_connections == idle_connections + active_connections`.
 ///
 /// Gauges (`*_connections`, `waiting_requests`, `opening_connections`) describe the moment
-/// of the snapshot; counters (`total_*`) count since the pool started.
+/// of the snapshot; counters (`total_*`) count since the pool started; [`recent`] is the
+/// last minute ([`RECENT_WINDOW`](crate::RECENT_WINDOW)): wait percentiles, timeouts,
+/// failed opens, what the health rules judge.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -153,11 +156,13 @@ impl ClosedCounts {
 /// assert_eq!(s.total_acquired, 1);
 /// assert_eq!(s.total_released, 1);
 /// assert_eq!(s.total_connections, s.idle_connections + s.active_connections);
+/// assert_eq!(s.recent.acquired, 1); // in the last minute
 /// println!("{s}"); // a table
 /// # Ok::<(), pool_core::PoolError>(())
 /// ```
 ///
 /// [`ConnectionPool::statistics`]: crate::ConnectionPool::statistics
+/// [`recent`]: PoolStatistics::recent
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PoolStatistics {
@@ -222,6 +227,9 @@ pub struct PoolStatistics {
     /// yet). A miss is an acquisition that had to wait for a connection opened for it (its
     /// first use), so misses never exceed `total_created`.
     pub cache_hit_rate: f64,
+    /// The last minute: wait percentiles, acquisitions, timeouts, failed opens (see
+    /// [`RecentStatistics`]).
+    pub recent: RecentStatistics,
 }
 
 impl PoolStatistics {
@@ -358,7 +366,7 @@ impl fmt::Display for PoolStatistics {
         writeln!(f, "+--------------------------+-----------------+")?;
         writeln!(f, "| {:<24} | {:>15} |", "statistic", "value")?;
         writeln!(f, "+--------------------------+-----------------+")?;
-        for (k, v) in rows {
+        for (k, v) in rows.into_iter().chain(self.recent.rows()) {
             writeln!(f, "| {k:<24} | {v:>15} |")?;
         }
         write!(f, "+--------------------------+-----------------+")
@@ -416,6 +424,8 @@ pub(crate) struct Stats {
     pub(crate) leaks: AtomicU64,
     pub(crate) wait_nanos: AtomicU64,
     pub(crate) max_wait_nanos: AtomicU64,
+    /// The last minute (window.rs; its hot field on a line of its own).
+    pub(crate) window: Window,
 }
 
 /// Increments a counter that only lock holders write (see [`Stats`]).
@@ -435,10 +445,12 @@ impl Stats {
     pub(crate) fn closed(&self, reason: CloseReason) {
         self.closed[reason.index()].fetch_add(1, Relaxed);
     }
-    pub(crate) fn record_wait(&self, waited: Duration) {
+    /// Records the wait of an acquisition that queued (`now_ns`: the coarse clock).
+    pub(crate) fn record_wait(&self, now_ns: u64, waited: Duration) {
         let n = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(n, Relaxed);
         self.max_wait_nanos.fetch_max(n, Relaxed);
+        self.window.record_wait(now_ns, n);
     }
     /// Loads every counter into a [`PoolStatistics`] (without the pool lock; the
     /// idle/in-use pair is one word, so it is consistent).
@@ -498,6 +510,9 @@ impl Stats {
             } else {
                 (acquired - misses) as f64 / acquired as f64
             },
+            recent: self
+                .window
+                .read(crate::clock::now_ns(), self.window_counts()),
         }
     }
 }

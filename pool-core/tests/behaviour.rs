@@ -1174,6 +1174,38 @@ fn health_alerts() {
     for a in &report.alerts {
         assert!(!a.to_string().is_empty());
     }
+
+    // Failed opens and a timeout in the last minute: alerts of their own, at once.
+    let (pool, fake) = pool_with(cfg("hfail").max_size(1).build().unwrap());
+    fake.set_create(CREATE_TRANSIENT);
+    assert!(pool.acquire_timeout(ms(150)).is_err());
+    let report = pool.health();
+    let s = &report.statistics;
+    assert!(s.recent.create_failures >= 1, "{report}");
+    assert_eq!(s.recent.timeouts, 1, "{report}");
+    assert!(
+        report.alerts.iter().any(|a| matches!(
+            a,
+            Alert::CreateFailures { failures, threshold: 0 } if *failures == s.recent.create_failures
+        )),
+        "{report}"
+    );
+    assert!(
+        report.alerts.iter().any(|a| matches!(
+            a,
+            Alert::Timeouts {
+                timeouts: 1,
+                threshold: 0
+            }
+        )),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("1 acquire call timed out in the last 1 min"),
+        "{report}"
+    );
 }
 
 // ------------------------------------------------------------------------- shutdown

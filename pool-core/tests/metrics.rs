@@ -159,7 +159,12 @@ fn every_name_is_reported_with_the_pool_label_and_agrees_with_statistics() {
         );
     }
     let units = capture.units.lock().unwrap().clone();
-    for h in [names::CREATE_TIME, names::WAIT_TIME, names::USE_TIME] {
+    for h in [
+        names::CREATE_TIME,
+        names::WAIT_TIME,
+        names::USE_TIME,
+        names::WAIT_TIME_RECENT_P99,
+    ] {
         assert_eq!(units.get(h), Some(&Some(Unit::Seconds)), "{h}");
     }
 
@@ -220,7 +225,11 @@ fn every_name_is_reported_with_the_pool_label_and_agrees_with_statistics() {
                 == s.active_connections as f64
             && capture.gauge(name, names::COUNT, &[(names::STATE, "idle")])
                 == s.idle_connections as f64
+            && capture.gauge(name, names::WAIT_TIME_RECENT_P99, &[])
+                == s.recent.wait_p99.as_secs_f64()
     });
+    // The waiter waited (for b's return): the last minute's p99 is not zero.
+    assert!(pool.statistics().recent.wait_p99 > Duration::ZERO);
     let s = pool.statistics();
     assert_eq!(
         capture.samples(name, names::WAIT_TIME).len() as u64,

@@ -169,6 +169,8 @@ fn health_report_display_reads_as_a_summary() {
     };
     let mut stats = pool.statistics();
     stats.average_wait_time = Duration::from_nanos(50_956_462);
+    // The rule judges the last minute.
+    stats.recent.average_wait = Duration::from_nanos(50_956_462);
     let report = HealthReport::evaluate(&stats, &thresholds);
     let text = report.to_string();
     let lines: Vec<&str> = text.lines().collect();
@@ -187,7 +189,11 @@ fn health_report_display_reads_as_a_summary() {
         "{text}"
     );
     assert!(lines[5].starts_with("waits: average 51 ms, max "), "{text}");
-    assert_eq!(lines.len(), 6, "{text}");
+    assert!(
+        lines[6].starts_with("last 1 min: 2 acquired, waits p50 "),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 7, "{text}");
     drop((a, b));
 }
 
@@ -198,10 +204,19 @@ fn statistics_table_rounds_waits() {
     let mut stats = pool.statistics();
     stats.average_wait_time = Duration::from_nanos(50_956_462);
     stats.max_wait_time = Duration::from_millis(2_040);
+    stats.recent.wait_p99 = Duration::from_micros(1_240);
     let text = stats.to_string();
     assert!(text.contains("51 ms"), "{text}");
     assert!(text.contains("2.0 s"), "{text}");
     assert!(!text.contains("50.956462ms"), "{text}");
+    assert!(
+        text.contains("| recent window            |      last 1 min |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("|   wait p99               |          1.2 ms |"),
+        "{text}"
+    );
 }
 
 #[test]
