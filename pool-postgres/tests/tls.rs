@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::services::{self, Cluster, TempDir};
 use pool_core::{ConnectionPool, PoolConfig, PoolError};
 use pool_postgres::{ConfigError, PostgresConnectionFactory, PostgresError, SslMode};
+use test_support::pki::Ca;
 
 /// Failing fast: well under the pool's 30 s wait timeout (which a certificate error was
 /// retried for before such errors were classified permanent).
@@ -54,40 +55,15 @@ struct Pki {
 /// CA, written to `dir`; the key is 0600 and owned by the service user, as PostgreSQL
 /// demands.
 fn make_pki(dir: &TempDir) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let ca_params = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params("pool-postgres test CA")
-        .self_signed(&ca_key)
-        .unwrap();
-    let other_key = KeyPair::generate().unwrap();
-    let other = ca_params("pool-postgres unrelated CA")
-        .self_signed(&other_key)
-        .unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server = server.signed_by(&key, &ca, &ca_key).unwrap();
-
-    let key_path = dir.write("server.key", &key.serialize_pem());
+    let ca = Ca::new("pool-postgres test CA");
+    let other = Ca::new("pool-postgres unrelated CA");
+    let server = ca.server(&["localhost"]);
+    let key_path = dir.write("server.key", &server.key);
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     Pki {
         ca: dir.write("ca.pem", &ca.pem()),
         other_ca: dir.write("other-ca.pem", &other.pem()),
-        cert: dir.write("server.crt", &server.pem()),
+        cert: dir.write("server.crt", &server.cert),
         key: key_path,
     }
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use common::services::{self, Cluster, TempDir};
 use pool_core::ConnectionFactory;
 use pool_postgres::{PostgresConnectionFactory, PostgresError, SslMode};
+use test_support::pki::Ca;
 
 const MODES: [SslMode; 6] = [
     SslMode::Disable,
@@ -165,39 +166,18 @@ struct Pki {
 }
 
 fn make_pki(dir: &TempDir) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
-    };
     use std::os::unix::fs::PermissionsExt;
-    let ca = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        (p.self_signed(&key).unwrap(), key)
-    };
-    let leaf = |tag: &str, ca: &(rcgen::Certificate, KeyPair)| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.subject_alt_names = vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ];
-        p.distinguished_name.push(DnType::CommonName, "localhost");
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &ca.0, &ca.1).unwrap();
-        let key_path = dir.write(&format!("{tag}.key"), &key.serialize_pem());
+    let leaf = |tag: &str, ca: &Ca| {
+        let leaf = ca.server(&["localhost", "127.0.0.1"]);
+        let key_path = dir.write(&format!("{tag}.key"), &leaf.key);
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        (dir.write(&format!("{tag}.crt"), &cert.pem()), key_path)
+        (dir.write(&format!("{tag}.crt"), &leaf.cert), key_path)
     };
-    let a = ca("pool-postgres table CA A (sslrootcert)");
-    let b = ca("pool-postgres table CA B (a platform root)");
+    let a = Ca::new("pool-postgres table CA A (sslrootcert)");
+    let b = Ca::new("pool-postgres table CA B (a platform root)");
     Pki {
-        ca_a: dir.write("A.pem", &a.0.pem()),
-        ca_b: dir.write("B.pem", &b.0.pem()),
+        ca_a: dir.write("A.pem", &a.pem()),
+        ca_b: dir.write("B.pem", &b.pem()),
         leaf_a: leaf("leaf-a", &a),
         leaf_b: leaf("leaf-b", &b),
     }

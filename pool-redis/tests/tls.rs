@@ -22,6 +22,7 @@ use pool_redis::{
     HumanDuration, PingValidation, Pool, PoolError, RedisConfig, RedisConnection,
     RedisConnectionFactory, RedisError,
 };
+use test_support::pki::Ca;
 use test_support::TempDir;
 
 /// Generous bound on one connect (the machine is shared by several builds).
@@ -45,48 +46,16 @@ struct Pki {
 /// A CA, a server certificate it signed for `localhost` (DNS name only), and an unrelated
 /// CA.
 fn make_pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let ca_params = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params("pool-redis test CA")
-        .self_signed(&ca_key)
-        .unwrap();
-    let other_key = KeyPair::generate().unwrap();
-    let other = ca_params("pool-redis unrelated CA")
-        .self_signed(&other_key)
-        .unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server = server.signed_by(&key, &ca, &ca_key).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "pool-redis test client");
-    client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
+    let ca = Ca::new("pool-redis test CA");
+    let server = ca.server(&["localhost"]);
+    let client = ca.client("pool-redis test client");
     Pki {
         ca: ca.pem(),
-        other_ca: other.pem(),
-        cert: server.pem(),
-        key: key.serialize_pem(),
-        client_cert: client.pem(),
-        client_key: client_key.serialize_pem(),
+        other_ca: Ca::new("pool-redis unrelated CA").pem(),
+        cert: server.cert,
+        key: server.key,
+        client_cert: client.cert,
+        client_key: client.key,
     }
 }
 

@@ -8,13 +8,15 @@
 //! [`names`] names unique to a process and call, [`temp`] self-removing temporary
 //! directories, [`rng`] a replayable random generator, [`watchdog`] a test body that
 //! fails instead of hanging, [`all_timeouts_max!`] a pool configuration with every timeout
-//! at `Duration::MAX`.
+//! at `Duration::MAX`, [`pki`] (feature `pki`) throwaway certificates for TLS tests.
 
 use std::error::Error;
 use std::io::Write;
 
 pub mod logs;
 pub mod names;
+#[cfg(feature = "pki")]
+pub mod pki;
 pub mod rng;
 pub mod services;
 pub mod temp;
