@@ -18,11 +18,14 @@ fn shown(s: &str) -> String {
     }
 }
 
-/// The password the driver will send for `s`.
-fn parsed(s: &str) -> Option<String> {
+/// The password the driver will send for `s` (`None`: `s` does not parse).
+fn parsed(s: &str) -> Option<Option<String>> {
     let f = PostgresConnectionFactory::new(s).ok()?;
-    let pass = f.config().get_password()?;
-    Some(String::from_utf8_lossy(pass).into_owned())
+    Some(
+        f.config()
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    )
 }
 
 /// Where a password would be: a URL's userinfo or `password=`, or the value of the

@@ -29,13 +29,15 @@ fn shown(s: &str) -> String {
 }
 
 /// The password the seeds agree on (a config rejects seeds that disagree).
-fn parsed(s: &str) -> Option<String> {
+fn parsed(s: &str) -> Option<Option<String>> {
     let c = RedisClusterConfig::new(urls(s)).ok()?;
     let node = c.nodes().first()?;
-    node.connection_info()
-        .redis_settings()
-        .password()
-        .map(str::to_owned)
+    Some(
+        node.connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_owned),
+    )
 }
 
 fn scanned(s: &str) -> Vec<String> {

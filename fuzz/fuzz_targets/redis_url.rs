@@ -18,12 +18,14 @@ fn shown(s: &str) -> String {
 }
 
 /// The password the driver will send for `s`.
-fn parsed(s: &str) -> Option<String> {
+fn parsed(s: &str) -> Option<Option<String>> {
     let c = RedisConfig::new(s).ok()?;
-    c.connection_info()
-        .redis_settings()
-        .password()
-        .map(str::to_owned)
+    Some(
+        c.connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_owned),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -27,8 +27,10 @@ pub const MIN_LEN: usize = 6;
 pub struct Parser<'a> {
     /// Everything the crate shows for an input (Ok or Err).
     pub shown: &'a dyn Fn(&str) -> String,
-    /// The password the crate parsed out of an input (`None` when it failed or has none).
-    pub parsed: &'a dyn Fn(&str) -> Option<String>,
+    /// What the crate parsed out of an input: `None` when it did not parse, `Some(None)`
+    /// when it parsed with no password (so nothing in it is a secret the connection would
+    /// send), `Some(Some(password))`.
+    pub parsed: &'a dyn Fn(&str) -> Option<Option<String>>,
     /// The passwords a scan of the input finds where the crate would look (userinfo,
     /// `password=`), used when the input does not parse.
     pub scanned: &'a dyn Fn(&str) -> Vec<String>,
@@ -40,7 +42,10 @@ pub fn assert_hidden(input: &str, p: &Parser<'_>) {
     // When the input parses, the crate says what the password is; when it does not, the
     // scan guesses where it would have been.
     let candidates = match &parsed {
-        Some(pass) => vec![pass.clone()],
+        Some(Some(pass)) => vec![pass.clone()],
+        // It parsed, and the connection would send no password: a `password=` the scan
+        // would find is part of another field (a user name, say), shown legitimately.
+        Some(None) => return,
         None => (p.scanned)(input),
     };
     let mut text = None;
@@ -57,7 +62,7 @@ pub fn assert_hidden(input: &str, p: &Parser<'_>) {
         };
         let other = other.to_string().repeat(pass.len());
         let swapped = input.replacen(pass.as_str(), &other, 1);
-        if parsed.is_some() && (p.parsed)(&swapped).as_deref() != Some(other.as_str()) {
+        if parsed.is_some() && (p.parsed)(&swapped) != Some(Some(other.clone())) {
             continue; // the occurrence was not (only) the password field
         }
         let mut legit = format!("{swapped} {swapped:?} {}", percent_decoded(&swapped));
