@@ -58,8 +58,9 @@ use crate::pgbouncer::PgBouncerMode;
 /// not `Serialize` (a config written back would show it), and its `Debug` hides it.
 ///
 /// ```compile_fail
-/// # let config: pool_postgres::Config = todo!();
-/// serde_json::to_string(&config); // Config does not implement Serialize
+/// fn write_back(config: &pool_postgres::Config) -> String {
+///     serde_json::to_string(config).unwrap() // Config does not implement Serialize
+/// }
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

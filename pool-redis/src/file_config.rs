@@ -51,8 +51,9 @@ use crate::factory::RedisConnectionFactory;
 /// `Serialize` (a config written back would show it), and its `Debug` hides it.
 ///
 /// ```compile_fail
-/// # let config: pool_redis::Config = todo!();
-/// serde_json::to_string(&config); // Config does not implement Serialize
+/// fn write_back(config: &pool_redis::Config) -> String {
+///     serde_json::to_string(config).unwrap() // Config does not implement Serialize
+/// }
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
