@@ -29,7 +29,7 @@
 //! ```
 //!
 //! (`-- --cycles N --floor` does the same for the `Mutex<Vec>` floor, `--ref` for
-//! `acquire_ref`.)
+//! `acquire_ref`, `--try` for a `try_acquire` that finds the pool exhausted.)
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -127,6 +127,7 @@ fn main() {
             n,
             args.iter().any(|a| a == "--floor"),
             args.iter().any(|a| a == "--ref"),
+            args.iter().any(|a| a == "--try"),
         );
         return;
     }
@@ -142,8 +143,14 @@ fn main() {
 }
 
 /// The instruction-count driver (see the module docs).
-fn cycles_only(n: u64, floor: bool, scoped: bool) {
-    if floor {
+fn cycles_only(n: u64, floor: bool, scoped: bool, exhausted: bool) {
+    if exhausted {
+        let pool = ours(1);
+        let _held = pool.acquire().expect("acquire");
+        for _ in 0..2 * n {
+            assert!(black_box(pool.try_acquire()).is_err());
+        }
+    } else if floor {
         let v = parking_lot::Mutex::new(vec![0u64; 4]);
         let cycle = || {
             let c = v.lock().pop().expect("floor");

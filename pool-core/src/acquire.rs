@@ -105,11 +105,16 @@ impl<F: ConnectionFactory> Shared<F> {
     /// a queue it may not overtake, a connection to retire or to check, an observer or
     /// leak detection to tell) goes to [`acquire_slow`](Self::acquire_slow), which does
     /// the whole job.
+    ///
+    /// `guard` makes the caller's guard of the connection (and when it was handed out, if
+    /// tracked), so that the result is built where the caller wants it, not moved through
+    /// each layer (a `PoolError` is large).
     #[inline]
-    pub(crate) fn acquire(
+    pub(crate) fn acquire<G>(
         self: &Arc<Self>,
         timeout: Option<Duration>,
-    ) -> Result<Out<F::Connection>, PoolError> {
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
         // The pool lock, for the books only (see `Shared::state`).
         let mut st = self.state.lock();
         if st.is_closed() {
@@ -120,7 +125,10 @@ impl<F: ConnectionFactory> Shared<F> {
             timeout,
         };
         let Some(mut conn) = st.take_idle() else {
-            return self.acquire_slow(st, clock, 0, None);
+            if timeout.is_none() {
+                return Err(self.exhausted(&mut st));
+            }
+            return self.acquire_slow(st, clock, 0, None, guard);
         };
         bump_locked(&self.stats.acquired);
         // Only the idle/in-use pair changed.
@@ -135,21 +143,31 @@ impl<F: ConnectionFactory> Shared<F> {
             // acquisition was counted under the lock.
             self.stats.tick_acquired(now_ns);
             conn.uses += 1;
-            return Ok((conn, None));
+            return Ok(guard((conn, None)));
         }
         let taken = Taken::new(self, conn, Holder::Caller);
         match self.hand_out(taken, &mut clock, false) {
-            Ok(guard) => Ok(guard),
+            Ok(out) => Ok(guard(out)),
             Err(Rejected::Retired(check)) => {
                 // A retry, with the deadline of the call (its check may have started it).
                 let st = self.state.lock();
-                self.acquire_slow(st, clock, 1, check)
+                self.acquire_slow(st, clock, 1, check, guard)
             }
             Err(Rejected::Abandoned(check)) => {
                 let st = self.state.lock();
                 Err(self.give_up(st, &mut clock, Some((check, None))))
             }
         }
+    }
+
+    /// `try_acquire` found nothing it may take (lock held): asks for one connection in
+    /// the background if none is on its way and there is room; never waits for it.
+    #[inline]
+    fn exhausted(&self, st: &mut State<F::Connection>) -> PoolError {
+        if st.ask_for_one() {
+            self.request_create(st);
+        }
+        PoolError::PoolExhausted
     }
 
     /// Whether a connection just taken can go to the caller without retiring or checking
@@ -170,13 +188,14 @@ impl<F: ConnectionFactory> Shared<F> {
     /// `hand_out`. `st`: the pool lock, taken; `clock`, `retries` and `failed_check`: how
     /// the fast path ended (a retired connection is a retry, on the call's clock).
     #[inline(never)]
-    fn acquire_slow<'a>(
+    fn acquire_slow<'a, G>(
         self: &'a Arc<Self>,
         mut st: MutexGuard<'a, State<F::Connection>>,
         mut clock: Clock,
         mut retries: u32,
         mut failed_check: Option<LastCheck>,
-    ) -> Result<Out<F::Connection>, PoolError> {
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
         let timeout = clock.timeout;
         // Set once this caller has queued: a retry after a failed check re-queues at the
         // front, keeping its place (and, always, its deadline).
@@ -188,9 +207,11 @@ impl<F: ConnectionFactory> Shared<F> {
             if retries > 0 && Instant::now() >= clock.deadline() {
                 return Err(self.give_up(st, &mut clock, failed_check));
             }
-            // Fast path: a free connection, and nobody queued has waited past the window
-            // (nor has this thread overtaken them too many times in a row).
-            let conn = if let Some(conn) = st.take_idle() {
+            // A free connection, and nobody queued has waited past the window (nor has
+            // this thread overtaken them too many times in a row). Not tried again when
+            // the fast path has just found none under this same lock.
+            let idle = if retries == 0 { None } else { st.take_idle() };
+            let conn = if let Some(conn) = idle {
                 bump_locked(&self.stats.acquired);
                 // Only the idle/in-use pair changed.
                 self.publish_idle_in_use(&st);
@@ -200,12 +221,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 conn
             } else {
                 if timeout.is_none() {
-                    // try_acquire: ask for one connection in the background if none is
-                    // on its way and there is room; never wait for it.
-                    if st.ask_for_one() {
-                        self.request_create(&st);
-                    }
-                    return Err(PoolError::PoolExhausted);
+                    return Err(self.exhausted(&mut st));
                 }
                 let (start, deadline) = (clock.start(), clock.deadline());
                 match self.wait_in_queue(&mut st, start, deadline, queued, failed_check.as_ref()) {
@@ -230,7 +246,7 @@ impl<F: ConnectionFactory> Shared<F> {
             drop(st);
             let taken = Taken::new(self, conn, Holder::Caller);
             match self.hand_out(taken, &mut clock, queued) {
-                Ok(guard) => return Ok(guard),
+                Ok(out) => return Ok(guard(out)),
                 // Expired, evicted or failed its check: retired (its place freed, a
                 // replacement asked for). Try again: a queued caller re-queues at the
                 // front, so the replacement its place triggers cannot go to anyone else.

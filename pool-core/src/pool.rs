@@ -145,14 +145,12 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// connection error, if opening was failing), [`PoolError::Connection`] at once when
     /// opening failed permanently and nothing is open, [`PoolError::Closed`] after shutdown.
     pub fn acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        let out = self.get(Some(self.shared().config.wait_timeout))?;
-        Ok(self.owned(out))
+        self.get(Some(self.shared().config.wait_timeout), self.owned())
     }
 
     /// Gets a connection, waiting up to `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnection<F>, PoolError> {
-        let out = self.get(Some(timeout))?;
-        Ok(self.owned(out))
+        self.get(Some(timeout), self.owned())
     }
 
     /// Gets an idle connection without waiting, or fails with [`PoolError::PoolExhausted`].
@@ -160,8 +158,7 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// When there is room, it asks the background to open a connection (it does not wait
     /// for it). It does not overtake callers queued past the fairness window.
     pub fn try_acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        let out = self.get(None)?;
-        Ok(self.owned(out))
+        self.get(None, self.owned())
     }
 
     /// Gets a connection like [`acquire`](Self::acquire) (waiting up to `wait_timeout`),
@@ -193,15 +190,21 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// # Ok::<(), pool_core::PoolError>(())
     /// ```
     pub fn acquire_ref(&self) -> Result<ScopedConnection<'_, F>, PoolError> {
-        let (conn, tracked_at) = self.get(Some(self.shared().config.wait_timeout))?;
-        Ok(ScopedConnection::new(&self.handle.shared, conn, tracked_at))
+        let shared = &self.handle.shared;
+        self.get(Some(shared.config.wait_timeout), |(conn, tracked_at)| {
+            ScopedConnection::new(shared, conn, tracked_at)
+        })
     }
 
     /// The three acquires (`None`: `try_acquire`), in a `pool.acquire` span with the
-    /// `tracing` feature: the connection for the guard.
+    /// `tracing` feature; `guard` makes the guard of the connection.
     #[inline]
-    fn get(&self, timeout: Option<Duration>) -> Result<Out<F::Connection>, PoolError> {
-        let get = || self.shared().acquire(timeout);
+    fn get<G>(
+        &self,
+        timeout: Option<Duration>,
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
+        let get = || self.shared().acquire(timeout, guard);
         #[cfg(feature = "tracing")]
         let get = || crate::trace::acquire(&self.shared().config.name, get);
         get()
@@ -209,10 +212,11 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
 
     /// The owning guard of a connection from `get`.
     #[inline]
-    fn owned(&self, out: Out<F::Connection>) -> PooledConnection<F> {
-        let (conn, tracked_at) = out;
-        let pool_ref = PoolRef::pick(&self.handle.refs);
-        PooledConnection::new(Arc::clone(pool_ref), conn, tracked_at)
+    fn owned(&self) -> impl FnOnce(Out<F::Connection>) -> PooledConnection<F> + '_ {
+        |(conn, tracked_at)| {
+            let pool_ref = PoolRef::pick(&self.handle.refs);
+            PooledConnection::new(Arc::clone(pool_ref), conn, tracked_at)
+        }
     }
 
     /// Gives a connection back; the same as dropping it.
