@@ -29,7 +29,10 @@
 //! ```
 //!
 //! (`-- --cycles N --floor` does the same for the `Mutex<Vec>` floor, `--ref` for
-//! `acquire_ref`, `--try` for a `try_acquire` that finds the pool exhausted.)
+//! `acquire_ref`, `--try` for a `try_acquire` that finds the pool exhausted; `--size S`
+//! sets `max_size`, all idle (4 by default), `--waiters W` queues W threads in `acquire`
+//! beside `--try`.) The counts are the flatness check that noise cannot blur: the same
+//! per-cycle count at every size and queue length.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,11 +126,18 @@ fn main() {
                 eprintln!("--cycles needs a number");
                 std::process::exit(2);
             });
+        let number = |flag: &str, default: usize| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1)?.parse().ok())
+                .unwrap_or(default)
+        };
         cycles_only(
             n,
             args.iter().any(|a| a == "--floor"),
             args.iter().any(|a| a == "--ref"),
             args.iter().any(|a| a == "--try"),
+            (number("--size", 4), number("--waiters", 0)),
         );
         return;
     }
@@ -143,12 +153,29 @@ fn main() {
 }
 
 /// The instruction-count driver (see the module docs).
-fn cycles_only(n: u64, floor: bool, scoped: bool, exhausted: bool) {
+fn cycles_only(
+    n: u64,
+    floor: bool,
+    scoped: bool,
+    exhausted: bool,
+    (size, waiters): (usize, usize),
+) {
     if exhausted {
-        let pool = ours(1);
-        let _held = pool.acquire().expect("acquire");
+        let pool = Arc::new(ours(1));
+        let held = pool.acquire().expect("acquire");
+        let threads: Vec<_> = (0..waiters)
+            .map(|_| {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || drop(pool.acquire().expect("acquire")))
+            })
+            .collect();
+        wait_for(waiters, || pool.statistics().waiting_requests);
         for _ in 0..2 * n {
             assert!(black_box(pool.try_acquire()).is_err());
+        }
+        drop(held);
+        for t in threads {
+            t.join().expect("waiter");
         }
     } else if floor {
         let v = parking_lot::Mutex::new(vec![0u64; 4]);
@@ -164,7 +191,7 @@ fn cycles_only(n: u64, floor: bool, scoped: bool, exhausted: bool) {
             cycle();
         }
     } else if scoped {
-        let pool = ours(4);
+        let pool = ours(size);
         let cycle = || {
             let c = pool.acquire_ref().expect("acquire_ref");
             black_box(&*c);
@@ -176,7 +203,7 @@ fn cycles_only(n: u64, floor: bool, scoped: bool, exhausted: bool) {
             cycle();
         }
     } else {
-        let pool = ours(4);
+        let pool = ours(size);
         let cycle = || {
             let c = pool.acquire().expect("acquire");
             black_box(&*c);
