@@ -3,8 +3,11 @@
 //! `acquire` with an idle connection available is: lock, pop the most recently returned
 //! connection (LIFO keeps the warm ones busy and lets the cold ones time out), unlock, one
 //! coarse clock read to check its lifetime, generation and the "used very recently" window,
-//! one reference count for the guard (this thread's `PoolRef`, a line no other core
-//! writes), done. No allocation, no I/O under the lock.
+//! done: `Shared::acquire` returns the connection, and `pool.rs` wraps it in a guard (one
+//! reference count for a `PooledConnection`, on this thread's `PoolRef`, a line no other
+//! core writes; none for `acquire_ref`'s `ScopedConnection`). Whatever else a call may
+//! need (a wait, a check, an observer) is in `acquire_slow`, out of line, so the fast path
+//! stays small. No allocation, no I/O under the lock.
 //!
 //! ## The deadline
 //!
@@ -26,10 +29,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connection::PooledConnection;
 use crate::error::{CheckOnAcquire, PoolError, SharedError};
 use crate::events::{AcquireEvent, TimeoutEvent};
-use crate::shared::{LeakRecord, PoolRef, Shared};
+use crate::shared::{LeakRecord, Shared};
 use crate::state::{Conn, State};
 use crate::statistics::{bump_locked, CloseReason};
 use crate::sync::{deadline_after, Condvar, Mutex, MutexGuard};
@@ -55,6 +57,10 @@ pub(crate) fn check_timeout(deadline: Instant, cap: Duration) -> Duration {
 /// The check of this caller's last connection that failed (its error) or was still running
 /// (`None`) when it gave up.
 pub(crate) type LastCheck = (CheckOnAcquire, Option<SharedError>);
+
+/// A connection handed out, and when (only read when an observer or leak detection needs
+/// it): what a guard is made of.
+pub(crate) type Out<C> = (Conn<C>, Option<Instant>);
 
 /// How `wait` ended.
 enum Wait<C> {
@@ -93,22 +99,107 @@ impl Clock {
 
 impl<F: ConnectionFactory> Shared<F> {
     /// `timeout`: `None` for `try_acquire` (never waits for a connection).
-    pub(crate) fn acquire(
+    ///
+    /// The fast path: one lock section (pop the top of the idle stack), one coarse clock
+    /// reading, the checks that need no user code, the guard. Anything else (nothing idle,
+    /// a queue it may not overtake, a connection to retire or to check, an observer or
+    /// leak detection to tell) goes to [`acquire_slow`](Self::acquire_slow), which does
+    /// the whole job.
+    ///
+    /// `guard` makes the caller's guard of the connection (and when it was handed out, if
+    /// tracked), so that the result is built where the caller wants it, not moved through
+    /// each layer (a `PoolError` is large).
+    #[inline]
+    pub(crate) fn acquire<G>(
         self: &Arc<Self>,
-        pool_ref: &Arc<PoolRef<F>>,
         timeout: Option<Duration>,
-    ) -> Result<PooledConnection<F>, PoolError> {
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
+        // The pool lock, for the books only (see `Shared::state`).
+        let mut st = self.state.lock();
+        if st.is_closed() {
+            return Err(PoolError::Closed);
+        }
         let mut clock = Clock {
             start: None,
             timeout,
         };
+        let Some(mut conn) = st.take_idle() else {
+            if timeout.is_none() {
+                return Err(self.exhausted(&mut st));
+            }
+            return self.acquire_slow(st, clock, 0, None, guard);
+        };
+        bump_locked(&self.stats.acquired);
+        // Only the idle/in-use pair changed.
+        self.publish_idle_in_use(&st);
+        if st.below_min_idle() {
+            self.request_create(&st); // keep the idle floor
+        }
+        drop(st);
+        let now_ns = crate::clock::now_ns();
+        if self.plain_hand_out && self.ready(&conn, now_ns) {
+            // The recent window's check for a new second (one relaxed load): this
+            // acquisition was counted under the lock.
+            self.stats.tick_acquired(now_ns);
+            conn.uses += 1;
+            return Ok(guard((conn, None)));
+        }
+        let taken = Taken::new(self, conn, Holder::Caller);
+        match self.hand_out(taken, &mut clock, false) {
+            Ok(out) => Ok(guard(out)),
+            Err(Rejected::Retired(check)) => {
+                // A retry, with the deadline of the call (its check may have started it).
+                let st = self.state.lock();
+                self.acquire_slow(st, clock, 1, check, guard)
+            }
+            Err(Rejected::Abandoned(check)) => {
+                let st = self.state.lock();
+                Err(self.give_up(st, &mut clock, Some((check, None))))
+            }
+        }
+    }
+
+    /// `try_acquire` found nothing it may take (lock held): asks for one connection in
+    /// the background if none is on its way and there is room; never waits for it.
+    #[inline]
+    fn exhausted(&self, st: &mut State<F::Connection>) -> PoolError {
+        if st.ask_for_one() {
+            self.request_create(st);
+        }
+        PoolError::PoolExhausted
+    }
+
+    /// Whether a connection just taken can go to the caller without retiring or checking
+    /// it (no lock held): within its lifetime and use count, of the current generation,
+    /// and used recently enough to skip validation (or validation on acquire is off).
+    #[inline]
+    fn ready(&self, conn: &Conn<F::Connection>, now_ns: u64) -> bool {
+        let due_for_check = self.config.validate_on_acquire
+            && now_ns.saturating_sub(conn.last_used_ns) >= self.skip_window_ns;
+        // `generation`: Relaxed, ordered by the lock just taken (see `Shared::generation`).
+        !(conn.expired(now_ns, self.slack_ns)
+            || matches!(self.config.max_uses, Some(max) if conn.uses >= max)
+            || conn.generation != self.generation.load(Relaxed)
+            || due_for_check)
+    }
+
+    /// The whole acquire: the wait queue, retries after a failed check, every check of
+    /// `hand_out`. `st`: the pool lock, taken; `clock`, `retries` and `failed_check`: how
+    /// the fast path ended (a retired connection is a retry, on the call's clock).
+    #[inline(never)]
+    fn acquire_slow<'a, G>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, State<F::Connection>>,
+        mut clock: Clock,
+        mut retries: u32,
+        mut failed_check: Option<LastCheck>,
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
+        let timeout = clock.timeout;
         // Set once this caller has queued: a retry after a failed check re-queues at the
         // front, keeping its place (and, always, its deadline).
         let mut queued = false;
-        let mut retries = 0u32;
-        // The latest check of a connection taken for this caller that failed.
-        let mut failed_check: Option<LastCheck> = None;
-        let mut st = self.state.lock();
         loop {
             if st.is_closed() {
                 return Err(PoolError::Closed);
@@ -116,9 +207,11 @@ impl<F: ConnectionFactory> Shared<F> {
             if retries > 0 && Instant::now() >= clock.deadline() {
                 return Err(self.give_up(st, &mut clock, failed_check));
             }
-            // Fast path: a free connection, and nobody queued has waited past the window
-            // (nor has this thread overtaken them too many times in a row).
-            let conn = if let Some(conn) = st.take_idle() {
+            // A free connection, and nobody queued has waited past the window (nor has
+            // this thread overtaken them too many times in a row). Not tried again when
+            // the fast path has just found none under this same lock.
+            let idle = if retries == 0 { None } else { st.take_idle() };
+            let conn = if let Some(conn) = idle {
                 bump_locked(&self.stats.acquired);
                 // Only the idle/in-use pair changed.
                 self.publish_idle_in_use(&st);
@@ -128,12 +221,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 conn
             } else {
                 if timeout.is_none() {
-                    // try_acquire: ask for one connection in the background if none is
-                    // on its way and there is room; never wait for it.
-                    if st.ask_for_one() {
-                        self.request_create(&st);
-                    }
-                    return Err(PoolError::PoolExhausted);
+                    return Err(self.exhausted(&mut st));
                 }
                 let (start, deadline) = (clock.start(), clock.deadline());
                 match self.wait_in_queue(&mut st, start, deadline, queued, failed_check.as_ref()) {
@@ -157,8 +245,8 @@ impl<F: ConnectionFactory> Shared<F> {
             };
             drop(st);
             let taken = Taken::new(self, conn, Holder::Caller);
-            match self.hand_out(taken, pool_ref, &mut clock, queued) {
-                Ok(guard) => return Ok(guard),
+            match self.hand_out(taken, &mut clock, queued) {
+                Ok(out) => return Ok(guard(out)),
                 // Expired, evicted or failed its check: retired (its place freed, a
                 // replacement asked for). Try again: a queued caller re-queues at the
                 // front, so the replacement its place triggers cannot go to anyone else.
@@ -266,10 +354,9 @@ impl<F: ConnectionFactory> Shared<F> {
     fn hand_out<'a>(
         self: &'a Arc<Self>,
         mut conn: Taken<'a, F>,
-        pool_ref: &Arc<PoolRef<F>>,
         clock: &mut Clock,
         queued: bool,
-    ) -> Result<PooledConnection<F>, Rejected> {
+    ) -> Result<Out<F::Connection>, Rejected> {
         let now_ns = crate::clock::now_ns();
         // The recent window's check for a new second (one relaxed load): this
         // acquisition was counted under the lock.
@@ -354,11 +441,7 @@ impl<F: ConnectionFactory> Shared<F> {
                 },
             );
         }
-        Ok(PooledConnection::new(
-            Arc::clone(pool_ref),
-            conn.into_conn(),
-            tracked_at,
-        ))
+        Ok((conn.into_conn(), tracked_at))
     }
 
     /// Checks a connection for an acquiring caller on a checker thread (validation if

@@ -135,7 +135,7 @@ mod window;
 mod workers;
 
 pub use config::{PoolConfig, PoolConfigBuilder};
-pub use connection::PooledConnection;
+pub use connection::{PooledConnection, ScopedConnection};
 pub use duration::HumanDuration;
 pub use error::{BuildError, CheckOnAcquire, ConfigError, PoolError, SharedError};
 pub use events::PoolObserver;

@@ -9,8 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::acquire::Out;
 use crate::config::{PoolConfig, PoolConfigBuilder};
-use crate::connection::PooledConnection;
+use crate::connection::{PooledConnection, ScopedConnection};
 use crate::error::{BuildError, ConfigError, PoolError};
 use crate::events::PoolObserver;
 use crate::health::{HealthReport, HealthThresholds};
@@ -144,12 +145,12 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// connection error, if opening was failing), [`PoolError::Connection`] at once when
     /// opening failed permanently and nothing is open, [`PoolError::Closed`] after shutdown.
     pub fn acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.get(Some(self.shared().config.wait_timeout))
+        self.get(Some(self.shared().config.wait_timeout), self.owned())
     }
 
     /// Gets a connection, waiting up to `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnection<F>, PoolError> {
-        self.get(Some(timeout))
+        self.get(Some(timeout), self.owned())
     }
 
     /// Gets an idle connection without waiting, or fails with [`PoolError::PoolExhausted`].
@@ -157,20 +158,65 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// When there is room, it asks the background to open a connection (it does not wait
     /// for it). It does not overtake callers queued past the fairness window.
     pub fn try_acquire(&self) -> Result<PooledConnection<F>, PoolError> {
-        self.get(None)
+        self.get(None, self.owned())
+    }
+
+    /// Gets a connection like [`acquire`](Self::acquire) (waiting up to `wait_timeout`),
+    /// in a guard that borrows the pool: for the common case of a connection used within
+    /// one scope, a little cheaper than `acquire` (the guard is made without touching a
+    /// reference count).
+    ///
+    /// Everything else is the same: the checks on the way out, the deadline, the errors,
+    /// and on drop `is_broken`, `reset`, the discard of a connection dropped while its
+    /// thread panics or marked with [`mark_broken`](ScopedConnection::mark_broken). The
+    /// borrow checker keeps the guard inside the handle's scope; when the connection must
+    /// outlive it (kept in a struct, sent to another thread), use [`acquire`](Self::acquire).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+    /// # struct Nop;
+    /// # impl ConnectionFactory for Nop {
+    /// #     type Connection = Vec<u8>; type Error = std::io::Error;
+    /// #     fn create(&self, _: Duration) -> Result<Vec<u8>, std::io::Error> { Ok(Vec::new()) }
+    /// #     fn validate(&self, _: &mut Vec<u8>, _: Duration) -> Result<(), std::io::Error> { Ok(()) }
+    /// # }
+    /// let pool = ConnectionPool::new(Nop, PoolConfig::default())?;
+    /// {
+    ///     let mut conn = pool.acquire_ref()?;
+    ///     conn.push(1);                 // DerefMut to the factory's connection
+    /// }                                 // returned here
+    /// assert_eq!(pool.acquire_ref()?.len(), 1);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
+    pub fn acquire_ref(&self) -> Result<ScopedConnection<'_, F>, PoolError> {
+        let shared = &self.handle.shared;
+        self.get(Some(shared.config.wait_timeout), |(conn, tracked_at)| {
+            ScopedConnection::new(shared, conn, tracked_at)
+        })
     }
 
     /// The three acquires (`None`: `try_acquire`), in a `pool.acquire` span with the
-    /// `tracing` feature.
+    /// `tracing` feature; `guard` makes the guard of the connection.
     #[inline]
-    fn get(&self, timeout: Option<Duration>) -> Result<PooledConnection<F>, PoolError> {
-        let get = || {
-            self.shared()
-                .acquire(PoolRef::pick(&self.handle.refs), timeout)
-        };
+    fn get<G>(
+        &self,
+        timeout: Option<Duration>,
+        guard: impl FnOnce(Out<F::Connection>) -> G,
+    ) -> Result<G, PoolError> {
+        let get = || self.shared().acquire(timeout, guard);
         #[cfg(feature = "tracing")]
         let get = || crate::trace::acquire(&self.shared().config.name, get);
         get()
+    }
+
+    /// The owning guard of a connection from `get`.
+    #[inline]
+    fn owned(&self) -> impl FnOnce(Out<F::Connection>) -> PooledConnection<F> + '_ {
+        |(conn, tracked_at)| {
+            let pool_ref = PoolRef::pick(&self.handle.refs);
+            PooledConnection::new(Arc::clone(pool_ref), conn, tracked_at)
+        }
     }
 
     /// Gives a connection back; the same as dropping it.

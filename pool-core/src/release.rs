@@ -23,6 +23,7 @@ use crate::events::{CloseEvent, ReleaseEvent};
 use crate::shared::{guarded, Shared};
 use crate::state::{Conn, State, ToClose};
 use crate::statistics::{bump_locked, CloseReason};
+use crate::sync::MutexGuard;
 use crate::{ConnectionFactory, HumanDuration};
 
 impl<F: ConnectionFactory> Shared<F> {
@@ -68,19 +69,32 @@ impl<F: ConnectionFactory> Shared<F> {
                 let retired = st.retire(conn, reason);
                 self.settle(st, Some(retired));
             }
-            None => {
-                let had_waiters = st.waiting() > 0;
-                match self.put_back(&mut st, conn) {
-                    Some(retired) => self.settle(st, Some(retired)),
-                    None if had_waiters => self.publish(&st),
-                    // Nobody queued: only the idle/in-use pair changed (one store).
-                    None => self.publish_idle_in_use(&st),
-                }
-            }
+            None => match st.put_back_quiet(conn) {
+                // Nobody queued, nothing to retire: only the idle/in-use pair changed
+                // (one store).
+                Ok(()) => self.publish_idle_in_use(&st),
+                Err(conn) => self.put_back_and_wake(st, conn),
+            },
         }
         // After the books (a panicking recorder is contained there anyway).
         #[cfg(feature = "metrics")]
         self.metrics.released(held_ns);
+    }
+
+    /// `release`'s way back when callers are queued or the pool may not keep the
+    /// connection (lock held; see `State::put_back`).
+    #[inline(never)]
+    fn put_back_and_wake<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, State<F::Connection>>,
+        conn: Conn<F::Connection>,
+    ) {
+        let had_waiters = st.waiting() > 0;
+        match self.put_back(&mut st, conn) {
+            Some(retired) => self.settle(st, Some(retired)),
+            None if had_waiters => self.publish(&st),
+            None => self.publish_idle_in_use(&st),
+        }
     }
 
     /// Reports the end of a hold to the observer and the leak detector.

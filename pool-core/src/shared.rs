@@ -67,6 +67,10 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     /// `clock::slack_ns()` and the config's skip window, read once (hot path).
     pub(crate) slack_ns: u64,
     pub(crate) skip_window_ns: u64,
+    /// Nothing to tell on acquire (no observer, no leak detection, no `before_acquire`
+    /// hook, no `metrics` feature): the fast path hands a ready connection out with no
+    /// more work. Fixed when the pool is built.
+    pub(crate) plain_hand_out: bool,
     /// Only with `leak_detection_threshold`. Its own lock (never taken with the pool lock,
     /// never held while user code runs or a backtrace is printed).
     pub(crate) leaks: Option<parking_lot::Mutex<HashMap<u64, LeakRecord>>>,
@@ -102,6 +106,8 @@ impl<F: ConnectionFactory> Shared<F> {
             crate::housekeeping::warm_symboliser();
         }
         let name = &config.name;
+        let untracked = observer.is_none() && leaks.is_none() && !cfg!(feature = "metrics");
+        let plain_hand_out = untracked && hooks.before_acquire.is_none();
         Shared {
             state: Mutex::new(State::new(&config)),
             factory,
@@ -116,6 +122,7 @@ impl<F: ConnectionFactory> Shared<F> {
             slack_ns: crate::clock::slack_ns(),
             skip_window_ns: u64::try_from(config.validation_skip_window.as_nanos())
                 .unwrap_or(u64::MAX),
+            plain_hand_out,
             leaks,
             background: crate::housekeeping::Background::default(),
             closer: Arc::new(Workers::new(

@@ -170,6 +170,22 @@ impl<C> State<C> {
         None
     }
 
+    /// The release fast path: puts `conn` on the idle stack if nobody is queued and the
+    /// pool keeps it as it is (open, of this generation, within `max_size`); else gives
+    /// it back for [`put_back`](Self::put_back).
+    #[inline]
+    pub(crate) fn put_back_quiet(&mut self, conn: Conn<C>) -> Result<(), Conn<C>> {
+        if self.closed
+            || self.queue.len() > 0
+            || conn.generation != self.generation
+            || self.open > self.max_size
+        {
+            return Err(conn);
+        }
+        self.idle.push(conn);
+        Ok(())
+    }
+
     /// Strict hand-off: a free connection is reserved for the oldest waiter, which is woken
     /// to take it. Go's rule: strict mode ends once a waiter is served that waited less
     /// than the window (the queue is short again).
