@@ -23,12 +23,19 @@
 //!   (`pool_core::trace`, "What it costs").
 //! * W2 2/8/32 threads, max_size = threads (throughput, ratio to r2d2).
 //! * W3 8/32/128 threads, max_size 4, no hold: throughput, wait p50/p99/p99.9/max, Jain's
-//!   fairness index of per-thread counts; pool-core in its default mode (1 ms fairness
-//!   window), with a 5 ms window (the trade-off: more overtaking, fewer hand-offs to sleeping
-//!   waiters) and in strict FIFO mode (window 0); the floor last.
+//!   fairness index of per-thread counts, and CPU time per operation; pool-core in its
+//!   default mode (1 ms fairness window), with a 5 ms window (the trade-off: more
+//!   overtaking, fewer hand-offs to sleeping waiters) and in strict FIFO mode (window 0);
+//!   the floor last.
 //! * W4 32 threads holding each connection ~100 µs, max_size 8: throughput as a share of the
-//!   ideal (max_size / measured hold) and the mean time spent inside release, for the floor
-//!   (what the machine allows), pool-core (1 ms and 5 ms windows) and r2d2.
+//!   ideal (max_size / measured hold), the mean time spent inside release, the p99 wait,
+//!   Jain's index and CPU time per operation, for the floor (what the machine allows),
+//!   pool-core (1 ms and 5 ms windows) and r2d2.
+//!
+//! CPU time per operation (all threads, from `/proc/self/task/*/schedstat`; 0 where that
+//! does not exist) is the steadier figure on a shared machine: time a thread spends
+//! preempted by other work is not in it, while throughput swings with whatever else runs.
+//! It shows what sleeping costs (a context switch per operation is microseconds of CPU).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -266,9 +273,25 @@ fn make(kind: Kind, size: usize) -> Arc<dyn Contender> {
 
 // ------------------------------------------------------------------ measurement
 
+/// CPU time this process's live threads have used so far (Linux: the sum over
+/// `/proc/self/task/*/schedstat`, nanoseconds on a CPU; zero elsewhere).
+fn cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
 struct Run {
     ops: u64,
     secs: f64,
+    /// CPU time the process used while measuring (the main thread sleeps meanwhile).
+    cpu: Duration,
     per_thread: Vec<u64>,
     waits: Vec<Duration>,
     release: Duration,
@@ -279,6 +302,11 @@ struct Run {
 impl Run {
     fn throughput(&self) -> f64 {
         self.ops as f64 / self.secs
+    }
+    /// CPU nanoseconds per operation: steadier than throughput on a shared machine
+    /// (time the threads spend preempted by other work is not counted).
+    fn cpu_ns_per_op(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.ops.max(1) as f64
     }
     fn jain(&self) -> f64 {
         let n = self.per_thread.len() as f64;
@@ -358,17 +386,20 @@ fn run(c: Arc<dyn Contender>, threads: usize, dur: Duration, hold: fn(), timed: 
         .collect();
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
+    let cpu0 = cpu_time();
     thread::sleep(dur);
     let after: Vec<u64> = counters
         .iter()
         .map(|c| c.0.load(Ordering::Relaxed))
         .collect();
+    let cpu = cpu_time().saturating_sub(cpu0);
     let secs = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let per_thread: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     let mut out = Run {
         ops: per_thread.iter().sum(),
         secs,
+        cpu,
         per_thread,
         waits: vec![],
         release: Duration::ZERO,
@@ -561,8 +592,8 @@ fn w2(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
 fn w3(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
     println!("\nW3 max_size 4, no hold: throughput, wait percentiles, Jain fairness");
     println!(
-        "  {:>4} {:<26} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "thr", "pool", "Mops/s", "x r2d2", "p50", "p99", "p99.9", "max", "Jain"
+        "  {:>4} {:<26} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "thr", "pool", "Mops/s", "x r2d2", "p50", "p99", "p99.9", "max", "Jain", "cpu ns/op"
     );
     for threads in [8, 32, 128] {
         let mut rows = Vec::new();
@@ -582,15 +613,16 @@ fn w3(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
                 r.pct(0.999),
                 r.pct(1.0),
                 r.jain(),
+                r.cpu_ns_per_op(),
             );
             let name = format!("W3 {threads} thr, size 4");
             chart(results, &name, kind, stats.0, Some(stats.2));
             rows.push((kind, stats));
         }
         let base = rows[0].1 .0;
-        for (kind, (tp, p50, p99, p999, max, jain)) in rows {
+        for (kind, (tp, p50, p99, p999, max, jain, cpu)) in rows {
             println!(
-                "  {threads:>4} {:<26} {:>9.3} {:>7.2} {:>9.1?} {:>9.1?} {:>9.1?} {:>9.1?} {:>7.3}",
+                "  {threads:>4} {:<26} {:>9.3} {:>7.2} {:>9.1?} {:>9.1?} {:>9.1?} {:>9.1?} {:>7.3} {:>10.0}",
                 kind.label(),
                 tp / 1e6,
                 tp / base,
@@ -598,7 +630,8 @@ fn w3(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
                 p99,
                 p999,
                 max,
-                jain
+                jain,
+                cpu
             );
         }
     }
@@ -629,12 +662,15 @@ fn w4(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
         let hold = r.held / ops;
         let ideal = 8.0 / hold.as_secs_f64();
         println!(
-            "  {:<26} {:>9.0} ops/s  mean hold {:>9.1?}  {:>6.1} % of ideal   mean release {:?}",
+            "  {:<26} {:>9.0} ops/s  mean hold {:>9.1?}  {:>6.1} % of ideal   mean release {:>9.1?}  p99 wait {:>9.1?}  Jain {:.3}  cpu {:.1} µs/op",
             kind.label(),
             r.throughput(),
             hold,
             100.0 * r.throughput() / ideal,
-            r.release / ops
+            r.release / ops,
+            p99,
+            r.jain(),
+            r.cpu_ns_per_op() / 1e3
         );
     }
 }
