@@ -264,17 +264,21 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 
     /// The caller's deadline passed outside the queue (retrying, or its check still
-    /// running): `AcquireTimeout` (`PoolExhausted` for `try_acquire`), counted and observed.
+    /// running): `AcquireTimeout`, counted and observed (`PoolExhausted` for `try_acquire`,
+    /// which is neither: it never waits).
     fn give_up(
         &self,
         st: MutexGuard<'_, State<F::Connection>>,
         clock: &mut Clock,
         check: Option<LastCheck>,
     ) -> PoolError {
-        let e = match clock.timeout {
-            Some(_) => self.timeout_error(&st, clock.start(), check),
-            None => PoolError::PoolExhausted,
-        };
+        if clock.timeout.is_none() {
+            // `try_acquire` ran out of its checking budget: it never waits, so this is
+            // not a timeout (neither counted nor observed as one), as when it finds
+            // nothing idle.
+            return PoolError::PoolExhausted;
+        }
+        let e = self.timeout_error(&st, clock.start(), check);
         self.stats.tick(crate::clock::now_ns());
         self.stats.timeouts.fetch_add(1, Relaxed);
         drop(st);

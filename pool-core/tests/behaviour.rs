@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use pool_core::config::TRY_ACQUIRE_BUDGET;
 use pool_core::validation::{CompositeValidation, FnValidation, MaxAgeValidation};
 use pool_core::{
     Alert, CloseReason, ConfigError, ConnectionPool, ConnectionState, PoolConfig, PoolError,
@@ -1887,4 +1888,32 @@ fn no_lost_wakeups_while_connections_are_created_and_closed() {
     assert!(fake.max_live.load(SeqCst) <= 2);
     closes_done(&pool);
     assert_eq!(pool.statistics().closed.max_uses, 400);
+}
+
+/// `try_acquire` that spends its budget checking connections ends in `PoolExhausted`, and
+/// is not counted (nor observed) as a timeout: `total_timeouts` counts the waits that
+/// timed out, which `try_acquire` never does. (It used to count one when its budget ran
+/// out on a retry, so the statistics disagreed with what callers saw.)
+#[test]
+fn try_acquire_out_of_budget_is_exhausted_not_a_timeout() {
+    let (pool, fake) = pool_with(
+        cfg("trybudget")
+            .min_size(1)
+            .max_size(1)
+            .validate_on_acquire(true)
+            .validation_skip_window(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
+    wait_for(PATIENCE, "the warm connection", || {
+        pool.statistics().idle_connections == 1
+    });
+    // Every check fails, each taking longer than try_acquire's whole budget.
+    fake.fail_validate.store(true, SeqCst);
+    fake.validate_latency_us
+        .store(2 * TRY_ACQUIRE_BUDGET.as_micros() as u64, SeqCst);
+    let err = pool.try_acquire().map(|c| c.id).unwrap_err();
+    assert!(matches!(err, PoolError::PoolExhausted), "{err:?}");
+    let s = pool.statistics();
+    assert_eq!(s.total_timeouts, 0, "try_acquire counted as a timeout: {s}");
 }
