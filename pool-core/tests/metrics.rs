@@ -175,6 +175,11 @@ fn every_name_is_reported_with_the_pool_label_and_agrees_with_statistics() {
     assert_eq!(capture.gauge(name, names::IDLE_MAX, &[]), 2.0);
     assert_eq!(capture.gauge(name, names::IDLE_MIN, &[]), 1.0);
     assert_eq!(capture.gauge(name, names::MIN, &[]), 1.0);
+    assert_eq!(
+        capture.gauge(name, names::TARGET, &[]),
+        1.0,
+        "min_size, adaptive off"
+    );
 
     // Gauges follow a change within a fraction of a second, not at the next
     // housekeeping round (30 s away).
