@@ -20,6 +20,10 @@
 //! in `acquire` (p50, p99, p99.9, max); then the adaptive pool's ratios to the two fixed
 //! ones. What to read: the adaptive pool should hold fewer connections on average than the
 //! spike-sized one with a p99 wait no worse, and a far better p99 than the mean-sized one.
+//!
+//! `-- --trace` prints the adaptive pool's gauges (open, in use, waiting, target) every
+//! 50 ms on stderr; `-- --create-concurrency N` lets it open N connections at once (the
+//! ramp into a spike after a long quiet spell is N times shorter).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -255,8 +259,16 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     // `-- --trace`: the adaptive pool's gauges every 50 ms on stderr.
     let trace = args.iter().any(|a| a == "--trace");
+    // `-- --create-concurrency N`: the adaptive pool opens up to N at once (default 2, the
+    // pool's default; the fixed pools open theirs before the measurement).
+    let create_concurrency = args
+        .iter()
+        .position(|a| a == "--create-concurrency")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(pool_core::config::DEFAULT_CREATE_CONCURRENCY);
     let adaptive = PoolConfig::builder()
         .name("adaptive")
+        .create_concurrency(create_concurrency)
         .min_size(1)
         .max_size(SPIKE_THREADS)
         .adaptive_sizing(Some(

@@ -26,8 +26,9 @@
 //!
 //! The load is read by the housekeeping thread, lock-free, [`ADAPTIVE_SAMPLES_PER_INTERVAL`]
 //! times per interval (the in-use and waiting gauges), and from the count of queued
-//! acquisitions; the target is judged under the pool lock once per interval. Acquire and
-//! release do no extra work for it. [`PoolStatistics::target_size`](crate::PoolStatistics)
+//! acquisitions; the target is judged under the pool lock once per interval. The fast
+//! paths of acquire and release do no extra work for it (a caller that queues, and so is
+//! about to sleep, bumps one counter). [`PoolStatistics::target_size`](crate::PoolStatistics)
 //! shows the target (and, with the `metrics` feature, `db.client.connection.target`).
 //!
 //! Connections above the target still close after `idle_timeout`, as with `min_size`:
@@ -180,7 +181,7 @@ impl std::error::Error for ParseAdaptiveSizingError {}
 
 /// Reads `"on"` (the defaults) or `key=value` pairs separated by commas (`interval`,
 /// `headroom`, `shrink_after`, `shrink_step`; durations as
-/// [`parse_duration`](crate::config::parse_duration) reads them). The values are checked
+/// [`parse_duration`] reads them). The values are checked
 /// when the config is built.
 impl FromStr for AdaptiveSizing {
     type Err = ParseAdaptiveSizingError;
