@@ -147,14 +147,28 @@ fn run_steps(pool: &ConnectionPool<Slow>, steps: &[Step]) -> Vec<u64> {
     let mut waits = Vec::new();
     let trickle_stop = Arc::new(AtomicBool::new(false));
     let trickle = callers(pool, 1, TRICKLE_HOLD, TRICKLE_EVERY, &trickle_stop);
+    let mut prev_gap = Duration::ZERO;
     for step in steps {
         let stop = Arc::new(AtomicBool::new(false));
         let spike = callers(pool, SPIKE_THREADS, SPIKE_HOLD, Duration::ZERO, &stop);
         thread::sleep(step.spike);
         stop.store(true, Relaxed);
-        for t in spike {
-            waits.extend(t.join().unwrap());
+        let mut this: Vec<u64> = spike.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        if std::env::args().any(|a| a == "--trace") {
+            this.sort_unstable();
+            let q = |q: f64| Duration::from_nanos(this[((this.len() - 1) as f64 * q) as usize]);
+            eprintln!(
+                "{}: spike of {:?} after {:?} of trickle: {} acquires, p99 {:?}, max {:?}",
+                pool.config().name(),
+                step.spike,
+                prev_gap,
+                this.len(),
+                q(0.99),
+                q(1.0)
+            );
         }
+        prev_gap = step.gap;
+        waits.extend(this);
         thread::sleep(step.gap);
     }
     trickle_stop.store(true, Relaxed);

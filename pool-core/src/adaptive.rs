@@ -60,6 +60,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::backend::deadline_after;
 use crate::duration::{format_duration, parse_duration};
 
 /// Default [`AdaptiveSizing::interval`]: the target is judged every second.
@@ -259,7 +260,7 @@ impl Policy {
             waits_seen: waits,
             quiet_since: None,
             next_sample: now,
-            next_judge: now + cfg.interval,
+            next_judge: deadline_after(now, cfg.interval),
         }
     }
 
@@ -275,7 +276,7 @@ impl Policy {
             return false;
         }
         let period = self.cfg.interval / ADAPTIVE_SAMPLES_PER_INTERVAL;
-        self.next_sample = (self.next_sample + period).max(now);
+        self.next_sample = deadline_after(self.next_sample, period).max(now);
         true
     }
 
@@ -289,7 +290,7 @@ impl Policy {
         if now < self.next_judge {
             return false;
         }
-        self.next_judge = (self.next_judge + self.cfg.interval).max(now);
+        self.next_judge = deadline_after(self.next_judge, self.cfg.interval).max(now);
         true
     }
 

@@ -180,3 +180,25 @@ fn text_round_trip_and_errors() {
         .is_some());
     assert!(AdaptiveSizing::default().problem().is_none());
 }
+
+#[test]
+fn the_longest_durations_do_not_overflow() {
+    // Instants far in the future saturate (an overflow would panic the housekeeper).
+    let cfg = AdaptiveSizing::default()
+        .interval(Duration::MAX)
+        .shrink_after(Duration::MAX)
+        .headroom(usize::MAX)
+        .shrink_step(usize::MAX);
+    let now = Instant::now();
+    let mut p = Policy::new(cfg, 0, now, 0);
+    assert!(p.sample_due(now));
+    assert!(!p.sample_due(now));
+    assert!(!p.judge_due(now));
+    p.sample(usize::MAX);
+    let j = p.judge(now + SEC, 1, usize::MAX, 0, 8);
+    assert_eq!(j.target, 8);
+    for i in 2..5 {
+        let j = p.judge(now + SEC * i, 1, 0, 0, 8);
+        assert!(j.target <= 8);
+    }
+}
