@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+use pool_core::{AdaptiveSizing, ConnectionFactory, ConnectionPool, PoolConfig};
 
 struct Nop;
 impl ConnectionFactory for Nop {
@@ -65,6 +65,13 @@ fuzz_target!(|data: &[u8]| {
         })
         .permanent_error_retry_interval(dur(n(21)))
         .validate_new_connections(n(22) % 2 == 0)
+        .adaptive_sizing((n(24) % 2 == 0).then(|| {
+            AdaptiveSizing::default()
+                .interval(dur(n(25)))
+                .headroom(size(26))
+                .shrink_after(dur(n(27)))
+                .shrink_step(size(28) % 3)
+        }))
         .name(if n(23) % 5 == 0 { "fuzz\0pool" } else { "fuzz" })
         .build();
     let Ok(config) = built else { return };

@@ -305,6 +305,8 @@ impl<F: ConnectionFactory> Shared<F> {
         }
         let w = Arc::new(Waiter::new(start, deadline));
         st.enqueue(w.clone(), retry);
+        // Adaptive sizing's count of waits (statistics.rs), on the path that sleeps anyway.
+        crate::statistics::bump_locked(&self.stats.queued);
         self.request_create(st);
         self.publish(st);
         loop {

@@ -29,6 +29,7 @@
 
 use std::time::Duration;
 
+use crate::adaptive::AdaptiveSizing;
 use crate::error::ConfigError;
 
 mod env;
@@ -111,6 +112,10 @@ pub const MIN_MAX_LIFETIME: Duration = Duration::from_millis(50);
 /// The largest `max_size` accepted (far above what any database allows).
 pub const MAX_MAX_SIZE: usize = 1 << 20;
 // Defined where they are used, named here with the others.
+pub use crate::adaptive::{
+    DEFAULT_ADAPTIVE_HEADROOM, DEFAULT_ADAPTIVE_INTERVAL, DEFAULT_ADAPTIVE_SHRINK_AFTER,
+    DEFAULT_ADAPTIVE_SHRINK_STEP,
+};
 pub use crate::{
     acquire::CHECK_ANSWER_MARGIN, wait_queue::MAX_CONSECUTIVE_OVERTAKES, window::RECENT_WINDOW,
     workers::WORKER_LINGER,
@@ -147,6 +152,7 @@ pub struct PoolConfig {
     pub(crate) circuit_breaker_threshold: Option<u32>,
     pub(crate) permanent_error_retry_interval: Duration,
     pub(crate) validate_new_connections: bool,
+    pub(crate) adaptive_sizing: Option<AdaptiveSizing>,
 }
 
 impl Default for PoolConfig {
@@ -178,6 +184,7 @@ impl Default for PoolConfig {
             circuit_breaker_threshold: DEFAULT_CIRCUIT_BREAKER_THRESHOLD,
             permanent_error_retry_interval: DEFAULT_PERMANENT_ERROR_RETRY_INTERVAL,
             validate_new_connections: false,
+            adaptive_sizing: None,
         }
     }
 }
@@ -243,6 +250,8 @@ getters! {
     permanent_error_retry_interval: Duration;
     /// Whether a new connection is validated before its first use.
     validate_new_connections: bool;
+    /// The adaptive warm floor's settings (None: off, `min_size` is the floor).
+    adaptive_sizing: Option<AdaptiveSizing>;
 }
 
 impl PoolConfig {
@@ -332,6 +341,16 @@ impl PoolConfig {
         }
         if self.validation_concurrency == 0 {
             return Err(ConfigError::ZeroCount("validation_concurrency"));
+        }
+        if let Some(reason) = self
+            .adaptive_sizing
+            .as_ref()
+            .and_then(AdaptiveSizing::problem)
+        {
+            return Err(ConfigError::OutOfRange {
+                name: "adaptive_sizing",
+                reason,
+            });
         }
         if self.create_backoff_min > self.create_backoff_max {
             return Err(ConfigError::OutOfRange {
@@ -464,6 +483,10 @@ macro_rules! settings {
             /// that cannot pass is found at once (a fail-fast start reports it). A new connection
             /// that fails counts as a failed create. Default: `false`.
             validate_new_connections(on: bool) |c| c.validate_new_connections = on;
+            /// Adaptive sizing (see [`adaptive`](crate::adaptive)): keep open a target between
+            /// `min_size` and `max_size` that grows at once when callers wait and falls slowly
+            /// after the load stayed low, instead of `min_size` alone. `None` (the default): off.
+            adaptive_sizing(a: Option<AdaptiveSizing>) |c| c.adaptive_sizing = a;
         }
     };
 }

@@ -18,11 +18,13 @@
 //! Both stop when the pool shuts down: `shutdown` wakes them and waits for them until its
 //! deadline (a creator stuck in a hung `create` is left behind, never joined past it).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::adaptive::Policy;
 use crate::events::LeakSuspectedEvent;
 use crate::shared::Shared;
 use crate::state::{Conn, Sweep, Swept};
@@ -104,10 +106,21 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
     // nothing for them, and they are never more than that interval stale.
     #[cfg(feature = "metrics")]
     let mut published = crate::metrics::Published::default();
+    // With adaptive sizing, the housekeeper also wakes to sample the load and to judge the
+    // target (adaptive.rs): ADAPTIVE_SAMPLES_PER_INTERVAL times per interval.
+    let mut adaptive = c.adaptive_sizing.map(|a| {
+        let waits = shared.stats.queued.load(Relaxed);
+        Policy::new(a, c.min_size, Instant::now(), waits)
+    });
     loop {
         #[cfg(feature = "metrics")]
         publish_metrics(&shared, &mut published);
-        let wait = next_round.saturating_duration_since(Instant::now());
+        let mut wake = next_round;
+        if let Some(policy) = &mut adaptive {
+            adapt(&shared, policy, Instant::now());
+            wake = wake.min(policy.next_due());
+        }
+        let wait = wake.saturating_duration_since(Instant::now());
         #[cfg(feature = "metrics")]
         let wait = wait.min(crate::metrics::PUBLISH_INTERVAL);
         match stop.recv_timeout(wait) {
@@ -124,6 +137,43 @@ fn housekeeper<F: ConnectionFactory>(shared: Arc<Shared<F>>, stop: Receiver<()>)
                 return;
             }
         }
+    }
+}
+
+/// Adaptive sizing's share of the housekeeper (adaptive.rs): samples the load from the
+/// lock-free gauges when a sample is due; when a judgement is due, takes the pool lock
+/// for the bookkeeping only (the new target, the idle connections to close), and hands
+/// those to the closer after unlocking (`settle`).
+fn adapt<F: ConnectionFactory>(shared: &Arc<Shared<F>>, policy: &mut Policy, now: Instant) {
+    if policy.sample_due(now) {
+        let (in_use, waiting) = shared.stats.in_use_and_waiting();
+        policy.sample(in_use + waiting);
+    }
+    if !policy.judge_due(now) {
+        return;
+    }
+    // Relaxed: statistics counters, read for a decision that tolerates a stale value (a
+    // wait counted late is judged at the next interval).
+    let waits = shared.stats.queued.load(Relaxed);
+    // The pool lock: the bounds, the counts and the target change together; no user code
+    // or I/O runs under it (the closes happen in `settle`, after unlocking).
+    let mut st = shared.state.lock();
+    if st.is_closed() {
+        return;
+    }
+    let (min, max) = st.sizes();
+    let judged = policy.judge(now, waits, st.open() + st.creating(), min, max);
+    let retired = st.set_warm(judged.target, judged.close);
+    // Relaxed, under the lock: a statistic (see `Stats`).
+    shared.stats.target.store(judged.target, Relaxed);
+    let n = retired.len();
+    shared.settle(st, retired);
+    if n > 0 {
+        crate::logs::debug!(
+            "{}: adaptive sizing lowers the target to {}, closing {n} idle connections",
+            shared.config.name,
+            judged.target
+        );
     }
 }
 

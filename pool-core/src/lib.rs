@@ -103,6 +103,7 @@
 // Public modules are the ones users name (`config::DEFAULT_*`, `error::Report`,
 // `events::*Event`, `validation::*`, `hooks::*`); everything else users need is re-exported below.
 mod acquire;
+pub mod adaptive;
 mod admin;
 pub mod backend;
 mod clock;
@@ -134,6 +135,7 @@ mod wait_queue;
 mod window;
 mod workers;
 
+pub use adaptive::AdaptiveSizing;
 pub use config::{PoolConfig, PoolConfigBuilder};
 pub use connection::{PooledConnection, ScopedConnection};
 pub use duration::HumanDuration;

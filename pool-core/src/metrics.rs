@@ -39,6 +39,7 @@
 //! | `db.client.connection.wait_time` | histogram | s | | time `acquire` took to hand out a connection (its wait and check) |
 //! | `db.client.connection.use_time` | histogram | s | | time from hand-out to return |
 //! | `db.client.connection.min` | gauge | {connection} | | `min_size` |
+//! | `db.client.connection.target` | gauge | {connection} | | the connections kept open now (`target_size`): `min_size`, or with [adaptive sizing](crate::adaptive) the current target |
 //! | `db.client.connection.opening` | gauge | {connection} | | connections being opened |
 //! | `db.client.connection.closing` | gauge | {connection} | | closes in flight, still counted in `max_size` |
 //! | `db.client.connection.validating` | gauge | {connection} | | connections being validated (on acquire or in the background) |
@@ -169,6 +170,8 @@ names! {
     USE_TIME = "db.client.connection.use_time";
     /// `min_size`.
     MIN = "db.client.connection.min";
+    /// The connections kept open: `min_size`, or the adaptive target.
+    TARGET = "db.client.connection.target";
     /// Connections being opened.
     OPENING = "db.client.connection.opening";
     /// Closes in flight.
@@ -211,6 +214,7 @@ pub(crate) struct Metrics {
     idle_min: Gauge,
     max: Gauge,
     min: Gauge,
+    target: Gauge,
     pending_requests: Gauge,
     opening: Gauge,
     closing: Gauge,
@@ -267,6 +271,7 @@ impl Metrics {
                 idle_min: g(IDLE_MIN),
                 max: g(MAX),
                 min: g(MIN),
+                target: g(TARGET),
                 pending_requests: g(PENDING_REQUESTS),
                 opening: g(OPENING),
                 closing: g(CLOSING),
@@ -309,6 +314,7 @@ impl Metrics {
             idle_min: g(),
             max: g(),
             min: g(),
+            target: g(),
             pending_requests: g(),
             opening: g(),
             closing: g(),
@@ -377,6 +383,7 @@ impl Metrics {
             self.idle_min.set(min_idle.min(s.max_size) as f64);
             self.max.set(s.max_size as f64);
             self.min.set(s.min_size as f64);
+            self.target.set(s.target_size as f64);
             self.pending_requests.set(s.waiting_requests as f64);
             self.opening.set(s.opening_connections as f64);
             self.closing.set(s.closing_connections as f64);
@@ -438,13 +445,17 @@ fn describe() {
         Seconds,
         "The 99th percentile of the time it took to obtain a connection, over the last minute."
     );
-    let gauges: [(&'static str, &'static str); 11] = [
+    let gauges: [(&'static str, &'static str); 12] = [
         (COUNT, "The number of connections that are currently in the state described by the state attribute."),
         (IDLE_MAX, "The maximum number of idle open connections allowed."),
         (IDLE_MIN, "The minimum number of idle open connections allowed."),
         (MAX, "The maximum number of open connections allowed."),
         (PENDING_REQUESTS, "The number of current pending requests for an open connection."),
         (MIN, "The number of open connections kept (min_size)."),
+        (
+            TARGET,
+            "The number of open connections kept now (min_size, or the adaptive target).",
+        ),
         (OPENING, "Connections being opened."),
         (CLOSING, "Closes in flight, still counted toward the maximum."),
         (VALIDATING, "Connections being validated."),

@@ -197,6 +197,10 @@ pub struct PoolStatistics {
     pub max_size: usize,
     /// The current `min_size`.
     pub min_size: usize,
+    /// The connections the pool keeps open now (its warm floor): `min_size`, or with
+    /// [adaptive sizing](crate::adaptive) on, the current target (between `min_size` and
+    /// `max_size`).
+    pub target_size: usize,
     /// Successful acquisitions.
     pub total_acquired: u64,
     /// Connections given back.
@@ -424,6 +428,11 @@ pub(crate) struct Stats {
     pub(crate) leaks: AtomicU64,
     pub(crate) wait_nanos: AtomicU64,
     pub(crate) max_wait_nanos: AtomicU64,
+    /// Under the pool lock: callers queued (counted when they join the queue), what
+    /// adaptive sizing counts as waits.
+    pub(crate) queued: AtomicU64,
+    /// The adaptive target (0 when off), written by the housekeeper.
+    pub(crate) target: AtomicUsize,
     /// The last minute (window.rs; its hot field on a line of its own).
     pub(crate) window: Window,
 }
@@ -441,6 +450,11 @@ impl Stats {
             ((idle as u64) << 32) | (in_use as u64 & 0xffff_ffff),
             Relaxed,
         );
+    }
+    /// Connections in use and callers waiting, now (adaptive sizing's load sample).
+    pub(crate) fn in_use_and_waiting(&self) -> (usize, usize) {
+        let in_use = (self.gauges.load(Relaxed) & 0xffff_ffff) as usize;
+        (in_use, self.waiting.load(Relaxed))
     }
     pub(crate) fn closed(&self, reason: CloseReason) {
         self.closed[reason.index()].fetch_add(1, Relaxed);
@@ -487,6 +501,11 @@ impl Stats {
             total_close_overruns: self.close_overruns.load(Relaxed),
             max_size: self.max_size.load(Relaxed),
             min_size: self.min_size.load(Relaxed),
+            target_size: self
+                .min_size
+                .load(Relaxed)
+                .max(self.target.load(Relaxed))
+                .min(self.max_size.load(Relaxed)),
             total_acquired: acquired,
             total_released: self.released.load(Relaxed),
             total_created: self.created.load(Relaxed),

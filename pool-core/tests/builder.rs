@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use pool_core::error::Report;
 use pool_core::{
-    BuildError, ConfigError, ConnectionFactory, ConnectionPool, PoolConfig, PoolError,
+    AdaptiveSizing, BuildError, ConfigError, ConnectionFactory, ConnectionPool, PoolConfig,
+    PoolError,
 };
 
 /// Opens `()` connections at once.
@@ -52,17 +53,33 @@ macro_rules! every_setting {
             .circuit_breaker_threshold(Some(7))
             .permanent_error_retry_interval(Duration::from_secs(2))
             .validate_new_connections(true)
+            .adaptive_sizing(Some(AdaptiveSizing::default().shrink_step(2)))
     };
 }
 
-/// The `field: value` pairs of a config's `Debug`.
+/// The `field: value` pairs of a config's `Debug` (split at the commas outside braces:
+/// a value may be a struct).
 fn fields(config: &PoolConfig) -> Vec<String> {
     let text = format!("{config:?}");
     let inner = text
         .strip_prefix("PoolConfig { ")
         .and_then(|t| t.strip_suffix(" }"))
         .unwrap_or_else(|| panic!("unexpected Debug: {text}"));
-    inner.split(", ").map(str::to_owned).collect()
+    let mut pairs = vec![String::new()];
+    let mut depth = 0;
+    for part in inner.split(", ") {
+        let last = pairs.last_mut().unwrap();
+        if !last.is_empty() {
+            last.push_str(", ");
+        }
+        last.push_str(part);
+        depth += part.matches('{').count() as i32 - part.matches('}').count() as i32;
+        if depth == 0 {
+            pairs.push(String::new());
+        }
+    }
+    pairs.pop();
+    pairs
 }
 
 #[test]

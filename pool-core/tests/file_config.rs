@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pool_core::config::SETTING_KEYS;
-use pool_core::PoolConfig;
+use pool_core::{AdaptiveSizing, PoolConfig};
 
 fn from_toml(text: &str) -> Result<PoolConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string())
@@ -43,6 +43,13 @@ fn unusual() -> PoolConfig {
         .circuit_breaker_threshold(None)
         .permanent_error_retry_interval(Duration::from_secs(2 * 3600))
         .validate_new_connections(true)
+        .adaptive_sizing(Some(
+            AdaptiveSizing::default()
+                .interval(Duration::from_millis(250))
+                .headroom(2)
+                .shrink_after(Duration::from_secs(90))
+                .shrink_step(3),
+        ))
         .build()
         .unwrap()
 }
@@ -71,6 +78,36 @@ fn toml_and_json_round_trip_every_setting() {
     assert_eq!(json["max_lifetime"], "none");
     assert_eq!(json["max_size"], 16);
     assert_eq!(json["validate_on_acquire"], false);
+    assert_eq!(
+        json["adaptive_sizing"],
+        "interval=250ms, headroom=2, shrink_after=90s, shrink_step=3"
+    );
+    assert_eq!(
+        serde_json::to_value(PoolConfig::default()).unwrap()["adaptive_sizing"],
+        "none"
+    );
+}
+
+#[test]
+fn adaptive_sizing_from_a_file() {
+    let on = from_toml("adaptive_sizing = \"on\"").unwrap();
+    assert_eq!(on.adaptive_sizing(), Some(AdaptiveSizing::default()));
+    assert_eq!(from_toml("adaptive_sizing = true").unwrap(), on);
+    let some = from_toml("adaptive_sizing = \"shrink_after=2min, shrink_step=2\"").unwrap();
+    assert_eq!(
+        some.adaptive_sizing(),
+        Some(
+            AdaptiveSizing::default()
+                .shrink_after(Duration::from_secs(120))
+                .shrink_step(2)
+        )
+    );
+    assert_eq!(
+        from_toml("adaptive_sizing = \"none\"")
+            .unwrap()
+            .adaptive_sizing(),
+        None
+    );
 }
 
 #[test]
@@ -140,6 +177,10 @@ fn every_bad_value_is_refused_naming_the_setting() {
         ("create_backoff_min = \"2s\"", "create_backoff_min is out of range"),
         ("max_sise = 8", "unknown setting max_sise (did you mean max_size?)"),
         ("colour = \"red\"", "unknown setting colour"),
+        ("adaptive_sizing = 3", "adaptive_sizing: expected \"on\" or settings like"),
+        ("adaptive_sizing = \"step=2\"", "adaptive_sizing: unknown key \"step\""),
+        ("adaptive_sizing = \"shrink_step=0\"", "adaptive_sizing is out of range: shrink_step must be at least 1"),
+        ("adaptive_sizing = \"interval=1ms\"", "adaptive_sizing is out of range: interval 1ms is below the minimum of 10ms"),
         ("test_on_check_out = true", "test_on_check_out is not accepted: it is r2d2's name: write validate_on_acquire"),
         ("connection_timeout = \"5s\"", "connection_timeout is not accepted: in r2d2, bb8 and HikariCP it is how long get() waits for a connection: write wait_timeout for that, or create_timeout"),
     ];

@@ -175,6 +175,11 @@ fn every_name_is_reported_with_the_pool_label_and_agrees_with_statistics() {
     assert_eq!(capture.gauge(name, names::IDLE_MAX, &[]), 2.0);
     assert_eq!(capture.gauge(name, names::IDLE_MIN, &[]), 1.0);
     assert_eq!(capture.gauge(name, names::MIN, &[]), 1.0);
+    assert_eq!(
+        capture.gauge(name, names::TARGET, &[]),
+        1.0,
+        "min_size, adaptive off"
+    );
 
     // Gauges follow a change within a fraction of a second, not at the next
     // housekeeping round (30 s away).
@@ -251,6 +256,31 @@ fn every_name_is_reported_with_the_pool_label_and_agrees_with_statistics() {
     );
     assert!(lag < FRESH, "gauges lagged {lag:?}");
     println!("count{{used}} followed the change in {lag:?}");
+}
+
+#[test]
+fn the_target_gauge_follows_adaptive_sizing() {
+    let capture = Capture::default();
+    let name = "met-adaptive";
+    let config = cfg(name)
+        .min_size(1)
+        .max_size(4)
+        .adaptive_sizing(Some(
+            pool_core::AdaptiveSizing::default().interval(Duration::from_millis(20)),
+        ))
+        .build()
+        .unwrap();
+    let (pool, _fake) = pool_under(&capture, config);
+    wait_for(FRESH, "target = min_size", || {
+        capture.gauge(name, names::TARGET, &[]) == 1.0
+    });
+    // Three held at once: the target becomes 3 + headroom 1.
+    let held: Vec<_> = (0..3).map(|_| pool.acquire().unwrap()).collect();
+    wait_for(FRESH, "target = 4", || {
+        capture.gauge(name, names::TARGET, &[]) == 4.0
+    });
+    assert_eq!(pool.statistics().target_size, 4);
+    drop(held);
 }
 
 #[test]

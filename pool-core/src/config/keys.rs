@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{PoolConfig, PoolConfigBuilder};
+use crate::adaptive::{AdaptiveSizing, ParseAdaptiveSizingError};
 use crate::duration::{format_duration, parse_duration};
 use crate::error::ConfigError;
 
@@ -149,6 +150,25 @@ impl<T: SettingType> SettingType for Option<T> {
     }
 }
 
+/// `"on"` (or `true`) for the defaults, or `"interval=1s, shrink_after=30s"` and co.
+impl SettingType for AdaptiveSizing {
+    fn read(raw: &Raw) -> Result<Self, String> {
+        match raw {
+            Raw::Bool(true) => Ok(AdaptiveSizing::default()),
+            Raw::Text(t) => t
+                .parse()
+                .map_err(|e: ParseAdaptiveSizingError| e.to_string()),
+            other => Err(format!(
+                "expected \"on\" or settings like \"shrink_after=30s, shrink_step=1\", found {}",
+                other.shown()
+            )),
+        }
+    }
+    fn write(&self) -> Written {
+        Written::Text(self.to_string())
+    }
+}
+
 /// One setting: its key, and how its value is read from text and written back.
 pub(crate) struct Setting {
     pub(crate) name: &'static str,
@@ -226,6 +246,7 @@ settings! {
     circuit_breaker_threshold: Option<u32>, "count or none";
     permanent_error_retry_interval: Duration, "duration";
     validate_new_connections: bool, "true or false";
+    adaptive_sizing: Option<AdaptiveSizing>, "`\"on\"`, `key=value` pairs (see [`AdaptiveSizing`]) or none";
 }
 
 /// Names refused on purpose, and what to write instead.

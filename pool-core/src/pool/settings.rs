@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::PoolBuilder;
 use crate::config::settings;
-use crate::ConnectionFactory;
+use crate::{AdaptiveSizing, ConnectionFactory};
 
 /// One `PoolBuilder` method per setting of `settings!`, with a short doc that points at
 /// the config builder's (the meaning and the default are written once, there).

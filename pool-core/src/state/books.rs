@@ -178,8 +178,22 @@ impl<C> State<C> {
         self.min_size = min;
         self.max_size = max;
         self.min_idle = min_idle;
+        self.warm = self.warm.min(max);
         let excess = (self.open + self.pending).saturating_sub(max);
         self.retire_coldest(excess)
+    }
+
+    /// Sets the adaptive target (the housekeeper, adaptive.rs) and retires up to `close`
+    /// of the coldest free idle connections that are above it (counting those being
+    /// opened), as idle (`CloseReason::Idle`). Returns them.
+    pub(crate) fn set_warm(&mut self, target: usize, close: usize) -> Vec<ToClose<C>> {
+        self.warm = target.min(self.max_size);
+        let above = (self.open + self.pending).saturating_sub(self.floor());
+        let victims: Vec<_> = self.idle.take_coldest(close.min(above)).collect();
+        victims
+            .into_iter()
+            .map(|conn| self.retire(conn, CloseReason::Idle))
+            .collect()
     }
 
     /// Retires the `n` coldest free idle connections (the bottom of the stack, never the
@@ -204,7 +218,7 @@ impl<C> State<C> {
         let mut idle_left = self.idle.len();
         let mut retiring: Vec<(Conn<C>, CloseReason)> = Vec::new();
         let mut to_validate = Vec::new();
-        let (open, min_size, min_idle) = (self.open, self.min_size, self.min_idle);
+        let (open, min_size, min_idle) = (self.open, self.floor(), self.min_idle);
         self.idle.sweep(|conn| {
             let above_floors = open - retiring.len() > min_size && idle_left > min_idle;
             match judge(&conn, above_floors) {

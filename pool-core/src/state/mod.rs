@@ -70,6 +70,9 @@ pub(crate) struct State<C> {
     pending: usize,
     closing: Closing,
     min_size: usize,
+    /// The adaptive target (adaptive.rs), 0 when adaptive sizing is off: kept open like
+    /// `min_size`; the floor is the larger of the two.
+    warm: usize,
     /// Connections `ConnectionPool::new` waits for (fail-fast start); 0 otherwise.
     init_wanted: usize,
     /// One connection asked for by a caller that does not wait (`try_acquire`) or that
@@ -98,6 +101,7 @@ impl<C> State<C> {
             pending: 0,
             closing: Closing::default(),
             min_size: config.min_size,
+            warm: 0,
             init_wanted: 0,
             asked: 0,
             failures: Failures::default(),
@@ -184,7 +188,7 @@ impl<C> State<C> {
             .len()
             .saturating_sub(self.pending + self.idle.free());
         let for_min = self
-            .min_size
+            .floor()
             .max(self.init_wanted)
             .saturating_sub(self.open + self.pending);
         let for_idle = self
@@ -223,6 +227,17 @@ impl<C> State<C> {
     /// The deadline of the oldest queued caller, if any.
     pub(crate) fn oldest_waiter_deadline(&mut self) -> Option<Instant> {
         self.queue.oldest().map(|(_, deadline)| deadline)
+    }
+
+    /// The connections kept open: `min_size`, or the adaptive target when it is higher.
+    #[inline]
+    pub(crate) fn floor(&self) -> usize {
+        self.min_size.max(self.warm)
+    }
+
+    /// `min_size` and `max_size` now (`resize` changes them).
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (self.min_size, self.max_size)
     }
 
     /// Nothing open, being opened or being closed.
