@@ -39,7 +39,10 @@ use postgres::{Client, SimpleQueryMessage};
 
 use crate::error::is_fatal_error;
 use crate::io::IoGuard;
+use crate::statement_cache::{StatementCache, DEFAULT_STATEMENT_CACHE_CAPACITY};
 use crate::tls::CancelTls;
+
+mod cached;
 
 /// Cancels the query running on a pooled connection; see
 /// [`PostgresConnection::cancel_token`]. Cheap to clone, `Send`.
@@ -96,9 +99,12 @@ pub enum TransactionStatus {
     Failed,
 }
 
-/// A pooled PostgreSQL connection: a [`postgres::Client`] plus a broken flag.
+/// A pooled PostgreSQL connection: a [`postgres::Client`] plus a broken flag and a
+/// statement cache.
 ///
-/// Dereferences to [`Client`]. Get one from a pool built on
+/// Dereferences to [`Client`]. The `_cached` calls
+/// ([`query_cached`](Self::query_cached), [`prepare_cached`](Self::prepare_cached), ...)
+/// prepare SQL text once per connection (see [`crate::statement_cache`]). Get one from a pool built on
 /// [`PostgresConnectionFactory`](crate::PostgresConnectionFactory), or wrap a client you
 /// opened yourself with [`PostgresConnection::new`].
 pub struct PostgresConnection {
@@ -113,6 +119,8 @@ pub struct PostgresConnection {
     pub(crate) used: bool,
     /// Opened by a factory for PgBouncer transaction mode.
     pub(crate) transaction_pooled: bool,
+    /// The `_cached` calls' statements (see [`crate::statement_cache`]).
+    pub(crate) statements: StatementCache,
 }
 
 impl PostgresConnection {
@@ -135,6 +143,7 @@ impl PostgresConnection {
             broken: false,
             used: false,
             transaction_pooled: false,
+            statements: StatementCache::new(DEFAULT_STATEMENT_CACHE_CAPACITY),
         }
     }
 
@@ -355,6 +364,7 @@ impl fmt::Debug for PostgresConnection {
             .field("network_timeout", &self.network_timeout())
             .field("closed", &self.client.is_closed())
             .field("transaction_pooled", &self.transaction_pooled)
+            .field("statement_cache", &self.statements.statistics())
             .finish()
     }
 }
