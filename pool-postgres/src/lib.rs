@@ -124,9 +124,7 @@ pub use factory::{Keepalives, PostgresConnectionFactory, DEFAULT_TCP_USER_TIMEOU
 pub use file_config::Config;
 pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind, MessageTooLong, MAX_MESSAGE_LEN};
 pub use pgbouncer::PgBouncerMode;
-pub use reset::{
-    OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, DISCARD_ALL_SQL, SESSION_RESET_SQL,
-};
+pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};
 pub use statement_cache::{StatementCacheStatistics, DEFAULT_STATEMENT_CACHE_CAPACITY};
 pub use tls::{PgSocket, SslMode};
 pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY_CHECK_GRACE};

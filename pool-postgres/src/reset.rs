@@ -11,10 +11,8 @@
 //!    [`PostgresConnection::transaction_status`](crate::PostgresConnection::transaction_status)). The next caller never gets a connection
 //!    half-way through someone else's transaction;
 //! 4. the session is reset as [`ResetMode`] says: not at all (the default), with the
-//!    safe session reset, with `DISCARD ALL` (which also deallocates prepared statements,
-//!    and empties the connection's [statement cache](crate::statement_cache) with them),
-//!    or with your SQL. With the session reset, the transaction check rides in the same
-//!    round trip.
+//!    safe session reset, or with your SQL. With the session reset, the transaction check
+//!    rides in the same round trip.
 //!
 //! Behind PgBouncer in transaction mode
 //! ([`with_pgbouncer`](crate::PostgresConnectionFactory::with_pgbouncer)), step 4 never happens
@@ -53,10 +51,6 @@ use crate::PostgresConnection;
 pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
 
-/// [`ResetMode::discard_all`]'s SQL, sent on its own (it refuses to run in a transaction
-/// block, implicit ones included).
-pub const DISCARD_ALL_SQL: &str = "DISCARD ALL";
-
 /// What to do to a connection's session when it comes back to the pool.
 ///
 /// ```
@@ -78,7 +72,6 @@ enum ResetKind {
     #[default]
     None,
     Session,
-    DiscardAll,
     Custom(String),
 }
 
@@ -102,35 +95,11 @@ impl ResetMode {
         ResetMode(ResetKind::Session)
     }
 
-    /// `DISCARD ALL` ([`DISCARD_ALL_SQL`]): the whole session reset, prepared statements
-    /// included. Everything [`ResetMode::session`] does, and every prepared statement is
-    /// deallocated; the connection forgets them with it: its statement cache (see
-    /// [`crate::statement_cache`]) is emptied and the driver's type cache cleared (no I/O),
-    /// so nothing refers to a statement that is gone. Pending notifications are drained and
-    /// the init SQL re-run, as for the session reset.
-    ///
-    /// `DISCARD ALL` cannot run inside a transaction block, so it is sent on its own,
-    /// after the open-transaction check: two round trips per release of a used connection
-    /// where the session reset takes one, and the cached statements are prepared again by
-    /// their next users. Choose it when the next user must not find anything of the last
-    /// one's, not even its prepared statements.
-    ///
-    /// ```
-    /// use pool_postgres::ResetMode;
-    /// assert_ne!(ResetMode::discard_all(), ResetMode::session());
-    /// assert!(ResetMode::discard_all().deallocates());
-    /// assert!(!ResetMode::session().deallocates());
-    /// ```
-    pub fn discard_all() -> Self {
-        ResetMode(ResetKind::DiscardAll)
-    }
-
     /// Your own SQL, run with the simple query protocol (several statements allowed).
     ///
     /// Refused if it contains `DISCARD ALL` or `DEALLOCATE ALL` (use
-    /// [`ResetMode::discard_all`], which also makes the connection forget its statements,
-    /// or [`ResetMode::session`]): dropping every prepared statement behind the
-    /// connection's back would break the driver's cached type lookup on that connection.
+    /// [`ResetMode::session`]): dropping every prepared statement would break the driver's
+    /// cached type lookup on that connection.
     pub fn custom(sql: impl Into<String>) -> Result<Self, ConfigError> {
         let sql = sql.into();
         let normalized = sql
@@ -154,12 +123,6 @@ impl ResetMode {
     /// Whether this is [`ResetMode::none`].
     pub fn is_none(&self) -> bool {
         self.0 == ResetKind::None
-    }
-
-    /// Whether this reset deallocates prepared statements ([`ResetMode::discard_all`]),
-    /// emptying the statement cache of every connection it resets.
-    pub fn deallocates(&self) -> bool {
-        self.0 == ResetKind::DiscardAll
     }
 }
 
@@ -246,9 +209,19 @@ impl Release<'_> {
         }
         let result = match &self.mode.0 {
             ResetKind::Session => self.session_reset(conn, self.check_transactions),
-            ResetKind::DiscardAll => self.discard_all(conn),
             kind => {
-                self.end_transaction(conn)?;
+                if self.check_transactions {
+                    match self.open_transaction {
+                        OpenTransactionPolicy::Rollback => end_open_transaction(conn)?,
+                        OpenTransactionPolicy::Discard => {
+                            let status = transaction_status(&mut conn.client)
+                                .map_err(|source| PostgresError::Reset { source })?;
+                            if status != TransactionStatus::Idle {
+                                self.rollback(conn, status)?;
+                            }
+                        }
+                    }
+                }
                 match kind {
                     ResetKind::Custom(sql) => conn
                         .client
@@ -265,39 +238,6 @@ impl Release<'_> {
             );
         }
         result
-    }
-
-    /// The open-transaction check, as the policy says (nothing when it is off).
-    fn end_transaction(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-        if !self.check_transactions {
-            return Ok(());
-        }
-        match self.open_transaction {
-            OpenTransactionPolicy::Rollback => end_open_transaction(conn),
-            OpenTransactionPolicy::Discard => {
-                let status = transaction_status(&mut conn.client)
-                    .map_err(|source| PostgresError::Reset { source })?;
-                if status != TransactionStatus::Idle {
-                    self.rollback(conn, status)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// [`ResetMode::discard_all`]: the transaction check, then `DISCARD ALL` on its own
-    /// (it refuses to run in a transaction block), then what the session reset does after.
-    fn discard_all(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-        self.end_transaction(conn)?;
-        // Emptied first: the driver queues each statement's close for the next request,
-        // so the closes reach the server ahead of DISCARD ALL, in the same round trip.
-        conn.statements.clear();
-        conn.client
-            .batch_execute(DISCARD_ALL_SQL)
-            .map_err(|source| PostgresError::Reset { source })?;
-        // The driver's type-lookup statement went too.
-        conn.client.clear_type_cache();
-        self.after_reset(conn)
     }
 
     fn rollback(
@@ -354,13 +294,7 @@ impl Release<'_> {
                 .batch_execute(SESSION_RESET_SQL)
                 .map_err(reset_err)?;
         }
-        self.after_reset(conn)
-    }
-
-    /// After a session reset: drops the notifications that arrived before `UNLISTEN`
-    /// (queued in the client), then re-runs the init SQL.
-    fn after_reset(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
-        let reset_err = |source| PostgresError::Reset { source };
+        // Notifications that arrived before UNLISTEN are queued in the client: drop them.
         let mut dropped = 0usize;
         {
             let mut notifications = conn.client.notifications();

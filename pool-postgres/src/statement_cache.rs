@@ -37,22 +37,27 @@
 //!   with the next request, at no extra round trip. Capacity 0 turns caching off: the
 //!   `_cached` methods then do what the plain ones do.
 //! * **Kept across checkouts.** The cache belongs to the connection, not to one use of it:
-//!   the next caller that gets the connection finds the statements prepared. The session
-//!   reset ([`ResetMode::session`](crate::ResetMode::session)) keeps them (it does not
-//!   deallocate); [`ResetMode::discard_all`](crate::ResetMode::discard_all) deallocates
-//!   every statement on the server and empties the cache with it.
+//!   the next caller that gets the connection finds the statements prepared. No reset mode
+//!   deallocates them: the session reset ([`ResetMode::session`](crate::ResetMode::session))
+//!   keeps prepared statements, and a custom reset may not say `DISCARD ALL` or
+//!   `DEALLOCATE ALL` (the driver's own type-lookup statement would go with them, and the
+//!   driver cannot be told to prepare it again). [`PostgresConnection::clear_statement_cache`](crate::PostgresConnection::clear_statement_cache)
+//!   closes them all on demand.
 //! * **Statements dropped behind its back are prepared again.** If a cached statement is
 //!   gone on the server (someone ran `DEALLOCATE ALL` or `DISCARD ALL` through the
 //!   connection), executing it fails with SQLSTATE `26000` (`invalid_sql_statement_name`);
-//!   the cache then drops the entry, clears the driver's type cache (whose lookup
-//!   statement went the same way), prepares the SQL again and retries **once**,
+//!   the cache then drops the entry, prepares the SQL again and retries **once**,
 //!   transparently. The same happens for `0A000` `cached plan must not change result
 //!   type`, which a cached `SELECT *` gets after its table's columns changed. Retrying is
 //!   safe because a statement that fails leaves nothing behind: outside a transaction
 //!   block its implicit transaction is rolled back; inside one the server refuses the
 //!   retry (`25P02`) and the first error is returned. (Effects that no rollback undoes,
 //!   such as `nextval`, would happen twice, but a statement that was never found has none.)
-//!   A second failure is returned as it is.
+//!   A second failure is returned as it is. After a `26000` the connection is also marked
+//!   broken, so the pool replaces it when it comes back: whatever deallocated the cached
+//!   statement probably took the driver's type-lookup statement too, and a query with a
+//!   result type the driver has not seen yet on that connection (an enum, a composite)
+//!   would fail with `26000` until then.
 //! * **Statistics** per connection: hits, misses, evictions and retries, with the size and
 //!   the capacity ([`StatementCacheStatistics`], from
 //!   [`PostgresConnection::statement_cache_statistics`](crate::PostgresConnection::statement_cache_statistics)).

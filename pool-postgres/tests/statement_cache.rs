@@ -1,6 +1,6 @@
 //! The statement cache (`query_cached`, `prepare_cached`, ...) against the real server:
 //! a hit runs the statement prepared by the miss (seen in `pg_prepared_statements`), the
-//! bound evicts the least recently used, `ResetMode::discard_all` empties the cache, and a
+//! bound evicts the least recently used, the session reset keeps the cache, and a
 //! statement dropped behind the cache's back (`DEALLOCATE ALL`, a changed result type) is
 //! prepared again and retried once. PgBouncer's transaction mode is in `tests/pgbouncer.rs`.
 
@@ -121,56 +121,56 @@ fn a_full_cache_evicts_the_least_recently_used() {
 }
 
 #[test]
-fn discard_all_reset_empties_the_cache_and_session_reset_keeps_it() {
-    require_server!("discard_all_reset_empties_the_cache_and_session_reset_keeps_it");
-    for (mode, kept) in [
-        (ResetMode::session(), true),
-        (ResetMode::discard_all(), false),
-    ] {
-        let pool = pool(factory().with_reset(mode.clone()));
-        let mut conn = pool.acquire().unwrap();
-        conn.query_cached(ADD, &[&1i32]).unwrap();
-        drop(conn); // reset on release
-        let mut conn = pool.acquire().unwrap();
-        let stats = conn.statement_cache_statistics();
-        assert_eq!(stats.len, usize::from(kept), "{mode:?}: {stats}");
-        assert_eq!(prepared(&mut conn, ADD).0, i64::from(kept), "{mode:?}");
-        // Either way the next call works, without a failed attempt.
-        assert_eq!(
-            conn.query_one_cached(ADD, &[&2i32])
-                .unwrap()
-                .get::<_, i32>(0),
-            3
-        );
-        let stats = conn.statement_cache_statistics();
-        assert_eq!(
-            (stats.retries, stats.hits),
-            (0, u64::from(kept)),
-            "{mode:?}: {stats}"
-        );
-        assert_eq!(
-            pool.statistics().total_connections,
-            1,
-            "{mode:?}: reset failed"
-        );
-        drop(conn);
-        pool.shutdown();
-    }
+fn the_session_reset_keeps_the_cache() {
+    require_server!("the_session_reset_keeps_the_cache");
+    let pool = pool(factory().with_reset(ResetMode::session()));
+    let mut conn = pool.acquire().unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    drop(conn); // reset on release
+    let mut conn = pool.acquire().unwrap();
+    assert_eq!(prepared(&mut conn, ADD).0, 1);
+    assert_eq!(
+        conn.query_one_cached(ADD, &[&2i32])
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
+    let stats = conn.statement_cache_statistics();
+    assert_eq!((stats.retries, stats.hits), (0, 1), "{stats}");
+    drop(conn);
+    assert_eq!(pool.statistics().total_connections, 1);
+    pool.shutdown();
 }
 
 #[test]
-fn discard_all_reset_keeps_the_drivers_type_lookup_working() {
-    require_server!("discard_all_reset_keeps_the_drivers_type_lookup_working");
-    let pool = pool(factory().with_reset(ResetMode::discard_all()));
-    for _ in 0..2 {
-        // `regclass` is not in the driver's built-in table: it looks the type up with a
-        // statement of its own, cached per client, which DISCARD ALL deallocates.
-        let mut conn = pool.acquire().unwrap();
-        let oid = conn.query_one("SELECT 'pg_class'::regclass", &[]);
-        assert!(oid.is_ok(), "{oid:?}");
-    }
-    assert_eq!(pool.statistics().total_connections, 1);
+fn clear_statement_cache_closes_them() {
+    require_server!("clear_statement_cache_closes_them");
+    let pool = pool(factory());
+    let mut conn = pool.acquire().unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    conn.clear_statement_cache();
+    assert_eq!(conn.statement_cache_statistics().len, 0);
+    assert_eq!(prepared(&mut conn, ADD).0, 0);
+    drop(conn);
     pool.shutdown();
+}
+
+/// Two enum types the driver does not know: it looks each up with a statement of its own,
+/// prepared once per client and cached, which `DEALLOCATE ALL`/`DISCARD ALL` drop. Created
+/// once in the test database (kept: other runs use them too).
+fn unknown_types(conn: &mut PostgresConnection) {
+    for name in ["stmtcache_mood_a", "stmtcache_mood_b"] {
+        conn.batch_execute(&format!(
+            "DO $$ BEGIN CREATE TYPE {name} AS ENUM ('ok'); \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .unwrap();
+    }
+}
+
+/// Selects a value of `ty`: the driver looks the type up unless it knows it already.
+fn select_type(conn: &mut PostgresConnection, ty: &str) -> Result<(), postgres::Error> {
+    conn.query_one(&format!("SELECT NULL::{ty}"), &[]).map(drop)
 }
 
 #[test]
@@ -178,6 +178,8 @@ fn a_statement_deallocated_behind_the_cache_is_prepared_again_once() {
     require_server!("a_statement_deallocated_behind_the_cache_is_prepared_again_once");
     let pool = pool(factory());
     let mut conn = pool.acquire().unwrap();
+    unknown_types(&mut conn);
+    select_type(&mut conn, "stmtcache_mood_a").unwrap(); // the driver's lookup statement
     conn.query_cached(ADD, &[&1i32]).unwrap();
     conn.batch_execute("DEALLOCATE ALL").unwrap();
     let v: i32 = conn.query_one_cached(ADD, &[&2i32]).unwrap().get(0);
@@ -189,17 +191,25 @@ fn a_statement_deallocated_behind_the_cache_is_prepared_again_once() {
         "{stats}"
     );
     assert_eq!(prepared(&mut conn, ADD), (1, 1));
-    // The driver's type lookup (a statement it caches) was deallocated too, and works.
-    assert!(conn.query_one("SELECT 'pg_class'::regclass", &[]).is_ok());
+    // The driver's type lookup went with DEALLOCATE ALL, and the driver cannot prepare it
+    // again: the connection is retired when it comes back ...
+    assert!(conn.is_broken());
+    drop(conn);
+    // ... and the next one looks types up again.
+    let mut conn = pool.acquire().unwrap();
+    assert!(!conn.is_broken());
+    let r = select_type(&mut conn, "stmtcache_mood_b");
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(pool.statistics().total_created, 2);
 
     // Inside a transaction block the first failure aborts it: that error comes back (not
     // the retry's "current transaction is aborted"), and nothing runs twice.
+    conn.query_cached(ADD, &[&1i32]).unwrap();
     conn.batch_execute("BEGIN; DEALLOCATE ALL").unwrap();
     let err = conn.execute_cached(ADD, &[&3i32]).unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("26000"), "{err}");
     conn.batch_execute("ROLLBACK").unwrap();
     assert_eq!(conn.execute_cached(ADD, &[&4i32]).unwrap(), 1);
-    assert!(!conn.is_broken());
     drop(conn);
     pool.shutdown();
 }

@@ -244,8 +244,12 @@ impl PostgresConnection {
         drop(stmt);
         log::debug!("cached statement no longer valid on the server ({first}); preparing it again");
         self.statements.forget(sql);
-        // Whatever dropped our statement dropped the driver's type-lookup one too.
-        self.client.clear_type_cache();
+        if first.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+            // Whatever dropped our statement (DEALLOCATE ALL, DISCARD ALL) most likely
+            // dropped the driver's type-lookup statement too, which the driver cannot be
+            // told to prepare again: retire the client when it comes back.
+            self.broken = true;
+        }
         let retry = self
             .prepare_into_cache(sql)
             .and_then(|stmt| C::on(&mut self.client, &stmt, params));
