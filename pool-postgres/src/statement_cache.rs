@@ -35,7 +35,8 @@
 //!   statements ([`DEFAULT_STATEMENT_CACHE_CAPACITY`], pgjdbc's default). A miss that finds
 //!   it full evicts the least recently used statement; the driver closes it on the server
 //!   with the next request, at no extra round trip. Capacity 0 turns caching off: the
-//!   `_cached` methods then do what the plain ones do.
+//!   `_cached` methods then do what the plain ones do (behind PgBouncer in transaction
+//!   mode, they learn the parameter types anew for every call; see below).
 //! * **Kept across checkouts.** The cache belongs to the connection, not to one use of it:
 //!   the next caller that gets the connection finds the statements prepared. No reset mode
 //!   deallocates them: the session reset ([`ResetMode::session`](crate::ResetMode::session))
