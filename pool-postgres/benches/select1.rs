@@ -292,4 +292,111 @@ fn main() {
             }
         }
     }
+    statement_cache_rows(&url, secs);
+}
+
+// ---------------------------------------------------------------------------------------
+// The statement cache: SQL text with parameters on every call ("unprepared"), through
+// pool-postgres's `query_one_cached` against r2d2_postgres's `query_one` with SQL text.
+// ---------------------------------------------------------------------------------------
+
+/// The unprepared query: SQL text and a parameter, as most code writes it.
+const UNPREPARED_SQL: &str = "SELECT $1::int4 + 1";
+
+/// Rows `unprepared` at 8 and 32 threads (pool max_size 8): each call passes the SQL text
+/// and a parameter. `pool-core cached` runs it through the statement cache
+/// (`query_one_cached`: prepared once per connection, then one round trip per call);
+/// `pool-core` and `r2d2` call `query_one` with the text (the driver prepares, executes and
+/// closes a statement every time: two round trips). `-txcheck` and `-test` as above; the
+/// ratios are against r2d2 with its defaults and without its checkout test.
+fn statement_cache_rows(url: &str, secs: Duration) {
+    println!();
+    println!("statement cache: `{UNPREPARED_SQL}` with a parameter on every call");
+    println!(
+        "{:>7} {:<11} {:<26} {:>10} {:>10} {:>10}",
+        "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t"
+    );
+    for threads in [8usize, 32] {
+        let r2d2 = bench_r2d2_unprepared(url, threads, true, secs);
+        let r2d2_nt = bench_r2d2_unprepared(url, threads, false, secs);
+        let plain = bench_pool_core_unprepared(url, threads, false, true, secs);
+        let cached = bench_pool_core_unprepared(url, threads, true, true, secs);
+        let cached_nt = bench_pool_core_unprepared(url, threads, true, false, secs);
+        for (name, qps) in [
+            ("pool-core cached", cached),
+            ("pool-core cached -txcheck", cached_nt),
+            ("pool-core", plain),
+            ("r2d2", r2d2),
+            ("r2d2 -test", r2d2_nt),
+        ] {
+            println!(
+                "{:>7} {:<11} {:<26} {:>10.0} {:>9.2}x {:>9.2}x",
+                threads,
+                "unprepared",
+                name,
+                qps,
+                qps / r2d2,
+                qps / r2d2_nt
+            );
+        }
+    }
+}
+
+fn bench_pool_core_unprepared(
+    url: &str,
+    threads: usize,
+    cached: bool,
+    tx_check: bool,
+    secs: Duration,
+) -> f64 {
+    let factory = PostgresConnectionFactory::new(url)
+        .expect("url")
+        .with_application_name("bench-pool-core")
+        .with_transaction_check(tx_check);
+    let config = PoolConfig::builder()
+        .min_size(MAX_SIZE)
+        .max_size(MAX_SIZE)
+        .wait_timeout(Duration::from_secs(30))
+        .build()
+        .expect("config");
+    let pool = ConnectionPool::new(factory, config).expect("pool");
+    let p = pool.clone();
+    let qps = run(threads, secs, move || {
+        let mut conn = p.acquire().expect("acquire");
+        let n = 41i32;
+        let row = if cached {
+            conn.query_one_cached(UNPREPARED_SQL, &[&n])
+        } else {
+            conn.query_one(UNPREPARED_SQL, &[&n])
+        };
+        assert_eq!(row.expect("query").get::<_, i32>(0), 42);
+    });
+    pool.shutdown();
+    qps
+}
+
+fn bench_r2d2_unprepared(
+    url: &str,
+    threads: usize,
+    test_on_check_out: bool,
+    secs: Duration,
+) -> f64 {
+    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
+        .replace("??", "?")
+        .parse()
+        .expect("url");
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    let pool = r2d2::Pool::builder()
+        .max_size(MAX_SIZE as u32)
+        .test_on_check_out(test_on_check_out)
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .expect("r2d2 pool");
+    let p = pool.clone();
+    run(threads, secs, move || {
+        let mut conn = p.get().expect("get");
+        let n = 41i32;
+        let row = conn.query_one(UNPREPARED_SQL, &[&n]).expect("query");
+        assert_eq!(row.get::<_, i32>(0), 42);
+    })
 }
