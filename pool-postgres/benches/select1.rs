@@ -303,37 +303,64 @@ fn main() {
 /// The unprepared query: SQL text and a parameter, as most code writes it.
 const UNPREPARED_SQL: &str = "SELECT $1::int4 + 1";
 
+/// How many slices each row's measured time is cut into; the rows' slices take turns, so
+/// a change in the machine's load (it is shared) falls on every row alike.
+const SLICES: u32 = 4;
+
 /// Rows `unprepared` at 8 and 32 threads (pool max_size 8): each call passes the SQL text
 /// and a parameter. `pool-core cached` runs it through the statement cache
 /// (`query_one_cached`: prepared once per connection, then one round trip per call);
 /// `pool-core` and `r2d2` call `query_one` with the text (the driver prepares, executes and
 /// closes a statement every time: two round trips). `-txcheck` and `-test` as above; the
-/// ratios are against r2d2 with its defaults and without its checkout test.
+/// ratios are against r2d2 with its defaults and without its checkout test. Each row is
+/// the mean of [`SLICES`] slices (a fresh pool and warm-up each), interleaved with the
+/// other rows' in a rotating order.
 fn statement_cache_rows(url: &str, secs: Duration) {
+    type Row<'a> = (&'static str, Box<dyn Fn(usize, Duration) -> f64 + 'a>);
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "pool-core cached",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, true, true, d)),
+        ),
+        (
+            "pool-core cached -txcheck",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, true, false, d)),
+        ),
+        (
+            "pool-core",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, false, true, d)),
+        ),
+        (
+            "r2d2",
+            Box::new(|t, d| bench_r2d2_unprepared(url, t, true, d)),
+        ),
+        (
+            "r2d2 -test",
+            Box::new(|t, d| bench_r2d2_unprepared(url, t, false, d)),
+        ),
+    ];
     println!();
     println!("statement cache: `{UNPREPARED_SQL}` with a parameter on every call");
     println!(
         "{:>7} {:<11} {:<26} {:>10} {:>10} {:>10}",
         "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t"
     );
+    let slice = secs / SLICES;
     for threads in [8usize, 32] {
-        let r2d2 = bench_r2d2_unprepared(url, threads, true, secs);
-        let r2d2_nt = bench_r2d2_unprepared(url, threads, false, secs);
-        let plain = bench_pool_core_unprepared(url, threads, false, true, secs);
-        let cached = bench_pool_core_unprepared(url, threads, true, true, secs);
-        let cached_nt = bench_pool_core_unprepared(url, threads, true, false, secs);
-        for (name, qps) in [
-            ("pool-core cached", cached),
-            ("pool-core cached -txcheck", cached_nt),
-            ("pool-core", plain),
-            ("r2d2", r2d2),
-            ("r2d2 -test", r2d2_nt),
-        ] {
+        let mut qps = vec![0.0f64; rows.len()];
+        for round in 0..SLICES as usize {
+            for k in 0..rows.len() {
+                let i = (k + round) % rows.len();
+                qps[i] += (rows[i].1)(threads, slice) / f64::from(SLICES);
+            }
+        }
+        let (r2d2, r2d2_nt) = (qps[3], qps[4]);
+        for (row, qps) in rows.iter().zip(&qps) {
             println!(
                 "{:>7} {:<11} {:<26} {:>10.0} {:>9.2}x {:>9.2}x",
                 threads,
                 "unprepared",
-                name,
+                row.0,
                 qps,
                 qps / r2d2,
                 qps / r2d2_nt
