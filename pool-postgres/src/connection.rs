@@ -117,6 +117,13 @@ pub struct PostgresConnection {
     cancel: Option<CancelTls>,
     pub(crate) broken: bool,
     pub(crate) used: bool,
+    /// A `_cached` call ran since the connection was handed out (see
+    /// [`crate::statement_cache`]): the session was used, by single statements the cache
+    /// knows.
+    pub(crate) used_cached: bool,
+    /// One of those calls may have opened a transaction block (its SQL starts with `BEGIN`
+    /// or `START`, or it failed): the release check cannot be skipped.
+    pub(crate) cached_may_open_transaction: bool,
     /// Opened by a factory for PgBouncer transaction mode.
     pub(crate) transaction_pooled: bool,
     /// The `_cached` calls' statements (see [`crate::statement_cache`]).
@@ -142,6 +149,8 @@ impl PostgresConnection {
             cancel: None,
             broken: false,
             used: false,
+            used_cached: false,
+            cached_may_open_transaction: false,
             transaction_pooled: false,
             statements: StatementCache::new(DEFAULT_STATEMENT_CACHE_CAPACITY),
         }
@@ -239,6 +248,10 @@ impl PostgresConnection {
     /// lookup among them) that live on some other server connection, and only a new client
     /// starts clean. See [`crate::pgbouncer`].
     ///
+    /// In every mode, `26000` also empties the [statement cache](crate::statement_cache), so
+    /// that [`prepare_cached`](Self::prepare_cached) does not hand out a statement the
+    /// server no longer has (the `_cached` query calls notice that on their own).
+    ///
     /// ```no_run
     /// # use pool_postgres::PostgresConnection;
     /// # fn demo(conn: &mut PostgresConnection) {
@@ -250,6 +263,11 @@ impl PostgresConnection {
     /// # }
     /// ```
     pub fn observe_error(&mut self, err: &postgres::Error) -> bool {
+        if err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+            // A statement is gone on the server: maybe one `prepare_cached` handed out, which
+            // it would hand out again. Prepare afresh from now on.
+            self.statements.clear();
+        }
         let statement_lost = self.transaction_pooled
             && err.code().is_some_and(|c| {
                 *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::DUPLICATE_PSTATEMENT

@@ -59,6 +59,13 @@
 //!   statement probably took the driver's type-lookup statement too, and a query with a
 //!   result type the driver has not seen yet on that connection (an enum, a composite)
 //!   would fail with `26000` until then.
+//! * **No release check after cached calls alone.** A checkout that only ran `_cached`
+//!   calls, none of them failed and none starting with `BEGIN` or `START`, gives the
+//!   connection back without the open-transaction check (`BEGIN; ROLLBACK`, one round
+//!   trip): each call was a single statement (the extended protocol takes no more) in an
+//!   implicit transaction of its own, so none can be open. Unless a session reset is set
+//!   ([`ResetMode`](crate::ResetMode)), or the client was used directly (any call through
+//!   `Deref`), in which case the release does what it always does ([`crate::reset`]).
 //! * **Statistics** per connection: hits, misses, evictions and retries, with the size and
 //!   the capacity ([`StatementCacheStatistics`], from
 //!   [`PostgresConnection::statement_cache_statistics`](crate::PostgresConnection::statement_cache_statistics)).

@@ -255,3 +255,72 @@ fn errors_are_the_drivers() {
     drop(conn);
     pool.shutdown();
 }
+
+#[test]
+fn check_on_a_lost_statement_makes_prepare_cached_prepare_afresh() {
+    require_server!("check_on_a_lost_statement_makes_prepare_cached_prepare_afresh");
+    let pool = pool(factory());
+    let mut conn = pool.acquire().unwrap();
+    let stmt = conn.prepare_cached(ADD).unwrap();
+    conn.batch_execute("DEALLOCATE ALL").unwrap();
+    let result = conn.query_one(&stmt, &[&1i32]);
+    let err = conn.check(result).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("26000"));
+    assert_eq!(conn.statement_cache_statistics().len, 0);
+    let stmt = conn.prepare_cached(ADD).unwrap();
+    assert_eq!(conn.query_one(&stmt, &[&1i32]).unwrap().get::<_, i32>(0), 2);
+    drop(conn);
+    pool.shutdown();
+}
+
+/// The last statement the server ran for the session of `app` (`pg_stat_activity.query`).
+fn last_query(app: &str) -> String {
+    common::admin()
+        .query_one(
+            "SELECT query FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_checkout_of_cached_calls_only_skips_the_release_check_unless_one_began() {
+    require_server!("a_checkout_of_cached_calls_only_skips_the_release_check_unless_one_began");
+    let app = common::unique_app("stmtcache-release");
+    let factory = PostgresConnectionFactory::new(common::URL)
+        .unwrap()
+        .with_application_name(&app);
+    let pool = pool(factory);
+    // Only cached calls: nothing can be open, no check sent.
+    let mut conn = pool.acquire().unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    conn.execute_cached(ADD, &[&2i32]).unwrap();
+    drop(conn);
+    assert_eq!(last_query(&app), ADD);
+    // A cached BEGIN: the check runs and ends the transaction.
+    let mut conn = pool.acquire().unwrap();
+    conn.execute_cached("/* tx */ BEGIN", &[]).unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    drop(conn);
+    assert_eq!(last_query(&app), "BEGIN; ROLLBACK");
+    let mut conn = pool.acquire().unwrap();
+    assert_eq!(
+        conn.transaction_status().unwrap(),
+        pool_postgres::TransactionStatus::Idle
+    );
+    drop(conn);
+    // A failed cached call: checked too.
+    let mut conn = pool.acquire().unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    assert!(conn.query_cached("SELECT 1/0", &[]).is_err());
+    drop(conn);
+    assert_eq!(last_query(&app), "BEGIN; ROLLBACK");
+    // A plain call: checked, as always.
+    let mut conn = pool.acquire().unwrap();
+    conn.query_cached(ADD, &[&1i32]).unwrap();
+    conn.query("SELECT 1", &[]).unwrap();
+    drop(conn);
+    assert_eq!(last_query(&app), "BEGIN; ROLLBACK");
+    pool.shutdown();
+}

@@ -85,6 +85,49 @@ fn in_own_transaction<T>(
     Ok(out)
 }
 
+/// Whether one statement (the extended protocol takes no more) may leave a transaction
+/// block open: only `BEGIN` and `START TRANSACTION` open one; every other statement either
+/// runs in its own implicit transaction or fails outside a block (`SAVEPOINT`, `COMMIT AND
+/// CHAIN`, `DECLARE` without `HOLD`, ...). Leading whitespace and comments are skipped; SQL
+/// whose first word cannot be found (an unterminated comment) counts as may.
+pub(crate) fn may_open_transaction(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        if let Some(comment) = rest.strip_prefix("--") {
+            match comment.find('\n') {
+                Some(end) => rest = &comment[end + 1..],
+                None => return false, // nothing but a comment
+            }
+        } else if rest.starts_with("/*") {
+            // Block comments nest in PostgreSQL.
+            let bytes = rest.as_bytes();
+            let (mut depth, mut i) = (0usize, 0usize);
+            loop {
+                match bytes.get(i..i + 2) {
+                    None => return true,
+                    Some(b"/*") => (depth, i) = (depth + 1, i + 2),
+                    Some(b"*/") => {
+                        (depth, i) = (depth - 1, i + 2);
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            rest = &rest[i..];
+        } else {
+            break;
+        }
+    }
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    let word = &rest[..end];
+    word.eq_ignore_ascii_case("begin") || word.eq_ignore_ascii_case("start")
+}
+
 impl PostgresConnection {
     /// Prepares `sql` once per connection and returns the cached [`Statement`]: later
     /// calls with the same text (on this connection, by any user of it) return it with no
@@ -97,8 +140,11 @@ impl PostgresConnection {
     /// and the other `_cached` calls, which work in every mode). With capacity 0 it is a
     /// plain `prepare` too.
     ///
-    /// A statement this returns and that you keep is not re-prepared for you if the server
-    /// drops it (`DEALLOCATE ALL`); the `_cached` calls are.
+    /// A statement this returns is not prepared again for you if the server drops it
+    /// (`DEALLOCATE ALL`): using it fails with SQLSTATE `26000`. Pass that error through
+    /// [`check`](Self::check) (or [`observe_error`](Self::observe_error)), which empties the
+    /// cache, and the next `prepare_cached` prepares afresh. The `_cached` query calls do all
+    /// that on their own.
     ///
     /// ```no_run
     /// # fn demo(conn: &mut pool_postgres::PostgresConnection) -> Result<(), postgres::Error> {
@@ -229,7 +275,19 @@ impl PostgresConnection {
         sql: &str,
         params: Params<'_>,
     ) -> Result<C::Out, postgres::Error> {
-        self.used = true;
+        self.used_cached = true;
+        let result = self.run_cached_inner::<C>(sql, params);
+        if result.is_err() || may_open_transaction(sql) {
+            self.cached_may_open_transaction = true;
+        }
+        result
+    }
+
+    fn run_cached_inner<C: Call>(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<C::Out, postgres::Error> {
         if self.transaction_pooled {
             return self.run_typed::<C>(sql, params);
         }
@@ -286,5 +344,37 @@ impl PostgresConnection {
         let typed: Vec<(&(dyn ToSql + Sync), Type)> =
             params.iter().copied().zip(types.iter().cloned()).collect();
         C::typed(&mut self.client, sql, &typed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_open_transaction;
+
+    #[test]
+    fn only_begin_and_start_may_open_a_transaction() {
+        for sql in [
+            "BEGIN",
+            "begin isolation level serializable",
+            "  START TRANSACTION",
+            "-- a comment\nBegin",
+            "/* a /* nested */ comment */ START TRANSACTION READ ONLY",
+            "/* unterminated",
+            "BEGIN;",
+        ] {
+            assert!(may_open_transaction(sql), "{sql:?}");
+        }
+        for sql in [
+            "SELECT $1::int4 + 1",
+            "UPDATE t SET begin = 1",
+            "(SELECT 1)",
+            "BEGINNING_TABLE", // not a word of its own: `BEGINNING_TABLE` ... is no BEGIN
+            "-- only a comment",
+            "",
+            "COMMIT",
+            "/* BEGIN */ SELECT 1",
+        ] {
+            assert!(!may_open_transaction(sql), "{sql:?}");
+        }
     }
 }
