@@ -301,7 +301,7 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 
 /// The unprepared query: SQL text and a parameter, as most code writes it.
-const UNPREPARED_SQL: &str = "SELECT $1::int4 + 1";
+const STMTCACHE_SQL: &str = "SELECT $1::int4 + 1";
 
 /// How many slices each row's measured time is cut into; the rows' slices take turns, so
 /// a change in the machine's load (it is shared) falls on every row alike.
@@ -340,7 +340,7 @@ fn statement_cache_rows(url: &str, secs: Duration) {
         ),
     ];
     println!();
-    println!("statement cache: `{UNPREPARED_SQL}` with a parameter on every call");
+    println!("statement cache: `{STMTCACHE_SQL}` with a parameter on every call");
     println!(
         "{:>7} {:<11} {:<26} {:>10} {:>10} {:>10}",
         "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t"
@@ -398,9 +398,9 @@ fn bench_pool_core_unprepared(
         let mut conn = p.acquire().expect("acquire");
         let n = 41i32;
         let row = if cached {
-            conn.query_one_cached(UNPREPARED_SQL, &[&n])
+            conn.query_one_cached(STMTCACHE_SQL, &[&n])
         } else {
-            conn.query_one(UNPREPARED_SQL, &[&n])
+            conn.query_one(STMTCACHE_SQL, &[&n])
         };
         assert_eq!(row.expect("query").get::<_, i32>(0), 42);
     });
@@ -429,7 +429,7 @@ fn bench_r2d2_unprepared(
     run(threads, secs, move || {
         let mut conn = p.get().expect("get");
         let n = 41i32;
-        let row = conn.query_one(UNPREPARED_SQL, &[&n]).expect("query");
+        let row = conn.query_one(STMTCACHE_SQL, &[&n]).expect("query");
         assert_eq!(row.get::<_, i32>(0), 42);
     })
 }
