@@ -292,4 +292,144 @@ fn main() {
             }
         }
     }
+    statement_cache_rows(&url, secs);
+}
+
+// ---------------------------------------------------------------------------------------
+// The statement cache: SQL text with parameters on every call ("unprepared"), through
+// pool-postgres's `query_one_cached` against r2d2_postgres's `query_one` with SQL text.
+// ---------------------------------------------------------------------------------------
+
+/// The unprepared query: SQL text and a parameter, as most code writes it.
+const STMTCACHE_SQL: &str = "SELECT $1::int4 + 1";
+
+/// How many slices each row's measured time is cut into; the rows' slices take turns, so
+/// a change in the machine's load (it is shared) falls on every row alike.
+const SLICES: u32 = 4;
+
+/// Rows `unprepared` at 8 and 32 threads (pool max_size 8): each call passes the SQL text
+/// and a parameter. `pool-core cached` runs it through the statement cache
+/// (`query_one_cached`: prepared once per connection, then one round trip per call);
+/// `pool-core` and `r2d2` call `query_one` with the text (the driver prepares, executes and
+/// closes a statement every time: two round trips). `-txcheck` and `-test` as above; the
+/// ratios are against r2d2 with its defaults and without its checkout test. Each row is
+/// the mean of [`SLICES`] slices (a fresh pool and warm-up each), interleaved with the
+/// other rows' in a rotating order.
+fn statement_cache_rows(url: &str, secs: Duration) {
+    type Row<'a> = (&'static str, Box<dyn Fn(usize, Duration) -> f64 + 'a>);
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "pool-core cached",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, true, true, d)),
+        ),
+        (
+            "pool-core cached -txcheck",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, true, false, d)),
+        ),
+        (
+            "pool-core",
+            Box::new(|t, d| bench_pool_core_unprepared(url, t, false, true, d)),
+        ),
+        (
+            "r2d2",
+            Box::new(|t, d| bench_r2d2_unprepared(url, t, true, d)),
+        ),
+        (
+            "r2d2 -test",
+            Box::new(|t, d| bench_r2d2_unprepared(url, t, false, d)),
+        ),
+    ];
+    println!();
+    println!("statement cache: `{STMTCACHE_SQL}` with a parameter on every call");
+    println!(
+        "{:>7} {:<11} {:<26} {:>10} {:>10} {:>10}",
+        "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t"
+    );
+    // Under `cargo test` (a 100 ms smoke run) one slice: each slice has its own warm-up.
+    let slices = if secs < Duration::from_secs(1) {
+        1
+    } else {
+        SLICES
+    };
+    let slice = secs / slices;
+    for threads in [8usize, 32] {
+        let mut qps = vec![0.0f64; rows.len()];
+        for round in 0..slices as usize {
+            for k in 0..rows.len() {
+                let i = (k + round) % rows.len();
+                qps[i] += (rows[i].1)(threads, slice) / f64::from(slices);
+            }
+        }
+        let (r2d2, r2d2_nt) = (qps[3], qps[4]);
+        for (row, qps) in rows.iter().zip(&qps) {
+            println!(
+                "{:>7} {:<11} {:<26} {:>10.0} {:>9.2}x {:>9.2}x",
+                threads,
+                "unprepared",
+                row.0,
+                qps,
+                qps / r2d2,
+                qps / r2d2_nt
+            );
+        }
+    }
+}
+
+fn bench_pool_core_unprepared(
+    url: &str,
+    threads: usize,
+    cached: bool,
+    tx_check: bool,
+    secs: Duration,
+) -> f64 {
+    let factory = PostgresConnectionFactory::new(url)
+        .expect("url")
+        .with_application_name("bench-pool-core")
+        .with_transaction_check(tx_check);
+    let config = PoolConfig::builder()
+        .min_size(MAX_SIZE)
+        .max_size(MAX_SIZE)
+        .wait_timeout(Duration::from_secs(30))
+        .build()
+        .expect("config");
+    let pool = ConnectionPool::new(factory, config).expect("pool");
+    let p = pool.clone();
+    let qps = run(threads, secs, move || {
+        let mut conn = p.acquire().expect("acquire");
+        let n = 41i32;
+        let row = if cached {
+            conn.query_one_cached(STMTCACHE_SQL, &[&n])
+        } else {
+            conn.query_one(STMTCACHE_SQL, &[&n])
+        };
+        assert_eq!(row.expect("query").get::<_, i32>(0), 42);
+    });
+    pool.shutdown();
+    qps
+}
+
+fn bench_r2d2_unprepared(
+    url: &str,
+    threads: usize,
+    test_on_check_out: bool,
+    secs: Duration,
+) -> f64 {
+    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
+        .replace("??", "?")
+        .parse()
+        .expect("url");
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    let pool = r2d2::Pool::builder()
+        .max_size(MAX_SIZE as u32)
+        .test_on_check_out(test_on_check_out)
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .expect("r2d2 pool");
+    let p = pool.clone();
+    run(threads, secs, move || {
+        let mut conn = p.get().expect("get");
+        let n = 41i32;
+        let row = conn.query_one(STMTCACHE_SQL, &[&n]).expect("query");
+        assert_eq!(row.get::<_, i32>(0), 42);
+    })
 }

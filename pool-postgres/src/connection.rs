@@ -39,7 +39,10 @@ use postgres::{Client, SimpleQueryMessage};
 
 use crate::error::is_fatal_error;
 use crate::io::IoGuard;
+use crate::statement_cache::{StatementCache, DEFAULT_STATEMENT_CACHE_CAPACITY};
 use crate::tls::CancelTls;
+
+mod cached;
 
 /// Cancels the query running on a pooled connection; see
 /// [`PostgresConnection::cancel_token`]. Cheap to clone, `Send`.
@@ -96,9 +99,12 @@ pub enum TransactionStatus {
     Failed,
 }
 
-/// A pooled PostgreSQL connection: a [`postgres::Client`] plus a broken flag.
+/// A pooled PostgreSQL connection: a [`postgres::Client`] plus a broken flag and a
+/// statement cache.
 ///
-/// Dereferences to [`Client`]. Get one from a pool built on
+/// Dereferences to [`Client`]. The `_cached` calls
+/// ([`query_cached`](Self::query_cached), [`prepare_cached`](Self::prepare_cached), ...)
+/// prepare SQL text once per connection (see [`crate::statement_cache`]). Get one from a pool built on
 /// [`PostgresConnectionFactory`](crate::PostgresConnectionFactory), or wrap a client you
 /// opened yourself with [`PostgresConnection::new`].
 pub struct PostgresConnection {
@@ -111,8 +117,17 @@ pub struct PostgresConnection {
     cancel: Option<CancelTls>,
     pub(crate) broken: bool,
     pub(crate) used: bool,
+    /// A `_cached` call ran since the connection was handed out (see
+    /// [`crate::statement_cache`]): the session was used, by single statements the cache
+    /// knows.
+    pub(crate) used_cached: bool,
+    /// One of those calls may have opened a transaction block (its SQL starts with `BEGIN`
+    /// or `START`, or it failed): the release check cannot be skipped.
+    pub(crate) cached_may_open_transaction: bool,
     /// Opened by a factory for PgBouncer transaction mode.
     pub(crate) transaction_pooled: bool,
+    /// The `_cached` calls' statements (see [`crate::statement_cache`]).
+    pub(crate) statements: StatementCache,
 }
 
 impl PostgresConnection {
@@ -134,7 +149,10 @@ impl PostgresConnection {
             cancel: None,
             broken: false,
             used: false,
+            used_cached: false,
+            cached_may_open_transaction: false,
             transaction_pooled: false,
+            statements: StatementCache::new(DEFAULT_STATEMENT_CACHE_CAPACITY),
         }
     }
 
@@ -230,6 +248,10 @@ impl PostgresConnection {
     /// lookup among them) that live on some other server connection, and only a new client
     /// starts clean. See [`crate::pgbouncer`].
     ///
+    /// In every mode, `26000` also empties the [statement cache](crate::statement_cache), so
+    /// that [`prepare_cached`](Self::prepare_cached) does not hand out a statement the
+    /// server no longer has (the `_cached` query calls notice that on their own).
+    ///
     /// ```no_run
     /// # use pool_postgres::PostgresConnection;
     /// # fn demo(conn: &mut PostgresConnection) {
@@ -241,6 +263,11 @@ impl PostgresConnection {
     /// # }
     /// ```
     pub fn observe_error(&mut self, err: &postgres::Error) -> bool {
+        if err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+            // A statement is gone on the server: maybe one `prepare_cached` handed out, which
+            // it would hand out again. Prepare afresh from now on.
+            self.statements.clear();
+        }
         let statement_lost = self.transaction_pooled
             && err.code().is_some_and(|c| {
                 *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::DUPLICATE_PSTATEMENT
@@ -355,6 +382,7 @@ impl fmt::Debug for PostgresConnection {
             .field("network_timeout", &self.network_timeout())
             .field("closed", &self.client.is_closed())
             .field("transaction_pooled", &self.transaction_pooled)
+            .field("statement_cache", &self.statements.statistics())
             .finish()
     }
 }

@@ -15,6 +15,7 @@ use crate::connect::Abandoned;
 use crate::error::ConfigError;
 use crate::pgbouncer::PgBouncerMode;
 use crate::reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, NO_RESET};
+use crate::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
 use crate::tls::{Connector, SslMode};
 #[cfg(doc)]
 use crate::{PostgresConnection, PostgresError};
@@ -65,6 +66,7 @@ pub struct PostgresConnectionFactory {
     pgbouncer: Option<PgBouncerMode>,
     network_timeout: Option<Duration>,
     reset_timeout: Duration,
+    statement_cache_capacity: usize,
     abandoned: Arc<Abandoned>,
 }
 
@@ -213,6 +215,7 @@ impl PostgresConnectionFactory {
             pgbouncer: None,
             network_timeout: None,
             reset_timeout: DEFAULT_RESET_TIMEOUT,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             abandoned: Arc::default(),
         })
     }
@@ -421,6 +424,31 @@ impl PostgresConnectionFactory {
         self
     }
 
+    /// Sets how many statements each connection's statement cache holds (default
+    /// [`DEFAULT_STATEMENT_CACHE_CAPACITY`]); past it the least recently used is closed.
+    /// Zero turns the cache off. It serves the `_cached` calls
+    /// ([`PostgresConnection::query_cached`], ...); see [`crate::statement_cache`].
+    ///
+    /// ```
+    /// use pool_postgres::{PostgresConnectionFactory, DEFAULT_STATEMENT_CACHE_CAPACITY};
+    ///
+    /// let f = PostgresConnectionFactory::new("postgres://app@db:5432/orders")?;
+    /// assert_eq!(f.statement_cache_capacity(), DEFAULT_STATEMENT_CACHE_CAPACITY);
+    /// let f = f.with_statement_cache_capacity(1024);
+    /// assert_eq!(f.statement_cache_capacity(), 1024);
+    /// # Ok::<(), pool_postgres::ConfigError>(())
+    /// ```
+    pub fn with_statement_cache_capacity(mut self, capacity: usize) -> Self {
+        self.statement_cache_capacity = capacity;
+        self
+    }
+
+    /// The statement cache capacity set with
+    /// [`with_statement_cache_capacity`](Self::with_statement_cache_capacity).
+    pub fn statement_cache_capacity(&self) -> usize {
+        self.statement_cache_capacity
+    }
+
     /// Replaces the TLS connector with yours (see [`new_with_tls`](Self::new_with_tls),
     /// which a connection string that requires TLS needs when this crate is built without
     /// a TLS feature). `sslmode` still decides whether TLS is used (`disable` becomes
@@ -551,6 +579,7 @@ impl fmt::Debug for PostgresConnectionFactory {
             .field("open_transaction", &self.open_transaction)
             .field("check_transactions", &self.check_transactions)
             .field("pgbouncer", &self.pgbouncer)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("abandoned_connects", &self.abandoned.live())
             .finish()
     }

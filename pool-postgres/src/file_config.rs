@@ -30,6 +30,7 @@ use crate::pgbouncer::PgBouncerMode;
 ///     connect_timeout = "5s"
 ///     application_name = "orders"
 ///     statement_timeout = "30s"
+///     statement_cache_capacity = 512
 ///     [database.pool]
 ///     max_size = 16
 ///     wait_timeout = "2s"
@@ -37,6 +38,7 @@ use crate::pgbouncer::PgBouncerMode;
 /// let config = &app.database;
 /// let factory = config.factory()?;             // a pool_postgres::ConfigError
 /// assert_eq!(factory.config().get_connect_timeout(), Some(&Duration::from_secs(5)));
+/// assert_eq!(factory.statement_cache_capacity(), 512);
 /// assert_eq!(config.pool.max_size(), 16);
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// # let connect = false;
@@ -97,6 +99,9 @@ pub struct Config {
     /// [`PostgresConnectionFactory::with_reset_timeout`].
     #[serde(default, with = "pool_core::config::serde_duration::option")]
     pub reset_timeout: Option<Duration>,
+    /// [`PostgresConnectionFactory::with_statement_cache_capacity`] (0: off).
+    #[serde(default)]
+    pub statement_cache_capacity: Option<usize>,
     /// The pool's settings (the `pool` table; absent: the defaults).
     #[serde(default)]
     pub pool: PoolConfig,
@@ -143,6 +148,9 @@ impl Config {
         if let Some(timeout) = self.reset_timeout {
             factory = factory.with_reset_timeout(timeout);
         }
+        if let Some(capacity) = self.statement_cache_capacity {
+            factory = factory.with_statement_cache_capacity(capacity);
+        }
         Ok(factory)
     }
 }
@@ -178,6 +186,7 @@ impl fmt::Debug for Config {
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("network_timeout", &self.network_timeout)
             .field("reset_timeout", &self.reset_timeout)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("pool", &self.pool)
             .finish()
     }

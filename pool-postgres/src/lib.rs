@@ -40,6 +40,9 @@
 //! * **Recycling** ([`reset`]): a connection that comes back inside a transaction is
 //!   rolled back (or discarded), never handed on mid-transaction; the session can be reset
 //!   ([`ResetMode`]); a closed connection, or one that saw a fatal error, is discarded.
+//! * **Statement cache** ([`statement_cache`]): `query_cached`, `execute_cached`,
+//!   `prepare_cached`, ... prepare SQL text once per connection (bounded, LRU), then only
+//!   execute it: one round trip per query instead of two.
 //! * **PgBouncer** ([`pgbouncer`]): declare session or transaction mode with
 //!   [`PostgresConnectionFactory::with_pgbouncer`]; the module has a table of which calls
 //!   work through the pool in each mode.
@@ -107,6 +110,7 @@ mod file_config;
 pub mod io;
 pub mod pgbouncer;
 pub mod reset;
+pub mod statement_cache;
 pub mod tls;
 mod validation;
 
@@ -121,6 +125,7 @@ pub use file_config::Config;
 pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind, MessageTooLong, MAX_MESSAGE_LEN};
 pub use pgbouncer::PgBouncerMode;
 pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};
+pub use statement_cache::{StatementCacheStatistics, DEFAULT_STATEMENT_CACHE_CAPACITY};
 pub use tls::{PgSocket, SslMode};
 pub use validation::{standard_validation, PingValidation, QueryValidation, QUERY_CHECK_GRACE};
 

@@ -44,6 +44,8 @@
 //! | `query`/`query_one`/`execute` with a SQL string (named statement `sN`, with or without parameters) | works | **fails**: `26000` prepared statement "sN" does not exist (or `42P05` already exists) |
 //! | `prepare` once, then `query(&stmt, ..)` in later statements | works | **fails**: `26000` |
 //! | `query_typed`/`query_typed_one`/`execute_typed` (unnamed statement) | works | works |
+//! | `query_cached`/`query_one_cached`/`query_opt_cached`/`execute_cached` ([statement cache](crate::statement_cache)) | works: named statements, prepared once per connection | works: parameter types cached, each call an unnamed statement (one round trip) |
+//! | `prepare_cached` | works (cached) | a plain `prepare`, not cached: use it only inside the transaction that prepared it |
 //! | `simple_query`/`batch_execute` (simple protocol, text results) | works | works |
 //! | `transaction()`, then `prepare`/`query`/`execute` inside it, then `commit` | works | works |
 //! | a result column of a type the driver does not know (enum, composite, extension type) | works | **fails** outside a transaction: the driver's type lookup is a named statement (`26000`/`42P05`); inside a transaction it works once, but the driver caches the lookup statement, so a later checkout's lookup fails (`26000`) and [`check`](crate::PostgresConnection::check) retires the client |
@@ -60,7 +62,11 @@
 //! | `26000`/`42P05` seen by [`check`](crate::PostgresConnection::check) | not fatal | fatal: the client holds statements that live elsewhere; the pool replaces it |
 //! | validation | ping (`Client::is_valid`) | ping (`Client::is_valid`: an empty simple query, works in every mode) |
 //!
-//! The pool itself never caches statements, in any mode.
+//! The pool prepares statements only for the `_cached` calls, and never keeps a named
+//! statement across transactions in transaction mode (see [`crate::statement_cache`]).
+//! PgBouncer 1.21 and later can track protocol-level named statements
+//! (`max_prepared_statements`); the factory does not count on it: declare transaction
+//! mode and the cached calls use unnamed statements whatever the version.
 //!
 //! # Configuration notes
 //!

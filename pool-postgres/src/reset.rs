@@ -3,7 +3,11 @@
 //! When a connection comes back to the pool, on the releasing thread:
 //!
 //! 1. a connection that is closed or was marked broken is discarded (no I/O);
-//! 2. a connection that was not used since it was handed out is put back as is;
+//! 2. a connection that was not used since it was handed out is put back as is, and so is
+//!    one used only through the [statement cache](crate::statement_cache)'s `_cached`
+//!    calls when none of them began a transaction (their SQL does not start with `BEGIN` or
+//!    `START`) or failed, and no session reset is set: each was a single statement that
+//!    ran in a transaction of its own, so none can be open;
 //! 3. otherwise the factory makes sure no transaction is left open, in one round trip: an
 //!    open or failed transaction is rolled back ([`OpenTransactionPolicy::Rollback`], the
 //!    default, which sends `BEGIN; ROLLBACK`: a no-op when no transaction is open) or the
@@ -199,13 +203,21 @@ impl Release<'_> {
             return Err(PostgresError::Broken);
         }
         let used = std::mem::take(&mut conn.used);
-        if !used {
+        let used_cached = std::mem::take(&mut conn.used_cached);
+        let may_open = std::mem::take(&mut conn.cached_may_open_transaction);
+        if !used && !used_cached {
             return Ok(());
         }
         if self.transaction_pooled {
             // Types looked up in this checkout were looked up on whichever server PgBouncer
             // lent; forget them (no I/O).
             conn.client.clear_type_cache();
+        }
+        if !used && !may_open && self.mode.is_none() {
+            // Only `_cached` calls ran, none a BEGIN or START, none failed: each was one
+            // statement in its own implicit transaction, so none is open; and there is no
+            // session reset to do.
+            return Ok(());
         }
         let result = match &self.mode.0 {
             ResetKind::Session => self.session_reset(conn, self.check_transactions),

@@ -19,6 +19,7 @@ fn reads_the_settings_and_connects() {
         application_name = "file-config-test"
         statement_timeout = "1500ms"
         init_sql = ["SET work_mem = '8MB'"]
+        statement_cache_capacity = 2
         [pool]
         max_size = 2
         wait_timeout = "5s"
@@ -31,6 +32,7 @@ fn reads_the_settings_and_connects() {
         Some(&Duration::from_secs(3))
     );
     assert_eq!(factory.pgbouncer_mode(), None);
+    assert_eq!(factory.statement_cache_capacity(), 2);
     if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
         let what = "PostgreSQL is not reachable at 127.0.0.1:5432";
         return test_support::skip("reads_the_settings_and_connects", what, "start postgres");
@@ -48,6 +50,7 @@ fn reads_the_settings_and_connects() {
     assert_eq!(name, "file-config-test");
     assert_eq!(timeout, "1500ms");
     assert_eq!(work_mem, "8MB");
+    assert_eq!(conn.statement_cache_statistics().capacity, 2);
     let pgbouncer =
         read("url = \"host=127.0.0.1 user=postgres\"\npgbouncer = \"Transaction\"").unwrap();
     assert_eq!(

@@ -449,3 +449,97 @@ fn transaction_mode_validation_works() {
     assert_eq!(s.total_validation_failures, 0, "{s:?}");
     pool.shutdown();
 }
+
+/// The statement cache in transaction mode: parameter types cached, every call an unnamed
+/// statement, so no `26000`/`42P05` however the clients share PgBouncer's two servers.
+#[test]
+fn transaction_mode_cached_calls_work_under_concurrency() {
+    let Some((_g, b)) = setup("transaction_mode_cached_calls_work_under_concurrency") else {
+        return;
+    };
+    let clients = 6;
+    let pool = pool(factory(&b, TX_DB, PgBouncerMode::Transaction), clients);
+    warm(&pool, clients);
+    assert!(clients > PGBOUNCER_POOL_SIZE);
+    let rounds = 40i32;
+    let threads: Vec<_> = (0..clients as i32)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let mut conn = pool.acquire().unwrap();
+                    let n = t * 1000 + i;
+                    let row = conn
+                        .query_one_cached("SELECT $1::int4 + $2::int4", &[&n, &1i32])
+                        .unwrap();
+                    assert_eq!(row.get::<_, i32>(0), n + 1);
+                    let rows = conn
+                        .execute_cached("SELECT generate_series(1, $1)", &[&3i32])
+                        .unwrap();
+                    assert_eq!(rows, 3);
+                    let none = conn
+                        .query_opt_cached("SELECT 1 WHERE $1::bool", &[&false])
+                        .unwrap();
+                    assert!(none.is_none());
+                    let all = conn.query_cached("SELECT $1::text", &[&"x"]).unwrap();
+                    assert_eq!(all[0].get::<_, &str>(0), "x");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = pool.statistics();
+    // No connection was retired: nothing failed.
+    assert_eq!(s.total_connections, clients, "{s:?}");
+    assert_eq!(s.total_created, clients as u64, "{s:?}");
+    // Each client described each SQL string once, then only ran it.
+    let held: Vec<_> = (0..clients).map(|_| pool.acquire().unwrap()).collect();
+    let (mut hits, mut misses) = (0, 0);
+    for conn in &held {
+        let stats = conn.statement_cache_statistics();
+        assert!(stats.misses <= 4, "{stats}");
+        assert_eq!(stats.retries, 0, "{stats}");
+        hits += stats.hits;
+        misses += stats.misses;
+    }
+    assert_eq!(hits + misses, (clients as u64) * (rounds as u64) * 4);
+    drop(held);
+    // A wrong parameter count: the driver's own error, and the connection stays usable.
+    let mut conn = pool.acquire().unwrap();
+    let err = conn.query_cached("SELECT $1::text", &[]).unwrap_err();
+    assert!(err.to_string().contains("parameters"), "{err}");
+    assert!(!conn.is_broken());
+    let row = conn.query_one_cached("SELECT $1::text", &[&"y"]).unwrap();
+    assert_eq!(row.get::<_, &str>(0), "y");
+    drop(conn);
+    pool.shutdown();
+}
+
+/// In session mode the cache holds named statements, as on a direct connection.
+#[test]
+fn session_mode_cached_calls_prepare_once() {
+    let Some((_g, b)) = setup("session_mode_cached_calls_prepare_once") else {
+        return;
+    };
+    let pool = pool(factory(&b, SESSION_DB, PgBouncerMode::Session), 1);
+    for i in 0..3i32 {
+        let mut conn = pool.acquire().unwrap();
+        let row = conn.query_one_cached("SELECT $1::int4 + 1", &[&i]).unwrap();
+        assert_eq!(row.get::<_, i32>(0), i + 1);
+    }
+    let mut conn = pool.acquire().unwrap();
+    let stats = conn.statement_cache_statistics();
+    assert_eq!((stats.misses, stats.hits), (1, 2), "{stats}");
+    let n: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+            &[&"SELECT $1::int4 + 1"],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    drop(conn);
+    pool.shutdown();
+}

@@ -13,6 +13,7 @@ use crate::io::IoGuard;
 use crate::reset::Release;
 #[cfg(doc)]
 use crate::reset::ResetMode;
+use crate::statement_cache::StatementCache;
 use crate::PostgresConnection;
 
 impl ConnectionFactory for PostgresConnectionFactory {
@@ -45,6 +46,7 @@ impl ConnectionFactory for PostgresConnectionFactory {
         });
         if let Ok(conn) = &mut result {
             conn.transaction_pooled = self.transaction_pooled();
+            conn.statements = StatementCache::new(self.statement_cache_capacity);
         }
         log_created("postgres connection", &self.target, start, &result);
         result
