@@ -143,10 +143,15 @@ impl<F: ConnectionFactory> SetInner<F> {
             _ => None,
         };
         if let Some(cause) = failing {
-            if m.eject(&self.name, cause) {
-                self.bump();
-                self.probers.kick();
-            }
+            self.eject(m, cause);
+        }
+    }
+
+    /// Ejects a member; the `acquire_write` calls waiting and the probers hear of it.
+    fn eject(&self, m: &Member<F>, cause: Option<crate::error::SharedError>) {
+        if m.eject(&self.name, cause) {
+            self.bump();
+            self.probers.kick();
         }
     }
 
@@ -161,6 +166,12 @@ impl<F: ConnectionFactory> SetInner<F> {
             let i = (first + k) % len;
             let m = &self.members[i];
             if !fit(m) {
+                if m.pool.breaker_open() && !m.ejected.load(Relaxed) {
+                    // Its circuit breaker opened: eject it (counted, and the prober
+                    // readmits it once it hands out a connection again).
+                    let cause = m.pool.shared().state.lock().failures().cause();
+                    self.eject(m, cause);
+                }
                 continue;
             }
             let in_use = m.pool.in_use_now();
