@@ -121,6 +121,17 @@ use crate::{ConnectionFactory, ConnectionPool, PoolError, PooledConnection};
 
 pub use builder::PoolSetBuilder;
 pub(crate) use cap::{Admit, CapLink, CapMember};
+
+/// What a member pool knows of its set (given to its `PoolBuilder` by the set's builder).
+pub(crate) struct Membership {
+    /// The set's name and the member's: the metrics' labels.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) set: String,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) member: String,
+    /// The set's global cap, if it has one.
+    pub(crate) cap: Option<CapLink>,
+}
 pub use error::{NoMember, Wanted};
 pub use member::MemberState;
 pub use stats::{MemberStatistics, PoolSetHealth, PoolSetStatistics};

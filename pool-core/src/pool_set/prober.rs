@@ -217,6 +217,10 @@ fn apply<F: ConnectionFactory>(set: &SetInner<F>, m: &Member<F>, status: MemberS
     if was_writer != status.accepts_writes {
         changed = true;
         if status.accepts_writes {
+            // The newest writer gets the writes (see `Member::writer_seq`). Relaxed: a
+            // count of its own; the epoch bump below publishes the change.
+            let seq = set.promotions.fetch_add(1, Relaxed) + 1;
+            m.writer_seq.store(seq, Relaxed);
             crate::logs::warn!("{}: member {} now accepts writes", set.name, m.name);
         } else {
             crate::logs::warn!(
