@@ -221,6 +221,7 @@ impl<F: ConnectionFactory> SetInner<F> {
             } else if m.pool.breaker_open() && !m.ejected.load(Relaxed) {
                 // Its circuit breaker opened: eject it (counted, and the prober
                 // readmits it once it hands out a connection again).
+                // The member's lock, only to copy its latest error (no other lock held).
                 let cause = m.pool.shared().state.lock().failures().cause();
                 self.eject(m, cause);
             }
