@@ -26,6 +26,13 @@ macro_rules! guard_methods {
                 self.record().id
             }
 
+            /// The name of the pool it came from (its `name` setting): in a
+            /// [`PoolSet`](crate::PoolSet), `"{set}/{member}"`, so callers can tell which
+            /// member served them.
+            pub fn pool_name(&self) -> &str {
+                &self.shared().config.name
+            }
+
             /// How long ago this connection was opened.
             pub fn age(&self) -> Duration {
                 self.record().created_at.elapsed()

@@ -451,10 +451,14 @@ impl Stats {
             Relaxed,
         );
     }
+    /// Connections in use now (the low half of the gauge word; a moment-old value).
+    #[inline]
+    pub(crate) fn in_use_now(&self) -> usize {
+        (self.gauges.load(Relaxed) & 0xffff_ffff) as usize
+    }
     /// Connections in use and callers waiting, now (adaptive sizing's load sample).
     pub(crate) fn in_use_and_waiting(&self) -> (usize, usize) {
-        let in_use = (self.gauges.load(Relaxed) & 0xffff_ffff) as usize;
-        (in_use, self.waiting.load(Relaxed))
+        (self.in_use_now(), self.waiting.load(Relaxed))
     }
     pub(crate) fn closed(&self, reason: CloseReason) {
         self.closed[reason.index()].fetch_add(1, Relaxed);
