@@ -19,6 +19,12 @@ impl<F: ConnectionFactory> Shared<F> {
     /// abandoned, never joined. Returns whether everything was closed in time.
     pub(crate) fn shutdown(self: &Arc<Self>, wait: Option<Duration>) -> bool {
         let deadline = deadline_after(Instant::now(), wait.unwrap_or(SHUTDOWN_JOIN_TIMEOUT));
+        self.shutdown_by(wait.is_some(), deadline)
+    }
+
+    /// Shuts down; waits for every close when `wait_closes`, and for the background threads,
+    /// until `deadline`.
+    pub(crate) fn shutdown_by(self: &Arc<Self>, wait_closes: bool, deadline: Instant) -> bool {
         let retired: Vec<_> = {
             let mut st = self.state.lock();
             if !st.is_closed() {
@@ -31,7 +37,7 @@ impl<F: ConnectionFactory> Shared<F> {
         self.work.notify_all(); // creators see `closed` and end
         self.close_later(retired);
         self.background.stop();
-        if wait.is_some() {
+        if wait_closes {
             let mut st = self.state.lock();
             while !st.all_closed() {
                 // Woken by every open, close and failed create; bounded by the deadline.

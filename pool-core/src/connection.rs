@@ -70,6 +70,13 @@ impl<F: ConnectionFactory> PooledConnection<F> {
         self.record().id
     }
 
+    /// The name of the pool it came from (its `name` setting): in a
+    /// [`PoolSet`](crate::PoolSet), `"{set}/{member}"`, so callers can tell which member
+    /// served them.
+    pub fn pool_name(&self) -> &str {
+        &self.pool.shared.config.name
+    }
+
     /// How long ago this connection was opened.
     pub fn age(&self) -> Duration {
         self.record().created_at.elapsed()

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::config::MAX_LIFETIME_JITTER;
 use crate::error::SharedError;
 use crate::events::{CreateEvent, CreateFailedEvent};
+use crate::pool_set::Admit;
 use crate::shared::{guarded, jitter_fraction, Shared};
 use crate::state::{ConnData, State};
 use crate::sync::deadline_after;
@@ -201,13 +202,26 @@ impl<F: ConnectionFactory> Shared<F> {
     }
 }
 
+/// What a creator does next, decided under the pool lock.
+enum Next {
+    /// Open a connection within this timeout (its slot claimed, its permit held).
+    Create(Duration),
+    /// With the lock released: close another member's idle connection to make room under
+    /// the set's cap, then look again.
+    MakeRoom,
+    /// With the lock released: wake the members whose turn at the cap's permits came.
+    Wake(Vec<usize>),
+    /// The pool is shut down.
+    Stop,
+}
+
 /// A creator thread: claim, open, file, repeat; sleep while nothing is wanted.
 pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
     loop {
         let mut st = shared.state.lock();
-        let timeout = loop {
+        let next = loop {
             if st.is_closed() {
-                return;
+                break Next::Stop;
             }
             let now = Instant::now();
             shared.note_overdue_closes(&mut st, now);
@@ -222,15 +236,63 @@ pub(crate) fn creator<F: ConnectionFactory>(shared: Arc<Shared<F>>) {
                 }
             }
             if st.wanted() > 0 && st.creating() < shared.config.create_concurrency {
-                break shared.create_timeout(&mut st, now);
+                let Some(cap) = &shared.cap else {
+                    break Next::Create(shared.create_timeout(&mut st, now));
+                };
+                // In a pool set with a cap: a permit first (see `pool_set::cap`).
+                let since = st.oldest_waiter_since();
+                match cap.admit(st.spare_permit(), since) {
+                    (Admit::Go, took) => {
+                        if took {
+                            st.add_permit();
+                        }
+                        break Next::Create(shared.create_timeout(&mut st, now));
+                    }
+                    (Admit::Wait { make_room: true }, _) => break Next::MakeRoom,
+                    // Sleep until a permit is given back (the cap wakes this pool's
+                    // creators under the pool lock), request_create, shutdown or the next
+                    // close bound.
+                    (Admit::Wait { make_room: false }, _) => {}
+                }
+            } else if let Some(cap) = &shared.cap {
+                // Nothing wanted: leave the cap's queue, if in it.
+                let turns = cap.withdraw();
+                if !turns.is_empty() {
+                    break Next::Wake(turns);
+                }
             }
-            // Sleep with the pool lock released until request_create, shutdown or the
-            // next close bound.
+            // Sleep with the pool lock released until request_create, shutdown, the cap's
+            // wake-up or the next close bound.
             match next_bound {
                 Some(b) => {
                     shared.work.wait_until(&mut st, b);
                 }
                 None => shared.work.wait(&mut st),
+            }
+        };
+        let timeout = match next {
+            Next::Create(timeout) => timeout,
+            Next::Stop => {
+                let turns = shared.cap.as_ref().map(|cap| cap.withdraw());
+                drop(st);
+                if let (Some(cap), Some(turns)) = (&shared.cap, turns) {
+                    cap.wake(turns);
+                }
+                return;
+            }
+            Next::MakeRoom => {
+                drop(st);
+                if let Some(cap) = &shared.cap {
+                    cap.make_room();
+                }
+                continue;
+            }
+            Next::Wake(turns) => {
+                drop(st);
+                if let Some(cap) = &shared.cap {
+                    cap.wake(turns);
+                }
+                continue;
             }
         };
         let generation = st.claim_create();

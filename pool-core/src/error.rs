@@ -115,6 +115,10 @@ pub enum PoolError {
     Build(BuildError),
     /// The pool is shut down.
     Closed,
+    /// A [`PoolSet`](crate::PoolSet) had no member for the call: none accepts writes,
+    /// none serves reads, or none has the name given (see [`NoMember`](crate::NoMember)).
+    /// `Display` and `source()` are the `NoMember`'s.
+    NoMember(crate::NoMember),
 }
 
 impl PoolError {
@@ -202,6 +206,7 @@ impl fmt::Display for PoolError {
             ),
             PoolError::Build(e) => fmt::Display::fmt(e, f),
             PoolError::Closed => f.write_str("the pool is shut down"),
+            PoolError::NoMember(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -236,6 +241,7 @@ impl fmt::Debug for PoolError {
                 .finish(),
             PoolError::Build(e) => f.debug_tuple("Build").field(e).finish(),
             PoolError::Closed => f.write_str("Closed"),
+            PoolError::NoMember(e) => f.debug_tuple("NoMember").field(e).finish(),
         }
     }
 }
@@ -308,6 +314,7 @@ impl StdError for PoolError {
         match self {
             PoolError::Connection(e) | PoolError::RetryPending { last_error: e, .. } => Some(&**e),
             PoolError::Build(e) => e.source(),
+            PoolError::NoMember(e) => e.source(),
             PoolError::AcquireTimeout {
                 last_error: Some(e),
                 ..

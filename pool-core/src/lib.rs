@@ -120,6 +120,7 @@ mod logs;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pool;
+pub mod pool_set;
 mod release;
 mod shared;
 mod snapshot;
@@ -143,6 +144,10 @@ pub use factory::ConnectionFactory;
 pub use health::{Alert, HealthReport, HealthThresholds};
 pub use hooks::HookError;
 pub use pool::{ConnectionPool, PoolBuilder};
+pub use pool_set::{
+    MemberProbe, MemberStatus, NoMember, PoolSet, PoolSetBuilder, PoolSetHealth, PoolSetStatistics,
+    ReadFallback, Role,
+};
 pub use snapshot::PoolSnapshot;
 pub use statistics::{CloseReason, ClosedCounts, PoolStatistics};
 pub use validation::{CompositeValidation, ConnectionInfo, ValidationStrategy};

@@ -131,6 +131,7 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
             validator: None,
             observer: None,
             hooks: Hooks::default(),
+            cap: None,
         }
     }
 
@@ -216,6 +217,28 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
     /// only once the work is done or the time is up, also when called from two threads.
     pub fn shutdown_timeout(&self, timeout: Duration) -> bool {
         self.shared().shutdown(Some(timeout))
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting for the background threads until `deadline`
+    /// (a pool set shuts its members down against one deadline).
+    pub(crate) fn shutdown_until(&self, deadline: Instant) {
+        self.shared().shutdown_by(false, deadline);
+    }
+
+    /// Whether the circuit breaker is open now (one relaxed load).
+    #[inline]
+    pub(crate) fn breaker_open(&self) -> bool {
+        // A gauge written under the pool lock; a moment-old value is as good for routing.
+        self.shared()
+            .stats
+            .breaker_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connections in use now (one relaxed load of the gauge word).
+    #[inline]
+    pub(crate) fn in_use_now(&self) -> usize {
+        self.shared().stats.in_use_now()
     }
 
     /// Whether the pool is shut down.
@@ -307,6 +330,8 @@ pub struct PoolBuilder<F: ConnectionFactory> {
     observer: Option<Arc<dyn PoolObserver>>,
     /// Set by the methods in `hooks.rs`.
     pub(crate) hooks: Hooks<F::Connection>,
+    /// Set by a pool set with a global cap (`pool_set::cap`).
+    cap: Option<crate::pool_set::CapLink>,
 }
 
 /// Shows the configuration and what is set; the factory by its type name (a factory need
@@ -374,6 +399,12 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         self.observer = Some(observer);
         self
     }
+    /// Makes the pool a member of a pool set with a global cap.
+    pub(crate) fn in_set(mut self, cap: crate::pool_set::CapLink) -> Self {
+        self.cap = Some(cap);
+        self
+    }
+
     /// Starts the pool (see [`ConnectionPool::new`]).
     ///
     /// A bad setting is [`PoolError::Build`]`(`[`BuildError::Config`]`(..))`.
@@ -386,6 +417,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
             self.validator,
             self.observer,
             self.hooks,
+            self.cap,
         ));
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to

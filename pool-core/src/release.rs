@@ -63,6 +63,16 @@ impl<F: ConnectionFactory> Shared<F> {
         let mut st = self.state.lock();
         st.uncount_in_use();
         bump_locked(&self.stats.released);
+        // In a pool set with a cap: closed instead of kept when another member's caller
+        // has waited longer for a permit (see `pool_set::cap`). One branch for a pool
+        // alone.
+        let reason = match (reason, &self.cap) {
+            (None, Some(cap)) => {
+                let since = st.oldest_waiter_since();
+                cap.yield_for_waiter(since).then_some(CloseReason::Evicted)
+            }
+            (reason, _) => reason,
+        };
         match reason {
             Some(reason) => {
                 let retired = st.retire(conn, reason);

@@ -82,6 +82,10 @@ pub(crate) struct Shared<F: ConnectionFactory> {
     pub(crate) metrics: crate::metrics::Metrics,
     /// The user's connection hooks (`hooks.rs`); run with no lock held.
     pub(crate) hooks: Hooks<F::Connection>,
+    /// The global cap of the pool set this pool is a member of (`pool_set::cap`); `None`
+    /// for a pool on its own, which then pays one branch where permits are taken and given
+    /// back.
+    pub(crate) cap: Option<crate::pool_set::CapLink>,
 }
 
 impl<F: ConnectionFactory> Shared<F> {
@@ -91,6 +95,7 @@ impl<F: ConnectionFactory> Shared<F> {
         validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
         observer: Option<Arc<dyn PoolObserver>>,
         hooks: Hooks<F::Connection>,
+        cap: Option<crate::pool_set::CapLink>,
     ) -> Self {
         let stats = Stats::default();
         stats.max_size.store(config.max_size, Relaxed);
@@ -131,6 +136,7 @@ impl<F: ConnectionFactory> Shared<F> {
             metrics: crate::metrics::Metrics::new(name),
             config,
             hooks,
+            cap,
         }
     }
 
@@ -161,12 +167,22 @@ impl<F: ConnectionFactory> Shared<F> {
     /// the fail-fast start).
     pub(crate) fn settle(
         self: &Arc<Self>,
-        st: MutexGuard<'_, State<F::Connection>>,
+        mut st: MutexGuard<'_, State<F::Connection>>,
         retired: impl IntoIterator<Item = ToClose<F::Connection>>,
     ) {
         self.request_create(&st);
         self.publish(&st);
+        // Permits of a set's cap no longer needed: given back once the lock is released.
+        let excess = match &self.cap {
+            Some(_) => st.excess_permits(),
+            None => 0,
+        };
         drop(st);
+        if excess > 0 {
+            if let Some(cap) = &self.cap {
+                cap.give_back(excess);
+            }
+        }
         self.close_later(retired);
         self.changed.notify_all();
     }
@@ -374,4 +390,30 @@ fn thread_index() -> usize {
         static INDEX: usize = NEXT.fetch_add(1, Relaxed); // only a spread, no ordering
     }
     INDEX.with(|i| *i)
+}
+
+/// What a pool set's cap asks of a member pool (see `pool_set::cap`). Each method takes the
+/// pool lock itself; the cap calls them with no lock held.
+impl<F: ConnectionFactory> crate::pool_set::CapMember for Shared<F> {
+    fn wake_creators(&self) {
+        // Under the pool lock: a creator between its look at the cap and its sleep holds
+        // it, so the wake-up cannot fall between the two.
+        let _st = self.state.lock();
+        self.work.notify_all();
+    }
+
+    fn coldest_idle(&self) -> Option<u64> {
+        self.state.lock().coldest_idle_ns()
+    }
+
+    fn evict_coldest(self: Arc<Self>) -> bool {
+        let mut st = self.state.lock();
+        match st.retire_coldest_one() {
+            Some(retired) => {
+                self.settle(st, Some(retired));
+                true
+            }
+            None => false,
+        }
+    }
 }

@@ -442,6 +442,11 @@ impl Stats {
             Relaxed,
         );
     }
+    /// Connections in use now (the low half of the gauge word; a moment-old value).
+    #[inline]
+    pub(crate) fn in_use_now(&self) -> usize {
+        (self.gauges.load(Relaxed) & 0xffff_ffff) as usize
+    }
     pub(crate) fn closed(&self, reason: CloseReason) {
         self.closed[reason.index()].fetch_add(1, Relaxed);
     }

@@ -184,7 +184,7 @@ impl<C> State<C> {
 
     /// Retires the `n` coldest free idle connections (the bottom of the stack, never the
     /// reserved ones on top) as evicted.
-    fn retire_coldest(&mut self, n: usize) -> Vec<ToClose<C>> {
+    pub(super) fn retire_coldest(&mut self, n: usize) -> Vec<ToClose<C>> {
         let victims: Vec<_> = self.idle.take_coldest(n).collect();
         victims
             .into_iter()

@@ -62,6 +62,11 @@ impl<C> IdleStack<C> {
         self.reserved += 1;
     }
 
+    /// The coldest free connection (the bottom of the stack), if any.
+    pub(super) fn coldest(&self) -> Option<&Conn<C>> {
+        (self.free() > 0).then(|| &self.conns[0])
+    }
+
     /// Empties the stack, promises included (shutdown).
     pub(super) fn take_all(&mut self) -> Vec<Conn<C>> {
         self.reserved = 0;

@@ -80,6 +80,9 @@ pub(crate) struct State<C> {
     /// which the queue switches to strict hand-off.
     close_timeout: Duration,
     fairness_window: Duration,
+    /// Permits of a pool set's global cap this pool holds (`pool_set::cap`): at least
+    /// `open + pending + closing.counted()` while in a set; 0 otherwise.
+    permits: usize,
 }
 
 impl<C> State<C> {
@@ -103,6 +106,7 @@ impl<C> State<C> {
             failures: Failures::default(),
             close_timeout: config.close_timeout,
             fairness_window: config.fairness_window,
+            permits: 0,
         }
     }
 
@@ -223,6 +227,46 @@ impl<C> State<C> {
     /// The deadline of the oldest queued caller, if any.
     pub(crate) fn oldest_waiter_deadline(&mut self) -> Option<Instant> {
         self.queue.oldest().map(|(_, deadline)| deadline)
+    }
+
+    // ---- a pool set's global cap (see `pool_set::cap`)
+
+    /// Connections that count against the cap: open, being opened, being closed.
+    fn counted(&self) -> usize {
+        self.open + self.pending + self.closing.counted()
+    }
+
+    /// Whether this pool holds a permit beyond its connections (one given back by a close
+    /// past its bound, not yet returned).
+    pub(crate) fn spare_permit(&self) -> bool {
+        self.permits > self.counted()
+    }
+
+    /// A permit taken for the connection about to be opened.
+    pub(crate) fn add_permit(&mut self) {
+        self.permits += 1;
+    }
+
+    /// The permits held beyond the connections counted: no longer held (give them back).
+    pub(crate) fn excess_permits(&mut self) -> usize {
+        let excess = self.permits.saturating_sub(self.counted());
+        self.permits -= excess;
+        excess
+    }
+
+    /// When the oldest queued caller started waiting.
+    pub(crate) fn oldest_waiter_since(&mut self) -> Option<Instant> {
+        self.queue.oldest().map(|(since, _)| since)
+    }
+
+    /// When the coldest free idle connection was last used (clock nanoseconds).
+    pub(crate) fn coldest_idle_ns(&self) -> Option<u64> {
+        self.idle.coldest().map(|c| c.last_used_ns)
+    }
+
+    /// Retires the coldest free idle connection as evicted, if there is one.
+    pub(crate) fn retire_coldest_one(&mut self) -> Option<ToClose<C>> {
+        self.retire_coldest(1).pop()
     }
 
     /// Nothing open, being opened or being closed.
