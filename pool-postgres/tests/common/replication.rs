@@ -150,3 +150,62 @@ pub fn sessions_at(port: u16, app: &str) -> Option<i64> {
     .ok()
     .map(|r| r.get(0))
 }
+
+/// One reading of [`sample_sessions`]: the session count at each server, and the time
+/// from the first count's start to the last one's end.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Per server, in the order of the ports given.
+    pub counts: Vec<i64>,
+    /// How far apart the counts may have been taken.
+    pub span: Duration,
+}
+
+/// Counts the sessions carrying `app` at every server `rounds` times, `every` apart: one
+/// thread per server, each with its own connection, all counting at once (a barrier
+/// starts each round), so that a sum is a near-instant picture and not one server now
+/// and another later (a connection closed at one and opened at the next would count
+/// twice). The span of each reading says how near; compare it with how long opening a
+/// connection takes.
+pub fn sample_sessions(ports: &[u16], app: &str, rounds: usize, every: Duration) -> Vec<Sample> {
+    let barrier = std::sync::Barrier::new(ports.len());
+    let per_server: Vec<Vec<(Instant, Instant, i64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ports
+            .iter()
+            .map(|&port| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                        .expect("sampling connection");
+                    let count = c
+                        .prepare(
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                        )
+                        .expect("prepare");
+                    (0..rounds)
+                        .map(|_| {
+                            barrier.wait();
+                            let start = Instant::now();
+                            let n: i64 = c.query_one(&count, &[&app]).expect("count").get(0);
+                            let end = Instant::now();
+                            std::thread::sleep(every);
+                            (start, end, n)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    (0..rounds)
+        .map(|i| {
+            let first = per_server.iter().map(|v| v[i].0).min().unwrap();
+            let last = per_server.iter().map(|v| v[i].1).max().unwrap();
+            Sample {
+                counts: per_server.iter().map(|v| v[i].2).collect(),
+                span: last - first,
+            }
+        })
+        .collect()
+}
