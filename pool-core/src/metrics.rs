@@ -5,7 +5,11 @@
 //! Names and units follow OpenTelemetry's semantic conventions for database client
 //! connection pools; what this pool knows beyond them lives under the same prefix. Every
 //! series carries `db.client.connection.pool.name`, the pool's
-//! [`name`](crate::PoolConfigBuilder::name): give each pool of a process its own.
+//! [`name`](crate::PoolConfigBuilder::name): give each pool of a process its own. The
+//! series of a [`PoolSet`](crate::PoolSet)'s member also carry
+//! `db.client.connection.pool.set` (the set's name, [`POOL_SET`]) and
+//! `db.client.connection.pool.member` (the member's, [`MEMBER`]): sum over the set's label
+//! for the set's totals, or split by member.
 //!
 //! ```
 //! use std::time::Duration;
@@ -102,7 +106,7 @@ use std::time::Duration;
 
 use ::metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
-    Gauge, Histogram, Unit,
+    Gauge, Histogram, Label, Unit,
 };
 
 use crate::{CloseReason, PoolStatistics};
@@ -127,6 +131,20 @@ pub const POOL_NAME: &str = "db.client.connection.pool.name";
 /// assert_eq!(pool_core::metrics::STATE, "db.client.connection.state");
 /// ```
 pub const STATE: &str = "db.client.connection.state";
+/// `db.client.connection.pool.member`: on every series of a [`PoolSet`](crate::PoolSet)
+/// member, the member's name (its pool's name is `"{set}/{member}"`).
+///
+/// ```
+/// assert_eq!(pool_core::metrics::MEMBER, "db.client.connection.pool.member");
+/// ```
+pub const MEMBER: &str = "db.client.connection.pool.member";
+/// `db.client.connection.pool.set`: on every series of a [`PoolSet`](crate::PoolSet)
+/// member, the set's name: sum over it for the set's totals.
+///
+/// ```
+/// assert_eq!(pool_core::metrics::POOL_SET, "db.client.connection.pool.set");
+/// ```
+pub const POOL_SET: &str = "db.client.connection.pool.set";
 
 macro_rules! names {
     ($($(#[$m:meta])* $id:ident = $name:literal;)*) => {
@@ -245,24 +263,38 @@ pub(crate) struct Published {
 impl Metrics {
     /// Registers the pool's handles with the recorder installed now (a no-op recorder if
     /// none). The recorder is user code: a panic here is contained (no-op handles).
-    pub(crate) fn new(pool: &str) -> Self {
+    /// `member`: the set's name and the member's, for a member of a
+    /// [`PoolSet`](crate::PoolSet) (the [`POOL_SET`] and [`MEMBER`] labels).
+    pub(crate) fn new(pool: &str, member: Option<(&str, &str)>) -> Self {
         let name = pool.to_owned();
+        let mut base = vec![Label::new(POOL_NAME, name.clone())];
+        if let Some((set, member)) = member {
+            base.push(Label::new(POOL_SET, set.to_owned()));
+            base.push(Label::new(MEMBER, member.to_owned()));
+        }
         let register = || {
             describe();
             let p = name.clone();
-            let g = |n: &'static str| gauge!(n, POOL_NAME => p.clone());
-            let c = |n: &'static str| counter!(n, POOL_NAME => p.clone());
-            let h = |n: &'static str| histogram!(n, POOL_NAME => p.clone());
+            let with = |k: &'static str, v: &'static str| {
+                let mut labels = base.clone();
+                labels.push(Label::new(k, v));
+                labels
+            };
+            let g = |n: &'static str| gauge!(n, base.clone());
+            let c = |n: &'static str| counter!(n, base.clone());
+            let h = |n: &'static str| histogram!(n, base.clone());
             Metrics {
                 wait_time: h(WAIT_TIME),
                 use_time: h(USE_TIME),
                 create_time: h(CREATE_TIME),
                 create_failures: [false, true].map(|permanent| {
-                    counter!(CREATE_FAILURES, POOL_NAME => p.clone(),
-                        "permanent" => if permanent { "true" } else { "false" })
+                    counter!(
+                        CREATE_FAILURES,
+                        with("permanent", if permanent { "true" } else { "false" })
+                    )
                 }),
-                idle: gauge!(COUNT, POOL_NAME => p.clone(), STATE => "idle"),
-                used: gauge!(COUNT, POOL_NAME => p.clone(), STATE => "used"),
+                idle: gauge!(COUNT, with(STATE, "idle")),
+                used: gauge!(COUNT, with(STATE, "used")),
                 idle_max: g(IDLE_MAX),
                 idle_min: g(IDLE_MIN),
                 max: g(MAX),
@@ -276,8 +308,7 @@ impl Metrics {
                 wait_p99: g(WAIT_TIME_RECENT_P99),
                 timeouts: c(TIMEOUTS),
                 created: c(CREATED),
-                closed: CloseReason::ALL
-                    .map(|r| counter!(CLOSED, POOL_NAME => p.clone(), "reason" => r.label())),
+                closed: CloseReason::ALL.map(|r| counter!(CLOSED, with("reason", r.label()))),
                 validations: c(VALIDATIONS),
                 validation_failures: c(VALIDATION_FAILURES),
                 leaks: c(LEAKS_SUSPECTED),

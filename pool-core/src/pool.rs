@@ -131,7 +131,7 @@ impl<F: ConnectionFactory> ConnectionPool<F> {
             validator: None,
             observer: None,
             hooks: Hooks::default(),
-            cap: None,
+            set: None,
         }
     }
 
@@ -330,8 +330,8 @@ pub struct PoolBuilder<F: ConnectionFactory> {
     observer: Option<Arc<dyn PoolObserver>>,
     /// Set by the methods in `hooks.rs`.
     pub(crate) hooks: Hooks<F::Connection>,
-    /// Set by a pool set with a global cap (`pool_set::cap`).
-    cap: Option<crate::pool_set::CapLink>,
+    /// Set by a pool set for its members: their names (metrics labels) and the set's cap.
+    set: Option<crate::pool_set::Membership>,
 }
 
 /// Shows the configuration and what is set; the factory by its type name (a factory need
@@ -399,9 +399,9 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
         self.observer = Some(observer);
         self
     }
-    /// Makes the pool a member of a pool set with a global cap.
-    pub(crate) fn in_set(mut self, cap: crate::pool_set::CapLink) -> Self {
-        self.cap = Some(cap);
+    /// Makes the pool a member of a pool set.
+    pub(crate) fn in_set(mut self, set: crate::pool_set::Membership) -> Self {
+        self.set = Some(set);
         self
     }
 
@@ -417,7 +417,7 @@ impl<F: ConnectionFactory> PoolBuilder<F> {
             self.validator,
             self.observer,
             self.hooks,
-            self.cap,
+            self.set,
         ));
         // The handle is made only once the start succeeded: a failed start has already shut
         // the pool down without waiting, and a handle dropped here would wait again (up to

@@ -44,23 +44,26 @@
 //!
 //! * [`acquire_read`](PoolSet::acquire_read) spreads over the healthy **read members**:
 //!   members that do not accept writes, are not ejected, and are not behind by more than
-//!   [`max_replica_lag`](PoolSetBuilder::max_replica_lag). It picks the one with the fewest
-//!   connections in use; ties go round-robin (a counter shared by the set, so equal members
-//!   take turns). With no healthy read member it falls back to the writer
-//!   ([`ReadFallback::Primary`], the default) or fails ([`ReadFallback::Fail`]).
+//!   [`max_replica_lag`](PoolSetBuilder::max_replica_lag). It tries first the one with the
+//!   fewest connections in use; ties go round-robin (a counter per thread, started at the
+//!   thread's index: threads share no counter and start on different members). With no
+//!   healthy read member it falls back to the writer ([`ReadFallback::Primary`], the
+//!   default) or fails ([`ReadFallback::Fail`]).
 //! * [`acquire_write`](PoolSet::acquire_write) goes to the healthy member that accepts
-//!   writes now (the first, in the order the members were added, if several claim to). While
-//!   none does, it waits (within its deadline) for the probes to find one, then fails with
-//!   [`PoolError::NoMember`].
+//!   writes now; if several claim to (a failover seen half way, or a split brain), to the
+//!   one seen becoming a writer last, and only to it. While none does, it waits (within
+//!   its deadline) for the probes to find one, then fails with [`PoolError::NoMember`].
 //! * [`acquire_on`](PoolSet::acquire_on) goes to the member named, healthy or not.
 //!
 //! **One deadline per call.** The timeout is fixed when the call starts and covers every
-//! member it tries. The call first takes an idle connection from the first candidate that
-//! has one free (no waiting); then it waits on the candidates in order, each given an equal
-//! share of what is left (the last one all of it), so a member whose `create` hangs costs
-//! the call a share, never the whole timeout, while another member can serve it. A member
-//! that fails fast (its circuit breaker is open, a permanent error) is ejected and the call
-//! moves on at once.
+//! member it tries. The call tries the candidates in order, each given an equal share of
+//! what is left (the last one all of it): an idle connection is taken at once, and a
+//! member that cannot serve within its share (busy, or its `create` hanging) passes the
+//! call on, so a hung member costs a call a share of its timeout, never the whole of it,
+//! while another member can serve it. A member that fails fast (its circuit breaker is
+//! open, a permanent error) is ejected and the call moves on at once. The call's start is
+//! read from the coarse clock (a few nanoseconds, never ahead of the real time): its
+//! deadline may come a few milliseconds early, never late.
 //!
 //! ## Health
 //!
@@ -87,24 +90,41 @@
 //! within `probe_interval + probe_timeout` if the member was healthy (1.5 s with the
 //! defaults), `MAX_PROBE_BACKOFF + probe_timeout` if it was ejected (3 s); an
 //! `acquire_write` that finds no writer wakes the probers at once (at most every
-//! [`KICK_MIN_GAP`], 100 ms). A replica whose `replication_lag` is above
-//! `max_replica_lag` leaves reads until a probe finds it caught up.
+//! [`KICK_MIN_GAP`], 100 ms). Between a change at a server and the probe that sees it
+//! (within the same bound), a write may still reach the old primary: the server refuses it
+//! (PostgreSQL: a read-only transaction), it is not lost in silence. A replica whose
+//! `replication_lag` is above `max_replica_lag` leaves reads until a probe finds it caught
+//! up.
 //!
 //! ## The global cap
 //!
 //! [`max_total`](PoolSetBuilder::max_total) bounds the connections open over all the
 //! members, those being opened and those being closed included: each member takes a
 //! permit before it opens a connection and gives it back when the connection's close
-//! finishes (or its `close_timeout` passes, as for `max_size`). See the `cap` module
-//! docs below for how the permits are shared fairly (FIFO across members' waiters) without
-//! deadlock or busy loop. A pool that is not in a set pays nothing for it.
+//! finishes (a close still running past `close_timeout` gives its place back to its own
+//! member at once, and its permit to the set at the member's next change). Permits are
+//! shared fairly: FIFO across the members' waiters. When the cap is reached and a member
+//! has callers waiting, the idle connection of another member that has been idle longest
+//! is closed to make room, and connections coming back to members whose callers waited
+//! less are closed instead of kept (counted as `evicted`), so a member hammered by many
+//! threads cannot starve another's single caller. No deadlock (the cap's lock is only
+//! ever taken inside a member's, never the other way round, and nothing waits with it
+//! held) and no busy loop (a member without a permit sleeps until one is given back).
+//! **The hazard**: with callers waiting on several members at once and the cap reached,
+//! connections move between members by a close and an open, not by reuse, so each move
+//! costs a connect: size `max_total` above what the members need at the same time when
+//! connects are expensive. A pool that is not in a set pays one branch for all this.
 //!
 //! ## Deviations from the first contract
 //!
-//! The contract the pool-postgres side was written against is kept, with these additions:
-//! [`PoolSetBuilder::name`], [`PoolSetBuilder::probe_timeout`],
-//! [`PoolSet::members`], [`PoolSet::member_status`], the error [`PoolError::NoMember`]
-//! ([`NoMember`]), and `health()` returning [`PoolSetHealth`].
+//! The contract the pool-postgres side was written against is kept; added:
+//! [`PoolSetBuilder::name`] (member pools are named `"{set}/{member}"`),
+//! [`PoolSetBuilder::probe_timeout`], [`PoolSet::members`], [`PoolSet::member_status`]
+//! ([`MemberState`]), [`PoolSet::is_closed`], the error [`PoolError::NoMember`]
+//! ([`NoMember`], [`Wanted`]), [`PoolSetStatistics`] (`total`, `members`, `max_total`,
+//! `counted_total`), and `health()` returning [`PoolSetHealth`] (`total`, `members`,
+//! `has_writer`). A closure `Fn(&mut C, Duration) -> Result<MemberStatus, _>` is a
+//! [`MemberProbe`].
 
 mod builder;
 mod cap;
@@ -121,6 +141,17 @@ use crate::{ConnectionFactory, ConnectionPool, PoolError, PooledConnection};
 
 pub use builder::PoolSetBuilder;
 pub(crate) use cap::{Admit, CapLink, CapMember};
+
+/// What a member pool knows of its set (given to its `PoolBuilder` by the set's builder).
+pub(crate) struct Membership {
+    /// The set's name and the member's: the metrics' labels.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) set: String,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) member: String,
+    /// The set's global cap, if it has one.
+    pub(crate) cap: Option<CapLink>,
+}
 pub use error::{NoMember, Wanted};
 pub use member::MemberState;
 pub use stats::{MemberStatistics, PoolSetHealth, PoolSetStatistics};

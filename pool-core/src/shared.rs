@@ -95,7 +95,7 @@ impl<F: ConnectionFactory> Shared<F> {
         validator: Option<Box<dyn ValidationStrategy<F::Connection>>>,
         observer: Option<Arc<dyn PoolObserver>>,
         hooks: Hooks<F::Connection>,
-        cap: Option<crate::pool_set::CapLink>,
+        set: Option<crate::pool_set::Membership>,
     ) -> Self {
         let stats = Stats::default();
         stats.max_size.store(config.max_size, Relaxed);
@@ -133,10 +133,13 @@ impl<F: ConnectionFactory> Shared<F> {
                 config.validation_concurrency,
             )),
             #[cfg(feature = "metrics")]
-            metrics: crate::metrics::Metrics::new(name),
+            metrics: crate::metrics::Metrics::new(
+                name,
+                set.as_ref().map(|m| (m.set.as_str(), m.member.as_str())),
+            ),
+            cap: set.and_then(|m| m.cap),
             config,
             hooks,
-            cap,
         }
     }
 
@@ -383,7 +386,7 @@ impl<F: ConnectionFactory> PoolRef<F> {
 
 /// A small number fixed per thread: consecutive threads get consecutive numbers.
 #[inline]
-fn thread_index() -> usize {
+pub(crate) fn thread_index() -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     std::thread_local! {

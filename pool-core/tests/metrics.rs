@@ -299,3 +299,43 @@ fn a_panicking_recorder_is_contained() {
     drop(held);
     wait_for(FRESH, "count{state=used} = 0", || capture.used(name) == 0.0);
 }
+
+#[test]
+fn a_pool_set_member_s_series_carry_the_set_and_member_labels() {
+    use pool_core::{PoolSet, Role};
+    let capture = Capture::default();
+    let set = metrics::with_local_recorder(&capture, || {
+        PoolSet::builder()
+            .name("orders")
+            .member("primary", Role::Primary, Fake::new())
+            .member("replica", Role::Replica, Fake::new())
+            .build()
+            .unwrap()
+    });
+    let held = set.acquire_read().unwrap();
+    assert_eq!(held.pool_name(), "orders/replica");
+    let used = |member: &str| {
+        capture.gauge(
+            &format!("orders/{member}"),
+            names::COUNT,
+            &[
+                (names::STATE, "used"),
+                (names::POOL_SET, "orders"),
+                (names::MEMBER, member),
+            ],
+        )
+    };
+    assert!(
+        test_support::eventually(FRESH, || used("replica") == 1.0),
+        "{:#?}",
+        capture.all_series()
+    );
+    assert_eq!(used("primary"), 0.0);
+    // Every series of a member carries both labels.
+    for s in capture.all_series() {
+        assert!(s.contains("db.client.connection.pool.set=orders"), "{s}");
+        assert!(s.contains("db.client.connection.pool.member="), "{s}");
+    }
+    drop(held);
+    set.shutdown();
+}

@@ -1,6 +1,6 @@
 //! [`PoolSetBuilder`]: the members, their default settings, the cap, the probe.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::cap::{CapLink, GlobalCap};
 use super::member::{Member, SetInner};
 use super::prober::Probers;
 use super::{
-    MemberProbe, PoolSet, ReadFallback, Role, SetHandle, DEFAULT_PROBE_INTERVAL,
+    MemberProbe, Membership, PoolSet, ReadFallback, Role, SetHandle, DEFAULT_PROBE_INTERVAL,
     DEFAULT_PROBE_TIMEOUT, DEFAULT_SET_NAME,
 };
 use crate::error::{BuildError, ConfigError};
@@ -222,10 +222,13 @@ impl<F: ConnectionFactory> PoolSetBuilder<F> {
                 MemberPool::Factory(f) => ConnectionPool::builder(f).config(self.config.clone()),
                 MemberPool::Builder(b) => *b,
             };
-            let mut builder = builder.name(format!("{}/{name}", self.name));
-            if let Some(cap) = &cap {
-                builder = builder.in_set(CapLink::new(Arc::clone(cap), index));
-            }
+            let builder = builder
+                .name(format!("{}/{name}", self.name))
+                .in_set(Membership {
+                    set: self.name.clone(),
+                    member: name.clone(),
+                    cap: cap.as_ref().map(|c| CapLink::new(Arc::clone(c), index)),
+                });
             match builder.build() {
                 Ok(pool) => {
                     if let Some(cap) = &cap {
@@ -251,8 +254,9 @@ impl<F: ConnectionFactory> PoolSetBuilder<F> {
             probe: self.probe,
             probe_interval: self.probe_interval,
             probe_timeout: self.probe_timeout,
-            next: AtomicUsize::new(0),
-            epoch: Mutex::new(0),
+            promotions: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            wait_lock: Mutex::new(()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
             cap,

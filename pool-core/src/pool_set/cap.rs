@@ -2,10 +2,12 @@
 //!
 //! A member takes a **permit** before it opens a connection (its creator, under the member's
 //! lock: `CapLink::admit`) and gives it back when the connection stops counting toward
-//! `max_size` (its close finished or passed `close_timeout`, a create failed, a connection
-//! was detached): each member's `State` keeps how many permits it holds, and the end of
-//! every locked section that changed the counts (`Shared::settle`) gives back those above
-//! `open + pending + closing`. So the connections open, being opened and being closed over
+//! `max_size` (its close finished, a create failed, a connection was detached): each
+//! member's `State` keeps how many permits it holds, and the end of every locked section
+//! that changed the counts (`Shared::settle`) gives back those above
+//! `open + pending + closing`. A close past `close_timeout` stops counting at once; its
+//! permit stays with its member (a spare the member's next create uses without asking)
+//! until the member's next settle gives it back. So the connections open, being opened and being closed over
 //! all members never exceed `max_total`. A pool not in a set has no `CapLink` and pays one
 //! branch on `None`.
 //!
@@ -222,6 +224,7 @@ impl CapLink {
         if !self.registered.swap(false, Relaxed) {
             return Vec::new(); // under the member's lock
         }
+        // Member's lock, then the cap's (the one order); the wake-ups come after both.
         let mut st = self.cap.state.lock();
         if let Some(p) = st.waiting.iter().position(|(i, _)| *i == self.index) {
             st.waiting.swap_remove(p);
@@ -234,6 +237,7 @@ impl CapLink {
     /// turn it is.
     pub(crate) fn give_back(&self, n: usize) {
         let turns = {
+            // No member lock held; released before the members are woken.
             let mut st = self.cap.state.lock();
             st.held -= n;
             st.evicting = st.evicting.saturating_sub(n);
@@ -255,6 +259,7 @@ impl CapLink {
         if self.cap.contended.load(Relaxed) == 0 {
             return false; // a hint: a registration just missed is served by the next release
         }
+        // Member's lock, then the cap's (the one order); bookkeeping only.
         let mut st = self.cap.state.lock();
         let older = st
             .waiting
@@ -286,6 +291,7 @@ impl CapLink {
         }
         let evicted = coldest.is_some_and(|(_, m)| m.evict_coldest());
         if !evicted {
+            // No member lock held: the reservation `admit` made is given up.
             let mut st = self.cap.state.lock();
             st.evicting = st.evicting.saturating_sub(1);
         }

@@ -1,7 +1,7 @@
 //! The set's own state: its members (each a pool and what the set knows of it) and the
 //! flags routing reads without a lock.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub(crate) struct Member<F: ConnectionFactory> {
     pub(crate) declared: Role,
     pub(crate) pool: ConnectionPool<F>,
     pub(crate) accepts_writes: AtomicBool,
+    /// When it last became a writer, on the set's `promotions` count (0: declared a
+    /// primary): of several members claiming to accept writes, the newest gets them.
+    pub(crate) writer_seq: AtomicU64,
     pub(crate) ejected: AtomicBool,
     pub(crate) lagging: AtomicBool,
     /// The last reported lag in nanoseconds; `u64::MAX`: none reported.
@@ -63,6 +66,7 @@ impl<F: ConnectionFactory> Member<F> {
             declared,
             pool,
             accepts_writes: AtomicBool::new(declared == Role::Primary),
+            writer_seq: AtomicU64::new(0),
             ejected: AtomicBool::new(false),
             lagging: AtomicBool::new(false),
             lag_ns: AtomicU64::new(u64::MAX),
@@ -155,11 +159,15 @@ pub(crate) struct SetInner<F: ConnectionFactory> {
     pub(crate) probe: Option<Arc<dyn MemberProbe<F::Connection>>>,
     pub(crate) probe_interval: Duration,
     pub(crate) probe_timeout: Duration,
-    /// Round-robin among members with as many connections in use (only a spread: `Relaxed`).
-    pub(crate) next: AtomicUsize,
-    /// Bumped (under its lock) whenever a member's role or health changes; `acquire_write`
-    /// waits on `changed` for it while no member accepts writes.
-    pub(crate) epoch: Mutex<u64>,
+    /// Members seen becoming writers so far (see `Member::writer_seq`).
+    pub(crate) promotions: AtomicU64,
+    /// Bumped (under `wait_lock`) whenever a member's role or health changes;
+    /// `acquire_write` waits on `changed` for it while no member accepts writes. An atomic,
+    /// so that the calls that find a writer (all of them, but in a failover) read it
+    /// without a lock.
+    pub(crate) epoch: AtomicU64,
+    /// Held only to bump `epoch` and to check it before waiting on `changed`.
+    pub(crate) wait_lock: Mutex<()>,
     pub(crate) changed: Condvar,
     pub(crate) closed: AtomicBool,
     pub(crate) cap: Option<Arc<GlobalCap>>,
@@ -177,7 +185,13 @@ impl<F: ConnectionFactory> SetInner<F> {
 
     /// Wakes `acquire_write` calls waiting for a writer: a role or health changed.
     pub(crate) fn bump(&self) {
-        *self.epoch.lock() += 1; // the epoch is what waiters compare; changed under its lock
+        // Under `wait_lock`: a waiter checks the epoch under it, so it is either before
+        // the check (seen) or after the waiter sleeps (woken). Release: what changed before
+        // the bump is seen by whoever reads the new epoch (with Acquire).
+        let guard = self.wait_lock.lock();
+        self.epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        drop(guard);
         self.changed.notify_all();
     }
 

@@ -106,6 +106,8 @@ fn run<F: ConnectionFactory>(set: &SetInner<F>, i: usize) {
             Some(at) => deadline_after(at, next_delay(set, failures)),
         };
         {
+            // Held while deciding and sleeping only (the wait releases it), never across a
+            // probe.
             let mut ctl = set.probers.ctl.lock();
             // A kick probes a healthy member early (not an ejected one: its backoff
             // holds), at most every KICK_MIN_GAP.
@@ -168,6 +170,7 @@ fn probe_once<F: ConnectionFactory>(set: &SetInner<F>, m: &Member<F>) -> Outcome
     };
     if set.probe.is_none() && !m.ejected.load(Relaxed) {
         return if m.pool.breaker_open() {
+            // The member's lock, only to copy its latest error (no other lock held).
             Outcome::Failed(m.pool.shared().state.lock().failures().cause())
         } else {
             Outcome::Status(unchanged())
@@ -217,6 +220,10 @@ fn apply<F: ConnectionFactory>(set: &SetInner<F>, m: &Member<F>, status: MemberS
     if was_writer != status.accepts_writes {
         changed = true;
         if status.accepts_writes {
+            // The newest writer gets the writes (see `Member::writer_seq`). Relaxed: a
+            // count of its own; the epoch bump below publishes the change.
+            let seq = set.promotions.fetch_add(1, Relaxed) + 1;
+            m.writer_seq.store(seq, Relaxed);
             crate::logs::warn!("{}: member {} now accepts writes", set.name, m.name);
         } else {
             crate::logs::warn!(
