@@ -8,8 +8,10 @@
 //! and exits 0. `BENCH_SECS` sets the measured time per row (default 2 s, plus a 0.3 s
 //! warm-up); about 45 s in all.
 //!
-//! Rows (every pool: validation on acquire with its 500 ms "used recently" skip, as
-//! shipped; r2d2 with `test_on_check_out(false)`, the cheaper of its two settings):
+//! Rows (every pool-core pool: validation on acquire with its 500 ms "used recently" skip,
+//! as shipped, and `with_transaction_check(false)`, so that each query costs the same
+//! round trips as under r2d2 with `test_on_check_out(false)`, the cheaper of its two
+//! settings):
 //!
 //! * **read throughput**: a read query (`SELECT sum(i) FROM generate_series(1, 2000) i`,
 //!   a little server work) on 8 and 32 threads: r2d2 and pool-core, one pool of 8 on the
@@ -82,6 +84,7 @@ fn factory(port: u16) -> PostgresConnectionFactory {
     PostgresConnectionFactory::new(&url(port))
         .expect("url")
         .with_application_name("bench-replicas")
+        .with_transaction_check(false)
 }
 
 fn config(size: usize) -> PoolConfig {
