@@ -705,3 +705,33 @@ fn of_two_members_claiming_writes_the_newest_writer_gets_them() {
         assert_eq!(set.acquire_write().unwrap().pool_name(), "db/r1");
     }
 }
+
+#[test]
+fn without_a_probe_a_member_whose_breaker_opens_is_ejected_then_readmitted() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let set = three(&lab)
+        .probe_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    lab.server("r2").down.store(true, SeqCst);
+    // r2 opens nothing: its breaker opens after two failures, and the set ejects it.
+    within(Duration::from_secs(5), || {
+        let _ = set.acquire_read_timeout(Duration::from_millis(300));
+        set.member_status("r2").unwrap().ejected
+    })
+    .expect("r2 ejected");
+    for _ in 0..50 {
+        assert_eq!(read_on(&set), "r1");
+    }
+    // acquire_on still reaches an ejected member (here: fails fast, the breaker is open).
+    let start = Instant::now();
+    assert!(set.acquire_on("r2").is_err());
+    assert!(start.elapsed() < Duration::from_secs(1));
+    lab.server("r2").down.store(false, SeqCst);
+    // Readmitted once it hands out a connection again (the prober asks for one).
+    within(Duration::from_secs(5), || {
+        !set.member_status("r2").unwrap().ejected
+    })
+    .expect("r2 readmitted");
+    within(Duration::from_secs(2), || read_on(&set) == "r2").expect("reads reach r2 again");
+}

@@ -208,13 +208,13 @@ impl<F: ConnectionFactory> SetInner<F> {
     }
 
     /// The error of a call that found no member to serve it.
-    pub(crate) fn none_for(&self, wanted: Wanted, start: Instant) -> PoolError {
+    pub(crate) fn none_for(&self, wanted: Wanted, waited: Duration) -> PoolError {
         let ejected: Vec<_> = self.members.iter().filter(|m| !m.healthy()).collect();
         let cause = ejected.iter().find_map(|m| m.last_error());
         PoolError::NoMember(NoMember::new(
             &self.name,
             wanted,
-            start.elapsed(),
+            waited,
             self.members.len(),
             ejected.len(),
             cause,

@@ -56,7 +56,8 @@ impl<F: ConnectionFactory> SetInner<F> {
         if result.is_none() && self.read_fallback == ReadFallback::Primary {
             result = self.serve(true, clock, false);
         }
-        result.unwrap_or_else(|| Err(self.none_for(Wanted::Read, clock.started())))
+        // No member to try: the call did not wait.
+        result.unwrap_or_else(|| Err(self.none_for(Wanted::Read, Duration::ZERO)))
     }
 
     pub(crate) fn acquire_write(
@@ -103,7 +104,7 @@ impl<F: ConnectionFactory> SetInner<F> {
                 }
                 drop(guard);
                 if Instant::now() >= deadline {
-                    return Err(self.none_for(Wanted::Write, clock.started()));
+                    return Err(self.none_for(Wanted::Write, clock.started().elapsed()));
                 }
             }
         }
