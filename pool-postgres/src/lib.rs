@@ -49,6 +49,10 @@
 //! * **Failover** ([`failover`]): a multi-host URL with `target_session_attrs=read-write`
 //!   or `read-only` picks the primary or a standby; after a promotion, `soft_evict()` makes
 //!   the pool reconnect to whichever host now qualifies.
+//! * **Replicas** ([`replicas`]): a primary and its read replicas as one
+//!   [`PostgresPoolSet`]: reads spread over the healthy replicas, writes go to the server
+//!   that is not in recovery ([`PostgresRoleProbe`]), replicas too far behind leave reads,
+//!   and one cap bounds the connections to them all.
 //! * **Failing fast** ([`is_permanent_error`]): a rejected password, an unknown role or
 //!   database, a server certificate that does not verify, or a server without TLS when
 //!   `sslmode` requires it is *permanent*, so `acquire` returns it at once as
@@ -109,6 +113,7 @@ pub mod failover;
 mod file_config;
 pub mod io;
 pub mod pgbouncer;
+pub mod replicas;
 pub mod reset;
 pub mod statement_cache;
 pub mod tls;
@@ -124,6 +129,10 @@ pub use factory::{Keepalives, PostgresConnectionFactory, DEFAULT_TCP_USER_TIMEOU
 pub use file_config::Config;
 pub use io::{io_timeout, Bounded, IoTimeout, IoTimeoutKind, MessageTooLong, MAX_MESSAGE_LEN};
 pub use pgbouncer::PgBouncerMode;
+pub use replicas::{
+    member_name, replica_set, replica_set_with, PostgresPoolSet, PostgresPoolSetBuilder,
+    PostgresRoleProbe, ROLE_PROBE_SQL,
+};
 pub use reset::{OpenTransactionPolicy, ResetMode, DEFAULT_RESET_TIMEOUT, SESSION_RESET_SQL};
 pub use statement_cache::{StatementCacheStatistics, DEFAULT_STATEMENT_CACHE_CAPACITY};
 pub use tls::{PgSocket, SslMode};

@@ -18,6 +18,9 @@ use super::watch::Watch;
 pub struct Bounded<S> {
     inner: S,
     watch: Watch,
+    /// The write side is shut down (the driver's close sent `Terminate`); an outer stream
+    /// then waits for the server to hang up (see `poll_shutdown`).
+    shut_down: bool,
 }
 
 impl<S> Bounded<S> {
@@ -25,6 +28,7 @@ impl<S> Bounded<S> {
         Bounded {
             inner,
             watch: Watch::new(guard, false),
+            shut_down: false,
         }
     }
 
@@ -33,6 +37,7 @@ impl<S> Bounded<S> {
         Bounded {
             inner,
             watch: Watch::new(guard, true),
+            shut_down: false,
         }
     }
 
@@ -81,7 +86,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -117,15 +122,56 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
         }
     }
 
+    /// Shuts the write side down, then, on the outer stream of a close with a deadline
+    /// (every close of a pooled connection: [`CLOSE_TIMEOUT`](crate::CLOSE_TIMEOUT)),
+    /// reads until the server hangs up, so the close finishes when the server's session
+    /// has ended: PostgreSQL keeps a backend's socket open until its process exits, for
+    /// clients that want this "synchronous close". Without it the pool would count a
+    /// connection closed while its backend still holds a server slot, and a connection
+    /// opened at once in its place (by the same pool, or by another member of a
+    /// [`PoolSet`](pool_core::PoolSet) under `max_total`) could put one more session at
+    /// the servers than the pool allows. Whatever the server sends meanwhile is dropped;
+    /// an error while reading (a TLS session cut short) ends the wait too.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.watch.check()?;
-        match Pin::new(&mut this.inner).poll_shutdown(cx) {
-            Poll::Pending => match this.watch.pending(cx, true) {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-            ready => ready,
+        if !this.shut_down {
+            match Pin::new(&mut this.inner).poll_shutdown(cx) {
+                Poll::Pending => {
+                    return match this.watch.pending(cx, true) {
+                        Some(e) => Poll::Ready(Err(e)),
+                        None => Poll::Pending,
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => this.shut_down = true,
+            }
+        }
+        // Only bounded waits: a client taken out of the pool (`into_inner`) has no
+        // deadline on its close, and keeps the driver's own behaviour.
+        let deadline = match this.watch.guard.deadline() {
+            Some((at, _)) if this.watch.is_outer() => at,
+            _ => return Poll::Ready(Ok(())),
+        };
+        let mut scratch = [0u8; 256];
+        loop {
+            // A server that keeps sending never makes the read wait: the deadline is
+            // looked at here too.
+            if std::time::Instant::now() >= deadline {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    return match this.watch.pending(cx, false) {
+                        Some(e) => Poll::Ready(Err(e)),
+                        None => Poll::Pending,
+                    }
+                }
+            }
         }
     }
 }

@@ -62,6 +62,11 @@ impl Watch {
         }
     }
 
+    /// Whether this is the outer stream (the one the driver talks to).
+    pub(super) fn is_outer(&self) -> bool {
+        self.outer
+    }
+
     pub(super) fn check(&self) -> io::Result<()> {
         if self.guard.is_dead() {
             return Err(self.guard.dead_error());

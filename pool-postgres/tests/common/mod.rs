@@ -80,6 +80,8 @@ pub fn terminate(admin: &mut postgres::Client, app: &str) -> i64 {
     n
 }
 
+#[allow(dead_code)] // not every test binary uses it
+pub mod replication;
 pub mod services;
 #[allow(dead_code)] // not every test binary uses it
 pub mod stall_proxy;

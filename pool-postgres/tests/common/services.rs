@@ -289,7 +289,8 @@ pub fn pg_bindir() -> Option<PathBuf> {
 
 /// A PostgreSQL cluster of our own on 127.0.0.1:`port` (by default trust for everything,
 /// replication included; see [`Cluster::primary_with`] for other `pg_hba.conf`s), stopped
-/// with `pg_ctl stop -m immediate` and its directory removed on drop.
+/// with `pg_ctl stop -m immediate` and its directory removed on drop, or by a watcher
+/// process if this process dies first (see `spawn_watcher`).
 pub struct Cluster {
     bindir: PathBuf,
     dir: TempDir,
@@ -353,7 +354,8 @@ impl Cluster {
             dir,
             port,
             stopped: true,
-        };
+        }
+        .watched();
         run(command(bindir.join("initdb"))
             .arg("-D")
             .arg(c.data())
@@ -373,13 +375,13 @@ impl Cluster {
     pub fn standby_of(primary: &Cluster, preferred_port: u16) -> Cluster {
         let dir = TempDir::new("standby");
         let port = free_port(preferred_port);
-        let c = Cluster {
+        let mut c = Cluster {
             bindir: primary.bindir.clone(),
             dir,
             port,
             stopped: true,
-        };
-        let mut c = c;
+        }
+        .watched();
         run(command(c.bindir.join("pg_basebackup"))
             .arg("-D")
             .arg(c.data())
@@ -450,14 +452,45 @@ impl Cluster {
     }
 
     /// Keeps the cluster for the rest of this process, for a fixture that the tests of one
-    /// binary share through a `static` (whose `Drop` never runs): a watcher (`sh`, as the
-    /// service user, in a process group of its own so that a Ctrl-C spares it) waits for
-    /// this process to end, however it ends (success, failure, abort, kill), then stops
-    /// the cluster (`pg_ctl stop -m immediate`) and removes its directory and `dirs`.
+    /// binary share through a `static` (whose `Drop` never runs): a watcher (see
+    /// `spawn_watcher`) stops the cluster and removes its directory and `dirs` once
+    /// this process ends, however it ends.
     pub fn keep_until_exit(self, dirs: Vec<TempDir>) -> &'static Cluster {
+        if let Err(e) = self.spawn_watcher(&dirs) {
+            // Without a watcher, stop and remove everything now rather than leak it.
+            drop(dirs);
+            drop(self);
+            panic!("cannot start the watcher that stops the shared cluster: {e}");
+        }
+        // The watcher removes them once the process is gone.
+        std::mem::forget(dirs);
+        Box::leak(Box::new(self))
+    }
+
+    /// Starts the watcher that makes sure the cluster goes away even if this process dies
+    /// before its `Drop` runs (a panic that aborts, a `kill`, a Ctrl-C), from the moment
+    /// its directory exists (before `initdb` or `pg_basebackup`). Panics if it cannot.
+    fn watched(self) -> Cluster {
+        if let Err(e) = self.spawn_watcher(&[]) {
+            drop(self);
+            panic!("cannot start the watcher that stops the cluster: {e}");
+        }
+        self
+    }
+
+    /// A watcher (`sh`, as the service user, in a process group of its own so that a
+    /// Ctrl-C spares it) waits for this process to end, then stops the cluster
+    /// (`pg_ctl stop -m immediate`, twice, 2 s apart: a `pg_ctl start` this process left
+    /// running may start it in between) and removes its directory and `dirs`. After a
+    /// normal `Drop` it finds nothing left to do. (A server that starts even later finds
+    /// its lock file gone and shuts itself down within a minute.)
+    fn spawn_watcher(&self, dirs: &[TempDir]) -> std::io::Result<()> {
         const WATCH: &str = "pid=$1; pg_ctl=$2; data=$3; shift 3; \
             while [ -d /proc/$pid ]; do sleep 1; done; \
-            \"$pg_ctl\" -D \"$data\" -w -t 30 -m immediate stop >/dev/null 2>&1; \
+            for i in 1 2; do \
+              [ -d \"$data\" ] && \"$pg_ctl\" -D \"$data\" -w -t 30 -m immediate stop >/dev/null 2>&1; \
+              sleep 2; \
+            done; \
             rm -rf \"$@\"";
         let mut watcher = command("sh");
         watcher
@@ -469,16 +502,20 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
-        let spawned = watcher.spawn();
-        if let Err(e) = spawned {
-            // Without a watcher, stop and remove everything now rather than leak it.
-            drop(dirs);
-            drop(self);
-            panic!("cannot start the watcher that stops the shared cluster: {e}");
-        }
-        // The watcher removes them once the process is gone.
-        std::mem::forget(dirs);
-        Box::leak(Box::new(self))
+        watcher.spawn().map(drop)
+    }
+
+    /// `pg_ctl stop -m immediate -w`: the server goes away at once, as if it crashed
+    /// (clients see their sockets close; a standby restarts with crash recovery).
+    pub fn stop_immediate(&mut self) {
+        self.pg_ctl(&["-w", "-t", "30", "-m", "immediate", "stop"]);
+        self.stopped = true;
+    }
+
+    /// Whether it was stopped by [`stop`](Self::stop) or [`stop_immediate`](Self::stop_immediate)
+    /// (and not started again).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 }
 
