@@ -15,8 +15,7 @@ use super::watch::Watch;
 /// or a deadline also stops a TLS handshake), and so is what the driver finally talks to,
 /// the socket or the TLS session on it: that outer wrapper sees the protocol in clear and
 /// runs the network timeout. A plain connection's bytes cross one wrapper only: the
-/// socket's own is taken off once the outer one takes
-/// over.
+/// socket's own is taken off once the outer one takes over.
 pub struct Bounded<S> {
     inner: S,
     watch: Watch,
