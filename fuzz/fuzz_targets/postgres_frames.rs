@@ -2,7 +2,8 @@
 //! connection, in any chunking: the framing that counts requests and caps message lengths
 //! never panics, allocates nothing from a length it reads, and decides the same whatever
 //! the chunking: the same messages, the same count of outstanding requests, the same
-//! refusal of a header past `MAX_MESSAGE_LEN`.
+//! transaction status known without asking, the same refusal of a header past
+//! `MAX_MESSAGE_LEN`.
 //!
 //! Input: a flags byte, a count `k`, `k` piece sizes (one byte each), a split point (two
 //! bytes) between the client's stream and the server's, then the bytes.
@@ -54,16 +55,20 @@ fuzz_target!(|data: &[u8]| {
                 error.get_or_insert(e);
             }
         });
-        (w.outstanding(), w.is_refused(), error)
+        (w.outstanding(), w.is_refused(), w.session(), error)
     };
-    let (outstanding, refused, error) = run(&[]);
+    let (outstanding, refused, session, error) = run(&[]);
     assert_eq!(refused, too_long, "{messages:?}");
     if let Some(e) = &error {
         assert!(e.contains("1 GiB cap"), "{e}");
     }
-    let (chunked_outstanding, chunked_refused, _) = run(&pieces);
+    let (chunked_outstanding, chunked_refused, chunked_session, _) = run(&pieces);
     assert_eq!(chunked_outstanding, outstanding);
     assert_eq!(chunked_refused, refused);
+    assert_eq!(chunked_session, session);
+    if outstanding > 0 {
+        assert_eq!(session, None, "a request is outstanding: the status is unknown");
+    }
 
     // Interleaved, as a real connection goes: never a panic.
     let mut w = WatchedStream::new();

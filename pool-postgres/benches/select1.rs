@@ -6,8 +6,10 @@
 //! why and exits 0. `BENCH_SECS` sets the measured time per row (default 2 s; each row also
 //! has a 0.3 s warm-up).
 //!
-//! Rows: 8 and 32 threads sharing a pool of max_size 8; `simple` (simple query protocol)
-//! and `prepared` (a statement prepared once per connection, then executed). Pools:
+//! Rows: 8 and 32 threads sharing a pool of max_size 8; `simple` (simple query protocol),
+//! `prepared` (a statement prepared once per connection, then executed) and `unprepared`
+//! (SQL text with a parameter each time, `conn.query("SELECT $1::int", &[&1])`: Parse and
+//! Describe, then Bind and Execute, per query, as most code does). Pools:
 //!
 //! * `pool-core`: defaults (validation on acquire with the 500 ms 'used recently' skip,
 //!   the open-transaction check on every release: one extra round trip);
@@ -16,8 +18,21 @@
 //! * `r2d2`: defaults (`test_on_check_out = true`: an empty query on every checkout);
 //! * `r2d2 -test`: `test_on_check_out(false)`.
 //!
-//! The ceiling is `pgbench -n -c 8 -j 2 -M simple|prepared` running the script `SELECT 1;`:
-//! eight connections, no pool, in C.
+//! The ceiling is `pgbench -n -c 8 -j 2 -M simple|prepared|extended` running the script
+//! `SELECT 1;`: eight connections, no pool, in C.
+//!
+//! Last (alone with `SELECT1_CPU_ONLY=1`), a table of client CPU per query on one thread, for each mode: the bare driver (no
+//! pool, no bounded streams), a connection the factory opened (the bounded streams, no
+//! pool), and each pool as above, one connection. CPU is the time the process's threads
+//! spent on a CPU (`/proc/self/task/*/schedstat`, user + system) over the queries run: what
+//! each layer costs the client, on a machine where the client and the server share cores.
+//! For instruction counts (stable on a busy machine), run that table under callgrind with a
+//! fixed number of queries per row; each row is one dump, in table order:
+//!
+//! ```text
+//! SELECT1_CPU_ONLY=1 SELECT1_QUERIES=2000 valgrind --tool=callgrind \
+//!     --toggle-collect='*counted*' --dump-after='*counted*' target/release/deps/select1-* --bench
+//! ```
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,6 +52,9 @@ const WARMUP: Duration = Duration::from_millis(300);
 enum Mode {
     Simple,
     Prepared,
+    /// SQL text with a parameter every time (`conn.query("SELECT $1::int", &[&1])`): the
+    /// driver sends Parse + Describe, then Bind + Execute, per query.
+    Unprepared,
 }
 
 impl Mode {
@@ -44,9 +62,22 @@ impl Mode {
         match self {
             Mode::Simple => "simple",
             Mode::Prepared => "prepared",
+            Mode::Unprepared => "unprepared",
+        }
+    }
+
+    /// pgbench's `-M` for the same protocol (`extended`: unnamed statements, parsed per query).
+    fn pgbench(self) -> &'static str {
+        match self {
+            Mode::Simple => "simple",
+            Mode::Prepared => "prepared",
+            Mode::Unprepared => "extended",
         }
     }
 }
+
+/// The query of [`Mode::Unprepared`].
+const UNPREPARED_SQL: &str = "SELECT $1::int";
 
 /// Runs `op` on `threads` threads for WARMUP + `secs`, returns queries per second measured
 /// after the warm-up.
@@ -121,6 +152,9 @@ fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: 
                 };
                 conn.query(&stmt, &[]).expect("query");
             }
+            Mode::Unprepared => {
+                conn.query(UNPREPARED_SQL, &[&1i32]).expect("query");
+            }
         }
     });
     pool.shutdown();
@@ -166,6 +200,9 @@ fn bench_r2d2(
                 };
                 conn.query(&stmt, &[]).expect("query");
             }
+            Mode::Unprepared => {
+                conn.query(UNPREPARED_SQL, &[&1i32]).expect("query");
+            }
         }
     })
 }
@@ -193,7 +230,12 @@ fn pgbench(url: &str, mode: Mode, secs: Duration) -> Result<f64, String> {
         .args([
             "-n", "-h", &host, "-p", &port, "-U", &user, "-c", "8", "-j", "2",
         ])
-        .args(["-M", mode.name(), "-T", &total.as_secs().max(1).to_string()])
+        .args([
+            "-M",
+            mode.pgbench(),
+            "-T",
+            &total.as_secs().max(1).to_string(),
+        ])
         .arg("-f")
         .arg(&script)
         .arg(&db)
@@ -240,22 +282,27 @@ fn main() {
             .unwrap_or(Duration::from_secs(2))
     };
 
+    if std::env::var_os("SELECT1_CPU_ONLY").is_some() {
+        cpu_per_query(&url, secs);
+        return;
+    }
     println!("SELECT 1, max_size {MAX_SIZE}, {secs:?} per row (+{WARMUP:?} warm-up), same machine as the server");
     let mut ceilings = HashMap::new();
-    for mode in [Mode::Simple, Mode::Prepared] {
+    for mode in [Mode::Simple, Mode::Prepared, Mode::Unprepared] {
         if under_test {
             break;
         }
         match pgbench(&url, mode, secs) {
             Ok(tps) => {
                 println!(
-                    "pgbench -c 8 -j 2 -M {:<8}  {:>10.0} q/s  (ceiling)",
-                    mode.name(),
-                    tps
+                    "pgbench -c 8 -j 2 -M {:<8}  {:>10.0} q/s  (ceiling for {})",
+                    mode.pgbench(),
+                    tps,
+                    mode.name()
                 );
                 ceilings.insert(mode.name(), tps);
             }
-            Err(why) => println!("pgbench -M {}: skipped: {why}", mode.name()),
+            Err(why) => println!("pgbench -M {}: skipped: {why}", mode.pgbench()),
         }
     }
     println!();
@@ -264,7 +311,7 @@ fn main() {
         "threads", "mode", "pool", "q/s", "vs r2d2", "vs r2d2-t", "pgbench%"
     );
     for threads in [8usize, 32] {
-        for mode in [Mode::Simple, Mode::Prepared] {
+        for mode in [Mode::Simple, Mode::Prepared, Mode::Unprepared] {
             let r2d2 = bench_r2d2(&url, threads, mode, true, secs);
             let r2d2_nt = bench_r2d2(&url, threads, mode, false, secs);
             let core = bench_pool_core(&url, threads, mode, true, secs);
@@ -292,7 +339,179 @@ fn main() {
             }
         }
     }
+    cpu_per_query(&url, secs);
     statement_cache_rows(&url, secs);
+}
+
+// ---------------------------------------------------------------------------------------
+// Client CPU per query (kept apart from the throughput rows above).
+
+/// CPU time (user + system) of the process's live threads so far: the sum of each
+/// thread's time on a CPU, in nanoseconds, from `/proc/self/task/*/schedstat` (Linux).
+/// `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended since the listing has no file any more: it adds nothing.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Runs `op` on this thread for WARMUP + `secs`; returns (client CPU per query, wall time
+/// per query), both measured after the warm-up. CPU is the whole process's (pool threads
+/// included).
+///
+/// With `SELECT1_QUERIES=n`, runs a fixed `n` queries instead, in [`counted`], after 100
+/// for warm-up: for instruction counts under callgrind (see the module docs).
+fn cpu_loop(secs: Duration, mut op: impl FnMut()) -> (Duration, Duration) {
+    let cpu = || process_cpu().unwrap_or_default();
+    let fixed = std::env::var("SELECT1_QUERIES")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok());
+    if let Some(n) = fixed {
+        (0..100).for_each(|_| op());
+        let (cpu0, t0) = (cpu(), Instant::now());
+        counted(n, &mut op);
+        let (cpu, wall) = (cpu().saturating_sub(cpu0), t0.elapsed());
+        return (cpu / n.max(1), wall / n.max(1));
+    }
+    let start = Instant::now();
+    while start.elapsed() < WARMUP {
+        op();
+    }
+    let (cpu0, t0) = (cpu(), Instant::now());
+    let mut n = 0u32;
+    while t0.elapsed() < secs {
+        op();
+        n += 1;
+    }
+    let (cpu, wall) = (cpu().saturating_sub(cpu0), t0.elapsed());
+    (cpu / n.max(1), wall / n.max(1))
+}
+
+/// Runs `op` `n` times: the function callgrind is told to count (`--toggle-collect`) and
+/// to dump after (`--dump-after`), one dump per table row.
+#[inline(never)]
+fn counted(n: u32, op: &mut dyn FnMut()) {
+    for _ in 0..n {
+        op();
+    }
+}
+
+/// One query of `mode` on `client`; `stmt` caches the prepared statement.
+fn one_query(client: &mut postgres::Client, mode: Mode, stmt: &mut Option<Statement>) {
+    match mode {
+        Mode::Simple => {
+            client.simple_query("SELECT 1").expect("query");
+        }
+        Mode::Prepared => {
+            if stmt.is_none() {
+                *stmt = Some(client.prepare("SELECT 1").expect("prepare"));
+            }
+            client
+                .query(stmt.as_ref().expect("prepared"), &[])
+                .expect("query");
+        }
+        Mode::Unprepared => {
+            client.query(UNPREPARED_SQL, &[&1i32]).expect("query");
+        }
+    }
+}
+
+/// Client CPU per query on one thread (no contention, so the figures are the work each
+/// layer adds): the bare driver (no pool, no bounded streams), a connection the factory
+/// opened (the bounded streams, no pool), and each pool with and without its per-query
+/// extras.
+fn cpu_per_query(url: &str, secs: Duration) {
+    println!();
+    if process_cpu().is_none() {
+        println!("client CPU per query: skipped (no /proc/self/task/*/schedstat)");
+        return;
+    }
+    println!("client CPU per query, 1 thread (user+sys of the process's threads / queries)");
+    println!(
+        "{:<10} {:<34} {:>10} {:>10}",
+        "mode", "client", "cpu us/q", "wall us/q"
+    );
+    let r2d2_pool = |test: bool| {
+        let config: postgres::Config = format!("{url}?application_name=bench-r2d2-cpu")
+            .replace("??", "?")
+            .parse()
+            .expect("url");
+        r2d2::Pool::builder()
+            .max_size(1)
+            .test_on_check_out(test)
+            .build(PostgresConnectionManager::new(config, NoTls))
+            .expect("r2d2 pool")
+    };
+    let core_pool = |tx_check: bool| {
+        let factory = PostgresConnectionFactory::new(url)
+            .expect("url")
+            .with_application_name("bench-pool-core-cpu")
+            .with_transaction_check(tx_check);
+        let config = PoolConfig::builder()
+            .min_size(1)
+            .max_size(1)
+            .build()
+            .expect("config");
+        ConnectionPool::new(factory, config).expect("pool")
+    };
+    for mode in [Mode::Simple, Mode::Prepared, Mode::Unprepared] {
+        let mut rows: Vec<(&str, (Duration, Duration))> = Vec::new();
+        {
+            let mut client = postgres::Client::connect(url, NoTls).expect("connect");
+            let mut stmt = None;
+            rows.push((
+                "driver alone (no bounded streams)",
+                cpu_loop(secs, || one_query(&mut client, mode, &mut stmt)),
+            ));
+        }
+        {
+            let factory = PostgresConnectionFactory::new(url).expect("url");
+            let mut conn = pool_core::ConnectionFactory::create(&factory, Duration::from_secs(10))
+                .expect("connect");
+            let mut stmt = None;
+            rows.push((
+                "factory connection (bounded)",
+                cpu_loop(secs, || one_query(&mut conn, mode, &mut stmt)),
+            ));
+        }
+        for (name, tx_check) in [("pool-core", true), ("pool-core -txcheck", false)] {
+            let pool = core_pool(tx_check);
+            let mut stmt = None;
+            let cost = cpu_loop(secs, || {
+                let mut conn = pool.acquire().expect("acquire");
+                one_query(&mut conn, mode, &mut stmt);
+            });
+            pool.shutdown();
+            rows.push((name, cost));
+        }
+        for (name, test) in [("r2d2", true), ("r2d2 -test", false)] {
+            let pool = r2d2_pool(test);
+            let mut stmt = None;
+            rows.push((
+                name,
+                cpu_loop(secs, || {
+                    let mut conn = pool.get().expect("get");
+                    one_query(&mut conn, mode, &mut stmt);
+                }),
+            ));
+        }
+        for (name, (cpu, wall)) in rows {
+            println!(
+                "{:<10} {:<34} {:>10.1} {:>10.1}",
+                mode.name(),
+                name,
+                cpu.as_secs_f64() * 1e6,
+                wall.as_secs_f64() * 1e6
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -343,7 +343,10 @@ impl PostgresConnectionFactory {
 
     /// Turns the release-time open-transaction check off (it is on by default).
     ///
-    /// The check costs one round trip per release of a used connection when
+    /// The check usually costs nothing: the server reports the session's transaction
+    /// status after every request, and the connection keeps the last one (see
+    /// [`crate::reset`]). It costs one round trip per release of a used connection when
+    /// that status is not known (a result abandoned half-read, a Unix-domain socket) and
     /// [`ResetMode`] is none or custom. Turn it off only if no code path ever sends
     /// `BEGIN` by hand: the `postgres` crate's own [`Transaction`](postgres::Transaction)
     /// borrows the client and rolls back when dropped, so it cannot leak out. Off, a

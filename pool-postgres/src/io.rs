@@ -30,6 +30,12 @@
 //! Connections to a Unix-domain socket are not wrapped (the driver does not let this
 //! crate see them): a local socket does not stall the way a network does.
 //!
+//! Counting requests, the stream also reads the transaction status the server reports in
+//! each `ReadyForQuery` (idle, in a transaction, failed). Once the last request outstanding
+//! is answered, and until anything else is sent, the connection knows its session's status
+//! without asking: the release-time transaction check (see [`crate::reset`]) then does no
+//! I/O for an idle session. A server can only lie about its own session with it.
+//!
 //! # Hostile servers
 //!
 //! The outer stream also reads each message header the server sends, and refuses one that
@@ -221,10 +227,77 @@ mod tests {
             let mut frames = Frames::untyped_first();
             let mut seen = Vec::new();
             for part in stream.chunks(chunk) {
-                frames.feed(part, |ty, _| seen.push(ty));
+                frames.feed(part, |f| seen.push(f.ty));
             }
             assert_eq!(seen, vec![0, b'Q', b'P', b'S'], "chunks of {chunk}");
         }
+    }
+
+    #[test]
+    fn ready_for_query_status_is_read_across_any_chunking() {
+        let mut stream = msg(b'C', b"SELECT 1\0");
+        stream.extend(msg(b'Z', b"T"));
+        stream.extend(msg(b'N', b"notice"));
+        stream.extend(msg(b'Z', b"I"));
+        // A malformed ReadyForQuery (no status byte): no status, and framing goes on.
+        stream.extend(msg(b'Z', b""));
+        stream.extend(msg(b'Z', b"E"));
+        for chunk in 1..=stream.len() {
+            let mut frames = Frames::server();
+            let mut seen = Vec::new();
+            for part in stream.chunks(chunk) {
+                frames.feed(part, |f| seen.push((f.ty, f.status)));
+            }
+            assert_eq!(
+                seen,
+                vec![
+                    (b'C', None),
+                    (b'Z', Some(b'T')),
+                    (b'N', None),
+                    (b'Z', Some(b'I')),
+                    (b'Z', None),
+                    (b'Z', Some(b'E')),
+                ],
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_session_status_is_known_only_once_the_last_request_is_answered() {
+        use crate::TransactionStatus::*;
+        let guard = IoGuard::new(None);
+        let mut w = Watch::new(guard.clone(), true);
+        assert_eq!(guard.session(), None, "nothing reported yet");
+        let mut startup = 8u32.to_be_bytes().to_vec();
+        startup.extend_from_slice(&[0, 3, 0, 0]);
+        w.sent(&startup);
+        w.received(&msg(b'Z', b"I")).unwrap();
+        assert_eq!(guard.session(), Some(Idle));
+        // Two requests in flight: the first answer says nothing about the second.
+        let mut two = msg(b'Q', b"BEGIN\0");
+        two.extend(msg(b'Q', b"SELECT 1\0"));
+        w.sent(&two);
+        assert_eq!(guard.session(), None, "sent: unknown until answered");
+        w.received(&msg(b'Z', b"T")).unwrap();
+        assert_eq!(guard.session(), None, "one request still outstanding");
+        w.received(&msg(b'Z', b"T")).unwrap();
+        assert_eq!(guard.session(), Some(InTransaction));
+        // An Execute without its Sync yet runs on the server: unknown.
+        w.sent(&msg(b'E', b""));
+        assert_eq!(guard.session(), None);
+        w.sent(&msg(b'S', b""));
+        w.received(&msg(b'Z', b"E")).unwrap();
+        assert_eq!(guard.session(), Some(Failed));
+        // A status byte that is none of PostgreSQL's three is not trusted.
+        w.sent(&msg(b'Q', b"ROLLBACK\0"));
+        w.received(&msg(b'Z', b"?")).unwrap();
+        assert_eq!(guard.session(), None);
+        // The socket's own wrapper (ciphertext under TLS) reports nothing.
+        let inner_guard = IoGuard::new(None);
+        let mut inner = Watch::new(inner_guard.clone(), false);
+        inner.received(&msg(b'Z', b"I")).unwrap();
+        assert_eq!(inner_guard.session(), None);
     }
 
     #[test]

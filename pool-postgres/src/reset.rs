@@ -8,12 +8,20 @@
 //!    calls when none of them began a transaction (their SQL does not start with `BEGIN` or
 //!    `START`) or failed, and no session reset is set: each was a single statement that
 //!    ran in a transaction of its own, so none can be open;
-//! 3. otherwise the factory makes sure no transaction is left open, in one round trip: an
-//!    open or failed transaction is rolled back ([`OpenTransactionPolicy::Rollback`], the
-//!    default, which sends `BEGIN; ROLLBACK`: a no-op when no transaction is open) or the
-//!    connection discarded ([`OpenTransactionPolicy::Discard`], which asks first, see
-//!    [`PostgresConnection::transaction_status`](crate::PostgresConnection::transaction_status)). The next caller never gets a connection
-//!    half-way through someone else's transaction;
+//! 3. otherwise the factory makes sure no transaction is left open: an open or failed
+//!    transaction is rolled back ([`OpenTransactionPolicy::Rollback`], the default) or the
+//!    connection discarded ([`OpenTransactionPolicy::Discard`]). The next caller never gets
+//!    a connection half-way through someone else's transaction. Usually this costs no
+//!    round trip: the server reports the session's transaction status after every request
+//!    (in its `ReadyForQuery`), and the connection's bounded stream keeps the last one, so
+//!    when the last request was answered and nothing was sent since, the status is known:
+//!    idle, nothing to do; in a transaction, `ROLLBACK` (or discard). Only when it is not
+//!    known (a result abandoned half-read, a connection whose protocol this crate does not
+//!    see, such as a Unix-domain socket) does the factory ask, in one round trip:
+//!    `BEGIN; ROLLBACK` under `Rollback` (a no-op when no transaction is open), or the
+//!    status query of
+//!    [`PostgresConnection::transaction_status`](crate::PostgresConnection::transaction_status)
+//!    under `Discard`;
 //! 4. the session is reset as [`ResetMode`] says: not at all (the default), with the
 //!    safe session reset, or with your SQL. With the session reset, the transaction check
 //!    rides in the same round trip.
@@ -48,6 +56,7 @@ use crate::connection::{
     status_from_messages, transaction_status, TransactionStatus, TX_STATUS_SQL,
 };
 use crate::error::{ConfigError, PostgresError};
+use crate::io::IoGuard;
 use crate::PostgresConnection;
 
 /// The safe session reset: `DISCARD ALL` without the `DEALLOCATE ALL` that would drop the
@@ -136,21 +145,26 @@ impl ResetMode {
 pub enum OpenTransactionPolicy {
     /// Roll the transaction back and keep the connection (the default).
     ///
-    /// The release check sends `BEGIN; ROLLBACK`: one round trip that ends an open
-    /// transaction and does nothing otherwise, as cheap as r2d2_postgres's checkout query.
-    /// For an open transaction the server answers with the warning `there is already a
-    /// transaction in progress`: the server log has it, and so does the `log` output through
-    /// the postgres driver's default notice callback (`info`). A failed transaction is
-    /// logged at `warn` here. It usually means a code path forgot to commit.
+    /// When the session's status is known without asking (see the [module docs](self)),
+    /// an idle session costs nothing and an open or failed transaction gets a `ROLLBACK`,
+    /// logged at `warn` here. Otherwise the release check sends `BEGIN; ROLLBACK`: one
+    /// round trip that ends an open transaction and does nothing otherwise, as cheap as
+    /// r2d2_postgres's checkout query; for an open transaction the server answers with the
+    /// warning `there is already a transaction in progress` (in the server log, and in the
+    /// `log` output through the postgres driver's default notice callback, at `info`), and
+    /// a failed one is logged at `warn` here. It usually means a code path forgot to
+    /// commit.
     #[default]
     Rollback,
-    /// Discard the connection, logged at `warn`. The release check asks for the
-    /// transaction status first (`SELECT now() = statement_timestamp()`), which costs the
-    /// server a little more than `Rollback`'s check.
+    /// Discard the connection, logged at `warn`. When the session's status is not known
+    /// without asking, the release check asks for it (`SELECT now() =
+    /// statement_timestamp()`), which costs the server a little more than `Rollback`'s
+    /// check.
     Discard,
 }
 
-/// The release check under [`OpenTransactionPolicy::Rollback`]: one round trip that ends
+/// The release check under [`OpenTransactionPolicy::Rollback`] when the session's status is
+/// not known without asking: one round trip that ends
 /// any transaction the user left open and is a no-op otherwise. Outside a transaction the
 /// `BEGIN` opens an empty one that the `ROLLBACK` closes; inside one, the `BEGIN` only warns
 /// (`there is already a transaction in progress`) and the `ROLLBACK` ends the user's. It
@@ -194,10 +208,14 @@ pub(crate) struct Release<'a> {
     pub(crate) init_sql: &'a [String],
     /// For log lines (no password).
     pub(crate) target: &'a str,
+    /// The bound on the work's I/O (the reset timeout): past it the connection is aborted.
+    pub(crate) timeout: Duration,
 }
 
 impl Release<'_> {
-    /// Runs the release-time work on `conn` (unbounded: the caller bounds it).
+    /// Runs the release-time work on `conn`, its I/O bounded by `self.timeout`. Work that
+    /// needs no I/O (an unused connection, an idle session known without asking) arms no
+    /// bound and reads no clock.
     pub(crate) fn run(&self, conn: &mut PostgresConnection) -> Result<(), PostgresError> {
         if conn.is_broken() {
             return Err(PostgresError::Broken);
@@ -219,20 +237,40 @@ impl Release<'_> {
             // session reset to do.
             return Ok(());
         }
-        let result = match &self.mode.0 {
-            ResetKind::Session => self.session_reset(conn, self.check_transactions),
+        // The status the server reported after the last request, if nothing was sent since.
+        let known = conn.guard.as_ref().and_then(IoGuard::session);
+        let io = match self.mode.0 {
+            ResetKind::None => self.check_transactions && known != Some(TransactionStatus::Idle),
+            _ => true,
+        };
+        if !io {
+            return Ok(());
+        }
+        let result = match conn.guard.clone() {
+            Some(guard) => guard.within(self.timeout, || self.work(conn, known)),
+            None => self.work(conn, known),
+        };
+        if let Err(e) = &result {
+            log::debug!(
+                "postgres connection reset failed, discarding it: {}",
+                pool_core::error::Report(e)
+            );
+        }
+        result
+    }
+
+    /// The I/O of the release-time work (unbounded: the caller bounds it). `known`: the
+    /// session's transaction status, if known without asking.
+    fn work(
+        &self,
+        conn: &mut PostgresConnection,
+        known: Option<TransactionStatus>,
+    ) -> Result<(), PostgresError> {
+        match &self.mode.0 {
+            ResetKind::Session => self.session_reset(conn, known),
             kind => {
                 if self.check_transactions {
-                    match self.open_transaction {
-                        OpenTransactionPolicy::Rollback => end_open_transaction(conn)?,
-                        OpenTransactionPolicy::Discard => {
-                            let status = transaction_status(&mut conn.client)
-                                .map_err(|source| PostgresError::Reset { source })?;
-                            if status != TransactionStatus::Idle {
-                                self.rollback(conn, status)?;
-                            }
-                        }
-                    }
+                    self.end_transaction(conn, known)?;
                 }
                 match kind {
                     ResetKind::Custom(sql) => conn
@@ -242,14 +280,30 @@ impl Release<'_> {
                     _ => Ok(()),
                 }
             }
-        };
-        if let Err(e) = &result {
-            log::debug!(
-                "postgres connection reset failed, discarding it: {}",
-                pool_core::error::Report(e)
-            );
         }
-        result
+    }
+
+    /// Makes sure no transaction is left open, as the policy says: with no I/O when the
+    /// session is known to be idle, a `ROLLBACK` (or a discard) when it is known to be in
+    /// a transaction, one round trip to find out otherwise.
+    fn end_transaction(
+        &self,
+        conn: &mut PostgresConnection,
+        known: Option<TransactionStatus>,
+    ) -> Result<(), PostgresError> {
+        match (known, self.open_transaction) {
+            (Some(TransactionStatus::Idle), _) => Ok(()),
+            (Some(status), _) => self.rollback(conn, status),
+            (None, OpenTransactionPolicy::Rollback) => end_open_transaction(conn),
+            (None, OpenTransactionPolicy::Discard) => {
+                let status = transaction_status(&mut conn.client)
+                    .map_err(|source| PostgresError::Reset { source })?;
+                match status {
+                    TransactionStatus::Idle => Ok(()),
+                    status => self.rollback(conn, status),
+                }
+            }
+        }
     }
 
     fn rollback(
@@ -280,10 +334,18 @@ impl Release<'_> {
     fn session_reset(
         &self,
         conn: &mut PostgresConnection,
-        check: bool,
+        known: Option<TransactionStatus>,
     ) -> Result<(), PostgresError> {
         let reset_err = |source| PostgresError::Reset { source };
-        if check {
+        if let (true, Some(status)) = (self.check_transactions, known) {
+            // Known without asking: end the transaction first if one is open.
+            if status != TransactionStatus::Idle {
+                self.rollback(conn, status)?;
+            }
+            conn.client
+                .batch_execute(SESSION_RESET_SQL)
+                .map_err(reset_err)?;
+        } else if self.check_transactions {
             // The check and the reset in one round trip. Several statements in one simple
             // query run in one implicit transaction; inside an open block they run in the
             // user's transaction instead, so after a rollback the reset runs again.

@@ -290,6 +290,51 @@ fn open_transactions_are_rolled_back_on_release() {
 }
 
 #[test]
+fn a_result_abandoned_half_read_inside_a_transaction_is_still_rolled_back() {
+    require_server!("a_result_abandoned_half_read_inside_a_transaction_is_still_rolled_back");
+    for policy in [
+        OpenTransactionPolicy::Rollback,
+        OpenTransactionPolicy::Discard,
+    ] {
+        let f = factory(&common::unique_app("abandoned_rows")).with_open_transaction_policy(policy);
+        let mut conn = f.create(T).unwrap();
+        conn.batch_execute("CREATE TEMP TABLE t (x int)").unwrap();
+        conn.batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+            .unwrap();
+        // A result read one row and dropped: its request is still outstanding, so the
+        // status the server last reported is stale and the release check must ask.
+        {
+            let params: [i32; 0] = [];
+            let mut rows = conn
+                .query_raw("SELECT generate_series(1, 100000)", params)
+                .unwrap();
+            let first =
+                pool_postgres::postgres::fallible_iterator::FallibleIterator::next(&mut rows)
+                    .unwrap();
+            assert!(first.is_some());
+        }
+        let result = f.reset(&mut conn);
+        match policy {
+            OpenTransactionPolicy::Discard => {
+                assert!(
+                    matches!(result, Err(PostgresError::OpenTransaction)),
+                    "{result:?}"
+                );
+            }
+            _ => {
+                result.unwrap();
+                assert_eq!(conn.transaction_status().unwrap(), TransactionStatus::Idle);
+                let n: i64 = conn
+                    .query_one("SELECT count(*) FROM t", &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(n, 0, "the insert was rolled back");
+            }
+        }
+    }
+}
+
+#[test]
 fn open_transaction_discard_policy() {
     require_server!("open_transaction_discard_policy");
     let f = factory(&common::unique_app("discard"))

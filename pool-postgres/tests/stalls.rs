@@ -229,6 +229,52 @@ fn release_time_work_is_bounded_when_the_network_stalls() {
 }
 
 #[test]
+fn an_idle_session_is_released_without_a_round_trip() {
+    require_server!("an_idle_session_is_released_without_a_round_trip");
+    let _serial = one_at_a_time();
+    let proxy = Arc::new(StallProxy::start(([127, 0, 0, 1], 5432).into()));
+    let app = common::unique_app("stall_idle_release");
+    let reset_timeout = Duration::from_millis(300);
+    let f = factory(&proxy, &app).with_reset_timeout(reset_timeout);
+    let mut conn = f.create(Duration::from_secs(5)).unwrap();
+    conn.query("SELECT $1::int", &[&1i32]).unwrap();
+
+    // The server said "idle" after that query and nothing was sent since: the release
+    // check (open transaction?) needs no round trip, so a stalled network cannot hold it
+    // or cost the connection. (When it asked, it waited out the reset timeout here and
+    // failed.)
+    proxy.set_stalled(true);
+    let t = Instant::now();
+    let result = f.reset(&mut conn);
+    let took = t.elapsed();
+    proxy.set_stalled(false);
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        took < reset_timeout / 2,
+        "release took {took:?}: it asked the server"
+    );
+    assert!(!f.is_broken(&mut conn));
+    conn.query("SELECT 1", &[]).unwrap();
+
+    // In a transaction, the release check must reach the server: bounded by the reset
+    // timeout, and the connection is discarded.
+    conn.batch_execute("BEGIN").unwrap();
+    proxy.set_stalled(true);
+    let healer = heal_later(&proxy, STALL);
+    let t = Instant::now();
+    assert!(f.reset(&mut conn).is_err());
+    assert_within(
+        "release inside a transaction, stalled",
+        t.elapsed(),
+        reset_timeout,
+    );
+    assert!(f.is_broken(&mut conn));
+    // Heal now: the healer (there in case the bound fails) is left to end on its own.
+    proxy.set_stalled(false);
+    drop(healer);
+}
+
+#[test]
 fn health_checks_are_bounded_when_the_network_stalls() {
     require_server!("health_checks_are_bounded_when_the_network_stalls");
     let _serial = one_at_a_time();

@@ -63,7 +63,8 @@ impl ConnectionFactory for PostgresConnectionFactory {
 
     /// Rolls back a transaction left open (or discards the connection), then resets the
     /// session as [`ResetMode`] says. A connection not used since it was handed out is
-    /// left as it is.
+    /// left as it is; one whose session the server last reported idle costs no round trip
+    /// (see [`crate::reset`]).
     ///
     /// Bounded by the [reset timeout](PostgresConnectionFactory::with_reset_timeout): past
     /// it the connection is closed (its socket aborted) and discarded.
@@ -75,11 +76,9 @@ impl ConnectionFactory for PostgresConnectionFactory {
             transaction_pooled: self.transaction_pooled(),
             init_sql: &self.init_sql,
             target: &self.target,
+            timeout: self.reset_timeout,
         };
-        match conn.guard.clone() {
-            Some(guard) => guard.within(self.reset_timeout, || release.run(conn)),
-            None => release.run(conn),
-        }
+        release.run(conn)
     }
 
     /// True when the client is closed or the connection was marked broken (no I/O).

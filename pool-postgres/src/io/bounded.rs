@@ -14,7 +14,8 @@ use super::watch::Watch;
 /// A stream wrapped with a connection's bounds. The socket itself is wrapped (so an abort
 /// or a deadline also stops a TLS handshake), and so is what the driver finally talks to,
 /// the socket or the TLS session on it: that outer wrapper sees the protocol in clear and
-/// runs the network timeout.
+/// runs the network timeout. A plain connection's bytes cross one wrapper only: the
+/// socket's own is taken off once the outer one takes over.
 pub struct Bounded<S> {
     inner: S,
     watch: Watch,
@@ -43,6 +44,12 @@ impl<S> Bounded<S> {
 
     pub(crate) fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The stream without this wrapper (its bookkeeping dropped), for an outer wrapper to
+    /// take over: the bounds live on in the guard they share.
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
     }
 }
 

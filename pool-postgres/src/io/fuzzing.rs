@@ -12,21 +12,22 @@ use super::watch::Watch;
 /// The messages (type byte, length field) that `Frames` (the crate's private framing)
 /// reports for `stream` fed in pieces of the given sizes (a zero size feeds an empty piece;
 /// what the sizes leave is fed last). `untyped_first`: the first message is a startup
-/// packet (no type byte).
+/// packet (no type byte), as the client sends; otherwise the server's side (each
+/// `ReadyForQuery` read with its status byte).
 pub fn frames(stream: &[u8], pieces: &[usize], untyped_first: bool) -> Vec<(u8, u32)> {
     let mut frames = if untyped_first {
         Frames::untyped_first()
     } else {
-        Frames::default()
+        Frames::server()
     };
     let mut seen = Vec::new();
     let mut rest = stream;
     for &n in pieces {
         let (piece, after) = rest.split_at(n.min(rest.len()));
-        frames.feed(piece, |ty, len| seen.push((ty, len)));
+        frames.feed(piece, |f| seen.push((f.ty, f.len)));
         rest = after;
     }
-    frames.feed(rest, |ty, len| seen.push((ty, len)));
+    frames.feed(rest, |f| seen.push((f.ty, f.len)));
     seen
 }
 
@@ -59,5 +60,13 @@ impl WatchedStream {
     /// Requests sent whose `ReadyForQuery` has not come back.
     pub fn outstanding(&self) -> u32 {
         self.0.outstanding
+    }
+
+    /// The transaction status the connection knows without asking: the status byte of
+    /// the last `ReadyForQuery` when it answered the last request outstanding and nothing
+    /// was sent since (`b'I'`, `b'T'`, `b'E'`, or whatever byte a hostile server sent), else
+    /// `None`.
+    pub fn session(&self) -> Option<u8> {
+        self.0.guard.session_byte()
     }
 }

@@ -4,12 +4,13 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::{IoTimeout, IoTimeoutKind};
+use crate::TransactionStatus;
 
 /// The handle on one connection's bounds, shared by the streams that carry its bytes and
 /// by whoever may abort it. Cloning shares it.
@@ -37,6 +38,13 @@ struct GuardState {
     /// records its waker. Relaxed: set and read by the polling thread (an abort after it
     /// is cleared still marks the stream dead; nobody is parked on it then).
     abortable: AtomicBool,
+    /// The status byte of the `ReadyForQuery` that answered the last request outstanding
+    /// (0: unknown: something was sent since, or no outer stream reads the protocol).
+    /// Relaxed: written by the thread that polls the stream and read by the thread that
+    /// runs the release-time work, which is the same thread (the driver polls its socket
+    /// only inside the calls made on it); a connection that moves to another thread moves
+    /// through the pool's lock, which orders these accesses.
+    session: AtomicU8,
     /// Held only to read or write these two fields (never across a poll or a wake).
     control: Mutex<Control>,
 }
@@ -63,6 +71,7 @@ impl IoGuard {
             network_timeout: AtomicU64::new(network_timeout.map_or(0, nanos)),
             outer_attached: AtomicBool::new(false),
             abortable: AtomicBool::new(true),
+            session: AtomicU8::new(0),
             control: Mutex::new(Control::default()),
         }))
     }
@@ -117,6 +126,7 @@ impl IoGuard {
             .store(timeout.map_or(0, nanos), Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn network_timeout(&self) -> Option<Duration> {
         match self.0.network_timeout.load(Ordering::Relaxed) {
             0 => None,
@@ -131,6 +141,7 @@ impl IoGuard {
     }
 
     /// Whether a bound has passed (the connection is closed or closing).
+    #[inline]
     pub(crate) fn is_dead(&self) -> bool {
         self.0.dead.load(Ordering::Acquire)
     }
@@ -154,6 +165,7 @@ impl IoGuard {
             .io_error()
     }
 
+    #[inline]
     pub(super) fn park(&self, waker: &Waker) {
         if !self.0.abortable.load(Ordering::Relaxed) {
             return;
@@ -164,6 +176,7 @@ impl IoGuard {
         }
     }
 
+    #[inline]
     pub(super) fn deadline(&self) -> Option<(Instant, Duration)> {
         let s = &self.0;
         match s.deadline_at.load(Ordering::Relaxed) {
@@ -177,6 +190,35 @@ impl IoGuard {
 }
 
 impl IoGuard {
+    /// Records the session's transaction status as the server last reported it (`None`:
+    /// unknown).
+    #[inline]
+    pub(super) fn set_session(&self, status: Option<u8>) {
+        self.0.session.store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The status byte recorded by [`set_session`](Self::set_session).
+    pub(super) fn session_byte(&self) -> Option<u8> {
+        match self.0.session.load(Ordering::Relaxed) {
+            0 => None,
+            b => Some(b),
+        }
+    }
+
+    /// The session's transaction status as the server reported it after the last request,
+    /// when no request is outstanding and nothing was sent since: known without a round
+    /// trip. `None` when unknown (a request outstanding or abandoned half-read, a
+    /// connection whose protocol this crate does not see, a status byte that is not one of
+    /// PostgreSQL's three).
+    pub(crate) fn session(&self) -> Option<TransactionStatus> {
+        match self.session_byte()? {
+            b'I' => Some(TransactionStatus::Idle),
+            b'T' => Some(TransactionStatus::InTransaction),
+            b'E' => Some(TransactionStatus::Failed),
+            _ => None,
+        }
+    }
+
     /// The outer (request-counting) stream exists from now on.
     pub(super) fn attach_outer(&self) {
         self.0.outer_attached.store(true, Ordering::Relaxed);
@@ -184,6 +226,7 @@ impl IoGuard {
 
     /// Whether the outer stream exists (the socket's own wrapper then leaves the timers
     /// to it).
+    #[inline]
     pub(super) fn has_outer(&self) -> bool {
         self.0.outer_attached.load(Ordering::Relaxed)
     }

@@ -1,6 +1,17 @@
 //! The clock a wrapped stream runs: [`Watch`] counts the requests sent and the
 //! `ReadyForQuery` answers read, and fails a poll past the operation's deadline or past the
 //! network timeout of a request that sees no bytes move.
+//!
+//! It also keeps the session's transaction status as the server last reported it (the
+//! status byte of the `ReadyForQuery` that answered the last request outstanding), so the
+//! release-time transaction check needs no round trip when the answer is already known
+//! (see [`IoGuard::session`]).
+//!
+//! Cost: when no deadline is armed and no network timeout applies (a user's query on a
+//! pool without one), a poll reads no clock and arms no timer; the framing reads each
+//! header where it lies, in the one pass that copies nothing, and the runtime holds no
+//! timer. With a deadline, the timer is armed once per operation and re-armed only when
+//! it must fire earlier (or has fired).
 
 use std::future::Future as _;
 use std::io;
@@ -29,6 +40,9 @@ pub(super) struct Watch {
     /// The outer stream: counts requests and runs the network timeout.
     outer: bool,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// When `sleep` fires, while it is armed (resetting a timer costs far more than
+    /// keeping one that fires a little early).
+    armed: Option<Instant>,
     /// When the current stall started (no bytes moved since), while polled steadily.
     stalled_since: Option<Instant>,
     /// When a poll last found nothing to do, to tell a stall (polled every tick) from a
@@ -51,11 +65,12 @@ impl Watch {
             guard,
             outer,
             sleep: None,
+            armed: None,
             stalled_since: None,
             last_pending: None,
             // The first message a client sends, the startup packet, has no type byte.
             sent: Frames::untyped_first(),
-            received: Frames::default(),
+            received: Frames::server(),
             outstanding: 0,
             extended: false,
             refused: None,
@@ -67,16 +82,26 @@ impl Watch {
         self.outer
     }
 
+    #[inline]
     pub(super) fn check(&self) -> io::Result<()> {
-        if self.guard.is_dead() {
-            return Err(self.guard.dead_error());
-        }
-        if let Some(refused) = self.refused {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, refused));
+        if self.guard.is_dead() || self.refused.is_some() {
+            return Err(self.failure());
         }
         Ok(())
     }
 
+    #[cold]
+    fn failure(&self) -> io::Error {
+        if self.guard.is_dead() {
+            return self.guard.dead_error();
+        }
+        match self.refused {
+            Some(refused) => io::Error::new(io::ErrorKind::InvalidData, refused),
+            None => self.guard.dead_error(),
+        }
+    }
+
+    #[inline]
     pub(super) fn moved(&mut self) {
         self.stalled_since = None;
     }
@@ -86,13 +111,16 @@ impl Watch {
         if !self.outer {
             return;
         }
+        // Whatever went out may change the session (an Execute runs before its Sync): the
+        // status is unknown until the answer to the last request comes back.
+        self.guard.set_session(None);
         let (outstanding, extended) = (&mut self.outstanding, &mut self.extended);
-        self.sent.feed(bytes, |ty, _| match ty {
+        self.sent.feed(bytes, |f| match f.ty {
             // The startup packet, a simple query, a Sync, a function call: each is
             // answered by exactly one ReadyForQuery.
             0 | b'Q' | b'S' | b'F' => {
                 *outstanding = outstanding.saturating_add(1);
-                if ty == b'Q' {
+                if f.ty == b'Q' {
                     *extended = false;
                 }
             }
@@ -110,19 +138,28 @@ impl Watch {
             return Ok(());
         }
         let (outstanding, extended) = (&mut self.outstanding, &mut self.extended);
-        let refused = &mut self.refused;
-        self.received.feed(bytes, |ty, len| {
-            if len > MAX_MESSAGE_LEN {
-                refused.get_or_insert(MessageTooLong::new(ty, len));
+        let (refused, guard) = (&mut self.refused, &self.guard);
+        self.received.feed(bytes, |f| {
+            if f.len > MAX_MESSAGE_LEN {
+                refused.get_or_insert(MessageTooLong::new(f.ty, f.len));
             }
-            match ty {
-                b'Z' => *outstanding = outstanding.saturating_sub(1),
+            match f.ty {
+                b'Z' => {
+                    *outstanding = outstanding.saturating_sub(1);
+                    if *outstanding == 0 && refused.is_none() {
+                        // The answer to the last request: the session's status now.
+                        guard.set_session(f.status);
+                    }
+                }
                 // CopyInResponse after an extended Execute: the server ignores the Sync
                 // that followed it, and answers only the one after CopyDone.
                 b'G' if *extended => *outstanding = outstanding.saturating_sub(1),
                 _ => {}
             }
         });
+        if self.refused.is_some() {
+            self.guard.set_session(None);
+        }
         self.check()
     }
 
@@ -142,18 +179,37 @@ impl Watch {
         self.wake_at(cx, now + tick(limit));
     }
 
-    /// Makes sure the task is woken at `at` (or at once, if it has passed).
+    /// Makes sure the task is woken at `at` or a little earlier (or at once, if it has
+    /// passed). A timer already armed to fire no later than `at` is kept: it wakes the
+    /// task early at worst, which then looks at the clock again and re-arms.
     pub(super) fn wake_at(&mut self, cx: &mut Context<'_>, at: Instant) {
-        let deadline = tokio::time::Instant::from_std(at);
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline);
+        let sleep = match (&mut self.sleep, self.armed) {
+            (Some(sleep), Some(armed)) if armed <= at && !sleep.is_elapsed() => sleep,
+            (Some(sleep), _) => {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                self.armed = Some(at);
                 sleep
             }
-            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            (empty, _) => {
+                self.armed = Some(at);
+                empty.insert(Box::pin(tokio::time::sleep_until(
+                    tokio::time::Instant::from_std(at),
+                )))
+            }
         };
+        // Polled every time: registers this task's waker with the timer.
         if sleep.as_mut().poll(cx).is_ready() {
             cx.waker().wake_by_ref(); // already due: look again at once
+        }
+    }
+
+    /// Drops the timer if one is armed (left from an operation's deadline): while the
+    /// runtime holds a timer, every wait for the socket also reads the clock and computes
+    /// its next expiry.
+    fn disarm(&mut self) {
+        if self.sleep.is_some() {
+            self.sleep = None;
+            self.armed = None;
         }
     }
 
@@ -166,15 +222,23 @@ impl Watch {
             return Some(self.guard.dead_error());
         }
         if !self.outer && self.guard.has_outer() {
-            return None; // the outer stream runs the timers
+            self.disarm(); // the outer stream runs the timers
+            return None;
         }
-        let now = Instant::now();
         let hard = self.guard.deadline();
         let timeout = if self.outer && (writing || self.outstanding > 0) {
             self.guard.network_timeout()
         } else {
             None
         };
+        if hard.is_none() && timeout.is_none() {
+            // Nothing to time (a user's query with no network timeout): no clock read.
+            self.stalled_since = None;
+            self.last_pending = None;
+            self.disarm();
+            return None;
+        }
+        let now = Instant::now();
         let soft = timeout.map(|limit| {
             let tick = tick(limit);
             // Polled again within a few ticks: the same stall goes on. Otherwise the

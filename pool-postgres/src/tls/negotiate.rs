@@ -18,12 +18,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::connector::{ErasedTls, TlsIo};
 #[cfg(doc)]
 use super::Connector;
-use super::{BoxError, PgSocket, SslMode, CANCEL_TIMEOUT};
+use super::{BoxError, SslMode, CANCEL_TIMEOUT};
 use crate::io::{Bounded, IoGuard};
 
-/// What the driver talks to: the socket, or a TLS session on it.
+/// What the driver talks to: the socket, or a TLS session on it. Either way the driver
+/// gets it inside one outer [`Bounded`]; the plain socket's own wrapper (which bounded the
+/// `SSLRequest`) is taken off, so a plain connection's bytes cross one wrapper, not two.
 pub(crate) enum PgStream {
-    Plain(PgSocket),
+    Plain(Socket),
     Tls(Box<dyn TlsIo>),
 }
 
@@ -175,7 +177,7 @@ impl TlsConnect<Socket> for DriverTlsConnect {
             let mut socket = Bounded::socket(socket, guard.clone());
             let tls = match tls {
                 Some(tls) if mode != SslMode::Disable => tls,
-                _ => return Ok(Bounded::outer(PgStream::Plain(socket), guard)),
+                _ => return Ok(Bounded::outer(PgStream::Plain(socket.into_inner()), guard)),
             };
             if !direct {
                 socket.write_all(&SSL_REQUEST).await?;
@@ -186,7 +188,7 @@ impl TlsConnect<Socket> for DriverTlsConnect {
                     b'N' if mode.requires_tls() => {
                         return Err(Box::new(TlsNotOffered(mode)) as BoxError)
                     }
-                    b'N' => return Ok(Bounded::outer(PgStream::Plain(socket), guard)),
+                    b'N' => return Ok(Bounded::outer(PgStream::Plain(socket.into_inner()), guard)),
                     // An ErrorResponse (a server that could not start a backend, or one
                     // too old to know the request): an error whatever the mode, as with
                     // libpq. Its text is not read: it came in clear, unauthenticated.
