@@ -30,11 +30,13 @@
 //! running threads overtake it meanwhile. So almost every acquisition counts against the
 //! budget, and a thread that has spent it queues and sleeps *while connections are free*:
 //! one sleep and one wake-up (a few microseconds of CPU, two context switches) per budget.
-//! That is the price of the equal shares, and the budget sets it: at 64 it was 12 to 18
-//! sleeps per 1000 acquisitions (32 and 128 threads on 4 connections), at 256 it is about
-//! 4 (`tests/contention.rs` counts them). The benchmark's W3 shows what that is worth: at
-//! 32 threads a median 230 ns of CPU per acquisition with 64, 206 with 256, against 150
-//! for a bare `Mutex<Vec>` and 290 for r2d2, and Jain's index of the shares.
+//! That is the price of the equal shares, and the budget sets it (256; it was 64). How
+//! many sleeps that makes depends on the machine's load more than on the budget: on a
+//! machine loaded by other work, about 4 per 1000 acquisitions with 256 against 12 to 18
+//! with 64 (32 and 128 threads on 4 connections); on a quiet 2-core machine about 49 per
+//! 1000 with 256 (there, threads sleep on the pool lock too). The benchmark's W3 shows what
+//! it is worth (`cpu ns/op`: the CPU per acquisition, beside r2d2's and a bare
+//! `Mutex<Vec>`'s, and Jain's index of the shares).
 //!
 //! ## Invariants (pool lock held)
 //!
