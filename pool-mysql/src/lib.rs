@@ -171,7 +171,7 @@ pub use pool_core;
 /// [`ConfigError`] is for a bad URL.)
 pub use pool_core::{
     ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
-    PooledConnection,
+    PooledConnection, ScopedConnection,
 };
 
 /// The pool this crate is for: `Pool::builder(factory)` takes every setting, and

@@ -192,7 +192,7 @@ pub use pool_core;
 /// types of the same names stay at `pool_r2d2::r2d2::..`.)
 pub use pool_core::{
     ConnectionPool, HumanDuration, PoolBuilder, PoolConfig, PoolError, PoolStatistics,
-    PooledConnection,
+    PooledConnection, ScopedConnection,
 };
 
 /// A pool of connections opened by the r2d2 manager `M`, by its short name ([`R2d2Pool`]
