@@ -43,7 +43,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+use pool_core::{ConnectionPool, PoolConfig};
 
 #[path = "compare/chart.rs"]
 mod chart;
@@ -52,32 +52,10 @@ use chart::{Bar, Results, Who};
 
 // ------------------------------------------------------------------ the contenders
 
-struct Nop;
-impl ConnectionFactory for Nop {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn create(&self, _: Duration) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn validate(&self, _: &mut u64, _: Duration) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-}
+#[path = "common/nop.rs"]
+mod nop;
 
-struct NopManager;
-impl r2d2::ManageConnection for NopManager {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn connect(&self) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn is_valid(&self, _: &mut u64) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-    fn has_broken(&self, _: &mut u64) -> bool {
-        false
-    }
-}
+use nop::{Nop, NopManager};
 
 /// One way to get and give back a connection.
 trait Contender: Send + Sync {

@@ -16,34 +16,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig, PoolSet, Role};
+use pool_core::{ConnectionPool, PoolConfig, PoolSet, Role};
 
-struct Nop;
-impl ConnectionFactory for Nop {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn create(&self, _: Duration) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn validate(&self, _: &mut u64, _: Duration) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-}
+#[path = "common/nop.rs"]
+mod nop;
 
-struct NopManager;
-impl r2d2::ManageConnection for NopManager {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn connect(&self) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn is_valid(&self, _: &mut u64) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-    fn has_broken(&self, _: &mut u64) -> bool {
-        false
-    }
-}
+use nop::{Nop, NopManager};
 
 /// One acquire + release.
 trait Contender: Send + Sync {

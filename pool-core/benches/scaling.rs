@@ -40,34 +40,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pool_core::{ConnectionFactory, ConnectionPool, PoolConfig};
+use pool_core::{ConnectionPool, PoolConfig};
 
-struct Nop;
-impl ConnectionFactory for Nop {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn create(&self, _: Duration) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn validate(&self, _: &mut u64, _: Duration) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-}
+#[path = "common/nop.rs"]
+mod nop;
 
-struct NopManager;
-impl r2d2::ManageConnection for NopManager {
-    type Connection = u64;
-    type Error = std::io::Error;
-    fn connect(&self) -> Result<u64, std::io::Error> {
-        Ok(0)
-    }
-    fn is_valid(&self, _: &mut u64) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-    fn has_broken(&self, _: &mut u64) -> bool {
-        false
-    }
-}
+use nop::{Nop, NopManager};
 
 /// What the waiters of the queued table wait at most (the run is much shorter).
 const LONG: Duration = Duration::from_secs(60);
