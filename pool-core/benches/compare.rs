@@ -24,13 +24,13 @@
 //! * W2 2/8/32 threads, max_size = threads (throughput, ratio to r2d2).
 //! * W3 8/32/128 threads, max_size 4, no hold: throughput, wait p50/p99/p99.9/max, Jain's
 //!   fairness index of per-thread counts, and CPU time per operation; pool-core in its
-//!   default mode (1 ms fairness window), with a 5 ms window (the trade-off: more
-//!   overtaking, fewer hand-offs to sleeping waiters) and in strict FIFO mode (window 0);
-//!   the floor last.
+//!   default mode (5 ms fairness window), with a 1 ms window (the trade-off: less
+//!   overtaking, more hand-offs to sleeping waiters) and in strict FIFO mode (window 0);
+//!   the floor last. One cycle in 8 is timed for the wait percentiles (see `run`).
 //! * W4 32 threads holding each connection ~100 µs, max_size 8: throughput as a share of the
 //!   ideal (max_size / measured hold), the mean time spent inside release, the p99 wait,
 //!   Jain's index and CPU time per operation, for the floor (what the machine allows),
-//!   pool-core (1 ms and 5 ms windows) and r2d2.
+//!   pool-core (5 ms and 1 ms windows) and r2d2.
 //!
 //! CPU time per operation (all threads, from `/proc/self/task/*/schedstat`; 0 where that
 //! does not exist) is the steadier figure on a shared machine: time a thread spends
@@ -156,7 +156,7 @@ enum Kind {
     Ours,
     /// `acquire_ref` (the borrowing guard), W1 only.
     OursRef,
-    OursWide,
+    OursNarrow,
     OursValidating,
     OursStrict,
     /// The `metrics` feature on, with a recorder.
@@ -169,9 +169,9 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Floor => "floor Mutex<Vec>",
-            Kind::Ours => "pool-core (window 1ms)",
+            Kind::Ours => "pool-core (window 5ms)",
             Kind::OursRef => "pool-core acquire_ref",
-            Kind::OursWide => "pool-core (window 5ms)",
+            Kind::OursNarrow => "pool-core (window 1ms)",
             Kind::OursValidating => "pool-core +validate",
             Kind::OursStrict => "pool-core strict FIFO",
             Kind::OursRecorder => "pool-core +metrics +recorder",
@@ -184,8 +184,9 @@ impl Kind {
     fn window(self) -> Duration {
         match self {
             Kind::OursStrict => Duration::ZERO,
-            // The trade-off row: newcomers may overtake for longer, fewer in-order hand-offs.
-            Kind::OursWide => Duration::from_millis(5),
+            // The trade-off row: newcomers may overtake for less long, more in-order
+            // hand-offs to sleeping waiters.
+            Kind::OursNarrow => Duration::from_millis(1),
             _ => pool_core::config::DEFAULT_FAIRNESS_WINDOW,
         }
     }
@@ -205,7 +206,7 @@ fn make(kind: Kind, size: usize) -> Arc<dyn Contender> {
         )),
         Kind::Ours
         | Kind::OursRef
-        | Kind::OursWide
+        | Kind::OursNarrow
         | Kind::OursValidating
         | Kind::OursStrict
         | Kind::OursRecorder => {
@@ -312,8 +313,11 @@ impl Run {
 struct Counter(AtomicU64);
 
 /// `threads` threads cycle; after a warm-up (so that thread start-up order does not
-/// count), per-thread counts and waits are measured for `dur`.
-fn run(c: Arc<dyn Contender>, threads: usize, dur: Duration, hold: fn(), timed: bool) -> Run {
+/// count), per-thread counts and waits are measured for `dur`. One cycle in `every` is
+/// timed (its wait, release and hold; four clock reads), none when `every` is 0: in W3 a
+/// clock read costs about a tenth of a whole cycle, so timing every cycle would measure
+/// the clock as much as the pools (and squeeze every ratio toward 1).
+fn run(c: Arc<dyn Contender>, threads: usize, dur: Duration, hold: fn(), every: u64) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let counters: Arc<Vec<Counter>> = Arc::new((0..threads).map(|_| Counter::default()).collect());
@@ -329,13 +333,13 @@ fn run(c: Arc<dyn Contender>, threads: usize, dur: Duration, hold: fn(), timed: 
             );
             thread::spawn(move || {
                 let mut n = 0u64;
-                let mut waits = Vec::with_capacity(if timed { 1 << 16 } else { 0 });
+                let mut waits = Vec::with_capacity(if every > 0 { 1 << 16 } else { 0 });
                 let mut release = Duration::ZERO;
                 let mut held = Duration::ZERO;
                 let mut timed_ops = 0u64;
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
-                    let record = timed && measuring.load(Ordering::Relaxed);
+                    let record = every > 0 && n % every == 0 && measuring.load(Ordering::Relaxed);
                     let (w, r, h) = c.cycle(&hold, record);
                     if record {
                         // keep memory bounded: reservoir-ish sampling after the first 64k
@@ -553,7 +557,7 @@ fn w2(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
     for threads in [2, 8, 32] {
         let mut row = Vec::new();
         for kind in [Kind::Ours, Kind::R2d2, Kind::R2d2Test, Kind::Floor] {
-            let r = run(make(kind, threads), threads, secs(0.6), nop, false);
+            let r = run(make(kind, threads), threads, secs(0.6), nop, 0);
             let name = format!("W2 {threads} thr, size {threads}");
             chart(results, &name, kind, r.throughput(), None);
             row.push((kind, r.throughput()));
@@ -567,6 +571,9 @@ fn w2(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
     }
 }
 
+/// W3 times one cycle in this many (see `run`): enough samples for a p99.9 in a second.
+const W3_TIMED_EVERY: u64 = 8;
+
 fn w3(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
     println!("\nW3 max_size 4, no hold: throughput, wait percentiles, Jain fairness");
     println!(
@@ -579,11 +586,11 @@ fn w3(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
             Kind::R2d2,
             Kind::R2d2Test,
             Kind::Ours,
-            Kind::OursWide,
+            Kind::OursNarrow,
             Kind::OursStrict,
             Kind::Floor,
         ] {
-            let mut r = run(make(kind, 4), threads, secs(1.0), nop, true);
+            let mut r = run(make(kind, 4), threads, secs(1.0), nop, W3_TIMED_EVERY);
             let stats = (
                 r.throughput(),
                 r.pct(0.5),
@@ -623,11 +630,11 @@ fn w4(secs: &dyn Fn(f64) -> Duration, results: &mut Results) {
     for kind in [
         Kind::Floor,
         Kind::Ours,
-        Kind::OursWide,
+        Kind::OursNarrow,
         Kind::R2d2,
         Kind::R2d2Test,
     ] {
-        let mut r = run(make(kind, 8), 32, secs(2.0), hold_100us, true);
+        let mut r = run(make(kind, 8), 32, secs(2.0), hold_100us, 1);
         let p99 = r.pct(0.99);
         chart(
             results,

@@ -85,7 +85,7 @@
 //! `sync.Mutex`, a thread that arrives while a returned connection is free may take it
 //! ahead of the queue (it is already running; a woken waiter still has to be scheduled),
 //! which keeps throughput high; once the oldest waiter has waited past `fairness_window`
-//! ([`DEFAULT_FAIRNESS_WINDOW`](config::DEFAULT_FAIRNESS_WINDOW), 1 ms), returned
+//! ([`DEFAULT_FAIRNESS_WINDOW`](config::DEFAULT_FAIRNESS_WINDOW), 5 ms), returned
 //! connections are handed straight to queued callers in order until the queue is short
 //! again. One thread may overtake queued callers at most
 //! [`MAX_CONSECUTIVE_OVERTAKES`](config::MAX_CONSECUTIVE_OVERTAKES) times in a row, so

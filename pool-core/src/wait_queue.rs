@@ -12,7 +12,7 @@
 //!   scheduled). This keeps throughput high under contention: a thread that releases and
 //!   re-acquires does not sleep. The overtaken caller keeps its place at the front.
 //! * **Strict mode** (`starving`). When the oldest caller wakes, finds nothing and has
-//!   waited at least `fairness_window` (1 ms by default), it switches the queue to strict
+//!   waited at least `fairness_window` (5 ms by default), it switches the queue to strict
 //!   mode: returned connections are handed *directly* to the oldest caller
 //!   (`WaitQueue::grant_front`) and newcomers queue behind everyone. Strict mode ends when
 //!   the queue empties or a caller is served that waited less than the window.
