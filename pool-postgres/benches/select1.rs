@@ -3,8 +3,10 @@
 //!
 //! Run: `cargo bench -p pool-postgres --bench select1`. Needs the server at
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); without it, prints
-//! why and exits 0. `BENCH_SECS` sets the measured time per row (default 2 s; each row also
-//! has a 0.3 s warm-up).
+//! why and exits 0. `BENCH_SECS` sets the measured time per row (default 2 s, run as two
+//! halves in the order A B C D, D C B A, so a drift of the machine falls on every pool
+//! alike; each half has a 0.3 s warm-up, and starts once the server has no session left
+//! from the row before).
 //!
 //! Rows: 8 and 32 threads sharing a pool of max_size 8; `simple` (simple query protocol),
 //! `prepared` (a statement prepared once per connection, then executed) and `unprepared`
@@ -120,7 +122,31 @@ thread_local! {
     static PREPARED: RefCell<HashMap<u64, Statement>> = RefCell::new(HashMap::new());
 }
 
+/// Waits (up to 5 s) until the server has no session left from an earlier row (the
+/// benchmark's application names start with `bench-`), so that a pool's sessions ending
+/// (their backends exiting) do not take CPU from the row measured after it.
+fn wait_for_quiet_server(url: &str) {
+    let Ok(mut client) = postgres::Client::connect(url, NoTls) else {
+        return;
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'bench-%'",
+                &[],
+            )
+            .map(|row| row.get(0))
+            .unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: Duration) -> f64 {
+    wait_for_quiet_server(url);
     let factory = PostgresConnectionFactory::new(url)
         .expect("url")
         .with_application_name("bench-pool-core")
@@ -168,6 +194,7 @@ fn bench_r2d2(
     test_on_check_out: bool,
     secs: Duration,
 ) -> f64 {
+    wait_for_quiet_server(url);
     let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
         .replace("??", "?")
         .parse()
@@ -312,10 +339,24 @@ fn main() {
     );
     for threads in [8usize, 32] {
         for mode in [Mode::Simple, Mode::Prepared, Mode::Unprepared] {
-            let r2d2 = bench_r2d2(&url, threads, mode, true, secs);
-            let r2d2_nt = bench_r2d2(&url, threads, mode, false, secs);
-            let core = bench_pool_core(&url, threads, mode, true, secs);
-            let core_nt = bench_pool_core(&url, threads, mode, false, secs);
+            // Each pool runs twice for half the time, in the order A B C D then D C B A,
+            // and its rate is the mean of the two: a drift of the machine or the server
+            // over the four rows falls on every pool alike instead of on whichever ran
+            // last.
+            let half = secs / 2;
+            let mut qps = [0.0f64; 4];
+            for order in [[0, 1, 2, 3], [3, 2, 1, 0]] {
+                for i in order {
+                    let q = match i {
+                        0 => bench_r2d2(&url, threads, mode, true, half),
+                        1 => bench_r2d2(&url, threads, mode, false, half),
+                        2 => bench_pool_core(&url, threads, mode, true, half),
+                        _ => bench_pool_core(&url, threads, mode, false, half),
+                    };
+                    qps[i] += 0.5 * q;
+                }
+            }
+            let [r2d2, r2d2_nt, core, core_nt] = qps;
             for (name, qps) in [
                 ("pool-core", core),
                 ("pool-core -txcheck", core_nt),
@@ -633,6 +674,7 @@ fn bench_r2d2_unprepared(
     test_on_check_out: bool,
     secs: Duration,
 ) -> f64 {
+    wait_for_quiet_server(url);
     let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
         .replace("??", "?")
         .parse()
