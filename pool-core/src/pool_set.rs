@@ -78,7 +78,9 @@
 //! backoff from `probe_interval` up to [`MAX_PROBE_BACKOFF`] (2 s), less a random quarter at
 //! most, and readmitted by the first probe that succeeds (without a `MemberProbe`: the first
 //! connection it hands out). A probe that cannot get a connection because the member is
-//! busy (every connection in use, none failing) is not a failure.
+//! busy (every connection in use, none failing) is not a failure; one that has not
+//! answered by `probe_timeout` is (the probe runs on a thread of its own and is not
+//! waited for past it), so a probe that hangs ejects its member at its timeout.
 //!
 //! ## Roles
 //!

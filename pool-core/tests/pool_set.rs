@@ -590,6 +590,46 @@ fn under_the_cap_a_member_with_one_caller_is_served_while_another_is_hammered() 
     assert!(lab.global.max_live.load(SeqCst) <= 4);
 }
 
+/// A probe that hangs (ignores its timeout) ejects its member at `probe_timeout`, as a
+/// failed probe does: the member does not keep its last status for as long as the probe
+/// hangs, and reads go to the other replica. When probes answer again it is readmitted.
+#[test]
+fn a_probe_that_hangs_ejects_its_member_at_the_probe_timeout() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let hang = Arc::new(AtomicBool::new(false));
+    let set = {
+        let hang = hang.clone();
+        three(&lab)
+            .probe(move |c: &mut Conn, t: Duration| -> ProbeResult {
+                if hang.load(SeqCst) && c.server.name == "r1" {
+                    thread::sleep(Duration::from_secs(2)); // far past its timeout
+                }
+                probe(c, t)
+            })
+            .probe_interval(Duration::from_millis(50))
+            .probe_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    };
+    for _ in 0..20 {
+        read_on(&set); // both replicas serve reads
+    }
+    hang.store(true, SeqCst);
+    let ejected = within(Duration::from_secs(2), || {
+        set.member_status("r1").unwrap().ejected
+    })
+    .expect("r1 ejected within 2 s of its probe hanging (probe_timeout 200 ms)");
+    for _ in 0..50 {
+        assert_eq!(read_on(&set), "r2", "no read on an ejected member");
+    }
+    hang.store(false, SeqCst);
+    within(Duration::from_secs(8), || {
+        !set.member_status("r1").unwrap().ejected
+    })
+    .expect("r1 readmitted once its probe answers again");
+    println!("ejected {ejected:?} after the probe began to hang");
+}
+
 #[test]
 fn shutdown_closes_every_member_and_ends_calls() {
     let lab = Lab::new(&["p", "r1", "r2"]);

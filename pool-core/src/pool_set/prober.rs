@@ -1,10 +1,13 @@
 //! The probers: one thread per member, asking it what it is every `probe_interval`, and
 //! probing an ejected member with backoff and jitter until it can be readmitted.
 //!
-//! A thread per member, so a probe that hangs (a server that accepts and never answers,
-//! a `MemberProbe` that ignores its timeout) holds up only its own member's probes. The
-//! threads sleep on one condition variable: `kick` (an `acquire_write` that found no
-//! writer) and `stop` wake them all.
+//! The `MemberProbe` itself runs on one of the member's checker threads, and the prober
+//! waits for its answer until `probe_timeout` and no longer: a probe that hangs (a server
+//! that accepts and never answers, a `MemberProbe` that ignores its timeout) ejects its
+//! member at the timeout, as a failed probe does, instead of leaving the member's last
+//! status standing, and holds up nobody (the hung probe keeps its connection, discarded
+//! when the probe returns). The prober threads sleep on one condition variable: `kick`
+//! (an `acquire_write` that found no writer) and `stop` wake them all.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -13,11 +16,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::member::{Member, SetInner};
-use super::{MemberStatus, KICK_MIN_GAP, MAX_PROBE_BACKOFF};
+use super::{MemberProbe, MemberStatus, KICK_MIN_GAP, MAX_PROBE_BACKOFF};
 use crate::error::SharedError;
 use crate::shared::{backoff, jitter_fraction};
 use crate::sync::deadline_after;
-use crate::{ConnectionFactory, PoolError};
+use crate::{ConnectionFactory, PoolError, PooledConnection};
 
 /// The probers' shared controls.
 #[derive(Default)]
@@ -178,7 +181,7 @@ fn probe_once<F: ConnectionFactory>(set: &SetInner<F>, m: &Member<F>) -> Outcome
     }
     let start = Instant::now();
     let deadline = deadline_after(start, set.probe_timeout);
-    let mut conn = match m.pool.acquire_timeout(set.probe_timeout) {
+    let conn = match m.pool.acquire_timeout(set.probe_timeout) {
         Ok(conn) => conn,
         Err(PoolError::AcquireTimeout {
             pool, last_error, ..
@@ -191,26 +194,55 @@ fn probe_once<F: ConnectionFactory>(set: &SetInner<F>, m: &Member<F>) -> Outcome
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        probe.probe(&mut conn, left)
-    }));
+    let Some(answer) = ask(m, Arc::clone(probe), conn, left, deadline) else {
+        // No answer by the deadline: the probe hangs (a `MemberProbe` that ignores its
+        // timeout, a server that stopped answering). The member is ejected now, not left
+        // with its last status for as long as the probe hangs.
+        return Outcome::Failed(Some(Arc::new(ProbeFailed::Late(set.probe_timeout))));
+    };
     let late = Instant::now() > deadline;
     match answer {
         Ok(Ok(status)) if !late => Outcome::Status(status),
-        Ok(Ok(_)) => {
-            conn.mark_broken();
-            Outcome::Failed(Some(Arc::new(ProbeFailed::Late(set.probe_timeout))))
-        }
-        Ok(Err(e)) => {
-            conn.mark_broken();
-            Outcome::Failed(Some(Arc::new(ProbeFailed::Error(e))))
-        }
+        Ok(Ok(_)) => Outcome::Failed(Some(Arc::new(ProbeFailed::Late(set.probe_timeout)))),
+        Ok(Err(e)) => Outcome::Failed(Some(Arc::new(ProbeFailed::Error(e)))),
         Err(p) => {
-            conn.mark_broken();
             let text = crate::backend::panic_message(&*p).unwrap_or("a non-string panic payload");
             Outcome::Failed(Some(Arc::new(ProbeFailed::Panicked(text.to_owned()))))
         }
     }
+}
+
+/// What a `MemberProbe` returned, or its panic.
+type Answer = std::thread::Result<Result<MemberStatus, Box<dyn std::error::Error + Send + Sync>>>;
+
+/// Runs the probe on one of the member's checker threads (as a check on acquire runs)
+/// and waits for its answer until `deadline`: `None` if it has not answered by then. The
+/// probe keeps the connection until it returns; one that failed, panicked or answered
+/// late is marked broken (discarded, not reused).
+fn ask<F: ConnectionFactory>(
+    m: &Member<F>,
+    probe: Arc<dyn MemberProbe<F::Connection>>,
+    mut conn: PooledConnection<F>,
+    timeout: Duration,
+    deadline: Instant,
+) -> Option<Answer> {
+    // Room for the one answer: the checker never waits on a prober that gave up.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(1);
+    let job = Box::new(move || {
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            probe.probe(&mut conn, timeout)
+        }));
+        if !matches!(answer, Ok(Ok(_))) || Instant::now() > deadline {
+            conn.mark_broken();
+        }
+        let _ = tx.send(answer); // the prober may have given up: then nobody reads it
+    });
+    if let Err(job) = m.pool.shared().checkers.submit(job) {
+        job(); // no checker thread could be started: probe on this thread
+    }
+    let wait = deadline.saturating_duration_since(Instant::now());
+    // Disconnected: the job was dropped unrun (the pool is shutting down); no answer.
+    rx.recv_timeout(wait).ok()
 }
 
 /// What a probe found: readmit, follow a role change, judge the lag.
