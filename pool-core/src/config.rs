@@ -83,12 +83,12 @@ pub const DEFAULT_CREATE_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// (holds of a few hundred microseconds with 4 times as many threads as connections) and
 /// than the time a woken thread needs to get a CPU on a busy machine (over 1 ms with 128
 /// threads on 2 cores). Below that, strict mode switches on when nobody is starved, and
-/// every hand-off goes to a sleeping thread: `benches/compare.rs` measured, on 2 cores,
-/// W4 (32 threads, 8 connections, 100 µs holds) at 92 % of the ideal throughput with
-/// 1 ms against 95-96 % with 5 ms (r2d2: 95 %), and W3 at 128 threads with Jain's index
-/// 0.982-0.991 and 350-850 ns of CPU per acquire with 1 ms against 0.994-1.000 and
-/// 230-340 ns with 5 ms; the p99 wait in W4 was 1.3 ms with 1 ms and 5.0 ms with 5 ms
-/// (r2d2: 5.6 ms).
+/// every hand-off goes to a sleeping thread. `benches/compare.rs`, medians of five runs
+/// on 2 cores: W4 (32 threads, 8 connections, 100 µs holds) at 91.7 % of the ideal
+/// throughput with 1 ms against 95.4 % with 5 ms (r2d2: 94.9 %); W3 at 128 threads with
+/// Jain's index 0.988 and 438 ns of CPU per acquire with 1 ms against 0.999 and 272 ns
+/// with 5 ms. The price: W4's p99 wait is 1.4 ms with 1 ms and 5.1 ms with 5 ms (r2d2:
+/// 5.7 ms).
 pub const DEFAULT_FAIRNESS_WINDOW: Duration = Duration::from_millis(5);
 /// `max_lifetime` jitter: each connection's lifetime is shortened by a random amount of up
 /// to this fraction (2.5 %, as HikariCP) so connections opened together do not all expire
