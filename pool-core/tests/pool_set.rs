@@ -590,6 +590,25 @@ fn under_the_cap_a_member_with_one_caller_is_served_while_another_is_hammered() 
     assert!(lab.global.max_live.load(SeqCst) <= 4);
 }
 
+/// [`three`] with the fake servers' probe every 50 ms, except that on `server` it sleeps
+/// for `hang` first (ignoring its timeout) while `hang_now` is set.
+fn hanging_probe(
+    lab: &Lab,
+    server: &'static str,
+    hang_now: &Arc<AtomicBool>,
+    hang: Duration,
+) -> pool_core::PoolSetBuilder<Factory> {
+    let hang_now = hang_now.clone();
+    three(lab)
+        .probe(move |c: &mut Conn, t: Duration| -> ProbeResult {
+            if hang_now.load(SeqCst) && c.server.name == server {
+                thread::sleep(hang);
+            }
+            probe(c, t)
+        })
+        .probe_interval(Duration::from_millis(50))
+}
+
 /// A probe that hangs (ignores its timeout) ejects its member at `probe_timeout`, as a
 /// failed probe does: the member does not keep its last status for as long as the probe
 /// hangs, and reads go to the other replica. When probes answer again it is readmitted.
@@ -597,20 +616,11 @@ fn under_the_cap_a_member_with_one_caller_is_served_while_another_is_hammered() 
 fn a_probe_that_hangs_ejects_its_member_at_the_probe_timeout() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let hang = Arc::new(AtomicBool::new(false));
-    let set = {
-        let hang = hang.clone();
-        three(&lab)
-            .probe(move |c: &mut Conn, t: Duration| -> ProbeResult {
-                if hang.load(SeqCst) && c.server.name == "r1" {
-                    thread::sleep(Duration::from_secs(2)); // far past its timeout
-                }
-                probe(c, t)
-            })
-            .probe_interval(Duration::from_millis(50))
-            .probe_timeout(Duration::from_millis(200))
-            .build()
-            .unwrap()
-    };
+    // Its probes sleep 2 s, far past their timeout.
+    let set = hanging_probe(&lab, "r1", &hang, Duration::from_secs(2))
+        .probe_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     for _ in 0..20 {
         read_on(&set); // both replicas serve reads
     }
@@ -635,19 +645,9 @@ fn shutdown_closes_every_member_and_ends_calls() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     // A probe that hangs on r2 (ignores its timeout): shutdown does not wait for it.
     let hang = Arc::new(AtomicBool::new(false));
-    let set = {
-        let hang = hang.clone();
-        three(&lab)
-            .probe(move |c: &mut Conn, t: Duration| -> ProbeResult {
-                if hang.load(SeqCst) && c.server.name == "r2" {
-                    thread::sleep(Duration::from_secs(10));
-                }
-                probe(c, t)
-            })
-            .probe_interval(Duration::from_millis(50))
-            .build()
-            .unwrap()
-    };
+    let set = hanging_probe(&lab, "r2", &hang, Duration::from_secs(10))
+        .build()
+        .unwrap();
     drop(set.acquire_read().unwrap());
     hang.store(true, SeqCst);
     thread::sleep(Duration::from_millis(200));
