@@ -145,7 +145,9 @@ fn wait_for_quiet_server(url: &str) {
     }
 }
 
-fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: Duration) -> f64 {
+/// pool-core's pool for a row: `MAX_SIZE` connections opened at once, the defaults but
+/// `with_transaction_check(tx_check)`; built once the server is quiet.
+fn pool_core_pool(url: &str, tx_check: bool) -> ConnectionPool<PostgresConnectionFactory> {
     wait_for_quiet_server(url);
     let factory = PostgresConnectionFactory::new(url)
         .expect("url")
@@ -157,7 +159,29 @@ fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: 
         .wait_timeout(Duration::from_secs(30))
         .build()
         .expect("config");
-    let pool = ConnectionPool::new(factory, config).expect("pool");
+    ConnectionPool::new(factory, config).expect("pool")
+}
+
+/// r2d2's pool for a row: `MAX_SIZE` connections (r2d2 opens `min_idle`, by default all
+/// of them, before `build` returns), `test_on_check_out` as given; built once the server
+/// is quiet.
+fn r2d2_pool(url: &str, test_on_check_out: bool) -> r2d2::Pool<PostgresConnectionManager<NoTls>> {
+    wait_for_quiet_server(url);
+    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
+        .replace("??", "?")
+        .parse()
+        .expect("url");
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    r2d2::Pool::builder()
+        .max_size(MAX_SIZE as u32)
+        .test_on_check_out(test_on_check_out)
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .expect("r2d2 pool")
+}
+
+fn bench_pool_core(url: &str, threads: usize, mode: Mode, tx_check: bool, secs: Duration) -> f64 {
+    let pool = pool_core_pool(url, tx_check);
     let p = pool.clone();
     let qps = run(threads, secs, move || {
         let mut conn = p.acquire().expect("acquire");
@@ -194,18 +218,7 @@ fn bench_r2d2(
     test_on_check_out: bool,
     secs: Duration,
 ) -> f64 {
-    wait_for_quiet_server(url);
-    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
-        .replace("??", "?")
-        .parse()
-        .expect("url");
-    let manager = PostgresConnectionManager::new(config, NoTls);
-    let pool = r2d2::Pool::builder()
-        .max_size(MAX_SIZE as u32)
-        .test_on_check_out(test_on_check_out)
-        .connection_timeout(Duration::from_secs(30))
-        .build(manager)
-        .expect("r2d2 pool");
+    let pool = r2d2_pool(url, test_on_check_out);
     let p = pool.clone();
     run(threads, secs, move || {
         let mut conn = p.get().expect("get");
@@ -642,17 +655,7 @@ fn bench_pool_core_unprepared(
     tx_check: bool,
     secs: Duration,
 ) -> f64 {
-    let factory = PostgresConnectionFactory::new(url)
-        .expect("url")
-        .with_application_name("bench-pool-core")
-        .with_transaction_check(tx_check);
-    let config = PoolConfig::builder()
-        .min_size(MAX_SIZE)
-        .max_size(MAX_SIZE)
-        .wait_timeout(Duration::from_secs(30))
-        .build()
-        .expect("config");
-    let pool = ConnectionPool::new(factory, config).expect("pool");
+    let pool = pool_core_pool(url, tx_check);
     let p = pool.clone();
     let qps = run(threads, secs, move || {
         let mut conn = p.acquire().expect("acquire");
@@ -674,18 +677,7 @@ fn bench_r2d2_unprepared(
     test_on_check_out: bool,
     secs: Duration,
 ) -> f64 {
-    wait_for_quiet_server(url);
-    let config: postgres::Config = format!("{url}?application_name=bench-r2d2")
-        .replace("??", "?")
-        .parse()
-        .expect("url");
-    let manager = PostgresConnectionManager::new(config, NoTls);
-    let pool = r2d2::Pool::builder()
-        .max_size(MAX_SIZE as u32)
-        .test_on_check_out(test_on_check_out)
-        .connection_timeout(Duration::from_secs(30))
-        .build(manager)
-        .expect("r2d2 pool");
+    let pool = r2d2_pool(url, test_on_check_out);
     let p = pool.clone();
     run(threads, secs, move || {
         let mut conn = p.get().expect("get");
